@@ -1,0 +1,9 @@
+//! ferry: carry container images into air-gapped networks.
+//!
+//! Layout: `registry` is the HTTP client, `bundle` the on-disk format, `engine`
+//! the copy algorithm shared by every command, `cli` the command line.
+
+pub mod digest;
+pub mod manifest;
+pub mod reference;
+pub mod registry;

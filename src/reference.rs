@@ -1,0 +1,226 @@
+//! Docker-style image references: `nginx` means `docker.io/library/nginx:latest`;
+//! `host:port/path/name:tag@sha256:...` is valid too.
+
+use crate::digest::Digest;
+use std::fmt;
+
+pub const DOCKER_HUB: &str = "docker.io";
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Reference {
+    /// Registry host with optional port, e.g. `docker.io`, `127.0.0.1:5000`.
+    pub registry: String,
+    /// Repository path, e.g. `library/nginx`, `team/sub/app`.
+    pub repository: String,
+    pub tag: Option<String>,
+    pub digest: Option<Digest>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ReferenceError {
+    #[error("empty image reference")]
+    Empty,
+    #[error("invalid image reference {0:?}: {1}")]
+    Invalid(String, &'static str),
+}
+
+impl Reference {
+    pub fn parse(input: &str) -> Result<Reference, ReferenceError> {
+        let s = input.trim();
+        if s.is_empty() {
+            return Err(ReferenceError::Empty);
+        }
+        let bad = |why| ReferenceError::Invalid(s.to_string(), why);
+        if s.chars().any(|c| c.is_whitespace()) {
+            return Err(bad("contains white space"));
+        }
+        let (name_tag, digest) = match s.split_once('@') {
+            Some((n, d)) => (
+                n,
+                Some(d.parse::<Digest>().map_err(|_| bad("the digest after @ must be sha256:<64 hex>"))?),
+            ),
+            None => (s, None),
+        };
+        // The tag is after the last ':' that follows the last '/'.
+        let last_slash = name_tag.rfind('/').map(|i| i + 1).unwrap_or(0);
+        let (name, tag) = match name_tag[last_slash..].rfind(':') {
+            Some(i) => {
+                let i = last_slash + i;
+                (&name_tag[..i], Some(name_tag[i + 1..].to_string()))
+            }
+            None => (name_tag, None),
+        };
+        if let Some(t) = &tag {
+            if !valid_tag(t) {
+                return Err(bad("a tag is 1-128 characters of letters, digits, '_', '.', '-' and cannot start with '.' or '-'"));
+            }
+        }
+        let (registry, repository) = match name.split_once('/') {
+            Some((first, rest))
+                if first.contains('.') || first.contains(':') || first == "localhost" =>
+            {
+                (first.to_string(), rest.to_string())
+            }
+            _ => (DOCKER_HUB.to_string(), name.to_string()),
+        };
+        let registry = match registry.as_str() {
+            "index.docker.io" | "registry-1.docker.io" => DOCKER_HUB.to_string(),
+            _ => registry,
+        };
+        if !valid_host(&registry) {
+            return Err(bad("invalid registry host"));
+        }
+        let repository = if registry == DOCKER_HUB && !repository.contains('/') {
+            format!("library/{repository}")
+        } else {
+            repository
+        };
+        if !repository.split('/').all(valid_path_component) {
+            return Err(bad("repository path components are lowercase letters and digits separated by '.', '_', '__' or '-'"));
+        }
+        if repository.len() > 255 {
+            return Err(bad("repository name longer than 255 characters"));
+        }
+        let tag = match (tag, &digest) {
+            (None, None) => Some("latest".to_string()),
+            (t, _) => t,
+        };
+        Ok(Reference { registry, repository, tag, digest })
+    }
+
+    /// What the registry API takes after `/manifests/`: the digest when there is one
+    /// (it pins the content), else the tag.
+    pub fn api_reference(&self) -> String {
+        match (&self.digest, &self.tag) {
+            (Some(d), _) => d.to_string(),
+            (None, Some(t)) => t.clone(),
+            (None, None) => "latest".to_string(),
+        }
+    }
+
+    /// `repository:tag` (or `repository@digest`) without the registry host.
+    pub fn short(&self) -> String {
+        let mut s = self.repository.clone();
+        if let Some(t) = &self.tag {
+            s.push(':');
+            s.push_str(t);
+        }
+        if let Some(d) = &self.digest {
+            s.push('@');
+            s.push_str(d.as_str());
+        }
+        s
+    }
+}
+
+impl fmt::Display for Reference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.registry, self.short())
+    }
+}
+
+fn valid_tag(t: &str) -> bool {
+    let b = t.as_bytes();
+    !b.is_empty()
+        && b.len() <= 128
+        && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+}
+
+fn valid_host(h: &str) -> bool {
+    let (host, port) = match h.rsplit_once(':') {
+        Some((host, port)) if !host.ends_with(']') || h.starts_with('[') => (host, Some(port)),
+        _ => (h, None),
+    };
+    if let Some(p) = port {
+        if p.parse::<u16>().is_err() {
+            return false;
+        }
+    }
+    !host.is_empty()
+        && host
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'[' | b']' | b':'))
+}
+
+fn valid_path_component(c: &str) -> bool {
+    // [a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*
+    let b = c.as_bytes();
+    if b.is_empty() || !is_alnum(b[0]) || !is_alnum(b[b.len() - 1]) {
+        return false;
+    }
+    let mut i = 0;
+    while i < b.len() {
+        if is_alnum(b[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < b.len() && !is_alnum(b[i]) {
+            i += 1;
+        }
+        let sep = &c[start..i];
+        let ok = sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|x| x == b'-');
+        if !ok {
+            return false;
+        }
+    }
+    true
+}
+
+fn is_alnum(c: u8) -> bool {
+    c.is_ascii_lowercase() || c.is_ascii_digit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Reference {
+        Reference::parse(s).unwrap()
+    }
+
+    #[test]
+    fn short_names_go_to_docker_hub_library() {
+        let r = p("nginx");
+        assert_eq!(r.registry, "docker.io");
+        assert_eq!(r.repository, "library/nginx");
+        assert_eq!(r.tag.as_deref(), Some("latest"));
+        assert_eq!(r.to_string(), "docker.io/library/nginx:latest");
+        assert_eq!(p("bitnami/redis:7").repository, "bitnami/redis");
+    }
+
+    #[test]
+    fn hosts_ports_nested_paths_tags_and_digests() {
+        let d = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        let r = p(&format!("127.0.0.1:5000/team/sub/app:v0.1-rc.1_x@{d}"));
+        assert_eq!(r.registry, "127.0.0.1:5000");
+        assert_eq!(r.repository, "team/sub/app");
+        assert_eq!(r.tag.as_deref(), Some("v0.1-rc.1_x"));
+        assert_eq!(r.digest.as_ref().map(|d| d.as_str()), Some(d));
+        assert_eq!(r.api_reference(), d);
+        let r = p(&format!("localhost/app@{d}"));
+        assert_eq!(r.registry, "localhost");
+        assert_eq!(r.tag, None);
+        let r = p("registry.example.com:443/a/b");
+        assert_eq!(r.tag.as_deref(), Some("latest"));
+        assert_eq!(p("index.docker.io/library/alpine:3").registry, "docker.io");
+    }
+
+    #[test]
+    fn malformed_references_are_errors() {
+        for bad in [
+            "",
+            "UPPER/case",
+            "app:",
+            "app:-tag",
+            "app@sha256:123",
+            "a//b",
+            "app:tag with space",
+            "host:99999/app",
+            "-app",
+        ] {
+            assert!(Reference::parse(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! Errors of the registry client, classified for retries.
+
+use crate::digest::Digest;
+use crate::manifest::ManifestError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("{what}: {detail}")]
+    Transport { what: String, detail: String, retryable: bool },
+    #[error("{what}: HTTP {status}{}", if .message.is_empty() { String::new() } else { format!(" ({})", .message) })]
+    Status { what: String, status: u16, message: String, retry_after: Option<std::time::Duration> },
+    #[error("{what}: not found (HTTP 404{})", if .message.is_empty() { String::new() } else { format!(", {}", .message) })]
+    NotFound { what: String, message: String },
+    #[error("{what}: access denied (HTTP {status}); check the credentials for this registry")]
+    Denied { what: String, status: u16 },
+    #[error("{what}: authentication failed: {detail}")]
+    Auth { what: String, detail: String },
+    #[error("{what}: content does not match its digest: expected {expected}, got {actual}")]
+    DigestMismatch { what: String, expected: Digest, actual: Digest },
+    #[error("{what}: size does not match its descriptor: expected {expected} bytes, got {actual}")]
+    SizeMismatch { what: String, expected: u64, actual: u64 },
+    #[error("{what}: body ended after {got} of {expected} bytes")]
+    Incomplete { what: String, got: u64, expected: u64 },
+    #[error("{what}: {source}")]
+    Manifest { what: String, source: ManifestError },
+    #[error("{what}: {detail}")]
+    Protocol { what: String, detail: String },
+    #[error("{what}: {source}")]
+    Io { what: String, source: std::io::Error },
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl RegistryError {
+    /// Whether trying the same operation again may succeed: network faults, server
+    /// errors, throttling and bodies cut short, but not a 404 or a digest mismatch.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            RegistryError::Transport { retryable, .. } => *retryable,
+            RegistryError::Status { status, .. } => *status >= 500 || *status == 429 || *status == 408,
+            RegistryError::Incomplete { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// The server's requested wait before the next try (429/503 `Retry-After`).
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            RegistryError::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    pub(crate) fn transport(what: &str, err: reqwest::Error) -> RegistryError {
+        let retryable = !err.is_redirect() && !err.is_builder();
+        RegistryError::Transport { what: what.to_string(), detail: describe_reqwest(&err), retryable }
+    }
+}
+
+/// A one-line reason for a reqwest error, with its causes, pointing at the cfg keys
+/// when TLS verification fails. URLs carry no credentials, so they may be shown.
+pub(crate) fn describe_reqwest(err: &reqwest::Error) -> String {
+    let mut parts = vec![err.to_string()];
+    let mut src = std::error::Error::source(err);
+    while let Some(s) = src {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        src = s.source();
+    }
+    let mut out = parts.join(": ");
+    if err.is_redirect() {
+        out.push_str(" (redirect loop or too many redirects)");
+    }
+    let lower = out.to_lowercase();
+    if lower.contains("certificate") || lower.contains("unknownissuer") || lower.contains("invalid peer") {
+        out.push_str(" — the registry's TLS certificate is not trusted; give its CA with `ca:` or set `insecure: true` for this registry");
+    }
+    out
+}
