@@ -6,4 +6,5 @@
 pub mod digest;
 pub mod manifest;
 pub mod reference;
+pub mod bundle;
 pub mod registry;

@@ -26,6 +26,12 @@ const MAX_ATTEMPTS: usize = 10;
 /// grabbed the same port for ours.
 const NONCE_HEADER: &str = "x-ferry-test-registry";
 
+/// Accept header listing every manifest media type the corpus uses.
+pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
+application/vnd.oci.image.manifest.v1+json, \
+application/vnd.docker.distribution.manifest.list.v2+json, \
+application/vnd.docker.distribution.manifest.v2+json";
+
 static STARTED: AtomicUsize = AtomicUsize::new(0);
 
 /// A running `docker-registry serve` process; see the module docs.
@@ -249,6 +255,18 @@ impl Registry {
             Duration::from_secs(30),
         )
         .unwrap_or_else(|e| panic!("{method} {url}: {e}"))
+    }
+
+    /// `GET /v2/{repo}/manifests/{reference}` accepting all four manifest
+    /// media types (without an Accept header distribution answers 404 for
+    /// OCI manifests).
+    pub fn get_manifest(&self, repo: &str, reference: &str) -> HttpResponse {
+        self.request(
+            "GET",
+            &format!("/v2/{repo}/manifests/{reference}"),
+            &[("Accept", MANIFEST_ACCEPT)],
+            None,
+        )
     }
 
     /// Repositories, from `GET /v2/_catalog?n=1000` (sorted by the registry).

@@ -1,0 +1,210 @@
+//! `meta.yaml`: a bundle's table of contents and the base of the next increment.
+
+use crate::digest::Digest;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// The value of `format:` in every ferry meta; anything else is not a ferry bundle.
+pub const FORMAT_NAME: &str = "ferry-bundle";
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Full,
+    Incremental,
+}
+
+impl Kind {
+    /// The word used in file names, as image-transmit names them.
+    pub fn file_word(self) -> &'static str {
+        match self {
+            Kind::Full => "full",
+            Kind::Incremental => "incre",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BlobKind {
+    Manifest,
+    Config,
+    Layer,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Meta {
+    pub format: String,
+    pub version: u32,
+    pub tool: String,
+    pub created: String,
+    pub name: String,
+    pub kind: Kind,
+    /// Bundles whose blobs this one leaves out: their name and the sha256 of their meta.
+    #[serde(default)]
+    pub bases: Vec<BaseRef>,
+    /// Platform filter applied to indexes (`os/arch[/variant]`); empty means all.
+    #[serde(default)]
+    pub platforms: Vec<String>,
+    pub files: Vec<DataFile>,
+    pub images: Vec<Image>,
+    pub blobs: Vec<BlobRecord>,
+    #[serde(default)]
+    pub failed: Vec<Failure>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BaseRef {
+    pub name: String,
+    pub meta_sha256: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DataFile {
+    pub name: String,
+    pub size: u64,
+    pub sha256: String,
+    pub blobs: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Image {
+    /// The reference as the user gave it.
+    pub reference: String,
+    pub registry: String,
+    pub repository: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    pub digest: Digest,
+    pub media_type: String,
+    /// For indexes and manifest lists: the child manifests saved with it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub children: Vec<ChildManifest>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChildManifest {
+    pub digest: Digest,
+    pub media_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BlobRecord {
+    pub digest: Digest,
+    pub size: u64,
+    pub kind: BlobKind,
+    /// The data file of this bundle that holds the blob...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// ...or the base bundle that carried it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<String>,
+    /// A repository that uses it: where upload can mount it from, and where it checks
+    /// that a base's blob is already in the target.
+    pub repository: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Failure {
+    pub reference: String,
+    pub reason: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MetaError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{path} is not a readable bundle meta: {detail}")]
+    Malformed { path: String, detail: String },
+    #[error("{path} is not a ferry bundle meta (format {found:?}, expected {FORMAT_NAME:?})")]
+    NotFerry { path: String, found: String },
+    #[error("{path} has bundle format version {found}; this ferry reads version {FORMAT_VERSION} (upgrade ferry)")]
+    UnknownVersion { path: String, found: u32 },
+}
+
+impl Meta {
+    /// Reads and checks a meta file; returns it with the sha256 of its bytes (how an
+    /// increment names its base).
+    pub fn load(path: &Path) -> Result<(Meta, String), MetaError> {
+        let p = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|e| MetaError::Read { path: p.clone(), source: e })?;
+        let meta = Self::parse(&bytes, &p)?;
+        Ok((meta, hex::encode(sha2::Sha256::digest(&bytes))))
+    }
+
+    pub fn parse(bytes: &[u8], path: &str) -> Result<Meta, MetaError> {
+        #[derive(Deserialize)]
+        struct Head {
+            format: Option<String>,
+            version: Option<u32>,
+        }
+        let text = std::str::from_utf8(bytes).map_err(|_| MetaError::Malformed { path: path.into(), detail: "not UTF-8 text".into() })?;
+        let head: Head = serde_saphyr::from_str(text).map_err(|e| MetaError::Malformed { path: path.into(), detail: first_line(&e.to_string()) })?;
+        match head.format.as_deref() {
+            Some(FORMAT_NAME) => {}
+            other => return Err(MetaError::NotFerry { path: path.into(), found: other.unwrap_or("none").into() }),
+        }
+        if head.version != Some(FORMAT_VERSION) {
+            return Err(MetaError::UnknownVersion { path: path.into(), found: head.version.unwrap_or(0) });
+        }
+        serde_saphyr::from_str(text).map_err(|e| MetaError::Malformed { path: path.into(), detail: first_line(&e.to_string()) })
+    }
+
+    pub fn to_yaml(&self) -> Result<String, MetaError> {
+        serde_saphyr::to_string(self).map_err(|e| MetaError::Malformed { path: self.name.clone(), detail: e.to_string() })
+    }
+}
+
+use sha2::Digest as _;
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or(s).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Meta {
+        Meta {
+            format: FORMAT_NAME.into(),
+            version: FORMAT_VERSION,
+            tool: "ferry 0.1.0".into(),
+            created: "2026-11-30T04:00:00Z".into(),
+            name: "img_full_202611300400".into(),
+            kind: Kind::Full,
+            bases: vec![],
+            platforms: vec![],
+            files: vec![DataFile { name: "img_full_202611300400_1.tar".into(), size: 2048, sha256: "00".repeat(32), blobs: 1 }],
+            images: vec![Image {
+                reference: "127.0.0.1:5000/app:1.0".into(),
+                registry: "127.0.0.1:5000".into(),
+                repository: "app".into(),
+                tag: Some("1.0".into()),
+                digest: Digest::of(b"m"),
+                media_type: crate::manifest::OCI_MANIFEST.into(),
+                children: vec![],
+            }],
+            blobs: vec![BlobRecord { digest: Digest::of(b"x"), size: 1, kind: BlobKind::Layer, file: Some("img_full_202611300400_1.tar".into()), base: None, repository: "app".into() }],
+            failed: vec![Failure { reference: "nope".into(), reason: "not found".into() }],
+        }
+    }
+
+    #[test]
+    fn round_trips_through_yaml() {
+        let m = sample();
+        let yaml = m.to_yaml().unwrap();
+        assert!(yaml.contains("format: ferry-bundle"));
+        assert_eq!(Meta::parse(yaml.as_bytes(), "m").unwrap(), m);
+    }
+
+    #[test]
+    fn refuses_other_formats_and_versions() {
+        assert!(matches!(Meta::parse(b"datafiles: {}\n", "m"), Err(MetaError::NotFerry { .. })));
+        assert!(matches!(Meta::parse(b"format: ferry-bundle\nversion: 9\n", "m"), Err(MetaError::UnknownVersion { found: 9, .. })));
+        assert!(matches!(Meta::parse(b": : [", "m"), Err(MetaError::Malformed { .. })));
+    }
+}

@@ -1,0 +1,277 @@
+//! Writes a bundle's data files: each preallocated to its planned size with every tar
+//! header in place, blobs written at their offsets by concurrent downloads, a journal
+//! of finished blobs so that an interrupted save resumes, and the meta last.
+
+use super::layout::{self, FileLayout};
+use super::meta::Meta;
+use crate::digest::{Digest, Hasher};
+use std::collections::{HashMap, HashSet};
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("{path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("{0}")]
+    Meta(#[from] super::meta::MetaError),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> WriteError + '_ {
+    move |source| WriteError::Io { path: path.display().to_string(), source }
+}
+
+/// Where one blob goes.
+#[derive(Clone, Debug)]
+pub struct Slot {
+    pub file: usize,
+    pub data_offset: u64,
+    pub size: u64,
+}
+
+pub struct BundleWriter {
+    dir: PathBuf,
+    name: String,
+    files: Vec<DataFileWriter>,
+    slots: HashMap<Digest, Slot>,
+    journal: Mutex<File>,
+    journal_path: PathBuf,
+    resumed: HashSet<Digest>,
+}
+
+struct DataFileWriter {
+    partial: PathBuf,
+    final_path: PathBuf,
+    file: Arc<File>,
+    layout: FileLayout,
+}
+
+/// The journal's first line: what the partial files were laid out for.
+#[derive(serde::Serialize, serde::Deserialize, PartialEq)]
+struct JournalHeader {
+    fingerprint: String,
+    layout: String,
+}
+
+pub fn data_file_name(name: &str, index: usize) -> String {
+    format!("{name}_{}.tar", index + 1)
+}
+
+pub fn meta_file_name(name: &str) -> String {
+    format!("{name}_meta.yaml")
+}
+
+pub fn journal_file_name(name: &str) -> String {
+    format!("{name}.journal")
+}
+
+/// A stable hash of a layout, so a resumed save can tell whether the partial files
+/// were laid out for the same blobs.
+fn layout_hash(layouts: &[FileLayout]) -> String {
+    let mut h = Hasher::new();
+    for (i, l) in layouts.iter().enumerate() {
+        h.update(format!("file {i} {}\n", l.size).as_bytes());
+        for e in &l.entries {
+            h.update(format!("{} {} {}\n", e.digest, e.size, e.header_offset).as_bytes());
+        }
+    }
+    h.finish().to_string()
+}
+
+/// The fingerprint recorded by an unfinished bundle in `dir` named `name`, if any.
+pub fn journal_fingerprint(dir: &Path, name: &str) -> Option<String> {
+    let f = File::open(dir.join(journal_file_name(name))).ok()?;
+    let mut first = String::new();
+    BufReader::new(f).read_line(&mut first).ok()?;
+    serde_json::from_str::<JournalHeader>(&first).ok().map(|h| h.fingerprint)
+}
+
+impl BundleWriter {
+    /// Opens the data files of bundle `name` in `dir`. When a journal for the same
+    /// fingerprint and layout is there, the blobs it lists are kept (after re-hashing
+    /// them); otherwise the files are created anew.
+    pub fn create(dir: &Path, name: &str, layouts: Vec<FileLayout>, fingerprint: &str, mtime: u64) -> Result<BundleWriter, WriteError> {
+        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        let header = JournalHeader { fingerprint: fingerprint.to_string(), layout: layout_hash(&layouts) };
+        let journal_path = dir.join(journal_file_name(name));
+        let previous = read_journal(&journal_path);
+        let resume = matches!(&previous, Some((h, _)) if *h == header);
+        let mut files = Vec::new();
+        let mut slots = HashMap::new();
+        for (i, layout) in layouts.into_iter().enumerate() {
+            let file_name = data_file_name(name, i);
+            let partial = dir.join(format!("{file_name}.partial"));
+            let file = if resume {
+                let f = OpenOptions::new().read(true).write(true).open(&partial).map_err(io_err(&partial))?;
+                if f.metadata().map_err(io_err(&partial))?.len() != layout.size {
+                    f.set_len(layout.size).map_err(io_err(&partial))?;
+                }
+                f
+            } else {
+                let f = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&partial).map_err(io_err(&partial))?;
+                f.set_len(layout.size).map_err(io_err(&partial))?;
+                f
+            };
+            for e in &layout.entries {
+                let h = layout::header(&e.digest, e.size, mtime).map_err(io_err(&partial))?;
+                file.write_all_at(&h, e.header_offset).map_err(io_err(&partial))?;
+                slots.insert(e.digest.clone(), Slot { file: i, data_offset: e.data_offset(), size: e.size });
+            }
+            files.push(DataFileWriter { final_path: dir.join(&file_name), partial, file: Arc::new(file), layout });
+        }
+        let mut resumed = HashSet::new();
+        if resume {
+            if let Some((_, done)) = previous {
+                for d in done {
+                    if let Some(slot) = slots.get(&d) {
+                        if rehash(&files[slot.file].file, slot).ok() == Some(d.clone()) {
+                            resumed.insert(d);
+                        }
+                    }
+                }
+            }
+        }
+        let mut journal = OpenOptions::new().create(true).write(true).truncate(true).open(&journal_path).map_err(io_err(&journal_path))?;
+        let mut text = serde_json::to_string(&header).unwrap_or_default();
+        text.push('\n');
+        for d in &resumed {
+            text.push_str(d.as_str());
+            text.push('\n');
+        }
+        journal.write_all(text.as_bytes()).map_err(io_err(&journal_path))?;
+        Ok(BundleWriter { dir: dir.to_path_buf(), name: name.to_string(), files, slots, journal: Mutex::new(journal), journal_path, resumed })
+    }
+
+    /// Blobs already complete from an interrupted run of the same save.
+    pub fn resumed(&self) -> &HashSet<Digest> {
+        &self.resumed
+    }
+
+    pub fn slot(&self, digest: &Digest) -> Option<Slot> {
+        self.slots.get(digest).cloned()
+    }
+
+    pub fn file_handle(&self, index: usize) -> Arc<File> {
+        self.files[index].file.clone()
+    }
+
+    pub fn partial_path(&self, index: usize) -> &Path {
+        &self.files[index].partial
+    }
+
+    /// Records a blob as complete, once its bytes are written and verified.
+    pub fn mark_done(&self, digest: &Digest) -> Result<(), WriteError> {
+        let mut j = self.journal.lock().unwrap_or_else(|p| p.into_inner());
+        j.write_all(format!("{digest}\n").as_bytes()).map_err(io_err(&self.journal_path))
+    }
+
+    /// Writes a small blob (a manifest) held in memory.
+    pub fn write_small(&self, digest: &Digest, bytes: &[u8]) -> Result<(), WriteError> {
+        let Some(slot) = self.slot(digest) else {
+            return Ok(());
+        };
+        let f = &self.files[slot.file];
+        f.file.write_all_at(bytes, slot.data_offset).map_err(io_err(&f.partial))?;
+        self.mark_done(digest)
+    }
+
+    pub fn file_count(&self) -> usize {
+        self.files.len()
+    }
+
+    /// Names, sizes and entry counts of the data files, in order.
+    pub fn file_names(&self) -> Vec<(String, usize)> {
+        self.files
+            .iter()
+            .map(|f| (f.final_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(), f.layout.entries.len()))
+            .collect()
+    }
+
+    /// Flushes and hashes every data file, renames them to their final names, then
+    /// writes the meta atomically and removes the journal. Returns (size, sha256) of
+    /// each data file in order via `fill_meta` before the meta is written.
+    pub fn finish(self, fill_meta: impl FnOnce(&[(u64, String)]) -> Meta) -> Result<PathBuf, WriteError> {
+        let sums: Vec<Result<(u64, String), WriteError>> = std::thread::scope(|s| {
+            let handles: Vec<_> = self
+                .files
+                .iter()
+                .map(|f| {
+                    s.spawn(move || -> Result<(u64, String), WriteError> {
+                        f.file.sync_all().map_err(io_err(&f.partial))?;
+                        hash_file(&f.partial).map_err(io_err(&f.partial))
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err(WriteError::Io { path: "data file".into(), source: std::io::Error::other("hashing thread panicked") })))
+                .collect()
+        });
+        let sums: Vec<(u64, String)> = sums.into_iter().collect::<Result<_, _>>()?;
+        for f in &self.files {
+            std::fs::rename(&f.partial, &f.final_path).map_err(io_err(&f.partial))?;
+        }
+        let meta = fill_meta(&sums);
+        let meta_path = self.dir.join(meta_file_name(&self.name));
+        write_atomically(&meta_path, meta.to_yaml()?.as_bytes())?;
+        let _ = std::fs::remove_file(&self.journal_path);
+        Ok(meta_path)
+    }
+}
+
+/// Writes `path` via a temporary file, fsync and rename, so a reader never sees a
+/// half-written file.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
+    let tmp = path.with_extension("yaml.tmp");
+    let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
+    f.write_all(bytes).map_err(io_err(&tmp))?;
+    f.sync_all().map_err(io_err(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io_err(path))?;
+    if let Some(parent) = path.parent() {
+        if let Ok(d) = File::open(parent) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
+}
+
+fn read_journal(path: &Path) -> Option<(JournalHeader, Vec<Digest>)> {
+    let f = File::open(path).ok()?;
+    let mut lines = BufReader::new(f).lines();
+    let header: JournalHeader = serde_json::from_str(&lines.next()?.ok()?).ok()?;
+    let done = lines.map_while(Result::ok).filter_map(|l| l.trim().parse().ok()).collect();
+    Some((header, done))
+}
+
+fn rehash(file: &File, slot: &Slot) -> std::io::Result<Digest> {
+    let mut h = Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut pos = slot.data_offset;
+    let end = slot.data_offset + slot.size;
+    while pos < end {
+        let n = ((end - pos) as usize).min(buf.len());
+        file.read_exact_at(&mut buf[..n], pos)?;
+        h.update(&buf[..n]);
+        pos += n as u64;
+    }
+    Ok(h.finish())
+}
+
+/// Size and sha256 (hex) of a whole file.
+pub fn hash_file(path: &Path) -> std::io::Result<(u64, String)> {
+    let mut f = File::open(path)?;
+    let mut h = Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    let len = h.len();
+    Ok((len, h.finish().hex().to_string()))
+}

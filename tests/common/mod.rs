@@ -1,0 +1,35 @@
+//! Shared integration-test harness for `ferry`.
+//!
+//! * [`Registry`]: a real `docker-registry` (distribution v2) per test, on its
+//!   own loopback port with its own storage; killed on drop.
+//! * skopeo helpers ([`skopeo_inspect_raw`], [`skopeo_copy`], ...): an
+//!   independent client to check what ferry wrote.
+//! * corpus ([`seed_corpus`], [`push_image`], [`push_index`], [`layer`], ...):
+//!   deterministic images pushed with skopeo and verified byte-exact.
+//! * [`ferry`]: the binary under test.
+//!
+//! Use from a test file with `mod common; use common::*;`.
+#![allow(dead_code, unused_imports)]
+
+pub mod corpus;
+pub mod http;
+pub mod registry;
+pub mod skopeo;
+
+pub use corpus::media_types;
+pub use corpus::{
+    build_image, build_index, corpus_base_layers, gunzip, gzip, layer, pseudo_random, push_built,
+    push_image, push_index, push_index_opts, seed_corpus, write_dir_layout, Blob, BuiltImage,
+    Format, PushedImage, CORPUS_REPOS,
+};
+pub use http::{http_get, http_request, HttpResponse};
+pub use registry::Registry;
+pub use skopeo::{
+    docker_ref, manifest_digest, sha256_digest, skopeo, skopeo_copy, skopeo_inspect_raw,
+    skopeo_inspect_raw_digest, skopeo_inspect_raw_with_creds, try_skopeo_inspect_raw,
+};
+
+/// The `ferry` binary built by cargo for this test run.
+pub fn ferry() -> assert_cmd::Command {
+    assert_cmd::Command::cargo_bin("ferry").expect("ferry binary")
+}
