@@ -4,6 +4,7 @@
 //! the copy algorithm shared by every command, `cli` the command line.
 
 pub mod digest;
+pub mod engine;
 pub mod manifest;
 pub mod reference;
 pub mod bundle;

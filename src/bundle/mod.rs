@@ -1,6 +1,7 @@
 //! The bundle format (v1): N tar data files of `blobs/sha256/<hex>` entries plus a
 //! `meta.yaml`. See DESIGN.md for the rules this module enforces.
 
+pub mod base;
 pub mod layout;
 pub mod meta;
 pub mod naming;

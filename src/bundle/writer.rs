@@ -275,3 +275,53 @@ pub fn hash_file(path: &Path) -> std::io::Result<(u64, String)> {
     let len = h.len();
     Ok((len, h.finish().hex().to_string()))
 }
+
+impl BundleWriter {
+    /// Drops every blob not in `keep` (those only failed images needed), rewriting
+    /// the affected data files without them so no hole is left in a tar.
+    pub fn retain(&mut self, keep: &HashSet<Digest>, mtime: u64) -> Result<(), WriteError> {
+        for i in 0..self.files.len() {
+            let f = &self.files[i];
+            if f.layout.entries.iter().all(|e| keep.contains(&e.digest)) {
+                continue;
+            }
+            let kept: Vec<(Digest, u64)> = f.layout.entries.iter().filter(|e| keep.contains(&e.digest)).map(|e| (e.digest.clone(), e.size)).collect();
+            let mut new_layout = layout::plan(&kept, 1).pop().unwrap_or_default();
+            // Keep the original order so the rewrite reads the old file sequentially.
+            new_layout.entries.sort_by_key(|e| f.layout.entries.iter().position(|o| o.digest == e.digest));
+            let mut offset = 0;
+            for e in &mut new_layout.entries {
+                e.header_offset = offset;
+                offset += layout::BLOCK + layout::padded(e.size);
+            }
+            let tmp = f.partial.with_extension("compact");
+            let out = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&tmp).map_err(io_err(&tmp))?;
+            out.set_len(new_layout.size).map_err(io_err(&tmp))?;
+            let mut buf = vec![0u8; 1 << 20];
+            for e in &new_layout.entries {
+                let old = self.slots.get(&e.digest).cloned().ok_or_else(|| WriteError::Io { path: tmp.display().to_string(), source: std::io::Error::other("blob without a slot") })?;
+                out.write_all_at(&layout::header(&e.digest, e.size, mtime).map_err(io_err(&tmp))?, e.header_offset).map_err(io_err(&tmp))?;
+                let mut done = 0;
+                while done < e.size {
+                    let n = ((e.size - done) as usize).min(buf.len());
+                    f.file.read_exact_at(&mut buf[..n], old.data_offset + done).map_err(io_err(&f.partial))?;
+                    out.write_all_at(&buf[..n], e.data_offset() + done).map_err(io_err(&tmp))?;
+                    done += n as u64;
+                }
+            }
+            std::fs::rename(&tmp, &f.partial).map_err(io_err(&tmp))?;
+            for e in &new_layout.entries {
+                self.slots.insert(e.digest.clone(), Slot { file: i, data_offset: e.data_offset(), size: e.size });
+            }
+            for e in &f.layout.entries {
+                if !keep.contains(&e.digest) {
+                    self.slots.remove(&e.digest);
+                }
+            }
+            let f = &mut self.files[i];
+            f.file = Arc::new(out);
+            f.layout = new_layout;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,61 @@
+//! The base bundles of an increment: which blobs they already carried, and where.
+
+use super::meta::{BaseRef, BlobKind, Meta, MetaError};
+use crate::digest::Digest;
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+#[derive(Clone, Debug)]
+pub struct BaseBlob {
+    /// The bundle whose data files hold the blob.
+    pub bundle: String,
+    pub repository: String,
+}
+
+#[derive(Default)]
+pub struct BaseSet {
+    pub refs: Vec<BaseRef>,
+    blobs: HashMap<Digest, BaseBlob>,
+}
+
+impl BaseSet {
+    /// Loads every `--inc` meta; any that is missing, unreadable, not a ferry meta or
+    /// of an unknown version is an error, before anything is downloaded.
+    pub fn load(paths: &[PathBuf]) -> Result<BaseSet, MetaError> {
+        let mut set = BaseSet::default();
+        for path in paths {
+            let (meta, sha) = Meta::load(path)?;
+            set.add(&meta, sha);
+        }
+        Ok(set)
+    }
+
+    pub fn add(&mut self, meta: &Meta, meta_sha256: String) {
+        for b in &meta.blobs {
+            // Manifests are carried by every bundle anyway; only configs and layers
+            // are skipped by an increment.
+            if b.kind == BlobKind::Manifest {
+                continue;
+            }
+            let bundle = match (&b.file, &b.base) {
+                (Some(_), _) => meta.name.clone(),
+                (None, Some(base)) => base.clone(),
+                (None, None) => continue,
+            };
+            self.blobs.entry(b.digest.clone()).or_insert(BaseBlob { bundle, repository: b.repository.clone() });
+        }
+        self.refs.push(BaseRef { name: meta.name.clone(), meta_sha256 });
+    }
+
+    pub fn get(&self, digest: &Digest) -> Option<&BaseBlob> {
+        self.blobs.get(digest)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.refs.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.blobs.len()
+    }
+}

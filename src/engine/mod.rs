@@ -1,0 +1,8 @@
+//! The copy engine shared by every command: resolve references, plan the blob set,
+//! copy with bounded concurrency and retries, report.
+
+pub mod registries;
+pub mod report;
+pub mod resolve;
+pub mod retry;
+pub mod save;

@@ -1,0 +1,122 @@
+//! What people and scripts see: progress bars on a terminal, timestamped log lines
+//! elsewhere, and the closing summary.
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::IsTerminal;
+use std::time::Duration;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verbosity {
+    Quiet,
+    Normal,
+    Verbose,
+}
+
+#[derive(Clone)]
+pub struct Reporter {
+    multi: MultiProgress,
+    bars: bool,
+    verbosity: Verbosity,
+}
+
+impl Reporter {
+    pub fn new(verbosity: Verbosity) -> Reporter {
+        let bars = verbosity != Verbosity::Quiet && std::io::stderr().is_terminal();
+        let multi = MultiProgress::with_draw_target(if bars { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() });
+        Reporter { multi, bars, verbosity }
+    }
+
+    /// A bar counting bytes; hidden when not on a terminal.
+    pub fn bytes_bar(&self, total: u64, label: &str) -> ProgressBar {
+        if !self.bars {
+            return ProgressBar::hidden();
+        }
+        let bar = self.multi.add(ProgressBar::new(total));
+        bar.set_style(
+            ProgressStyle::with_template("{prefix:>9} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(label.to_string());
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bar
+    }
+
+    /// A bar counting items (images).
+    pub fn count_bar(&self, total: u64, label: &str) -> ProgressBar {
+        if !self.bars {
+            return ProgressBar::hidden();
+        }
+        let bar = self.multi.add(ProgressBar::new(total));
+        bar.set_style(ProgressStyle::with_template("{prefix:>9} [{bar:30}] {pos}/{len} {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("=> "));
+        bar.set_prefix(label.to_string());
+        bar
+    }
+
+    pub fn info(&self, msg: &str) {
+        if self.verbosity != Verbosity::Quiet {
+            self.line(msg);
+        }
+    }
+
+    pub fn debug(&self, msg: &str) {
+        if self.verbosity == Verbosity::Verbose {
+            self.line(msg);
+        }
+    }
+
+    /// Warnings and errors are shown even with `--quiet`.
+    pub fn warn(&self, msg: &str) {
+        self.line(msg);
+    }
+
+    fn line(&self, msg: &str) {
+        if self.bars {
+            let _ = self.multi.println(msg);
+        } else {
+            eprintln!("{} {msg}", chrono::Local::now().format("%Y-%m-%dT%H:%M:%S"));
+        }
+    }
+}
+
+/// The closing numbers of a save or upload.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub action: &'static str,
+    pub total: usize,
+    pub succeeded: usize,
+    /// References that could not be parsed.
+    pub invalid: Vec<(String, String)>,
+    /// Images that failed, with why.
+    pub failed: Vec<(String, String)>,
+    pub bytes: u64,
+    pub elapsed: Duration,
+}
+
+impl Summary {
+    pub fn is_success(&self) -> bool {
+        self.invalid.is_empty() && self.failed.is_empty()
+    }
+
+    pub fn print(&self, reporter: &Reporter) {
+        let secs = self.elapsed.as_secs_f64();
+        let rate = if secs > 0.0 { self.bytes as f64 / secs } else { 0.0 };
+        reporter.warn(&format!(
+            "{}: {} images, {} succeeded, {} failed, {} invalid; {} in {:.1}s ({}/s)",
+            self.action,
+            self.total,
+            self.succeeded,
+            self.failed.len(),
+            self.invalid.len(),
+            indicatif::HumanBytes(self.bytes),
+            secs,
+            indicatif::HumanBytes(rate as u64)
+        ));
+        for (r, why) in &self.invalid {
+            reporter.warn(&format!("  invalid: {r}: {why}"));
+        }
+        for (r, why) in &self.failed {
+            reporter.warn(&format!("  failed: {r}: {why}"));
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! Resolving a reference to everything it needs: the top manifest, child manifests
+//! of an index, and the configs and layers they name.
+
+use super::retry::{retry, RetryPolicy};
+use crate::bundle::meta::BlobKind;
+use crate::digest::Digest;
+use crate::manifest::{Parsed, RawManifest};
+use crate::reference::Reference;
+use crate::registry::{Client, RegistryError};
+use std::collections::HashSet;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlobNeed {
+    pub digest: Digest,
+    pub size: u64,
+    pub kind: BlobKind,
+}
+
+#[derive(Clone, Debug)]
+pub struct ChildManifest {
+    pub raw: RawManifest,
+    pub platform: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ResolvedImage {
+    pub input: String,
+    pub reference: Reference,
+    pub top: RawManifest,
+    /// Children of an index, in the index's order (nested indexes flattened after
+    /// their parent).
+    pub children: Vec<ChildManifest>,
+    /// Configs and layers of the image or of all its children, each once.
+    pub blobs: Vec<BlobNeed>,
+}
+
+impl ResolvedImage {
+    pub fn manifests(&self) -> impl Iterator<Item = &RawManifest> {
+        std::iter::once(&self.top).chain(self.children.iter().map(|c| &c.raw))
+    }
+}
+
+/// Configs and layers an image manifest names, without foreign layers.
+pub fn image_blobs(parsed: &Parsed) -> Vec<BlobNeed> {
+    match parsed {
+        Parsed::Image { config, layers } => std::iter::once(BlobNeed { digest: config.digest.clone(), size: config.size, kind: BlobKind::Config })
+            .chain(layers.iter().filter(|l| !l.is_foreign()).map(|l| BlobNeed { digest: l.digest.clone(), size: l.size, kind: BlobKind::Layer }))
+            .collect(),
+        Parsed::Index { .. } => Vec::new(),
+    }
+}
+
+const MAX_INDEX_DEPTH: usize = 4;
+
+pub async fn resolve(client: &Client, reference: &Reference, input: &str, policy: RetryPolicy, cancel: &CancellationToken, on_retry: &(dyn Fn(&RegistryError, Duration) + Sync)) -> Result<ResolvedImage, RegistryError> {
+    let repo = &reference.repository;
+    let api_ref = reference.api_reference();
+    let (top, parsed) = retry(policy, cancel, on_retry, || client.get_manifest(repo, &api_ref)).await?;
+    let mut children = Vec::new();
+    let mut blobs = Vec::new();
+    let mut seen = HashSet::new();
+    let mut add_blobs = |parsed: &Parsed, blobs: &mut Vec<BlobNeed>| {
+        for b in image_blobs(parsed) {
+            if seen.insert(b.digest.clone()) {
+                blobs.push(b);
+            }
+        }
+    };
+    add_blobs(&parsed, &mut blobs);
+    // Breadth-first over (possibly nested) indexes.
+    let mut queue: Vec<(Parsed, usize)> = vec![(parsed, 0)];
+    while let Some((p, depth)) = queue.pop() {
+        let Parsed::Index { manifests } = p else { continue };
+        if depth >= MAX_INDEX_DEPTH {
+            return Err(RegistryError::Protocol { what: reference.to_string(), detail: format!("indexes nested deeper than {MAX_INDEX_DEPTH} levels") });
+        }
+        for desc in manifests {
+            let d = desc.digest.to_string();
+            let (raw, child) = retry(policy, cancel, on_retry, || client.get_manifest(repo, &d)).await?;
+            if raw.bytes.len() as u64 != desc.size {
+                return Err(RegistryError::SizeMismatch { what: format!("manifest {} of {reference}", desc.digest), expected: desc.size, actual: raw.bytes.len() as u64 });
+            }
+            add_blobs(&child, &mut blobs);
+            children.push(ChildManifest { raw, platform: desc.platform.as_ref().map(|p| p.to_string()) });
+            queue.push((child, depth + 1));
+        }
+    }
+    Ok(ResolvedImage { input: input.to_string(), reference: reference.clone(), top, children, blobs })
+}

@@ -1,0 +1,371 @@
+//! `save`: registry → bundle. Resolve every reference, plan the unique blob set
+//! (minus what base bundles carried), lay the data files out, then download blobs
+//! concurrently straight into their tar entries.
+
+use super::registries::Registries;
+use super::report::{Reporter, Summary};
+use super::resolve::{resolve, ResolvedImage};
+use super::retry::{retry, RetryPolicy};
+use crate::bundle::base::BaseSet;
+use crate::bundle::layout;
+use crate::bundle::meta::{self, BlobKind, BlobRecord, DataFile, Failure, Kind, Meta};
+use crate::bundle::naming;
+use crate::bundle::writer::{BundleWriter, Slot};
+use crate::digest::{Digest, Hasher};
+use crate::reference::Reference;
+use crate::registry::{Client, RegistryError};
+use anyhow::{bail, Context, Result};
+use futures_util::{stream, StreamExt};
+use indicatif::ProgressBar;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Clone, Debug)]
+pub struct SaveOptions {
+    pub out: PathBuf,
+    pub prefix: String,
+    pub files: usize,
+    pub jobs: usize,
+    pub bases: Vec<PathBuf>,
+    pub retry: RetryPolicy,
+}
+
+pub struct SaveOutcome {
+    pub meta_path: PathBuf,
+    pub summary: Summary,
+}
+
+/// One blob the bundle needs, with where to fetch it and who needs it.
+struct PlannedBlob {
+    size: u64,
+    kind: BlobKind,
+    /// Index into the resolved images of the first image that needs it.
+    first_image: usize,
+    images: Vec<usize>,
+    /// The base bundle that carried it, when this is an increment.
+    base: Option<crate::bundle::base::BaseBlob>,
+}
+
+pub async fn save(inputs: Vec<String>, opts: &SaveOptions, registries: &Registries, reporter: &Reporter, cancel: &CancellationToken) -> Result<SaveOutcome> {
+    let started = Instant::now();
+    if inputs.is_empty() {
+        bail!("no images to save: give references as arguments, with --list FILE, or on standard input");
+    }
+    let bases = BaseSet::load(&opts.bases).context("cannot use the base bundle given with --inc")?;
+    let kind = if bases.is_empty() { Kind::Full } else { Kind::Incremental };
+    check_writable(&opts.out)?;
+
+    let mut summary = Summary { action: "save", total: inputs.len(), ..Summary::default() };
+    let mut failures: Vec<Failure> = Vec::new();
+    let mut parsed = Vec::new();
+    for input in &inputs {
+        match Reference::parse(input) {
+            Ok(r) => parsed.push((input.clone(), r)),
+            Err(e) => {
+                summary.invalid.push((input.clone(), e.to_string()));
+                failures.push(Failure { reference: input.clone(), reason: e.to_string() });
+            }
+        }
+    }
+
+    // Resolve all references (manifests only), concurrently.
+    let resolve_bar = reporter.count_bar(parsed.len() as u64, "resolve");
+    let on_retry = |e: &RegistryError, d: Duration| reporter.warn(&format!("retrying in {:.1}s: {e}", d.as_secs_f64()));
+    let mut resolved: Vec<(usize, Result<ResolvedImage, String>)> = stream::iter(parsed.iter().enumerate())
+        .map(|(i, (input, reference))| {
+            let on_retry = &on_retry;
+            let resolve_bar = &resolve_bar;
+            async move {
+                let r = match registries.client(&reference.registry) {
+                    Ok(client) => resolve(&client, reference, input, opts.retry, cancel, on_retry).await.map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                resolve_bar.inc(1);
+                (i, r)
+            }
+        })
+        .buffer_unordered(opts.jobs.max(1))
+        .collect()
+        .await;
+    resolve_bar.finish_and_clear();
+    if cancel.is_cancelled() {
+        bail!("interrupted before any download; nothing was written");
+    }
+    resolved.sort_by_key(|(i, _)| *i);
+    let mut images: Vec<ResolvedImage> = Vec::new();
+    for (i, r) in resolved {
+        match r {
+            Ok(img) => images.push(img),
+            Err(why) => {
+                let input = parsed[i].0.clone();
+                reporter.warn(&format!("{input}: {why}"));
+                summary.failed.push((input.clone(), why.clone()));
+                failures.push(Failure { reference: input, reason: why });
+            }
+        }
+    }
+
+    // Plan the unique blob set.
+    let mut blobs: BTreeMap<Digest, PlannedBlob> = BTreeMap::new();
+    let mut manifest_bytes: HashMap<Digest, &[u8]> = HashMap::new();
+    for (i, img) in images.iter().enumerate() {
+        for m in img.manifests() {
+            manifest_bytes.insert(m.digest.clone(), &m.bytes);
+            note_blob(&mut blobs, &m.digest, m.bytes.len() as u64, BlobKind::Manifest, i, None);
+        }
+        for b in &img.blobs {
+            note_blob(&mut blobs, &b.digest, b.size, b.kind, i, bases.get(&b.digest).cloned());
+        }
+    }
+    let to_store: Vec<(Digest, u64)> = blobs.iter().filter(|(_, b)| b.base.is_none()).map(|(d, b)| (d.clone(), b.size)).collect();
+    let max_file = to_store.iter().map(|(_, s)| *s).max().unwrap_or(0);
+    let _ = max_file;
+
+    let now = chrono::Local::now();
+    let fingerprint = fingerprint(&inputs, opts, &bases);
+    let name = naming::choose(&opts.out, &opts.prefix, kind, now, &fingerprint);
+    let mtime = now.timestamp().max(0) as u64;
+    let layouts = layout::plan(&to_store, opts.files);
+    let mut writer = BundleWriter::create(&name.dir, &name.name, layouts, &fingerprint, mtime).with_context(|| format!("cannot create the data files in {}", name.dir.display()))?;
+    if !writer.resumed().is_empty() {
+        reporter.info(&format!("resuming {}: {} blobs already saved", name.name, writer.resumed().len()));
+    }
+    for (digest, bytes) in &manifest_bytes {
+        if !writer.resumed().contains(digest) {
+            writer.write_small(digest, bytes).context("cannot write a manifest into the bundle")?;
+        }
+    }
+
+    // Download the configs and layers, largest first.
+    let mut downloads: Vec<(&Digest, &PlannedBlob)> = blobs.iter().filter(|(d, b)| b.base.is_none() && b.kind != BlobKind::Manifest && !writer.resumed().contains(*d)).collect();
+    downloads.sort_by(|a, b| b.1.size.cmp(&a.1.size).then_with(|| a.0.cmp(b.0)));
+    let total_bytes: u64 = downloads.iter().map(|(_, b)| b.size).sum();
+    let bar = reporter.bytes_bar(total_bytes, "save");
+    let writer_ref = &writer;
+    let results: Vec<(Digest, Result<(), RegistryError>)> = stream::iter(downloads)
+        .map(|(digest, planned)| {
+            let img = &images[planned.first_image];
+            let bar = &bar;
+            let on_retry = &on_retry;
+            async move {
+                let r = async {
+                    let client = registries.client(&img.reference.registry)?;
+                    let slot = writer_ref.slot(digest).ok_or_else(|| RegistryError::Protocol { what: digest.to_string(), detail: "blob missing from the layout".into() })?;
+                    download_blob(&client, &img.reference.repository, digest, &slot, writer_ref.file_handle(slot.file), opts.retry, cancel, bar, on_retry).await?;
+                    writer_ref.mark_done(digest).map_err(|e| RegistryError::Io { what: digest.to_string(), source: std::io::Error::other(e.to_string()) })
+                }
+                .await;
+                (digest.clone(), r)
+            }
+        })
+        .buffer_unordered(opts.jobs.max(1))
+        .collect()
+        .await;
+    bar.finish_and_clear();
+    if cancel.is_cancelled() {
+        bail!("interrupted: the partial bundle {} is kept in {}; run the same command again to finish it", name.name, name.dir.display());
+    }
+
+    // Images that lost a blob fail; the blobs only they needed are dropped.
+    let mut failed_images: HashMap<usize, String> = HashMap::new();
+    for (digest, r) in &results {
+        if let Err(e) = r {
+            for &i in &blobs[digest].images {
+                failed_images.entry(i).or_insert_with(|| e.to_string());
+            }
+        }
+    }
+    if !failed_images.is_empty() {
+        let keep: HashSet<Digest> = blobs.iter().filter(|(_, b)| b.images.iter().any(|i| !failed_images.contains_key(i))).map(|(d, _)| d.clone()).collect();
+        writer.retain(&keep, mtime).context("cannot rewrite the data files without the failed images' blobs")?;
+        blobs.retain(|d, _| keep.contains(d));
+    }
+    let mut meta_images = Vec::new();
+    for (i, img) in images.iter().enumerate() {
+        if let Some(why) = failed_images.get(&i) {
+            reporter.warn(&format!("{}: {why}", img.input));
+            summary.failed.push((img.input.clone(), why.clone()));
+            failures.push(Failure { reference: img.input.clone(), reason: why.clone() });
+        } else {
+            meta_images.push(image_record(img));
+        }
+    }
+    summary.succeeded = meta_images.len();
+    summary.bytes = total_bytes;
+
+    let file_names = writer.file_names();
+    let blob_records: Vec<BlobRecord> = blobs
+        .iter()
+        .map(|(d, b)| BlobRecord {
+            digest: d.clone(),
+            size: b.size,
+            kind: b.kind,
+            file: if b.base.is_none() { writer.slot(d).map(|s| file_names[s.file].0.clone()) } else { None },
+            base: b.base.as_ref().map(|x| x.bundle.clone()),
+            repository: b.base.as_ref().map(|x| x.repository.clone()).unwrap_or_else(|| images[b.first_image].reference.repository.clone()),
+        })
+        .collect();
+    let meta_path = writer
+        .finish(|sums| Meta {
+            format: meta::FORMAT_NAME.into(),
+            version: meta::FORMAT_VERSION,
+            tool: concat!("ferry ", env!("CARGO_PKG_VERSION")).into(),
+            created: now.to_rfc3339(),
+            name: name.name.clone(),
+            kind,
+            bases: bases.refs.clone(),
+            platforms: Vec::new(),
+            files: file_names
+                .iter()
+                .zip(sums)
+                .map(|((n, count), (size, sha))| DataFile { name: n.clone(), size: *size, sha256: sha.clone(), blobs: *count as u64 })
+                .collect(),
+            images: meta_images,
+            blobs: blob_records,
+            failed: failures,
+        })
+        .context("cannot finish the bundle")?;
+    summary.elapsed = started.elapsed();
+    Ok(SaveOutcome { meta_path, summary })
+}
+
+fn note_blob(blobs: &mut BTreeMap<Digest, PlannedBlob>, digest: &Digest, size: u64, kind: BlobKind, image: usize, base: Option<crate::bundle::base::BaseBlob>) {
+    let entry = blobs.entry(digest.clone()).or_insert(PlannedBlob { size, kind, first_image: image, images: Vec::new(), base });
+    if entry.images.last() != Some(&image) {
+        entry.images.push(image);
+    }
+}
+
+fn image_record(img: &ResolvedImage) -> meta::Image {
+    meta::Image {
+        reference: img.input.clone(),
+        registry: img.reference.registry.clone(),
+        repository: img.reference.repository.clone(),
+        tag: img.reference.tag.clone(),
+        digest: img.top.digest.clone(),
+        media_type: img.top.media_type.clone(),
+        children: img.children.iter().map(|c| meta::ChildManifest { digest: c.raw.digest.clone(), media_type: c.raw.media_type.clone(), platform: c.platform.clone() }).collect(),
+    }
+}
+
+/// Identifies a save request, so that running the same command again resumes it.
+fn fingerprint(inputs: &[String], opts: &SaveOptions, bases: &BaseSet) -> String {
+    let mut sorted: Vec<&String> = inputs.iter().collect();
+    sorted.sort();
+    let mut h = Hasher::new();
+    for i in sorted {
+        h.update(i.as_bytes());
+        h.update(b"\n");
+    }
+    h.update(format!("files={} prefix={}\n", opts.files, opts.prefix).as_bytes());
+    for b in &bases.refs {
+        h.update(b.meta_sha256.as_bytes());
+    }
+    h.finish().to_string()
+}
+
+fn check_writable(out: &std::path::Path) -> Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create the output folder {}", out.display()))?;
+    let probe = out.join(format!(".ferry-write-test-{}", std::process::id()));
+    std::fs::write(&probe, b"").with_context(|| format!("the output folder {} is not writable", out.display()))?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
+/// Bytes downloaded so far for one blob, kept across retries so a cut body resumes.
+struct Progress {
+    written: u64,
+    hasher: Hasher,
+}
+
+const WRITE_BUFFER: usize = 1 << 20;
+
+/// Streams one blob into its slot, hashing as it goes. A body cut short resumes
+/// with a Range request where the registry honours it, else restarts from zero.
+#[allow(clippy::too_many_arguments)]
+async fn download_blob(client: &Client, repo: &str, digest: &Digest, slot: &Slot, file: Arc<std::fs::File>, policy: RetryPolicy, cancel: &CancellationToken, bar: &ProgressBar, on_retry: &(dyn Fn(&RegistryError, Duration) + Sync)) -> Result<(), RegistryError> {
+    let state = Mutex::new(Progress { written: 0, hasher: Hasher::new() });
+    let what = format!("blob {digest} in {}/{repo}", client.host());
+    retry(policy, cancel, on_retry, || async {
+        let (mut written, mut hasher) = {
+            let s = state.lock().unwrap_or_else(|p| p.into_inner());
+            (s.written, s.hasher.clone())
+        };
+        let (resp, start) = client.get_blob(repo, digest, written).await?;
+        if start != written {
+            bar.dec(written);
+            written = 0;
+            hasher = Hasher::new();
+        }
+        if let Some(len) = resp.content_length() {
+            if written + len != slot.size {
+                return Err(RegistryError::SizeMismatch { what: what.clone(), expected: slot.size, actual: written + len });
+            }
+        }
+        let mut body = resp.bytes_stream();
+        let mut buf: Vec<u8> = Vec::with_capacity(WRITE_BUFFER);
+        let mut cut = None;
+        loop {
+            let next = body.next().await;
+            let chunk = match next {
+                Some(Ok(c)) => Some(c),
+                Some(Err(e)) => {
+                    cut = Some(RegistryError::transport(&what, e));
+                    None
+                }
+                None => None,
+            };
+            if let Some(c) = &chunk {
+                if written + (buf.len() + c.len()) as u64 > slot.size {
+                    return Err(RegistryError::SizeMismatch { what: what.clone(), expected: slot.size, actual: written + (buf.len() + c.len()) as u64 });
+                }
+                buf.extend_from_slice(c);
+            }
+            if !buf.is_empty() && (chunk.is_none() || buf.len() >= WRITE_BUFFER) {
+                let n = buf.len() as u64;
+                let f = file.clone();
+                let offset = slot.data_offset + written;
+                let (b, h, res) = tokio::task::spawn_blocking(move || {
+                    let mut h = hasher;
+                    h.update(&buf);
+                    let r = f.write_all_at(&buf, offset);
+                    buf.clear();
+                    (buf, h, r)
+                })
+                .await
+                .map_err(|e| RegistryError::Io { what: what.clone(), source: std::io::Error::other(e) })?;
+                res.map_err(|e| RegistryError::Io { what: format!("writing {what} into the bundle"), source: e })?;
+                buf = b;
+                hasher = h;
+                written += n;
+                bar.inc(n);
+                let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+                s.written = written;
+                s.hasher = hasher.clone();
+            }
+            if chunk.is_none() {
+                break;
+            }
+        }
+        if let Some(e) = cut {
+            return Err(e);
+        }
+        if written < slot.size {
+            return Err(RegistryError::Incomplete { what: what.clone(), got: written, expected: slot.size });
+        }
+        let actual = hasher.clone().finish();
+        if &actual != digest {
+            bar.dec(written);
+            let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+            s.written = 0;
+            s.hasher = Hasher::new();
+            return Err(RegistryError::DigestMismatch { what: what.clone(), expected: digest.clone(), actual });
+        }
+        Ok(())
+    })
+    .await
+}
