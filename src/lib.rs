@@ -3,9 +3,10 @@
 //! Layout: `registry` is the HTTP client, `bundle` the on-disk format, `engine`
 //! the copy algorithm shared by every command, `cli` the command line.
 
+pub mod bundle;
+pub mod cli;
 pub mod digest;
 pub mod engine;
 pub mod manifest;
 pub mod reference;
-pub mod bundle;
 pub mod registry;

@@ -1,1 +1,62 @@
-fn main(){}
+//! Entry point: parse the command line, wire Ctrl-C/SIGTERM to cancellation, run,
+//! and turn the result into an exit status.
+
+use clap::Parser;
+use ferry::cli::args::Cli;
+use ferry::cli::run::{run, Outcome};
+use std::process::ExitCode;
+use tokio_util::sync::CancellationToken;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let cancel = CancellationToken::new();
+    runtime.block_on(async {
+        spawn_signal_handler(cancel.clone());
+        let result = run(cli, cancel.clone()).await;
+        if cancel.is_cancelled() {
+            if let Err(e) = &result {
+                eprintln!("error: {e:#}");
+            }
+            eprintln!("interrupted");
+            return ExitCode::from(130);
+        }
+        match result {
+            Ok(Outcome::Success) => ExitCode::SUCCESS,
+            Ok(Outcome::Failed) => ExitCode::from(1),
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(1)
+            }
+        }
+    })
+}
+
+/// The first Ctrl-C or SIGTERM cancels the work, which stops downloads promptly and
+/// leaves no meta; a second Ctrl-C exits at once.
+fn spawn_signal_handler(cancel: CancellationToken) {
+    tokio::spawn(async move {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return,
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term.recv() => {},
+        }
+        eprintln!("stopping: finishing nothing half-way (Ctrl-C again to exit at once)");
+        cancel.cancel();
+        let _ = tokio::signal::ctrl_c().await;
+        std::process::exit(130);
+    });
+}

@@ -84,7 +84,10 @@ struct RawJson {
 #[derive(Clone, Debug)]
 pub enum Parsed {
     /// A single-platform image: its config and layers.
-    Image { config: Descriptor, layers: Vec<Descriptor> },
+    Image {
+        config: Descriptor,
+        layers: Vec<Descriptor>,
+    },
     /// An OCI index or docker manifest list: child manifests.
     Index { manifests: Vec<Descriptor> },
 }
@@ -100,14 +103,19 @@ pub struct RawManifest {
 impl RawManifest {
     /// Parses `bytes` to find the media type (JSON field first, then the HTTP
     /// Content-Type) and check that ferry understands it.
-    pub fn new(bytes: Vec<u8>, content_type: Option<&str>) -> Result<(RawManifest, Parsed), ManifestError> {
+    pub fn new(
+        bytes: Vec<u8>,
+        content_type: Option<&str>,
+    ) -> Result<(RawManifest, Parsed), ManifestError> {
         if bytes.len() > MAX_MANIFEST_BYTES {
             return Err(ManifestError::TooLarge(bytes.len()));
         }
         let raw: RawJson = serde_json::from_slice(&bytes)?;
         let content_type = content_type
             .map(|c| c.split(';').next().unwrap_or("").trim().to_string())
-            .filter(|c| !c.is_empty() && c != "application/json" && c != "application/octet-stream");
+            .filter(|c| {
+                !c.is_empty() && c != "application/json" && c != "application/octet-stream"
+            });
         let media_type = match (raw.media_type.clone(), content_type) {
             (Some(m), _) => m,
             (None, Some(c)) => c,
@@ -122,18 +130,32 @@ impl RawManifest {
             }
         };
         if raw.schema_version == Some(1) {
-            return Err(ManifestError::UnsupportedMediaType(format!("{media_type} (docker schema 1)")));
+            return Err(ManifestError::UnsupportedMediaType(format!(
+                "{media_type} (docker schema 1)"
+            )));
         }
         let parsed = match media_type.as_str() {
             DOCKER_MANIFEST | OCI_MANIFEST => match (raw.config, raw.layers) {
-                (Some(config), layers) => Parsed::Image { config, layers: layers.unwrap_or_default() },
+                (Some(config), layers) => Parsed::Image {
+                    config,
+                    layers: layers.unwrap_or_default(),
+                },
                 _ => return Err(ManifestError::UnknownShape),
             },
-            DOCKER_MANIFEST_LIST | OCI_INDEX => Parsed::Index { manifests: raw.manifests.ok_or(ManifestError::UnknownShape)? },
+            DOCKER_MANIFEST_LIST | OCI_INDEX => Parsed::Index {
+                manifests: raw.manifests.ok_or(ManifestError::UnknownShape)?,
+            },
             other => return Err(ManifestError::UnsupportedMediaType(other.to_string())),
         };
         let digest = Digest::of(&bytes);
-        Ok((RawManifest { bytes, media_type, digest }, parsed))
+        Ok((
+            RawManifest {
+                bytes,
+                media_type,
+                digest,
+            },
+            parsed,
+        ))
     }
 }
 
@@ -161,7 +183,10 @@ mod tests {
         let (raw, parsed) = RawManifest::new(idx.into_bytes(), Some(OCI_INDEX)).unwrap();
         assert_eq!(raw.media_type, OCI_INDEX);
         match parsed {
-            Parsed::Index { manifests } => assert_eq!(manifests[0].platform.as_ref().unwrap().to_string(), "linux/arm64"),
+            Parsed::Index { manifests } => assert_eq!(
+                manifests[0].platform.as_ref().unwrap().to_string(),
+                "linux/arm64"
+            ),
             _ => panic!("expected index"),
         }
     }
@@ -169,9 +194,16 @@ mod tests {
     #[test]
     fn unknown_types_and_garbage_are_errors() {
         assert!(RawManifest::new(b"{not json".to_vec(), None).is_err());
-        let odd = b"{\"schemaVersion\":2,\"mediaType\":\"application/x-weird\",\"layers\":[]}".to_vec();
-        assert!(matches!(RawManifest::new(odd, None), Err(ManifestError::UnsupportedMediaType(_))));
+        let odd =
+            b"{\"schemaVersion\":2,\"mediaType\":\"application/x-weird\",\"layers\":[]}".to_vec();
+        assert!(matches!(
+            RawManifest::new(odd, None),
+            Err(ManifestError::UnsupportedMediaType(_))
+        ));
         let big = vec![b' '; MAX_MANIFEST_BYTES + 1];
-        assert!(matches!(RawManifest::new(big, None), Err(ManifestError::TooLarge(_))));
+        assert!(matches!(
+            RawManifest::new(big, None),
+            Err(ManifestError::TooLarge(_))
+        ));
     }
 }

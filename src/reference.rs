@@ -37,7 +37,10 @@ impl Reference {
         let (name_tag, digest) = match s.split_once('@') {
             Some((n, d)) => (
                 n,
-                Some(d.parse::<Digest>().map_err(|_| bad("the digest after @ must be sha256:<64 hex>"))?),
+                Some(
+                    d.parse::<Digest>()
+                        .map_err(|_| bad("the digest after @ must be sha256:<64 hex>"))?,
+                ),
             ),
             None => (s, None),
         };
@@ -85,7 +88,12 @@ impl Reference {
             (None, None) => Some("latest".to_string()),
             (t, _) => t,
         };
-        Ok(Reference { registry, repository, tag, digest })
+        Ok(Reference {
+            registry,
+            repository,
+            tag,
+            digest,
+        })
     }
 
     /// What the registry API takes after `/manifests/`: the digest when there is one
@@ -124,7 +132,8 @@ fn valid_tag(t: &str) -> bool {
     !b.is_empty()
         && b.len() <= 128
         && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
 }
 
 fn valid_host(h: &str) -> bool {

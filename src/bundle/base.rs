@@ -42,9 +42,15 @@ impl BaseSet {
                 (None, Some(base)) => base.clone(),
                 (None, None) => continue,
             };
-            self.blobs.entry(b.digest.clone()).or_insert(BaseBlob { bundle, repository: b.repository.clone() });
+            self.blobs.entry(b.digest.clone()).or_insert(BaseBlob {
+                bundle,
+                repository: b.repository.clone(),
+            });
         }
-        self.refs.push(BaseRef { name: meta.name.clone(), meta_sha256 });
+        self.refs.push(BaseRef {
+            name: meta.name.clone(),
+            meta_sha256,
+        });
     }
 
     pub fn get(&self, digest: &Digest) -> Option<&BaseBlob> {

@@ -45,7 +45,11 @@ pub fn plan(blobs: &[(Digest, u64)], files: usize) -> Vec<FileLayout> {
             .iter_mut()
             .min_by_key(|l| l.size)
             .expect("at least one file");
-        target.entries.push(Entry { digest: digest.clone(), size: *size, header_offset: target.size });
+        target.entries.push(Entry {
+            digest: digest.clone(),
+            size: *size,
+            header_offset: target.size,
+        });
         target.size += BLOCK + padded(*size);
     }
     for l in &mut layouts {
@@ -79,13 +83,22 @@ mod tests {
 
     #[test]
     fn balances_largest_first_and_dedups() {
-        let blobs = vec![(d(1), 10240), (d(2), 6144), (d(3), 5120), (d(4), 4096), (d(1), 10240)];
+        let blobs = vec![
+            (d(1), 10240),
+            (d(2), 6144),
+            (d(3), 5120),
+            (d(4), 4096),
+            (d(1), 10240),
+        ];
         let l = plan(&blobs, 2);
         assert_eq!(l.len(), 2);
         let counts: usize = l.iter().map(|f| f.entries.len()).sum();
         assert_eq!(counts, 4, "a blob listed twice is stored once");
         // Largest first onto the smallest file: 10240 | 6144, then 5120 joins 6144, then 4096 joins 10240.
-        let data: Vec<Vec<u64>> = l.iter().map(|f| f.entries.iter().map(|e| e.size).collect()).collect();
+        let data: Vec<Vec<u64>> = l
+            .iter()
+            .map(|f| f.entries.iter().map(|e| e.size).collect())
+            .collect();
         assert_eq!(data, vec![vec![10240, 4096], vec![6144, 5120]]);
     }
 

@@ -116,7 +116,10 @@ pub struct Failure {
 #[derive(Debug, thiserror::Error)]
 pub enum MetaError {
     #[error("cannot read {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path} is not a readable bundle meta: {detail}")]
     Malformed { path: String, detail: String },
     #[error("{path} is not a ferry bundle meta (format {found:?}, expected {FORMAT_NAME:?})")]
@@ -130,7 +133,10 @@ impl Meta {
     /// increment names its base).
     pub fn load(path: &Path) -> Result<(Meta, String), MetaError> {
         let p = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|e| MetaError::Read { path: p.clone(), source: e })?;
+        let bytes = std::fs::read(path).map_err(|e| MetaError::Read {
+            path: p.clone(),
+            source: e,
+        })?;
         let meta = Self::parse(&bytes, &p)?;
         Ok((meta, hex::encode(sha2::Sha256::digest(&bytes))))
     }
@@ -141,20 +147,40 @@ impl Meta {
             format: Option<String>,
             version: Option<u32>,
         }
-        let text = std::str::from_utf8(bytes).map_err(|_| MetaError::Malformed { path: path.into(), detail: "not UTF-8 text".into() })?;
-        let head: Head = serde_saphyr::from_str(text).map_err(|e| MetaError::Malformed { path: path.into(), detail: first_line(&e.to_string()) })?;
+        let text = std::str::from_utf8(bytes).map_err(|_| MetaError::Malformed {
+            path: path.into(),
+            detail: "not UTF-8 text".into(),
+        })?;
+        let head: Head = serde_saphyr::from_str(text).map_err(|e| MetaError::Malformed {
+            path: path.into(),
+            detail: first_line(&e.to_string()),
+        })?;
         match head.format.as_deref() {
             Some(FORMAT_NAME) => {}
-            other => return Err(MetaError::NotFerry { path: path.into(), found: other.unwrap_or("none").into() }),
+            other => {
+                return Err(MetaError::NotFerry {
+                    path: path.into(),
+                    found: other.unwrap_or("none").into(),
+                })
+            }
         }
         if head.version != Some(FORMAT_VERSION) {
-            return Err(MetaError::UnknownVersion { path: path.into(), found: head.version.unwrap_or(0) });
+            return Err(MetaError::UnknownVersion {
+                path: path.into(),
+                found: head.version.unwrap_or(0),
+            });
         }
-        serde_saphyr::from_str(text).map_err(|e| MetaError::Malformed { path: path.into(), detail: first_line(&e.to_string()) })
+        serde_saphyr::from_str(text).map_err(|e| MetaError::Malformed {
+            path: path.into(),
+            detail: first_line(&e.to_string()),
+        })
     }
 
     pub fn to_yaml(&self) -> Result<String, MetaError> {
-        serde_saphyr::to_string(self).map_err(|e| MetaError::Malformed { path: self.name.clone(), detail: e.to_string() })
+        serde_saphyr::to_string(self).map_err(|e| MetaError::Malformed {
+            path: self.name.clone(),
+            detail: e.to_string(),
+        })
     }
 }
 
@@ -178,7 +204,12 @@ mod tests {
             kind: Kind::Full,
             bases: vec![],
             platforms: vec![],
-            files: vec![DataFile { name: "img_full_202611300400_1.tar".into(), size: 2048, sha256: "00".repeat(32), blobs: 1 }],
+            files: vec![DataFile {
+                name: "img_full_202611300400_1.tar".into(),
+                size: 2048,
+                sha256: "00".repeat(32),
+                blobs: 1,
+            }],
             images: vec![Image {
                 reference: "127.0.0.1:5000/app:1.0".into(),
                 registry: "127.0.0.1:5000".into(),
@@ -188,8 +219,18 @@ mod tests {
                 media_type: crate::manifest::OCI_MANIFEST.into(),
                 children: vec![],
             }],
-            blobs: vec![BlobRecord { digest: Digest::of(b"x"), size: 1, kind: BlobKind::Layer, file: Some("img_full_202611300400_1.tar".into()), base: None, repository: "app".into() }],
-            failed: vec![Failure { reference: "nope".into(), reason: "not found".into() }],
+            blobs: vec![BlobRecord {
+                digest: Digest::of(b"x"),
+                size: 1,
+                kind: BlobKind::Layer,
+                file: Some("img_full_202611300400_1.tar".into()),
+                base: None,
+                repository: "app".into(),
+            }],
+            failed: vec![Failure {
+                reference: "nope".into(),
+                reason: "not found".into(),
+            }],
         }
     }
 
@@ -203,8 +244,17 @@ mod tests {
 
     #[test]
     fn refuses_other_formats_and_versions() {
-        assert!(matches!(Meta::parse(b"datafiles: {}\n", "m"), Err(MetaError::NotFerry { .. })));
-        assert!(matches!(Meta::parse(b"format: ferry-bundle\nversion: 9\n", "m"), Err(MetaError::UnknownVersion { found: 9, .. })));
-        assert!(matches!(Meta::parse(b": : [", "m"), Err(MetaError::Malformed { .. })));
+        assert!(matches!(
+            Meta::parse(b"datafiles: {}\n", "m"),
+            Err(MetaError::NotFerry { .. })
+        ));
+        assert!(matches!(
+            Meta::parse(b"format: ferry-bundle\nversion: 9\n", "m"),
+            Err(MetaError::UnknownVersion { found: 9, .. })
+        ));
+        assert!(matches!(
+            Meta::parse(b": : [", "m"),
+            Err(MetaError::Malformed { .. })
+        ));
     }
 }

@@ -17,28 +17,53 @@ pub struct BundleName {
 /// today's folder with the same request fingerprint is resumed; otherwise the first
 /// free name for this minute is taken (`-2`, `-3`... when a save of the same minute
 /// exists, so two saves never overwrite each other).
-pub fn choose(out: &Path, prefix: &str, kind: Kind, now: chrono::DateTime<chrono::Local>, fingerprint: &str) -> BundleName {
+pub fn choose(
+    out: &Path,
+    prefix: &str,
+    kind: Kind,
+    now: chrono::DateTime<chrono::Local>,
+    fingerprint: &str,
+) -> BundleName {
     let dir = out.join(now.format("%Y%m%d").to_string());
     let stem = format!("{prefix}_{}_", kind.file_word());
     if let Ok(entries) = std::fs::read_dir(&dir) {
         let mut candidates: Vec<String> = entries
             .filter_map(|e| e.ok())
-            .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".journal")).map(str::to_string))
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()
+                    .and_then(|n| n.strip_suffix(".journal"))
+                    .map(str::to_string)
+            })
             .filter(|n| n.starts_with(&stem))
             .collect();
         candidates.sort();
         for name in candidates {
-            if !dir.join(meta_file_name(&name)).exists() && journal_fingerprint(&dir, &name).as_deref() == Some(fingerprint) {
-                return BundleName { dir, name, resuming: true };
+            if !dir.join(meta_file_name(&name)).exists()
+                && journal_fingerprint(&dir, &name).as_deref() == Some(fingerprint)
+            {
+                return BundleName {
+                    dir,
+                    name,
+                    resuming: true,
+                };
             }
         }
     }
     let base = format!("{stem}{}", now.format("%Y%m%d%H%M"));
     let mut n = 1;
     loop {
-        let name = if n == 1 { base.clone() } else { format!("{base}-{n}") };
+        let name = if n == 1 {
+            base.clone()
+        } else {
+            format!("{base}-{n}")
+        };
         if !is_taken(&dir, &name) {
-            return BundleName { dir, name, resuming: false };
+            return BundleName {
+                dir,
+                name,
+                resuming: false,
+            };
         }
         n += 1;
     }
@@ -50,7 +75,13 @@ fn is_taken(dir: &Path, name: &str) -> bool {
     }
     let prefix = format!("{name}_");
     std::fs::read_dir(dir)
-        .map(|entries| entries.filter_map(|e| e.ok()).any(|e| e.file_name().to_str().is_some_and(|n| n.starts_with(&prefix))))
+        .map(|entries| {
+            entries.filter_map(|e| e.ok()).any(|e| {
+                e.file_name()
+                    .to_str()
+                    .is_some_and(|n| n.starts_with(&prefix))
+            })
+        })
         .unwrap_or(false)
 }
 
@@ -62,7 +93,9 @@ mod tests {
     #[test]
     fn same_minute_gets_a_new_name_and_unfinished_is_resumed() {
         let tmp = tempfile::tempdir().unwrap();
-        let now = chrono::Local.with_ymd_and_hms(2026, 11, 24, 15, 30, 0).unwrap();
+        let now = chrono::Local
+            .with_ymd_and_hms(2026, 11, 24, 15, 30, 0)
+            .unwrap();
         let first = choose(tmp.path(), "img", Kind::Full, now, "fp");
         assert_eq!(first.name, "img_full_202611241530");
         assert_eq!(first.dir, tmp.path().join("20261124"));
@@ -71,7 +104,11 @@ mod tests {
         let second = choose(tmp.path(), "img", Kind::Full, now, "fp");
         assert_eq!(second.name, "img_full_202611241530-2");
         assert!(!second.resuming);
-        std::fs::write(second.dir.join("img_full_202611241530-2.journal"), "{\"fingerprint\":\"fp\",\"layout\":\"l\"}\n").unwrap();
+        std::fs::write(
+            second.dir.join("img_full_202611241530-2.journal"),
+            "{\"fingerprint\":\"fp\",\"layout\":\"l\"}\n",
+        )
+        .unwrap();
         let again = choose(tmp.path(), "img", Kind::Full, now, "fp");
         assert_eq!(again.name, "img_full_202611241530-2");
         assert!(again.resuming);

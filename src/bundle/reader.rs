@@ -22,24 +22,50 @@ pub enum BundleError {
     Meta(#[from] MetaError),
     #[error("data file {file} is missing")]
     MissingFile { file: String },
-    #[error("data file {file} has {actual} bytes, the meta records {expected} (truncated or altered)")]
-    FileSize { file: String, expected: u64, actual: u64 },
+    #[error(
+        "data file {file} has {actual} bytes, the meta records {expected} (truncated or altered)"
+    )]
+    FileSize {
+        file: String,
+        expected: u64,
+        actual: u64,
+    },
     #[error("data file {file} has sha256 {actual}, the meta records {expected} (altered, or from another bundle)")]
-    FileDigest { file: String, expected: String, actual: String },
+    FileDigest {
+        file: String,
+        expected: String,
+        actual: String,
+    },
     #[error("data file {file}: entry {entry} holds bytes with digest {actual} (corrupt)")]
-    EntryDigest { file: String, entry: String, actual: Digest },
+    EntryDigest {
+        file: String,
+        entry: String,
+        actual: Digest,
+    },
     #[error("data file {file}: entry {entry:?} is not a blobs/sha256/<hex> entry")]
     BadEntry { file: String, entry: String },
     #[error("data file {file}: malformed tar at offset {offset}: {detail}")]
-    BadTar { file: String, offset: u64, detail: String },
+    BadTar {
+        file: String,
+        offset: u64,
+        detail: String,
+    },
     #[error("data file {file} lacks blob {digest} that the meta places there")]
     MissingBlob { file: String, digest: Digest },
     #[error("data file {file} holds {digest}, which the meta does not place there (data file from another bundle?)")]
     UnexpectedBlob { file: String, digest: Digest },
     #[error("data file {file}: blob {digest} has {actual} bytes, the meta records {expected}")]
-    BlobSize { file: String, digest: Digest, expected: u64, actual: u64 },
+    BlobSize {
+        file: String,
+        digest: Digest,
+        expected: u64,
+        actual: u64,
+    },
     #[error("{file}: {source}")]
-    Io { file: String, source: std::io::Error },
+    Io {
+        file: String,
+        source: std::io::Error,
+    },
 }
 
 /// Where a blob's bytes are inside a data file.
@@ -66,8 +92,17 @@ struct ScannedEntry {
 impl Bundle {
     pub fn open(meta_path: &Path) -> Result<Bundle, BundleError> {
         let (meta, meta_sha256) = Meta::load(meta_path)?;
-        let dir = meta_path.parent().map(Path::to_path_buf).filter(|p| !p.as_os_str().is_empty()).unwrap_or_else(|| PathBuf::from("."));
-        Ok(Bundle { meta, meta_path: meta_path.to_path_buf(), meta_sha256, dir })
+        let dir = meta_path
+            .parent()
+            .map(Path::to_path_buf)
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| PathBuf::from("."));
+        Ok(Bundle {
+            meta,
+            meta_path: meta_path.to_path_buf(),
+            meta_sha256,
+            dir,
+        })
     }
 
     /// Total bytes of the data files, for progress.
@@ -77,11 +112,31 @@ impl Bundle {
 
     /// Checks every data file (in parallel) and returns where each blob is. All
     /// problems found are returned, one per data file at most.
-    pub fn verify(&self, level: VerifyLevel, progress: &(dyn Fn(u64) + Sync)) -> Result<HashMap<Digest, BlobLocation>, Vec<BundleError>> {
-        let results: Vec<Result<Vec<(Digest, BlobLocation)>, BundleError>> = std::thread::scope(|s| {
-            let handles: Vec<_> = self.meta.files.iter().map(|f| s.spawn(move || self.verify_file(f, level, progress))).collect();
-            handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(BundleError::Io { file: "?".into(), source: std::io::Error::other("verify thread panicked") }))).collect()
-        });
+    pub fn verify(
+        &self,
+        level: VerifyLevel,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<HashMap<Digest, BlobLocation>, Vec<BundleError>> {
+        let results: Vec<Result<Vec<(Digest, BlobLocation)>, BundleError>> =
+            std::thread::scope(|s| {
+                let handles: Vec<_> = self
+                    .meta
+                    .files
+                    .iter()
+                    .map(|f| s.spawn(move || self.verify_file(f, level, progress)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join().unwrap_or_else(|_| {
+                            Err(BundleError::Io {
+                                file: "?".into(),
+                                source: std::io::Error::other("verify thread panicked"),
+                            })
+                        })
+                    })
+                    .collect()
+            });
         let mut index = HashMap::new();
         let mut problems = Vec::new();
         for r in results {
@@ -97,23 +152,43 @@ impl Bundle {
         }
     }
 
-    fn verify_file(&self, f: &super::meta::DataFile, level: VerifyLevel, progress: &(dyn Fn(u64) + Sync)) -> Result<Vec<(Digest, BlobLocation)>, BundleError> {
+    fn verify_file(
+        &self,
+        f: &super::meta::DataFile,
+        level: VerifyLevel,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<Vec<(Digest, BlobLocation)>, BundleError> {
         let path = self.dir.join(&f.name);
-        let io = |source| BundleError::Io { file: f.name.clone(), source };
+        let io = |source| BundleError::Io {
+            file: f.name.clone(),
+            source,
+        };
         let actual = match std::fs::metadata(&path) {
             Ok(m) => m.len(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(BundleError::MissingFile { file: f.name.clone() }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(BundleError::MissingFile {
+                    file: f.name.clone(),
+                })
+            }
             Err(e) => return Err(io(e)),
         };
         if actual != f.size {
-            return Err(BundleError::FileSize { file: f.name.clone(), expected: f.size, actual });
+            return Err(BundleError::FileSize {
+                file: f.name.clone(),
+                expected: f.size,
+                actual,
+            });
         }
         let entries = match level {
             VerifyLevel::Size => scan_headers(&path, &f.name)?,
             VerifyLevel::Full => {
                 let (entries, sha) = scan_full(&path, &f.name, progress)?;
                 if sha != f.sha256 {
-                    return Err(BundleError::FileDigest { file: f.name.clone(), expected: f.sha256.clone(), actual: sha });
+                    return Err(BundleError::FileDigest {
+                        file: f.name.clone(),
+                        expected: f.sha256.clone(),
+                        actual: sha,
+                    });
                 }
                 entries
             }
@@ -121,31 +196,77 @@ impl Bundle {
         if level == VerifyLevel::Size {
             progress(f.size);
         }
-        let expected: HashMap<&Digest, u64> = self.meta.blobs.iter().filter(|b| b.file.as_deref() == Some(f.name.as_str())).map(|b| (&b.digest, b.size)).collect();
+        let expected: HashMap<&Digest, u64> = self
+            .meta
+            .blobs
+            .iter()
+            .filter(|b| b.file.as_deref() == Some(f.name.as_str()))
+            .map(|b| (&b.digest, b.size))
+            .collect();
         let mut seen = HashMap::new();
         for e in &entries {
             match expected.get(&e.digest) {
-                None => return Err(BundleError::UnexpectedBlob { file: f.name.clone(), digest: e.digest.clone() }),
-                Some(&size) if size != e.size => return Err(BundleError::BlobSize { file: f.name.clone(), digest: e.digest.clone(), expected: size, actual: e.size }),
+                None => {
+                    return Err(BundleError::UnexpectedBlob {
+                        file: f.name.clone(),
+                        digest: e.digest.clone(),
+                    })
+                }
+                Some(&size) if size != e.size => {
+                    return Err(BundleError::BlobSize {
+                        file: f.name.clone(),
+                        digest: e.digest.clone(),
+                        expected: size,
+                        actual: e.size,
+                    })
+                }
                 _ => {}
             }
-            seen.insert(e.digest.clone(), BlobLocation { path: path.clone(), data_offset: e.data_offset, size: e.size });
+            seen.insert(
+                e.digest.clone(),
+                BlobLocation {
+                    path: path.clone(),
+                    data_offset: e.data_offset,
+                    size: e.size,
+                },
+            );
         }
         if let Some(missing) = expected.keys().find(|d| !seen.contains_key(**d)) {
-            return Err(BundleError::MissingBlob { file: f.name.clone(), digest: (*missing).clone() });
+            return Err(BundleError::MissingBlob {
+                file: f.name.clone(),
+                digest: (*missing).clone(),
+            });
         }
         Ok(seen.into_iter().collect())
     }
 }
 
-fn parse_header(block: &[u8; 512], file: &str, offset: u64) -> Result<Option<(Digest, u64)>, BundleError> {
+fn parse_header(
+    block: &[u8; 512],
+    file: &str,
+    offset: u64,
+) -> Result<Option<(Digest, u64)>, BundleError> {
     if block.iter().all(|b| *b == 0) {
         return Ok(None);
     }
-    let bad = |detail: String| BundleError::BadTar { file: file.into(), offset, detail };
+    let bad = |detail: String| BundleError::BadTar {
+        file: file.into(),
+        offset,
+        detail,
+    };
     let header = tar::Header::from_byte_slice(block);
     let sum = header.cksum().map_err(|e| bad(e.to_string()))?;
-    let computed: u32 = block.iter().enumerate().map(|(i, b)| if (148..156).contains(&i) { u32::from(b' ') } else { u32::from(*b) }).sum();
+    let computed: u32 = block
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            if (148..156).contains(&i) {
+                u32::from(b' ')
+            } else {
+                u32::from(*b)
+            }
+        })
+        .sum();
     if sum != computed {
         return Err(bad("header checksum mismatch".into()));
     }
@@ -155,16 +276,25 @@ fn parse_header(block: &[u8; 512], file: &str, offset: u64) -> Result<Option<(Di
     let digest = name
         .strip_prefix("blobs/sha256/")
         .and_then(|hex| Digest::from_hex(hex).ok())
-        .ok_or_else(|| BundleError::BadEntry { file: file.into(), entry: name.clone() })?;
+        .ok_or_else(|| BundleError::BadEntry {
+            file: file.into(),
+            entry: name.clone(),
+        })?;
     if header.entry_type() != tar::EntryType::Regular {
-        return Err(BundleError::BadEntry { file: file.into(), entry: name });
+        return Err(BundleError::BadEntry {
+            file: file.into(),
+            entry: name,
+        });
     }
     Ok(Some((digest, size)))
 }
 
 /// Reads only the headers, seeking over the data.
 fn scan_headers(path: &Path, name: &str) -> Result<Vec<ScannedEntry>, BundleError> {
-    let io = |source| BundleError::Io { file: name.into(), source };
+    let io = |source| BundleError::Io {
+        file: name.into(),
+        source,
+    };
     let mut f = File::open(path).map_err(io)?;
     let len = f.metadata().map_err(io)?.len();
     let mut out = Vec::new();
@@ -173,37 +303,66 @@ fn scan_headers(path: &Path, name: &str) -> Result<Vec<ScannedEntry>, BundleErro
     while pos + 512 <= len {
         f.seek(SeekFrom::Start(pos)).map_err(io)?;
         f.read_exact(&mut block).map_err(io)?;
-        let Some((digest, size)) = parse_header(&block, name, pos)? else { break };
+        let Some((digest, size)) = parse_header(&block, name, pos)? else {
+            break;
+        };
         let data_offset = pos + 512;
         if data_offset + size > len {
-            return Err(BundleError::BadTar { file: name.into(), offset: pos, detail: "entry runs past the end of the file".into() });
+            return Err(BundleError::BadTar {
+                file: name.into(),
+                offset: pos,
+                detail: "entry runs past the end of the file".into(),
+            });
         }
-        out.push(ScannedEntry { digest, data_offset, size });
+        out.push(ScannedEntry {
+            digest,
+            data_offset,
+            size,
+        });
         pos = data_offset + super::layout::padded(size);
     }
     Ok(out)
 }
 
 /// Reads the whole file once: hashes it, and hashes every entry against its name.
-fn scan_full(path: &Path, name: &str, progress: &(dyn Fn(u64) + Sync)) -> Result<(Vec<ScannedEntry>, String), BundleError> {
-    let io = |source| BundleError::Io { file: name.into(), source };
+fn scan_full(
+    path: &Path,
+    name: &str,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<(Vec<ScannedEntry>, String), BundleError> {
+    let io = |source| BundleError::Io {
+        file: name.into(),
+        source,
+    };
     let mut r = BufReader::with_capacity(1 << 20, File::open(path).map_err(io)?);
     let mut file_hash = Hasher::new();
     let mut out = Vec::new();
     let mut pos = 0u64;
     let mut block = [0u8; 512];
     let mut buf = vec![0u8; 1 << 20];
-    let read = |r: &mut BufReader<File>, dst: &mut [u8], file_hash: &mut Hasher| -> Result<(), BundleError> {
-        r.read_exact(dst).map_err(|e| BundleError::Io { file: name.into(), source: e })?;
+    let read = |r: &mut BufReader<File>,
+                dst: &mut [u8],
+                file_hash: &mut Hasher|
+     -> Result<(), BundleError> {
+        r.read_exact(dst).map_err(|e| BundleError::Io {
+            file: name.into(),
+            source: e,
+        })?;
         file_hash.update(dst);
         progress(dst.len() as u64);
         Ok(())
     };
     loop {
         if read(&mut r, &mut block, &mut file_hash).is_err() {
-            return Err(BundleError::BadTar { file: name.into(), offset: pos, detail: "file ends without the end-of-archive blocks".into() });
+            return Err(BundleError::BadTar {
+                file: name.into(),
+                offset: pos,
+                detail: "file ends without the end-of-archive blocks".into(),
+            });
         }
-        let Some((digest, size)) = parse_header(&block, name, pos)? else { break };
+        let Some((digest, size)) = parse_header(&block, name, pos)? else {
+            break;
+        };
         let data_offset = pos + 512;
         let mut entry_hash = Hasher::new();
         let mut left = size;
@@ -217,9 +376,17 @@ fn scan_full(path: &Path, name: &str, progress: &(dyn Fn(u64) + Sync)) -> Result
         read(&mut r, &mut buf[..pad], &mut file_hash)?;
         let actual = entry_hash.finish();
         if actual != digest {
-            return Err(BundleError::EntryDigest { file: name.into(), entry: digest.blob_path(), actual });
+            return Err(BundleError::EntryDigest {
+                file: name.into(),
+                entry: digest.blob_path(),
+                actual,
+            });
         }
-        out.push(ScannedEntry { digest, data_offset, size });
+        out.push(ScannedEntry {
+            digest,
+            data_offset,
+            size,
+        });
         pos = data_offset + super::layout::padded(size);
     }
     loop {
@@ -237,7 +404,10 @@ fn scan_full(path: &Path, name: &str, progress: &(dyn Fn(u64) + Sync)) -> Result
 pub fn read_blob(loc: &BlobLocation, limit: u64) -> std::io::Result<Vec<u8>> {
     use std::os::unix::fs::FileExt;
     if loc.size > limit {
-        return Err(std::io::Error::other(format!("blob of {} bytes is over the {limit}-byte limit", loc.size)));
+        return Err(std::io::Error::other(format!(
+            "blob of {} bytes is over the {limit}-byte limit",
+            loc.size
+        )));
     }
     let f = File::open(&loc.path)?;
     let mut buf = vec![0u8; loc.size as usize];

@@ -15,13 +15,19 @@ use std::sync::{Arc, Mutex};
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Meta(#[from] super::meta::MetaError),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> WriteError + '_ {
-    move |source| WriteError::Io { path: path.display().to_string(), source }
+    move |source| WriteError::Io {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 /// Where one blob goes.
@@ -86,16 +92,27 @@ pub fn journal_fingerprint(dir: &Path, name: &str) -> Option<String> {
     let f = File::open(dir.join(journal_file_name(name))).ok()?;
     let mut first = String::new();
     BufReader::new(f).read_line(&mut first).ok()?;
-    serde_json::from_str::<JournalHeader>(&first).ok().map(|h| h.fingerprint)
+    serde_json::from_str::<JournalHeader>(&first)
+        .ok()
+        .map(|h| h.fingerprint)
 }
 
 impl BundleWriter {
     /// Opens the data files of bundle `name` in `dir`. When a journal for the same
     /// fingerprint and layout is there, the blobs it lists are kept (after re-hashing
     /// them); otherwise the files are created anew.
-    pub fn create(dir: &Path, name: &str, layouts: Vec<FileLayout>, fingerprint: &str, mtime: u64) -> Result<BundleWriter, WriteError> {
+    pub fn create(
+        dir: &Path,
+        name: &str,
+        layouts: Vec<FileLayout>,
+        fingerprint: &str,
+        mtime: u64,
+    ) -> Result<BundleWriter, WriteError> {
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-        let header = JournalHeader { fingerprint: fingerprint.to_string(), layout: layout_hash(&layouts) };
+        let header = JournalHeader {
+            fingerprint: fingerprint.to_string(),
+            layout: layout_hash(&layouts),
+        };
         let journal_path = dir.join(journal_file_name(name));
         let previous = read_journal(&journal_path);
         let resume = matches!(&previous, Some((h, _)) if *h == header);
@@ -105,22 +122,45 @@ impl BundleWriter {
             let file_name = data_file_name(name, i);
             let partial = dir.join(format!("{file_name}.partial"));
             let file = if resume {
-                let f = OpenOptions::new().read(true).write(true).open(&partial).map_err(io_err(&partial))?;
+                let f = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(&partial)
+                    .map_err(io_err(&partial))?;
                 if f.metadata().map_err(io_err(&partial))?.len() != layout.size {
                     f.set_len(layout.size).map_err(io_err(&partial))?;
                 }
                 f
             } else {
-                let f = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&partial).map_err(io_err(&partial))?;
+                let f = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .open(&partial)
+                    .map_err(io_err(&partial))?;
                 f.set_len(layout.size).map_err(io_err(&partial))?;
                 f
             };
             for e in &layout.entries {
                 let h = layout::header(&e.digest, e.size, mtime).map_err(io_err(&partial))?;
-                file.write_all_at(&h, e.header_offset).map_err(io_err(&partial))?;
-                slots.insert(e.digest.clone(), Slot { file: i, data_offset: e.data_offset(), size: e.size });
+                file.write_all_at(&h, e.header_offset)
+                    .map_err(io_err(&partial))?;
+                slots.insert(
+                    e.digest.clone(),
+                    Slot {
+                        file: i,
+                        data_offset: e.data_offset(),
+                        size: e.size,
+                    },
+                );
             }
-            files.push(DataFileWriter { final_path: dir.join(&file_name), partial, file: Arc::new(file), layout });
+            files.push(DataFileWriter {
+                final_path: dir.join(&file_name),
+                partial,
+                file: Arc::new(file),
+                layout,
+            });
         }
         let mut resumed = HashSet::new();
         if resume {
@@ -134,15 +174,30 @@ impl BundleWriter {
                 }
             }
         }
-        let mut journal = OpenOptions::new().create(true).write(true).truncate(true).open(&journal_path).map_err(io_err(&journal_path))?;
+        let mut journal = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(&journal_path)
+            .map_err(io_err(&journal_path))?;
         let mut text = serde_json::to_string(&header).unwrap_or_default();
         text.push('\n');
         for d in &resumed {
             text.push_str(d.as_str());
             text.push('\n');
         }
-        journal.write_all(text.as_bytes()).map_err(io_err(&journal_path))?;
-        Ok(BundleWriter { dir: dir.to_path_buf(), name: name.to_string(), files, slots, journal: Mutex::new(journal), journal_path, resumed })
+        journal
+            .write_all(text.as_bytes())
+            .map_err(io_err(&journal_path))?;
+        Ok(BundleWriter {
+            dir: dir.to_path_buf(),
+            name: name.to_string(),
+            files,
+            slots,
+            journal: Mutex::new(journal),
+            journal_path,
+            resumed,
+        })
     }
 
     /// Blobs already complete from an interrupted run of the same save.
@@ -165,7 +220,8 @@ impl BundleWriter {
     /// Records a blob as complete, once its bytes are written and verified.
     pub fn mark_done(&self, digest: &Digest) -> Result<(), WriteError> {
         let mut j = self.journal.lock().unwrap_or_else(|p| p.into_inner());
-        j.write_all(format!("{digest}\n").as_bytes()).map_err(io_err(&self.journal_path))
+        j.write_all(format!("{digest}\n").as_bytes())
+            .map_err(io_err(&self.journal_path))
     }
 
     /// Writes a small blob (a manifest) held in memory.
@@ -174,7 +230,9 @@ impl BundleWriter {
             return Ok(());
         };
         let f = &self.files[slot.file];
-        f.file.write_all_at(bytes, slot.data_offset).map_err(io_err(&f.partial))?;
+        f.file
+            .write_all_at(bytes, slot.data_offset)
+            .map_err(io_err(&f.partial))?;
         self.mark_done(digest)
     }
 
@@ -186,14 +244,25 @@ impl BundleWriter {
     pub fn file_names(&self) -> Vec<(String, usize)> {
         self.files
             .iter()
-            .map(|f| (f.final_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(), f.layout.entries.len()))
+            .map(|f| {
+                (
+                    f.final_path
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                    f.layout.entries.len(),
+                )
+            })
             .collect()
     }
 
     /// Flushes and hashes every data file, renames them to their final names, then
     /// writes the meta atomically and removes the journal. Returns (size, sha256) of
     /// each data file in order via `fill_meta` before the meta is written.
-    pub fn finish(self, fill_meta: impl FnOnce(&[(u64, String)]) -> Meta) -> Result<PathBuf, WriteError> {
+    pub fn finish(
+        self,
+        fill_meta: impl FnOnce(&[(u64, String)]) -> Meta,
+    ) -> Result<PathBuf, WriteError> {
         let sums: Vec<Result<(u64, String), WriteError>> = std::thread::scope(|s| {
             let handles: Vec<_> = self
                 .files
@@ -207,7 +276,14 @@ impl BundleWriter {
                 .collect();
             handles
                 .into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| Err(WriteError::Io { path: "data file".into(), source: std::io::Error::other("hashing thread panicked") })))
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(WriteError::Io {
+                            path: "data file".into(),
+                            source: std::io::Error::other("hashing thread panicked"),
+                        })
+                    })
+                })
                 .collect()
         });
         let sums: Vec<(u64, String)> = sums.into_iter().collect::<Result<_, _>>()?;
@@ -242,7 +318,10 @@ fn read_journal(path: &Path) -> Option<(JournalHeader, Vec<Digest>)> {
     let f = File::open(path).ok()?;
     let mut lines = BufReader::new(f).lines();
     let header: JournalHeader = serde_json::from_str(&lines.next()?.ok()?).ok()?;
-    let done = lines.map_while(Result::ok).filter_map(|l| l.trim().parse().ok()).collect();
+    let done = lines
+        .map_while(Result::ok)
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
     Some((header, done))
 }
 
@@ -285,33 +364,68 @@ impl BundleWriter {
             if f.layout.entries.iter().all(|e| keep.contains(&e.digest)) {
                 continue;
             }
-            let kept: Vec<(Digest, u64)> = f.layout.entries.iter().filter(|e| keep.contains(&e.digest)).map(|e| (e.digest.clone(), e.size)).collect();
+            let kept: Vec<(Digest, u64)> = f
+                .layout
+                .entries
+                .iter()
+                .filter(|e| keep.contains(&e.digest))
+                .map(|e| (e.digest.clone(), e.size))
+                .collect();
             let mut new_layout = layout::plan(&kept, 1).pop().unwrap_or_default();
             // Keep the original order so the rewrite reads the old file sequentially.
-            new_layout.entries.sort_by_key(|e| f.layout.entries.iter().position(|o| o.digest == e.digest));
+            new_layout
+                .entries
+                .sort_by_key(|e| f.layout.entries.iter().position(|o| o.digest == e.digest));
             let mut offset = 0;
             for e in &mut new_layout.entries {
                 e.header_offset = offset;
                 offset += layout::BLOCK + layout::padded(e.size);
             }
             let tmp = f.partial.with_extension("compact");
-            let out = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&tmp).map_err(io_err(&tmp))?;
+            let out = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&tmp)
+                .map_err(io_err(&tmp))?;
             out.set_len(new_layout.size).map_err(io_err(&tmp))?;
             let mut buf = vec![0u8; 1 << 20];
             for e in &new_layout.entries {
-                let old = self.slots.get(&e.digest).cloned().ok_or_else(|| WriteError::Io { path: tmp.display().to_string(), source: std::io::Error::other("blob without a slot") })?;
-                out.write_all_at(&layout::header(&e.digest, e.size, mtime).map_err(io_err(&tmp))?, e.header_offset).map_err(io_err(&tmp))?;
+                let old = self
+                    .slots
+                    .get(&e.digest)
+                    .cloned()
+                    .ok_or_else(|| WriteError::Io {
+                        path: tmp.display().to_string(),
+                        source: std::io::Error::other("blob without a slot"),
+                    })?;
+                out.write_all_at(
+                    &layout::header(&e.digest, e.size, mtime).map_err(io_err(&tmp))?,
+                    e.header_offset,
+                )
+                .map_err(io_err(&tmp))?;
                 let mut done = 0;
                 while done < e.size {
                     let n = ((e.size - done) as usize).min(buf.len());
-                    f.file.read_exact_at(&mut buf[..n], old.data_offset + done).map_err(io_err(&f.partial))?;
-                    out.write_all_at(&buf[..n], e.data_offset() + done).map_err(io_err(&tmp))?;
+                    f.file
+                        .read_exact_at(&mut buf[..n], old.data_offset + done)
+                        .map_err(io_err(&f.partial))?;
+                    out.write_all_at(&buf[..n], e.data_offset() + done)
+                        .map_err(io_err(&tmp))?;
                     done += n as u64;
                 }
             }
             std::fs::rename(&tmp, &f.partial).map_err(io_err(&tmp))?;
             for e in &new_layout.entries {
-                self.slots.insert(e.digest.clone(), Slot { file: i, data_offset: e.data_offset(), size: e.size });
+                self.slots.insert(
+                    e.digest.clone(),
+                    Slot {
+                        file: i,
+                        data_offset: e.data_offset(),
+                        size: e.size,
+                    },
+                );
             }
             for e in &f.layout.entries {
                 if !keep.contains(&e.digest) {

@@ -6,3 +6,4 @@ pub mod report;
 pub mod resolve;
 pub mod retry;
 pub mod save;
+pub mod upload;

@@ -23,7 +23,11 @@ pub struct Registries {
 
 impl Registries {
     pub fn new(configured: HashMap<String, RegistryOptions>, timeouts: Timeouts) -> Registries {
-        Registries { clients: Mutex::new(HashMap::new()), configured, timeouts }
+        Registries {
+            clients: Mutex::new(HashMap::new()),
+            configured,
+            timeouts,
+        }
     }
 
     pub fn client(&self, host: &str) -> Result<Arc<Client>, RegistryError> {
@@ -47,12 +51,22 @@ impl Registries {
 /// Missing or unreadable config means anonymous access, as docker behaves.
 pub fn docker_config_credentials(host: &str) -> Option<Credentials> {
     let keys: Vec<String> = if host == crate::reference::DOCKER_HUB {
-        vec!["https://index.docker.io/v1/".into(), "index.docker.io".into(), "docker.io".into()]
+        vec![
+            "https://index.docker.io/v1/".into(),
+            "index.docker.io".into(),
+            "docker.io".into(),
+        ]
     } else {
-        vec![host.to_string(), format!("https://{host}"), format!("http://{host}")]
+        vec![
+            host.to_string(),
+            format!("https://{host}"),
+            format!("http://{host}"),
+        ]
     };
     for key in keys {
-        if let Ok(docker_credential::DockerCredential::UsernamePassword(username, password)) = docker_credential::get_credential(&key) {
+        if let Ok(docker_credential::DockerCredential::UsernamePassword(username, password)) =
+            docker_credential::get_credential(&key)
+        {
             return Some(Credentials { username, password });
         }
     }

@@ -22,8 +22,16 @@ pub struct Reporter {
 impl Reporter {
     pub fn new(verbosity: Verbosity) -> Reporter {
         let bars = verbosity != Verbosity::Quiet && std::io::stderr().is_terminal();
-        let multi = MultiProgress::with_draw_target(if bars { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() });
-        Reporter { multi, bars, verbosity }
+        let multi = MultiProgress::with_draw_target(if bars {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        });
+        Reporter {
+            multi,
+            bars,
+            verbosity,
+        }
     }
 
     /// A bar counting bytes; hidden when not on a terminal.
@@ -33,9 +41,11 @@ impl Reporter {
         }
         let bar = self.multi.add(ProgressBar::new(total));
         bar.set_style(
-            ProgressStyle::with_template("{prefix:>9} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "{prefix:>9} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
         );
         bar.set_prefix(label.to_string());
         bar.enable_steady_tick(Duration::from_millis(200));
@@ -48,7 +58,11 @@ impl Reporter {
             return ProgressBar::hidden();
         }
         let bar = self.multi.add(ProgressBar::new(total));
-        bar.set_style(ProgressStyle::with_template("{prefix:>9} [{bar:30}] {pos}/{len} {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("=> "));
+        bar.set_style(
+            ProgressStyle::with_template("{prefix:>9} [{bar:30}] {pos}/{len} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
         bar.set_prefix(label.to_string());
         bar
     }
@@ -100,7 +114,11 @@ impl Summary {
 
     pub fn print(&self, reporter: &Reporter) {
         let secs = self.elapsed.as_secs_f64();
-        let rate = if secs > 0.0 { self.bytes as f64 / secs } else { 0.0 };
+        let rate = if secs > 0.0 {
+            self.bytes as f64 / secs
+        } else {
+            0.0
+        };
         reporter.warn(&format!(
             "{}: {} images, {} succeeded, {} failed, {} invalid; {} in {:.1}s ({}/s)",
             self.action,

@@ -45,19 +45,37 @@ impl ResolvedImage {
 /// Configs and layers an image manifest names, without foreign layers.
 pub fn image_blobs(parsed: &Parsed) -> Vec<BlobNeed> {
     match parsed {
-        Parsed::Image { config, layers } => std::iter::once(BlobNeed { digest: config.digest.clone(), size: config.size, kind: BlobKind::Config })
-            .chain(layers.iter().filter(|l| !l.is_foreign()).map(|l| BlobNeed { digest: l.digest.clone(), size: l.size, kind: BlobKind::Layer }))
-            .collect(),
+        Parsed::Image { config, layers } => std::iter::once(BlobNeed {
+            digest: config.digest.clone(),
+            size: config.size,
+            kind: BlobKind::Config,
+        })
+        .chain(layers.iter().filter(|l| !l.is_foreign()).map(|l| BlobNeed {
+            digest: l.digest.clone(),
+            size: l.size,
+            kind: BlobKind::Layer,
+        }))
+        .collect(),
         Parsed::Index { .. } => Vec::new(),
     }
 }
 
 const MAX_INDEX_DEPTH: usize = 4;
 
-pub async fn resolve(client: &Client, reference: &Reference, input: &str, policy: RetryPolicy, cancel: &CancellationToken, on_retry: &(dyn Fn(&RegistryError, Duration) + Sync)) -> Result<ResolvedImage, RegistryError> {
+pub async fn resolve(
+    client: &Client,
+    reference: &Reference,
+    input: &str,
+    policy: RetryPolicy,
+    cancel: &CancellationToken,
+    on_retry: &(dyn Fn(&RegistryError, Duration) + Sync),
+) -> Result<ResolvedImage, RegistryError> {
     let repo = &reference.repository;
     let api_ref = reference.api_reference();
-    let (top, parsed) = retry(policy, cancel, on_retry, || client.get_manifest(repo, &api_ref)).await?;
+    let (top, parsed) = retry(policy, cancel, on_retry, || {
+        client.get_manifest(repo, &api_ref)
+    })
+    .await?;
     let mut children = Vec::new();
     let mut blobs = Vec::new();
     let mut seen = HashSet::new();
@@ -72,20 +90,39 @@ pub async fn resolve(client: &Client, reference: &Reference, input: &str, policy
     // Breadth-first over (possibly nested) indexes.
     let mut queue: Vec<(Parsed, usize)> = vec![(parsed, 0)];
     while let Some((p, depth)) = queue.pop() {
-        let Parsed::Index { manifests } = p else { continue };
+        let Parsed::Index { manifests } = p else {
+            continue;
+        };
         if depth >= MAX_INDEX_DEPTH {
-            return Err(RegistryError::Protocol { what: reference.to_string(), detail: format!("indexes nested deeper than {MAX_INDEX_DEPTH} levels") });
+            return Err(RegistryError::Protocol {
+                what: reference.to_string(),
+                detail: format!("indexes nested deeper than {MAX_INDEX_DEPTH} levels"),
+            });
         }
         for desc in manifests {
             let d = desc.digest.to_string();
-            let (raw, child) = retry(policy, cancel, on_retry, || client.get_manifest(repo, &d)).await?;
+            let (raw, child) =
+                retry(policy, cancel, on_retry, || client.get_manifest(repo, &d)).await?;
             if raw.bytes.len() as u64 != desc.size {
-                return Err(RegistryError::SizeMismatch { what: format!("manifest {} of {reference}", desc.digest), expected: desc.size, actual: raw.bytes.len() as u64 });
+                return Err(RegistryError::SizeMismatch {
+                    what: format!("manifest {} of {reference}", desc.digest),
+                    expected: desc.size,
+                    actual: raw.bytes.len() as u64,
+                });
             }
             add_blobs(&child, &mut blobs);
-            children.push(ChildManifest { raw, platform: desc.platform.as_ref().map(|p| p.to_string()) });
+            children.push(ChildManifest {
+                raw,
+                platform: desc.platform.as_ref().map(|p| p.to_string()),
+            });
             queue.push((child, depth + 1));
         }
     }
-    Ok(ResolvedImage { input: input.to_string(), reference: reference.clone(), top, children, blobs })
+    Ok(ResolvedImage {
+        input: input.to_string(),
+        reference: reference.clone(),
+        top,
+        children,
+        blobs,
+    })
 }

@@ -17,13 +17,22 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy { retries: 5, min_delay: Duration::from_millis(200), max_delay: Duration::from_secs(20) }
+        RetryPolicy {
+            retries: 5,
+            min_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(20),
+        }
     }
 }
 
 /// Runs `op` until it succeeds, fails with an error that a retry cannot fix, runs
 /// out of tries, or `cancel` fires. `on_retry` hears each retried error.
-pub async fn retry<T, F, Fut>(policy: RetryPolicy, cancel: &CancellationToken, on_retry: &(dyn Fn(&RegistryError, Duration) + Sync), op: F) -> Result<T, RegistryError>
+pub async fn retry<T, F, Fut>(
+    policy: RetryPolicy,
+    cancel: &CancellationToken,
+    on_retry: &(dyn Fn(&RegistryError, Duration) + Sync),
+    op: F,
+) -> Result<T, RegistryError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, RegistryError>>,
@@ -36,7 +45,13 @@ where
     let attempt = op
         .retry(backoff)
         .when(|e: &RegistryError| e.is_retryable())
-        .adjust(|e: &RegistryError, d| d.map(|d| e.retry_after().map(|r| r.min(Duration::from_secs(300))).unwrap_or(d)))
+        .adjust(|e: &RegistryError, d| {
+            d.map(|d| {
+                e.retry_after()
+                    .map(|r| r.min(Duration::from_secs(300)))
+                    .unwrap_or(d)
+            })
+        })
         .notify(|e: &RegistryError, d| on_retry(e, d));
     tokio::select! {
         biased;
@@ -51,7 +66,11 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn fast() -> RetryPolicy {
-        RetryPolicy { retries: 3, min_delay: Duration::from_millis(1), max_delay: Duration::from_millis(2) }
+        RetryPolicy {
+            retries: 3,
+            min_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(2),
+        }
     }
 
     #[tokio::test]
@@ -59,7 +78,12 @@ mod tests {
         let calls = AtomicUsize::new(0);
         let r = retry(fast(), &CancellationToken::new(), &|_, _| {}, || async {
             if calls.fetch_add(1, Ordering::SeqCst) < 2 {
-                Err(RegistryError::Status { what: "x".into(), status: 503, message: String::new(), retry_after: None })
+                Err(RegistryError::Status {
+                    what: "x".into(),
+                    status: 503,
+                    message: String::new(),
+                    retry_after: None,
+                })
             } else {
                 Ok(7)
             }
@@ -74,7 +98,10 @@ mod tests {
         let calls = AtomicUsize::new(0);
         let r: Result<(), _> = retry(fast(), &CancellationToken::new(), &|_, _| {}, || async {
             calls.fetch_add(1, Ordering::SeqCst);
-            Err(RegistryError::NotFound { what: "x".into(), message: String::new() })
+            Err(RegistryError::NotFound {
+                what: "x".into(),
+                message: String::new(),
+            })
         })
         .await;
         assert!(r.is_err());

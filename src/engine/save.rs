@@ -50,16 +50,31 @@ struct PlannedBlob {
     base: Option<crate::bundle::base::BaseBlob>,
 }
 
-pub async fn save(inputs: Vec<String>, opts: &SaveOptions, registries: &Registries, reporter: &Reporter, cancel: &CancellationToken) -> Result<SaveOutcome> {
+pub async fn save(
+    inputs: Vec<String>,
+    opts: &SaveOptions,
+    registries: &Registries,
+    reporter: &Reporter,
+    cancel: &CancellationToken,
+) -> Result<SaveOutcome> {
     let started = Instant::now();
     if inputs.is_empty() {
         bail!("no images to save: give references as arguments, with --list FILE, or on standard input");
     }
-    let bases = BaseSet::load(&opts.bases).context("cannot use the base bundle given with --inc")?;
-    let kind = if bases.is_empty() { Kind::Full } else { Kind::Incremental };
+    let bases =
+        BaseSet::load(&opts.bases).context("cannot use the base bundle given with --inc")?;
+    let kind = if bases.is_empty() {
+        Kind::Full
+    } else {
+        Kind::Incremental
+    };
     check_writable(&opts.out)?;
 
-    let mut summary = Summary { action: "save", total: inputs.len(), ..Summary::default() };
+    let mut summary = Summary {
+        action: "save",
+        total: inputs.len(),
+        ..Summary::default()
+    };
     let mut failures: Vec<Failure> = Vec::new();
     let mut parsed = Vec::new();
     for input in &inputs {
@@ -67,30 +82,40 @@ pub async fn save(inputs: Vec<String>, opts: &SaveOptions, registries: &Registri
             Ok(r) => parsed.push((input.clone(), r)),
             Err(e) => {
                 summary.invalid.push((input.clone(), e.to_string()));
-                failures.push(Failure { reference: input.clone(), reason: e.to_string() });
+                failures.push(Failure {
+                    reference: input.clone(),
+                    reason: e.to_string(),
+                });
             }
         }
     }
 
     // Resolve all references (manifests only), concurrently.
     let resolve_bar = reporter.count_bar(parsed.len() as u64, "resolve");
-    let on_retry = |e: &RegistryError, d: Duration| reporter.warn(&format!("retrying in {:.1}s: {e}", d.as_secs_f64()));
-    let mut resolved: Vec<(usize, Result<ResolvedImage, String>)> = stream::iter(parsed.iter().enumerate())
-        .map(|(i, (input, reference))| {
-            let on_retry = &on_retry;
-            let resolve_bar = &resolve_bar;
-            async move {
-                let r = match registries.client(&reference.registry) {
-                    Ok(client) => resolve(&client, reference, input, opts.retry, cancel, on_retry).await.map_err(|e| e.to_string()),
-                    Err(e) => Err(e.to_string()),
-                };
-                resolve_bar.inc(1);
-                (i, r)
-            }
-        })
-        .buffer_unordered(opts.jobs.max(1))
-        .collect()
-        .await;
+    let on_retry = |e: &RegistryError, d: Duration| {
+        reporter.warn(&format!("retrying in {:.1}s: {e}", d.as_secs_f64()))
+    };
+    let mut resolved: Vec<(usize, Result<ResolvedImage, String>)> =
+        stream::iter(parsed.iter().enumerate())
+            .map(|(i, (input, reference))| {
+                let on_retry = &on_retry;
+                let resolve_bar = &resolve_bar;
+                async move {
+                    let r = match registries.client(&reference.registry) {
+                        Ok(client) => {
+                            resolve(&client, reference, input, opts.retry, cancel, on_retry)
+                                .await
+                                .map_err(|e| e.to_string())
+                        }
+                        Err(e) => Err(e.to_string()),
+                    };
+                    resolve_bar.inc(1);
+                    (i, r)
+                }
+            })
+            .buffer_unordered(opts.jobs.max(1))
+            .collect()
+            .await;
     resolve_bar.finish_and_clear();
     if cancel.is_cancelled() {
         bail!("interrupted before any download; nothing was written");
@@ -104,7 +129,10 @@ pub async fn save(inputs: Vec<String>, opts: &SaveOptions, registries: &Registri
                 let input = parsed[i].0.clone();
                 reporter.warn(&format!("{input}: {why}"));
                 summary.failed.push((input.clone(), why.clone()));
-                failures.push(Failure { reference: input, reason: why });
+                failures.push(Failure {
+                    reference: input,
+                    reason: why,
+                });
             }
         }
     }
@@ -115,13 +143,31 @@ pub async fn save(inputs: Vec<String>, opts: &SaveOptions, registries: &Registri
     for (i, img) in images.iter().enumerate() {
         for m in img.manifests() {
             manifest_bytes.insert(m.digest.clone(), &m.bytes);
-            note_blob(&mut blobs, &m.digest, m.bytes.len() as u64, BlobKind::Manifest, i, None);
+            note_blob(
+                &mut blobs,
+                &m.digest,
+                m.bytes.len() as u64,
+                BlobKind::Manifest,
+                i,
+                None,
+            );
         }
         for b in &img.blobs {
-            note_blob(&mut blobs, &b.digest, b.size, b.kind, i, bases.get(&b.digest).cloned());
+            note_blob(
+                &mut blobs,
+                &b.digest,
+                b.size,
+                b.kind,
+                i,
+                bases.get(&b.digest).cloned(),
+            );
         }
     }
-    let to_store: Vec<(Digest, u64)> = blobs.iter().filter(|(_, b)| b.base.is_none()).map(|(d, b)| (d.clone(), b.size)).collect();
+    let to_store: Vec<(Digest, u64)> = blobs
+        .iter()
+        .filter(|(_, b)| b.base.is_none())
+        .map(|(d, b)| (d.clone(), b.size))
+        .collect();
     let max_file = to_store.iter().map(|(_, s)| *s).max().unwrap_or(0);
     let _ = max_file;
 
@@ -130,18 +176,30 @@ pub async fn save(inputs: Vec<String>, opts: &SaveOptions, registries: &Registri
     let name = naming::choose(&opts.out, &opts.prefix, kind, now, &fingerprint);
     let mtime = now.timestamp().max(0) as u64;
     let layouts = layout::plan(&to_store, opts.files);
-    let mut writer = BundleWriter::create(&name.dir, &name.name, layouts, &fingerprint, mtime).with_context(|| format!("cannot create the data files in {}", name.dir.display()))?;
+    let mut writer = BundleWriter::create(&name.dir, &name.name, layouts, &fingerprint, mtime)
+        .with_context(|| format!("cannot create the data files in {}", name.dir.display()))?;
     if !writer.resumed().is_empty() {
-        reporter.info(&format!("resuming {}: {} blobs already saved", name.name, writer.resumed().len()));
+        reporter.info(&format!(
+            "resuming {}: {} blobs already saved",
+            name.name,
+            writer.resumed().len()
+        ));
     }
     for (digest, bytes) in &manifest_bytes {
         if !writer.resumed().contains(digest) {
-            writer.write_small(digest, bytes).context("cannot write a manifest into the bundle")?;
+            writer
+                .write_small(digest, bytes)
+                .context("cannot write a manifest into the bundle")?;
         }
     }
 
     // Download the configs and layers, largest first.
-    let mut downloads: Vec<(&Digest, &PlannedBlob)> = blobs.iter().filter(|(d, b)| b.base.is_none() && b.kind != BlobKind::Manifest && !writer.resumed().contains(*d)).collect();
+    let mut downloads: Vec<(&Digest, &PlannedBlob)> = blobs
+        .iter()
+        .filter(|(d, b)| {
+            b.base.is_none() && b.kind != BlobKind::Manifest && !writer.resumed().contains(*d)
+        })
+        .collect();
     downloads.sort_by(|a, b| b.1.size.cmp(&a.1.size).then_with(|| a.0.cmp(b.0)));
     let total_bytes: u64 = downloads.iter().map(|(_, b)| b.size).sum();
     let bar = reporter.bytes_bar(total_bytes, "save");
@@ -154,9 +212,28 @@ pub async fn save(inputs: Vec<String>, opts: &SaveOptions, registries: &Registri
             async move {
                 let r = async {
                     let client = registries.client(&img.reference.registry)?;
-                    let slot = writer_ref.slot(digest).ok_or_else(|| RegistryError::Protocol { what: digest.to_string(), detail: "blob missing from the layout".into() })?;
-                    download_blob(&client, &img.reference.repository, digest, &slot, writer_ref.file_handle(slot.file), opts.retry, cancel, bar, on_retry).await?;
-                    writer_ref.mark_done(digest).map_err(|e| RegistryError::Io { what: digest.to_string(), source: std::io::Error::other(e.to_string()) })
+                    let slot = writer_ref
+                        .slot(digest)
+                        .ok_or_else(|| RegistryError::Protocol {
+                            what: digest.to_string(),
+                            detail: "blob missing from the layout".into(),
+                        })?;
+                    download_blob(
+                        &client,
+                        &img.reference.repository,
+                        digest,
+                        &slot,
+                        writer_ref.file_handle(slot.file),
+                        opts.retry,
+                        cancel,
+                        bar,
+                        on_retry,
+                    )
+                    .await?;
+                    writer_ref.mark_done(digest).map_err(|e| RegistryError::Io {
+                        what: digest.to_string(),
+                        source: std::io::Error::other(e.to_string()),
+                    })
                 }
                 .await;
                 (digest.clone(), r)
@@ -180,8 +257,14 @@ pub async fn save(inputs: Vec<String>, opts: &SaveOptions, registries: &Registri
         }
     }
     if !failed_images.is_empty() {
-        let keep: HashSet<Digest> = blobs.iter().filter(|(_, b)| b.images.iter().any(|i| !failed_images.contains_key(i))).map(|(d, _)| d.clone()).collect();
-        writer.retain(&keep, mtime).context("cannot rewrite the data files without the failed images' blobs")?;
+        let keep: HashSet<Digest> = blobs
+            .iter()
+            .filter(|(_, b)| b.images.iter().any(|i| !failed_images.contains_key(i)))
+            .map(|(d, _)| d.clone())
+            .collect();
+        writer
+            .retain(&keep, mtime)
+            .context("cannot rewrite the data files without the failed images' blobs")?;
         blobs.retain(|d, _| keep.contains(d));
     }
     let mut meta_images = Vec::new();
@@ -189,7 +272,10 @@ pub async fn save(inputs: Vec<String>, opts: &SaveOptions, registries: &Registri
         if let Some(why) = failed_images.get(&i) {
             reporter.warn(&format!("{}: {why}", img.input));
             summary.failed.push((img.input.clone(), why.clone()));
-            failures.push(Failure { reference: img.input.clone(), reason: why.clone() });
+            failures.push(Failure {
+                reference: img.input.clone(),
+                reason: why.clone(),
+            });
         } else {
             meta_images.push(image_record(img));
         }
@@ -204,9 +290,17 @@ pub async fn save(inputs: Vec<String>, opts: &SaveOptions, registries: &Registri
             digest: d.clone(),
             size: b.size,
             kind: b.kind,
-            file: if b.base.is_none() { writer.slot(d).map(|s| file_names[s.file].0.clone()) } else { None },
+            file: if b.base.is_none() {
+                writer.slot(d).map(|s| file_names[s.file].0.clone())
+            } else {
+                None
+            },
             base: b.base.as_ref().map(|x| x.bundle.clone()),
-            repository: b.base.as_ref().map(|x| x.repository.clone()).unwrap_or_else(|| images[b.first_image].reference.repository.clone()),
+            repository: b
+                .base
+                .as_ref()
+                .map(|x| x.repository.clone())
+                .unwrap_or_else(|| images[b.first_image].reference.repository.clone()),
         })
         .collect();
     let meta_path = writer
@@ -222,7 +316,12 @@ pub async fn save(inputs: Vec<String>, opts: &SaveOptions, registries: &Registri
             files: file_names
                 .iter()
                 .zip(sums)
-                .map(|((n, count), (size, sha))| DataFile { name: n.clone(), size: *size, sha256: sha.clone(), blobs: *count as u64 })
+                .map(|((n, count), (size, sha))| DataFile {
+                    name: n.clone(),
+                    size: *size,
+                    sha256: sha.clone(),
+                    blobs: *count as u64,
+                })
                 .collect(),
             images: meta_images,
             blobs: blob_records,
@@ -233,8 +332,21 @@ pub async fn save(inputs: Vec<String>, opts: &SaveOptions, registries: &Registri
     Ok(SaveOutcome { meta_path, summary })
 }
 
-fn note_blob(blobs: &mut BTreeMap<Digest, PlannedBlob>, digest: &Digest, size: u64, kind: BlobKind, image: usize, base: Option<crate::bundle::base::BaseBlob>) {
-    let entry = blobs.entry(digest.clone()).or_insert(PlannedBlob { size, kind, first_image: image, images: Vec::new(), base });
+fn note_blob(
+    blobs: &mut BTreeMap<Digest, PlannedBlob>,
+    digest: &Digest,
+    size: u64,
+    kind: BlobKind,
+    image: usize,
+    base: Option<crate::bundle::base::BaseBlob>,
+) {
+    let entry = blobs.entry(digest.clone()).or_insert(PlannedBlob {
+        size,
+        kind,
+        first_image: image,
+        images: Vec::new(),
+        base,
+    });
     if entry.images.last() != Some(&image) {
         entry.images.push(image);
     }
@@ -248,7 +360,15 @@ fn image_record(img: &ResolvedImage) -> meta::Image {
         tag: img.reference.tag.clone(),
         digest: img.top.digest.clone(),
         media_type: img.top.media_type.clone(),
-        children: img.children.iter().map(|c| meta::ChildManifest { digest: c.raw.digest.clone(), media_type: c.raw.media_type.clone(), platform: c.platform.clone() }).collect(),
+        children: img
+            .children
+            .iter()
+            .map(|c| meta::ChildManifest {
+                digest: c.raw.digest.clone(),
+                media_type: c.raw.media_type.clone(),
+                platform: c.platform.clone(),
+            })
+            .collect(),
     }
 }
 
@@ -269,9 +389,11 @@ fn fingerprint(inputs: &[String], opts: &SaveOptions, bases: &BaseSet) -> String
 }
 
 fn check_writable(out: &std::path::Path) -> Result<()> {
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create the output folder {}", out.display()))?;
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("cannot create the output folder {}", out.display()))?;
     let probe = out.join(format!(".ferry-write-test-{}", std::process::id()));
-    std::fs::write(&probe, b"").with_context(|| format!("the output folder {} is not writable", out.display()))?;
+    std::fs::write(&probe, b"")
+        .with_context(|| format!("the output folder {} is not writable", out.display()))?;
     let _ = std::fs::remove_file(probe);
     Ok(())
 }
@@ -287,8 +409,21 @@ const WRITE_BUFFER: usize = 1 << 20;
 /// Streams one blob into its slot, hashing as it goes. A body cut short resumes
 /// with a Range request where the registry honours it, else restarts from zero.
 #[allow(clippy::too_many_arguments)]
-async fn download_blob(client: &Client, repo: &str, digest: &Digest, slot: &Slot, file: Arc<std::fs::File>, policy: RetryPolicy, cancel: &CancellationToken, bar: &ProgressBar, on_retry: &(dyn Fn(&RegistryError, Duration) + Sync)) -> Result<(), RegistryError> {
-    let state = Mutex::new(Progress { written: 0, hasher: Hasher::new() });
+async fn download_blob(
+    client: &Client,
+    repo: &str,
+    digest: &Digest,
+    slot: &Slot,
+    file: Arc<std::fs::File>,
+    policy: RetryPolicy,
+    cancel: &CancellationToken,
+    bar: &ProgressBar,
+    on_retry: &(dyn Fn(&RegistryError, Duration) + Sync),
+) -> Result<(), RegistryError> {
+    let state = Mutex::new(Progress {
+        written: 0,
+        hasher: Hasher::new(),
+    });
     let what = format!("blob {digest} in {}/{repo}", client.host());
     retry(policy, cancel, on_retry, || async {
         let (mut written, mut hasher) = {
@@ -303,7 +438,11 @@ async fn download_blob(client: &Client, repo: &str, digest: &Digest, slot: &Slot
         }
         if let Some(len) = resp.content_length() {
             if written + len != slot.size {
-                return Err(RegistryError::SizeMismatch { what: what.clone(), expected: slot.size, actual: written + len });
+                return Err(RegistryError::SizeMismatch {
+                    what: what.clone(),
+                    expected: slot.size,
+                    actual: written + len,
+                });
             }
         }
         let mut body = resp.bytes_stream();
@@ -321,7 +460,11 @@ async fn download_blob(client: &Client, repo: &str, digest: &Digest, slot: &Slot
             };
             if let Some(c) = &chunk {
                 if written + (buf.len() + c.len()) as u64 > slot.size {
-                    return Err(RegistryError::SizeMismatch { what: what.clone(), expected: slot.size, actual: written + (buf.len() + c.len()) as u64 });
+                    return Err(RegistryError::SizeMismatch {
+                        what: what.clone(),
+                        expected: slot.size,
+                        actual: written + (buf.len() + c.len()) as u64,
+                    });
                 }
                 buf.extend_from_slice(c);
             }
@@ -337,8 +480,14 @@ async fn download_blob(client: &Client, repo: &str, digest: &Digest, slot: &Slot
                     (buf, h, r)
                 })
                 .await
-                .map_err(|e| RegistryError::Io { what: what.clone(), source: std::io::Error::other(e) })?;
-                res.map_err(|e| RegistryError::Io { what: format!("writing {what} into the bundle"), source: e })?;
+                .map_err(|e| RegistryError::Io {
+                    what: what.clone(),
+                    source: std::io::Error::other(e),
+                })?;
+                res.map_err(|e| RegistryError::Io {
+                    what: format!("writing {what} into the bundle"),
+                    source: e,
+                })?;
                 buf = b;
                 hasher = h;
                 written += n;
@@ -355,7 +504,11 @@ async fn download_blob(client: &Client, repo: &str, digest: &Digest, slot: &Slot
             return Err(e);
         }
         if written < slot.size {
-            return Err(RegistryError::Incomplete { what: what.clone(), got: written, expected: slot.size });
+            return Err(RegistryError::Incomplete {
+                what: what.clone(),
+                got: written,
+                expected: slot.size,
+            });
         }
         let actual = hasher.clone().finish();
         if &actual != digest {
@@ -363,7 +516,11 @@ async fn download_blob(client: &Client, repo: &str, digest: &Digest, slot: &Slot
             let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
             s.written = 0;
             s.hasher = Hasher::new();
-            return Err(RegistryError::DigestMismatch { what: what.clone(), expected: digest.clone(), actual });
+            return Err(RegistryError::DigestMismatch {
+                what: what.clone(),
+                expected: digest.clone(),
+                actual,
+            });
         }
         Ok(())
     })

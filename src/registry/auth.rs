@@ -13,14 +13,21 @@ pub struct Credentials {
 
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Credentials {{ username: {:?}, password: <hidden> }}", self.username)
+        write!(
+            f,
+            "Credentials {{ username: {:?}, password: <hidden> }}",
+            self.username
+        )
     }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Challenge {
     Basic,
-    Bearer { realm: String, service: Option<String> },
+    Bearer {
+        realm: String,
+        service: Option<String>,
+    },
 }
 
 /// Parses a `WWW-Authenticate` header value such as
@@ -33,7 +40,10 @@ pub fn parse_challenge(header: &str) -> Option<Challenge> {
         "bearer" => {
             let params = parse_params(rest);
             let realm = params.get("realm")?.clone();
-            Some(Challenge::Bearer { realm, service: params.get("service").cloned() })
+            Some(Challenge::Bearer {
+                realm,
+                service: params.get("service").cloned(),
+            })
         }
         _ => None,
     }
@@ -43,8 +53,14 @@ fn parse_params(s: &str) -> HashMap<String, String> {
     let mut out = HashMap::new();
     let mut rest = s.trim();
     while !rest.is_empty() {
-        let Some((key, after)) = rest.split_once('=') else { break };
-        let key = key.trim().trim_start_matches(',').trim().to_ascii_lowercase();
+        let Some((key, after)) = rest.split_once('=') else {
+            break;
+        };
+        let key = key
+            .trim()
+            .trim_start_matches(',')
+            .trim()
+            .to_ascii_lowercase();
         let after = after.trim_start();
         let (value, remaining) = if let Some(quoted) = after.strip_prefix('"') {
             match quoted.find('"') {
@@ -85,7 +101,13 @@ impl TokenCache {
     }
 
     pub fn put(&mut self, scope: &str, value: String, lifetime: Duration) {
-        self.tokens.insert(scope.to_string(), Token { value, expires: Instant::now() + lifetime });
+        self.tokens.insert(
+            scope.to_string(),
+            Token {
+                value,
+                expires: Instant::now() + lifetime,
+            },
+        );
     }
 
     pub fn forget(&mut self, scope: &str) {
@@ -109,14 +131,20 @@ mod tests {
                 service: Some("registry.docker.io".into())
             })
         );
-        assert_eq!(parse_challenge(r#"Basic realm="basic-realm""#), Some(Challenge::Basic));
+        assert_eq!(
+            parse_challenge(r#"Basic realm="basic-realm""#),
+            Some(Challenge::Basic)
+        );
         assert_eq!(parse_challenge("Negotiate abc"), None);
         assert_eq!(parse_challenge("Bearer service=x"), None);
     }
 
     #[test]
     fn credentials_debug_hides_password() {
-        let c = Credentials { username: "u".into(), password: "s3cret".into() };
+        let c = Credentials {
+            username: "u".into(),
+            password: "s3cret".into(),
+        };
         assert!(!format!("{c:?}").contains("s3cret"));
     }
 

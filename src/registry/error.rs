@@ -6,9 +6,18 @@ use crate::manifest::ManifestError;
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
     #[error("{what}: {detail}")]
-    Transport { what: String, detail: String, retryable: bool },
+    Transport {
+        what: String,
+        detail: String,
+        retryable: bool,
+    },
     #[error("{what}: HTTP {status}{}", if .message.is_empty() { String::new() } else { format!(" ({})", .message) })]
-    Status { what: String, status: u16, message: String, retry_after: Option<std::time::Duration> },
+    Status {
+        what: String,
+        status: u16,
+        message: String,
+        retry_after: Option<std::time::Duration>,
+    },
     #[error("{what}: not found (HTTP 404{})", if .message.is_empty() { String::new() } else { format!(", {}", .message) })]
     NotFound { what: String, message: String },
     #[error("{what}: access denied (HTTP {status}); check the credentials for this registry")]
@@ -16,17 +25,32 @@ pub enum RegistryError {
     #[error("{what}: authentication failed: {detail}")]
     Auth { what: String, detail: String },
     #[error("{what}: content does not match its digest: expected {expected}, got {actual}")]
-    DigestMismatch { what: String, expected: Digest, actual: Digest },
+    DigestMismatch {
+        what: String,
+        expected: Digest,
+        actual: Digest,
+    },
     #[error("{what}: size does not match its descriptor: expected {expected} bytes, got {actual}")]
-    SizeMismatch { what: String, expected: u64, actual: u64 },
+    SizeMismatch {
+        what: String,
+        expected: u64,
+        actual: u64,
+    },
     #[error("{what}: body ended after {got} of {expected} bytes")]
-    Incomplete { what: String, got: u64, expected: u64 },
+    Incomplete {
+        what: String,
+        got: u64,
+        expected: u64,
+    },
     #[error("{what}: {source}")]
     Manifest { what: String, source: ManifestError },
     #[error("{what}: {detail}")]
     Protocol { what: String, detail: String },
     #[error("{what}: {source}")]
-    Io { what: String, source: std::io::Error },
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
     #[error("cancelled")]
     Cancelled,
 }
@@ -37,7 +61,9 @@ impl RegistryError {
     pub fn is_retryable(&self) -> bool {
         match self {
             RegistryError::Transport { retryable, .. } => *retryable,
-            RegistryError::Status { status, .. } => *status >= 500 || *status == 429 || *status == 408,
+            RegistryError::Status { status, .. } => {
+                *status >= 500 || *status == 429 || *status == 408
+            }
             RegistryError::Incomplete { .. } => true,
             _ => false,
         }
@@ -53,7 +79,11 @@ impl RegistryError {
 
     pub(crate) fn transport(what: &str, err: reqwest::Error) -> RegistryError {
         let retryable = !err.is_redirect() && !err.is_builder();
-        RegistryError::Transport { what: what.to_string(), detail: describe_reqwest(&err), retryable }
+        RegistryError::Transport {
+            what: what.to_string(),
+            detail: describe_reqwest(&err),
+            retryable,
+        }
     }
 }
 
@@ -74,7 +104,10 @@ pub(crate) fn describe_reqwest(err: &reqwest::Error) -> String {
         out.push_str(" (redirect loop or too many redirects)");
     }
     let lower = out.to_lowercase();
-    if lower.contains("certificate") || lower.contains("unknownissuer") || lower.contains("invalid peer") {
+    if lower.contains("certificate")
+        || lower.contains("unknownissuer")
+        || lower.contains("invalid peer")
+    {
         out.push_str(" — the registry's TLS certificate is not trusted; give its CA with `ca:` or set `insecure: true` for this registry");
     }
     out

@@ -11,7 +11,10 @@ use auth::{parse_challenge, Challenge, Credentials, TokenCache};
 use base64::Engine as _;
 pub use error::RegistryError;
 use futures_util::StreamExt;
-use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, RANGE, WWW_AUTHENTICATE};
+use reqwest::header::{
+    HeaderMap, ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, RANGE,
+    WWW_AUTHENTICATE,
+};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -67,7 +70,11 @@ pub fn is_loopback(host: &str) -> bool {
     } else {
         host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host)
     };
-    h == "localhost" || h == "::1" || h.parse::<std::net::Ipv4Addr>().map(|ip| ip.is_loopback()).unwrap_or(false)
+    h == "localhost"
+        || h == "::1"
+        || h.parse::<std::net::Ipv4Addr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false)
 }
 
 const DEFAULT_CHUNK: u64 = 32 * 1024 * 1024;
@@ -76,7 +83,11 @@ impl Client {
     pub fn new(host: &str, opts: &RegistryOptions) -> Result<Client, RegistryError> {
         let what = format!("registry {host}");
         let plain = opts.plain_http.unwrap_or_else(|| is_loopback(host));
-        let api_host = if host == crate::reference::DOCKER_HUB { "registry-1.docker.io" } else { host };
+        let api_host = if host == crate::reference::DOCKER_HUB {
+            "registry-1.docker.io"
+        } else {
+            host
+        };
         let mut builder = reqwest::Client::builder()
             .user_agent(concat!("ferry/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(opts.connect_timeout.unwrap_or(Duration::from_secs(30)))
@@ -85,13 +96,20 @@ impl Client {
             .tcp_nodelay(true)
             .danger_accept_invalid_certs(opts.insecure);
         if let Some(ca) = &opts.ca_file {
-            let pem = std::fs::read(ca).map_err(|e| RegistryError::Io { what: format!("{what}: CA file {}", ca.display()), source: e })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| RegistryError::transport(&format!("{what}: CA file {}", ca.display()), e))?;
+            let pem = std::fs::read(ca).map_err(|e| RegistryError::Io {
+                what: format!("{what}: CA file {}", ca.display()),
+                source: e,
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                RegistryError::transport(&format!("{what}: CA file {}", ca.display()), e)
+            })?;
             for c in certs {
                 builder = builder.add_root_certificate(c);
             }
         }
-        let http = builder.build().map_err(|e| RegistryError::transport(&what, e))?;
+        let http = builder
+            .build()
+            .map_err(|e| RegistryError::transport(&what, e))?;
         Ok(Client {
             http,
             base: format!("{}://{}", if plain { "http" } else { "https" }, api_host),
@@ -111,17 +129,28 @@ impl Client {
 
     /// Sends a request with the auth this scope needs, answering one 401 challenge
     /// (fetching a token, or switching to basic auth) and sending again.
-    async fn send(&self, what: &str, scope: &str, build: &(dyn Fn() -> Result<RequestBuilder, RegistryError> + Sync)) -> Result<Response, RegistryError> {
+    async fn send(
+        &self,
+        what: &str,
+        scope: &str,
+        build: &(dyn Fn() -> Result<RequestBuilder, RegistryError> + Sync),
+    ) -> Result<Response, RegistryError> {
         let mut answered = false;
         loop {
             let mut req = build()?;
             if let Some(h) = self.auth_header(scope).await {
                 req = req.header(AUTHORIZATION, h);
             }
-            let resp = req.send().await.map_err(|e| RegistryError::transport(what, e))?;
+            let resp = req
+                .send()
+                .await
+                .map_err(|e| RegistryError::transport(what, e))?;
             if resp.status() != StatusCode::UNAUTHORIZED || answered {
                 if resp.status() == StatusCode::UNAUTHORIZED {
-                    return Err(RegistryError::Denied { what: what.to_string(), status: 401 });
+                    return Err(RegistryError::Denied {
+                        what: what.to_string(),
+                        status: 401,
+                    });
                 }
                 return Ok(resp);
             }
@@ -130,7 +159,10 @@ impl Client {
                 .get(WWW_AUTHENTICATE)
                 .and_then(|v| v.to_str().ok())
                 .and_then(parse_challenge)
-                .ok_or_else(|| RegistryError::Denied { what: what.to_string(), status: 401 })?;
+                .ok_or_else(|| RegistryError::Denied {
+                    what: what.to_string(),
+                    status: 401,
+                })?;
             self.authenticate(what, scope, challenge).await?;
             answered = true;
         }
@@ -140,18 +172,30 @@ impl Client {
         let state = self.auth.lock().await;
         match &state.challenge {
             Some(Challenge::Basic) => self.credentials.as_ref().map(basic_header),
-            Some(Challenge::Bearer { .. }) => state.tokens.get(scope).map(|t| format!("Bearer {t}")),
+            Some(Challenge::Bearer { .. }) => {
+                state.tokens.get(scope).map(|t| format!("Bearer {t}"))
+            }
             None => None,
         }
     }
 
-    async fn authenticate(&self, what: &str, scope: &str, challenge: Challenge) -> Result<(), RegistryError> {
+    async fn authenticate(
+        &self,
+        what: &str,
+        scope: &str,
+        challenge: Challenge,
+    ) -> Result<(), RegistryError> {
         let mut state = self.auth.lock().await;
         state.challenge = Some(challenge.clone());
         match challenge {
             Challenge::Basic => {
                 if self.credentials.is_none() {
-                    return Err(RegistryError::Auth { what: what.into(), detail: "the registry asks for a user name and password and none is configured".into() });
+                    return Err(RegistryError::Auth {
+                        what: what.into(),
+                        detail:
+                            "the registry asks for a user name and password and none is configured"
+                                .into(),
+                    });
                 }
                 Ok(())
             }
@@ -169,9 +213,15 @@ impl Client {
                     req = req.header(AUTHORIZATION, basic_header(c));
                 }
                 let token_what = format!("{what}: token from {realm}");
-                let resp = req.send().await.map_err(|e| RegistryError::transport(&token_what, e))?;
+                let resp = req
+                    .send()
+                    .await
+                    .map_err(|e| RegistryError::transport(&token_what, e))?;
                 if !resp.status().is_success() {
-                    return Err(RegistryError::Auth { what: what.into(), detail: format!("token server answered HTTP {}", resp.status().as_u16()) });
+                    return Err(RegistryError::Auth {
+                        what: what.into(),
+                        detail: format!("token server answered HTTP {}", resp.status().as_u16()),
+                    });
                 }
                 let body = read_limited(resp, 1024 * 1024, &token_what).await?;
                 #[derive(serde::Deserialize)]
@@ -180,9 +230,23 @@ impl Client {
                     access_token: Option<String>,
                     expires_in: Option<u64>,
                 }
-                let t: TokenResponse = serde_json::from_slice(&body).map_err(|e| RegistryError::Auth { what: what.into(), detail: format!("token server sent malformed JSON: {e}") })?;
-                let token = t.token.or(t.access_token).ok_or_else(|| RegistryError::Auth { what: what.into(), detail: "token server sent no token".into() })?;
-                state.tokens.put(scope, token, Duration::from_secs(t.expires_in.unwrap_or(60).max(60)));
+                let t: TokenResponse =
+                    serde_json::from_slice(&body).map_err(|e| RegistryError::Auth {
+                        what: what.into(),
+                        detail: format!("token server sent malformed JSON: {e}"),
+                    })?;
+                let token = t
+                    .token
+                    .or(t.access_token)
+                    .ok_or_else(|| RegistryError::Auth {
+                        what: what.into(),
+                        detail: "token server sent no token".into(),
+                    })?;
+                state.tokens.put(
+                    scope,
+                    token,
+                    Duration::from_secs(t.expires_in.unwrap_or(60).max(60)),
+                );
                 Ok(())
             }
         }
@@ -190,23 +254,44 @@ impl Client {
 
     /// Fetches a manifest by tag or digest as the exact bytes served. Checks the bytes
     /// against the requested digest and against the registry's `Docker-Content-Digest`.
-    pub async fn get_manifest(&self, repo: &str, reference: &str) -> Result<(RawManifest, Parsed), RegistryError> {
+    pub async fn get_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+    ) -> Result<(RawManifest, Parsed), RegistryError> {
         let what = format!("manifest {}/{repo}:{reference}", self.host);
         let url = self.url(&format!("{repo}/manifests/{reference}"));
-        let resp = self.send(&what, &pull_scope(repo), &|| Ok(self.http.get(&url).header(ACCEPT, ACCEPT_MANIFESTS))).await?;
+        let resp = self
+            .send(&what, &pull_scope(repo), &|| {
+                Ok(self.http.get(&url).header(ACCEPT, ACCEPT_MANIFESTS))
+            })
+            .await?;
         let resp = check(resp, &what).await?;
         let content_type = header_str(resp.headers(), CONTENT_TYPE.as_str());
         let served_digest = header_str(resp.headers(), "docker-content-digest");
         let bytes = read_limited(resp, MAX_MANIFEST_BYTES, &what).await?;
-        let (raw, parsed) = RawManifest::new(bytes, content_type.as_deref()).map_err(|e| RegistryError::Manifest { what: what.clone(), source: e })?;
+        let (raw, parsed) = RawManifest::new(bytes, content_type.as_deref()).map_err(|e| {
+            RegistryError::Manifest {
+                what: what.clone(),
+                source: e,
+            }
+        })?;
         if let Ok(expected) = reference.parse::<Digest>() {
             if expected != raw.digest {
-                return Err(RegistryError::DigestMismatch { what, expected, actual: raw.digest });
+                return Err(RegistryError::DigestMismatch {
+                    what,
+                    expected,
+                    actual: raw.digest,
+                });
             }
         }
         if let Some(served) = served_digest.and_then(|d| d.parse::<Digest>().ok()) {
             if served != raw.digest {
-                return Err(RegistryError::DigestMismatch { what: format!("{what} (Docker-Content-Digest header)"), expected: served, actual: raw.digest });
+                return Err(RegistryError::DigestMismatch {
+                    what: format!("{what} (Docker-Content-Digest header)"),
+                    expected: served,
+                    actual: raw.digest,
+                });
             }
         }
         Ok((raw, parsed))
@@ -214,37 +299,68 @@ impl Client {
 
     /// Starts streaming a blob from `offset`. Returns the response and the offset
     /// it really starts at (0 when the registry ignored the Range request).
-    pub async fn get_blob(&self, repo: &str, digest: &Digest, offset: u64) -> Result<(Response, u64), RegistryError> {
+    pub async fn get_blob(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        offset: u64,
+    ) -> Result<(Response, u64), RegistryError> {
         let what = format!("blob {digest} in {}/{repo}", self.host);
         let url = self.url(&format!("{repo}/blobs/{digest}"));
         let resp = self
             .send(&what, &pull_scope(repo), &|| {
                 let r = self.http.get(&url);
-                Ok(if offset > 0 { r.header(RANGE, format!("bytes={offset}-")) } else { r })
+                Ok(if offset > 0 {
+                    r.header(RANGE, format!("bytes={offset}-"))
+                } else {
+                    r
+                })
             })
             .await?;
         let resp = check(resp, &what).await?;
-        let start = if resp.status() == StatusCode::PARTIAL_CONTENT { offset } else { 0 };
+        let start = if resp.status() == StatusCode::PARTIAL_CONTENT {
+            offset
+        } else {
+            0
+        };
         Ok((resp, start))
     }
 
     /// The size of a blob when the repository has it.
-    pub async fn blob_exists(&self, repo: &str, digest: &Digest) -> Result<Option<u64>, RegistryError> {
+    pub async fn blob_exists(
+        &self,
+        repo: &str,
+        digest: &Digest,
+    ) -> Result<Option<u64>, RegistryError> {
         let what = format!("blob {digest} in {}/{repo}", self.host);
         let url = self.url(&format!("{repo}/blobs/{digest}"));
-        let resp = self.send(&what, &pull_scope(repo), &|| Ok(self.http.head(&url))).await?;
+        let resp = self
+            .send(&what, &pull_scope(repo), &|| Ok(self.http.head(&url)))
+            .await?;
         if resp.status() == StatusCode::NOT_FOUND {
             return Ok(None);
         }
         let resp = check(resp, &what).await?;
-        Ok(Some(header_str(resp.headers(), CONTENT_LENGTH.as_str()).and_then(|v| v.parse().ok()).unwrap_or(0)))
+        Ok(Some(
+            header_str(resp.headers(), CONTENT_LENGTH.as_str())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
+        ))
     }
 
     /// Whether the repository has a manifest (by digest or tag), and its digest.
-    pub async fn manifest_digest(&self, repo: &str, reference: &str) -> Result<Option<Digest>, RegistryError> {
+    pub async fn manifest_digest(
+        &self,
+        repo: &str,
+        reference: &str,
+    ) -> Result<Option<Digest>, RegistryError> {
         let what = format!("manifest {}/{repo}:{reference}", self.host);
         let url = self.url(&format!("{repo}/manifests/{reference}"));
-        let resp = self.send(&what, &pull_scope(repo), &|| Ok(self.http.head(&url).header(ACCEPT, ACCEPT_MANIFESTS))).await?;
+        let resp = self
+            .send(&what, &pull_scope(repo), &|| {
+                Ok(self.http.head(&url).header(ACCEPT, ACCEPT_MANIFESTS))
+            })
+            .await?;
         if resp.status() == StatusCode::NOT_FOUND {
             return Ok(None);
         }
@@ -254,28 +370,50 @@ impl Client {
 
     /// Starts an upload, asking the registry to mount the blob from `mount_from`
     /// when given (the token scope then covers pulling from that repository too).
-    pub async fn start_upload(&self, repo: &str, digest: &Digest, mount_from: Option<&str>) -> Result<UploadStart, RegistryError> {
+    pub async fn start_upload(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        mount_from: Option<&str>,
+    ) -> Result<UploadStart, RegistryError> {
         let what = format!("upload of {digest} to {}/{repo}", self.host);
         let (url, scope) = match mount_from {
             Some(from) => (
                 self.url(&format!("{repo}/blobs/uploads/?mount={digest}&from={from}")),
                 format!("{} repository:{from}:pull", push_scope(repo)),
             ),
-            None => (self.url(&format!("{repo}/blobs/uploads/")), push_scope(repo)),
+            None => (
+                self.url(&format!("{repo}/blobs/uploads/")),
+                push_scope(repo),
+            ),
         };
-        let resp = self.send(&what, &scope, &|| Ok(self.http.post(&url).header(CONTENT_LENGTH, "0"))).await?;
+        let resp = self
+            .send(&what, &scope, &|| {
+                Ok(self.http.post(&url).header(CONTENT_LENGTH, "0"))
+            })
+            .await?;
         let resp = check(resp, &what).await?;
         if resp.status() == StatusCode::CREATED && mount_from.is_some() {
             return Ok(UploadStart::Mounted);
         }
-        let location = header_str(resp.headers(), LOCATION.as_str())
-            .ok_or_else(|| RegistryError::Protocol { what: what.clone(), detail: "upload started without a Location header".into() })?;
+        let location = header_str(resp.headers(), LOCATION.as_str()).ok_or_else(|| {
+            RegistryError::Protocol {
+                what: what.clone(),
+                detail: "upload started without a Location header".into(),
+            }
+        })?;
         Ok(UploadStart::Session(self.absolute(&location)))
     }
 
     /// Pushes a blob the target lacks: one monolithic PUT, or chunked PATCHes when
     /// the registry refuses a body that large.
-    pub async fn push_blob(&self, repo: &str, digest: &Digest, size: u64, body: &BodySource) -> Result<(), RegistryError> {
+    pub async fn push_blob(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        size: u64,
+        body: &BodySource,
+    ) -> Result<(), RegistryError> {
         let what = format!("upload of {digest} to {}/{repo}", self.host);
         let UploadStart::Session(location) = self.start_upload(repo, digest, None).await? else {
             return Ok(());
@@ -283,8 +421,16 @@ impl Client {
         let url = with_digest(&location, digest);
         let resp = self
             .send(&what, &push_scope(repo), &|| {
-                let b = body(0, size).map_err(|e| RegistryError::Io { what: what.clone(), source: e })?;
-                Ok(self.http.put(&url).header(CONTENT_TYPE, "application/octet-stream").header(CONTENT_LENGTH, size).body(b))
+                let b = body(0, size).map_err(|e| RegistryError::Io {
+                    what: what.clone(),
+                    source: e,
+                })?;
+                Ok(self
+                    .http
+                    .put(&url)
+                    .header(CONTENT_TYPE, "application/octet-stream")
+                    .header(CONTENT_LENGTH, size)
+                    .body(b))
             })
             .await?;
         match resp.status().as_u16() {
@@ -294,9 +440,16 @@ impl Client {
         }
     }
 
-    async fn push_blob_chunked(&self, repo: &str, digest: &Digest, size: u64, body: &BodySource) -> Result<(), RegistryError> {
+    async fn push_blob_chunked(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        size: u64,
+        body: &BodySource,
+    ) -> Result<(), RegistryError> {
         let what = format!("chunked upload of {digest} to {}/{repo}", self.host);
-        let UploadStart::Session(mut location) = self.start_upload(repo, digest, None).await? else {
+        let UploadStart::Session(mut location) = self.start_upload(repo, digest, None).await?
+        else {
             return Ok(());
         };
         let mut offset = 0;
@@ -305,7 +458,10 @@ impl Client {
             let url = location.clone();
             let resp = self
                 .send(&what, &push_scope(repo), &|| {
-                    let b = body(offset, len).map_err(|e| RegistryError::Io { what: what.clone(), source: e })?;
+                    let b = body(offset, len).map_err(|e| RegistryError::Io {
+                        what: what.clone(),
+                        source: e,
+                    })?;
                     Ok(self
                         .http
                         .patch(&url)
@@ -322,33 +478,64 @@ impl Client {
             offset += len;
         }
         let url = with_digest(&location, digest);
-        let resp = self.send(&what, &push_scope(repo), &|| Ok(self.http.put(&url).header(CONTENT_LENGTH, "0"))).await?;
+        let resp = self
+            .send(&what, &push_scope(repo), &|| {
+                Ok(self.http.put(&url).header(CONTENT_LENGTH, "0"))
+            })
+            .await?;
         check(resp, &what).await.map(|_| ())
     }
 
     /// Pushes manifest bytes unchanged under a tag or digest, and checks that the
     /// registry computed the same digest.
-    pub async fn put_manifest(&self, repo: &str, reference: &str, media_type: &str, bytes: &[u8]) -> Result<(), RegistryError> {
+    pub async fn put_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        media_type: &str,
+        bytes: &[u8],
+    ) -> Result<(), RegistryError> {
         let what = format!("manifest {}/{repo}:{reference}", self.host);
         let url = self.url(&format!("{repo}/manifests/{reference}"));
         let resp = self
-            .send(&what, &push_scope(repo), &|| Ok(self.http.put(&url).header(CONTENT_TYPE, media_type).body(bytes.to_vec())))
+            .send(&what, &push_scope(repo), &|| {
+                Ok(self
+                    .http
+                    .put(&url)
+                    .header(CONTENT_TYPE, media_type)
+                    .body(bytes.to_vec()))
+            })
             .await?;
         let resp = check(resp, &what).await?;
         let expected = Digest::of(bytes);
-        if let Some(served) = header_str(resp.headers(), "docker-content-digest").and_then(|d| d.parse::<Digest>().ok()) {
+        if let Some(served) = header_str(resp.headers(), "docker-content-digest")
+            .and_then(|d| d.parse::<Digest>().ok())
+        {
             if served != expected {
-                return Err(RegistryError::DigestMismatch { what: format!("{what}: the registry stored it under another digest"), expected, actual: served });
+                return Err(RegistryError::DigestMismatch {
+                    what: format!("{what}: the registry stored it under another digest"),
+                    expected,
+                    actual: served,
+                });
             }
         }
         Ok(())
     }
 
     /// Generic request for callers that need an endpoint this client does not wrap.
-    pub async fn request(&self, method: Method, path: &str, scope: &str) -> Result<Response, RegistryError> {
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        scope: &str,
+    ) -> Result<Response, RegistryError> {
         let what = format!("{method} {}/v2/{path}", self.host);
         let url = self.url(path);
-        let resp = self.send(&what, scope, &|| Ok(self.http.request(method.clone(), &url))).await?;
+        let resp = self
+            .send(&what, scope, &|| {
+                Ok(self.http.request(method.clone(), &url))
+            })
+            .await?;
         check(resp, &what).await
     }
 
@@ -364,7 +551,10 @@ impl Client {
 }
 
 fn basic_header(c: &Credentials) -> String {
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", c.username, c.password)))
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", c.username, c.password))
+    )
 }
 
 pub fn pull_scope(repo: &str) -> String {
@@ -381,7 +571,9 @@ fn with_digest(location: &str, digest: &Digest) -> String {
 }
 
 fn header_str(h: &HeaderMap, name: &str) -> Option<String> {
-    h.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+    h.get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
 }
 
 /// Maps an unsuccessful status to an error with the registry's own message.
@@ -390,13 +582,28 @@ async fn check(resp: Response, what: &str) -> Result<Response, RegistryError> {
     if status.is_success() {
         return Ok(resp);
     }
-    let retry_after = header_str(resp.headers(), "retry-after").and_then(|v| v.trim().parse::<u64>().ok()).map(Duration::from_secs);
-    let body = read_limited(resp, 64 * 1024, what).await.unwrap_or_default();
+    let retry_after = header_str(resp.headers(), "retry-after")
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let body = read_limited(resp, 64 * 1024, what)
+        .await
+        .unwrap_or_default();
     let message = registry_message(&body);
     Err(match status.as_u16() {
-        404 => RegistryError::NotFound { what: what.to_string(), message },
-        401 | 403 => RegistryError::Denied { what: what.to_string(), status: status.as_u16() },
-        s => RegistryError::Status { what: what.to_string(), status: s, message, retry_after },
+        404 => RegistryError::NotFound {
+            what: what.to_string(),
+            message,
+        },
+        401 | 403 => RegistryError::Denied {
+            what: what.to_string(),
+            status: status.as_u16(),
+        },
+        s => RegistryError::Status {
+            what: what.to_string(),
+            status: s,
+            message,
+            retry_after,
+        },
     })
 }
 
@@ -414,8 +621,14 @@ fn registry_message(body: &[u8]) -> String {
         message: String,
     }
     match serde_json::from_slice::<Errors>(body) {
-        Ok(e) => e.errors.first().map(|i| format!("{}: {}", i.code, i.message)).unwrap_or_default(),
-        Err(_) => String::from_utf8_lossy(&body[..body.len().min(200)]).trim().to_string(),
+        Ok(e) => e
+            .errors
+            .first()
+            .map(|i| format!("{}: {}", i.code, i.message))
+            .unwrap_or_default(),
+        Err(_) => String::from_utf8_lossy(&body[..body.len().min(200)])
+            .trim()
+            .to_string(),
     }
 }
 
@@ -423,7 +636,10 @@ fn registry_message(body: &[u8]) -> String {
 async fn read_limited(resp: Response, limit: usize, what: &str) -> Result<Vec<u8>, RegistryError> {
     if let Some(len) = resp.content_length() {
         if len as usize > limit {
-            return Err(RegistryError::Protocol { what: what.into(), detail: format!("response of {len} bytes is over the {limit}-byte limit") });
+            return Err(RegistryError::Protocol {
+                what: what.into(),
+                detail: format!("response of {len} bytes is over the {limit}-byte limit"),
+            });
         }
     }
     let mut out = Vec::new();
@@ -431,7 +647,10 @@ async fn read_limited(resp: Response, limit: usize, what: &str) -> Result<Vec<u8
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| RegistryError::transport(what, e))?;
         if out.len() + chunk.len() > limit {
-            return Err(RegistryError::Protocol { what: what.into(), detail: format!("response over the {limit}-byte limit") });
+            return Err(RegistryError::Protocol {
+                what: what.into(),
+                detail: format!("response over the {limit}-byte limit"),
+            });
         }
         out.extend_from_slice(&chunk);
     }
@@ -444,7 +663,13 @@ mod tests {
 
     #[test]
     fn loopback_hosts_are_recognised() {
-        for h in ["127.0.0.1:5000", "localhost", "localhost:80", "[::1]:5000", "127.1.2.3"] {
+        for h in [
+            "127.0.0.1:5000",
+            "localhost",
+            "localhost:80",
+            "[::1]:5000",
+            "127.1.2.3",
+        ] {
             assert!(is_loopback(h), "{h}");
         }
         for h in ["10.0.0.1:5000", "registry.example.com", "docker.io"] {
@@ -455,13 +680,24 @@ mod tests {
     #[test]
     fn digest_is_appended_to_upload_urls() {
         let d = Digest::of(b"");
-        assert_eq!(with_digest("http://h/u?_state=x", &d), format!("http://h/u?_state=x&digest={d}"));
-        assert_eq!(with_digest("http://h/u", &d), format!("http://h/u?digest={d}"));
+        assert_eq!(
+            with_digest("http://h/u?_state=x", &d),
+            format!("http://h/u?_state=x&digest={d}")
+        );
+        assert_eq!(
+            with_digest("http://h/u", &d),
+            format!("http://h/u?digest={d}")
+        );
     }
 
     #[test]
     fn registry_messages_are_extracted() {
-        assert_eq!(registry_message(br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#), "MANIFEST_UNKNOWN: manifest unknown");
+        assert_eq!(
+            registry_message(
+                br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#
+            ),
+            "MANIFEST_UNKNOWN: manifest unknown"
+        );
         assert_eq!(registry_message(b"plain text"), "plain text");
     }
 }

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what ferry's demo and tests need on a fresh Debian machine, only when
+# missing, then builds ferry. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v docker-registry >/dev/null 2>&1 || [ -x /usr/bin/docker-registry ] || need+=(docker-registry)
+command -v skopeo >/dev/null 2>&1 || need+=(skopeo)
+for tool in curl sha256sum tar gzip; do
+  command -v "$tool" >/dev/null 2>&1 || need+=("$([ "$tool" = sha256sum ] && echo coreutils || echo "$tool")")
+done
+if [ "${#need[@]}" -gt 0 ]; then
+  echo "setup: installing ${need[*]}" >&2
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+# The Debian package starts a registry service on :5000; ferry's demo and tests run
+# their own registries on free ports and do not need it.
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "setup: cargo is missing; install the Rust toolchain (rustup) first" >&2
+  exit 1
+fi
+cargo build --release --quiet
+echo "setup: ok ($(./target/release/ferry --version))" >&2

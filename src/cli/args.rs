@@ -1,0 +1,114 @@
+//! The command line, as clap structures. Every flag has its help here.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "ferry",
+    version,
+    about = "Carry container images into air-gapped networks",
+    long_about = "Carry container images into air-gapped networks.\n\n\
+        `ferry save` pulls images from a registry into a bundle (tar data files plus a meta.yaml);\n\
+        `ferry verify` checks a bundle after transport; `ferry upload` verifies it and pushes it,\n\
+        byte for byte, into a registry on the other side. `ferry save --inc OLD_META` writes an\n\
+        increment that carries only the blobs the old bundle did not.",
+    after_help = "Exit status: 0 when everything succeeded, 1 when any image or check failed, 130 when interrupted."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct GlobalArgs {
+    /// Print only warnings, errors and the summary; no progress bars.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Print more detail about each step.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    /// How many times a failed request is tried again (connection errors, 5xx, 429, bodies cut short).
+    #[arg(long, global = true, default_value_t = 5, value_name = "N")]
+    pub retries: usize,
+    /// Seconds to wait for a connection to a registry.
+    #[arg(long, global = true, default_value_t = 30, value_name = "SECS")]
+    pub connect_timeout: u64,
+    /// Seconds of silence while reading a response before the request is tried again.
+    #[arg(long, global = true, default_value_t = 120, value_name = "SECS")]
+    pub read_timeout: u64,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Pull images from a registry into a bundle: N tar data files plus a meta.yaml.
+    Save(SaveArgs),
+    /// Verify a bundle, then push it byte-exact into a registry.
+    Upload(UploadArgs),
+    /// Check a bundle as it arrived: files present, sizes, sha256 of each file and of each blob.
+    Verify(VerifyArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SaveArgs {
+    /// Image references, e.g. nginx:1.27, registry.example.com:5000/team/app@sha256:...
+    #[arg(value_name = "IMAGE")]
+    pub images: Vec<String>,
+    /// Read references from FILE, one a line (blank lines and # comments ignored); `-` reads standard input.
+    /// Without IMAGE and --list, references are read from standard input when it is not a terminal.
+    #[arg(short, long, value_name = "FILE")]
+    pub list: Option<PathBuf>,
+    /// Folder for bundles; each save goes to DIR/YYYYMMDD/.
+    #[arg(short, long, value_name = "DIR", default_value = "data")]
+    pub out: PathBuf,
+    /// Number of tar data files to spread the blobs over (balanced by size).
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub files: u16,
+    /// Number of concurrent downloads.
+    #[arg(short, long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub jobs: u16,
+    /// File name prefix: PREFIX_full_YYYYMMDDHHMM_N.tar and PREFIX_full_YYYYMMDDHHMM_meta.yaml.
+    #[arg(long, value_name = "P", default_value = "img")]
+    pub prefix: String,
+    /// Write an incremental bundle: skip every layer and config that this earlier bundle's meta records
+    /// (repeat for several bases). Manifests are always carried.
+    #[arg(long = "inc", value_name = "OLD_META")]
+    pub bases: Vec<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum VerifyMode {
+    /// Hash every data file and every blob (default).
+    Full,
+    /// Check only that every file is there with its recorded size (for a trusted copy).
+    Size,
+}
+
+#[derive(Args, Debug)]
+pub struct UploadArgs {
+    /// The bundle's meta file (..._meta.yaml).
+    #[arg(value_name = "META")]
+    pub meta: PathBuf,
+    /// Target registry HOST[:PORT][/NAMESPACE]; with a namespace, app/web:1.0 goes to HOST/NAMESPACE/app/web:1.0.
+    /// Loopback hosts use plain HTTP unless given as https://HOST.
+    #[arg(short, long, value_name = "DEST")]
+    pub dst: String,
+    /// Number of concurrent blob uploads.
+    #[arg(short, long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub jobs: u16,
+    /// How to check the bundle before pushing.
+    #[arg(long, value_enum, default_value_t = VerifyMode::Full)]
+    pub verify: VerifyMode,
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// The bundle's meta file (..._meta.yaml).
+    #[arg(value_name = "META")]
+    pub meta: PathBuf,
+    /// Check only presence and sizes, not digests.
+    #[arg(long)]
+    pub size_only: bool,
+}

@@ -1,0 +1,4 @@
+//! The command line: argument structures and the handlers that turn them into engine calls.
+
+pub mod args;
+pub mod run;
