@@ -22,12 +22,13 @@ blob() {
 layer() {
   local dir="$work/layer-$1"
   mkdir -p "$dir/content"
-  # Deterministic bytes: repeated sha256 chain of the seed.
-  python3 -c "import hashlib,sys
-seed=sys.argv[1].encode(); n=int(sys.argv[2])*1024; out=bytearray(); h=seed
-while len(out)<n:
-    h=hashlib.sha256(h).digest(); out+=h
-sys.stdout.buffer.write(bytes(out[:n]))" "$1" "$2" > "$dir/content/data-$1.bin"
+  # Deterministic pseudo-random bytes from the seed (AES-CTR keystream), so layers
+  # have realistic sizes after gzip; plain repetition where openssl is missing.
+  if command -v openssl >/dev/null 2>&1; then
+    head -c "$(($2 * 1024))" /dev/zero | openssl enc -aes-128-ctr -nosalt -pbkdf2 -pass "pass:$1" > "$dir/content/data-$1.bin"
+  else
+    yes "ferry demo layer $1" | head -c "$(($2 * 1024))" > "$dir/content/data-$1.bin"
+  fi
   tar --sort=name --mtime='2024-01-01 00:00Z' --owner=0 --group=0 --numeric-owner -C "$dir/content" -cf "$dir/layer.tar" .
   gzip -n -9 -c "$dir/layer.tar" > "$dir/layer.tar.gz"
   echo "$dir/layer.tar.gz"

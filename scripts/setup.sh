@@ -24,5 +24,8 @@ if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo is missing; install the Rust toolchain (rustup) first" >&2
   exit 1
 fi
-cargo build --release --quiet
-echo "setup: ok ($(./target/release/ferry --version))" >&2
+# The test suite builds its own (debug) binaries; the demo wants a release build.
+if [ "${1:-}" != "--no-release" ]; then
+  cargo build --release --quiet
+  echo "setup: ok ($(./target/release/ferry --version))" >&2
+fi

@@ -91,7 +91,10 @@ fn registries_in_parallel_are_isolated() {
 fn layers_are_deterministic_gzip_tars() {
     let a = layer("seed-a", 100 * 1024);
     assert_eq!(a, layer("seed-a", 100 * 1024), "same seed, different bytes");
-    assert_ne!(sha256_digest(&a), sha256_digest(&layer("seed-b", 100 * 1024)));
+    assert_ne!(
+        sha256_digest(&a),
+        sha256_digest(&layer("seed-b", 100 * 1024))
+    );
     assert_ne!(a, layer("seed-a", 50 * 1024));
     assert!(
         (95 * 1024..110 * 1024).contains(&a.len()),
@@ -127,7 +130,10 @@ fn built_manifests_reference_their_blobs() {
             let v: serde_json::Value = serde_json::from_slice(&img.manifest).unwrap();
             assert_eq!(v["schemaVersion"], 2);
             assert_eq!(v["mediaType"], format.manifest_media_type());
-            assert_eq!(v["config"]["digest"].as_str().unwrap(), img.blobs[0].0.digest);
+            assert_eq!(
+                v["config"]["digest"].as_str().unwrap(),
+                img.blobs[0].0.digest
+            );
             let layer_digests: Vec<&str> = v["layers"]
                 .as_array()
                 .unwrap()
@@ -162,7 +168,9 @@ fn built_manifests_reference_their_blobs() {
                 assert!(last_key > text.rfind("\"layers\"").unwrap());
             } else {
                 assert!(!img.manifest.contains(&b'\n'));
-                assert!(img.manifest.starts_with(b"{\"schemaVersion\":2,\"mediaType\":"));
+                assert!(img
+                    .manifest
+                    .starts_with(b"{\"schemaVersion\":2,\"mediaType\":"));
             }
         }
     }
@@ -175,26 +183,36 @@ fn corpus_is_pushed_byte_exact() {
     assert_eq!(corpus.len(), 7);
 
     // Every manifest (and every child of an index) is served byte-exact by
-    // the registry, as seen by skopeo and by a plain HTTP GET.
-    let mut checked = 0;
-    for image in &corpus {
-        assert!(image.reference.starts_with(&format!("{}/", reg.host())));
-        for m in image.manifests() {
-            let raw = skopeo_inspect_raw(&m.reference);
-            assert!(raw == m.manifest, "{}: bytes differ", m.reference);
-            assert_eq!(m.digest, manifest_digest(&raw), "{}", m.reference);
-            assert_eq!(skopeo_inspect_raw_digest(&m.digest_reference()), m.digest);
-
-            let resp = reg.get_manifest(&m.repo, &m.digest);
-            assert_eq!(resp.status, 200, "{}", m.reference);
-            assert_eq!(resp.header("docker-content-digest"), Some(m.digest.as_str()));
-            assert_eq!(resp.header("content-type"), Some(m.media_type.as_str()));
-            assert!(resp.body == m.manifest);
-            let parsed: serde_json::Value = serde_json::from_slice(&raw).unwrap();
-            assert_eq!(parsed["mediaType"], m.media_type.as_str());
-            checked += 1;
+    // the registry, as seen by skopeo (by tag and by digest) and by a plain
+    // HTTP GET. One thread per manifest: each check runs skopeo processes.
+    let manifests: Vec<&PushedImage> = corpus.iter().flat_map(|i| i.manifests()).collect();
+    assert_eq!(manifests.len(), 7 + 2 + 2, "manifests incl. index children");
+    std::thread::scope(|s| {
+        for m in &manifests {
+            let reg = &reg;
+            s.spawn(move || {
+                assert!(m.reference.starts_with(&format!("{}/", reg.host())));
+                let raw = skopeo_inspect_raw(&m.reference);
+                assert!(raw == m.manifest, "{}: bytes differ", m.reference);
+                assert_eq!(m.digest, manifest_digest(&raw), "{}", m.reference);
+                if m.reference != m.digest_reference() {
+                    assert_eq!(skopeo_inspect_raw_digest(&m.digest_reference()), m.digest);
+                }
+                let resp = reg.get_manifest(&m.repo, &m.digest);
+                assert_eq!(resp.status, 200, "{}", m.reference);
+                assert_eq!(
+                    resp.header("docker-content-digest"),
+                    Some(m.digest.as_str())
+                );
+                assert_eq!(resp.header("content-type"), Some(m.media_type.as_str()));
+                assert!(resp.body == m.manifest);
+                let parsed: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+                assert_eq!(parsed["mediaType"], m.media_type.as_str());
+            });
         }
-        // Every blob is there with the right size and digest.
+    });
+    // Every blob is there with the right size and digest.
+    for image in &corpus {
         for blob in &image.blobs {
             let resp = reg.get(&format!("/v2/{}/blobs/{}", image.repo, blob.digest));
             assert_eq!(resp.status, 200, "{} {}", image.repo, blob.digest);
@@ -203,7 +221,6 @@ fn corpus_is_pushed_byte_exact() {
             assert!(reg.blob_data_path(&blob.digest).is_file());
         }
     }
-    assert_eq!(checked, 7 + 2 + 2, "manifests incl. index children");
 
     // Catalog and tags.
     let catalog = reg.catalog();
@@ -374,7 +391,8 @@ fn corrupting_a_blob_file_is_visible_to_clients() {
     .expect_err("skopeo copied a corrupted blob");
     assert!(
         err.to_lowercase().contains("digest did not match"),
-        "unexpected skopeo error: {err}");
+        "unexpected skopeo error: {err}"
+    );
 }
 
 #[test]

@@ -112,7 +112,7 @@ mod tests {
     async fn cancellation_stops_waiting() {
         let cancel = CancellationToken::new();
         cancel.cancel();
-        let r: Result<(), _> = retry(fast(), &cancel, &|_, _| {}, || std::future::pending()).await;
+        let r: Result<(), _> = retry(fast(), &cancel, &|_, _| {}, std::future::pending).await;
         assert!(matches!(r, Err(RegistryError::Cancelled)));
     }
 }

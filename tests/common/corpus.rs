@@ -22,10 +22,11 @@
 //! digests within one build of the tests. Do not hard-code digests: they may
 //! change if the gzip implementation (flate2) changes.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::{Read, Write};
 use std::path::Path;
+use std::sync::{Mutex, OnceLock};
 
 use flate2::{read::GzDecoder, Compression, GzBuilder};
 use sha2::{Digest, Sha256};
@@ -205,7 +206,26 @@ pub fn pseudo_random(seed: &str, len: usize) -> Vec<u8> {
 ///
 /// Contents: directory `layer-<sanitized seed>/`, a small text file naming
 /// the seed, and `data-N.bin` files of at most 256 KiB of pseudo-random bytes.
+///
+/// Results are memoised per test binary, so corpora seeded by several tests
+/// of one binary only pay for generating each layer once.
 pub fn layer(seed: &str, approx_size: usize) -> Vec<u8> {
+    type LayerCache = Mutex<HashMap<(String, usize), Vec<u8>>>;
+    static CACHE: OnceLock<LayerCache> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let key = (seed.to_string(), approx_size);
+    if let Some(hit) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return hit.clone();
+    }
+    let bytes = make_layer(seed, approx_size);
+    cache
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(key, bytes.clone());
+    bytes
+}
+
+fn make_layer(seed: &str, approx_size: usize) -> Vec<u8> {
     const CHUNK: usize = 256 * 1024;
     let dir: String = seed
         .chars()
@@ -525,7 +545,13 @@ pub fn push_built(reg: &Registry, repo: &str, tag: &str, image: &BuiltImage) -> 
     pushed(reg, repo, tag, &reference, image)
 }
 
-fn pushed(reg: &Registry, repo: &str, tag: &str, reference: &str, image: &BuiltImage) -> PushedImage {
+fn pushed(
+    reg: &Registry,
+    repo: &str,
+    tag: &str,
+    reference: &str,
+    image: &BuiltImage,
+) -> PushedImage {
     PushedImage {
         reference: reference.to_string(),
         repo: repo.to_string(),
@@ -557,7 +583,13 @@ pub fn push_image(
     config_seed: &str,
     non_canonical_json: bool,
 ) -> PushedImage {
-    let image = build_image(format, "linux/amd64", layers, config_seed, non_canonical_json);
+    let image = build_image(
+        format,
+        "linux/amd64",
+        layers,
+        config_seed,
+        non_canonical_json,
+    );
     push_built(reg, repo, tag, &image)
 }
 
@@ -609,7 +641,10 @@ pub const CORPUS_REPOS: [&str; 6] = [
 
 /// The two base layers shared by several corpus images (64 KiB + 16 KiB).
 pub fn corpus_base_layers() -> Vec<Vec<u8>> {
-    vec![layer("corpus-base-0", 64 * 1024), layer("corpus-base-1", 16 * 1024)]
+    vec![
+        layer("corpus-base-0", 64 * 1024),
+        layer("corpus-base-1", 16 * 1024),
+    ]
 }
 
 /// Push the standard corpus (about 1.3 MB) and return it, in this order:
@@ -633,69 +668,100 @@ pub fn seed_corpus(reg: &Registry) -> Vec<PushedImage> {
         layers
     };
 
-    let mut out = Vec::new();
-    out.push(push_image(
-        reg,
-        "docker/v2s2",
-        "1.0",
-        Format::Docker,
-        &with_base("corpus-docker-app", 1024 * 1024),
-        "corpus-docker",
-        false,
-    ));
-    out.push(push_image(
-        reg,
-        "oci/image",
-        "latest",
-        Format::Oci,
-        &with_base("corpus-oci-app", 32 * 1024),
-        "corpus-oci",
-        true,
-    ));
-    out.push(push_index(
-        reg,
-        "multi/oci-index",
-        "v1",
-        Format::Oci,
-        &[
-            ("linux/amd64", with_base("corpus-oci-index-amd64", 8 * 1024)),
-            ("linux/arm64", vec![layer("corpus-oci-index-arm64", 8 * 1024)]),
-        ],
-    ));
-    out.push(push_index_opts(
-        reg,
-        "multi/docker-list",
-        "v1",
-        Format::Docker,
-        &[
-            ("linux/amd64", vec![layer("corpus-docker-list-amd64", 8 * 1024)]),
-            (
-                "linux/arm64/v8",
-                vec![layer("corpus-docker-list-arm64", 8 * 1024)],
-            ),
-        ],
-        true,
-    ));
-    let team = build_image(
-        Format::Docker,
-        "linux/amd64",
-        &[base[0].clone(), layer("corpus-team-app", 4 * 1024)],
-        "corpus-team",
-        true,
-    );
-    out.push(push_built(reg, "team/sub/app", "v0.1-rc.1_x", &team));
-    out.push(push_built(reg, "team/sub/app", "latest", &team));
-    let many: Vec<Vec<u8>> = (0..42)
-        .map(|i| layer(&format!("corpus-many-{i}"), 1536))
-        .collect();
-    out.push(push_image(
-        reg,
-        "many/layers",
-        "42",
-        Format::Oci,
-        &many,
-        "corpus-many",
-        false,
-    ));
-    out
+    // The entries are independent: build and push them concurrently (this
+    // halves the wall time; the registry copes with the same base blobs being
+    // uploaded to several repositories at once).
+    type Job<'a> = Box<dyn FnOnce() -> Vec<PushedImage> + Send + 'a>;
+    let jobs: Vec<Job> = vec![
+        Box::new(|| {
+            vec![push_image(
+                reg,
+                "docker/v2s2",
+                "1.0",
+                Format::Docker,
+                &with_base("corpus-docker-app", 1024 * 1024),
+                "corpus-docker",
+                false,
+            )]
+        }),
+        Box::new(|| {
+            vec![push_image(
+                reg,
+                "oci/image",
+                "latest",
+                Format::Oci,
+                &with_base("corpus-oci-app", 32 * 1024),
+                "corpus-oci",
+                true,
+            )]
+        }),
+        Box::new(|| {
+            vec![push_index(
+                reg,
+                "multi/oci-index",
+                "v1",
+                Format::Oci,
+                &[
+                    ("linux/amd64", with_base("corpus-oci-index-amd64", 8 * 1024)),
+                    (
+                        "linux/arm64",
+                        vec![layer("corpus-oci-index-arm64", 8 * 1024)],
+                    ),
+                ],
+            )]
+        }),
+        Box::new(|| {
+            vec![push_index_opts(
+                reg,
+                "multi/docker-list",
+                "v1",
+                Format::Docker,
+                &[
+                    (
+                        "linux/amd64",
+                        vec![layer("corpus-docker-list-amd64", 8 * 1024)],
+                    ),
+                    (
+                        "linux/arm64/v8",
+                        vec![layer("corpus-docker-list-arm64", 8 * 1024)],
+                    ),
+                ],
+                true,
+            )]
+        }),
+        Box::new(|| {
+            let team = build_image(
+                Format::Docker,
+                "linux/amd64",
+                &[base[0].clone(), layer("corpus-team-app", 4 * 1024)],
+                "corpus-team",
+                true,
+            );
+            vec![
+                push_built(reg, "team/sub/app", "v0.1-rc.1_x", &team),
+                push_built(reg, "team/sub/app", "latest", &team),
+            ]
+        }),
+        Box::new(|| {
+            let many: Vec<Vec<u8>> = (0..42)
+                .map(|i| layer(&format!("corpus-many-{i}"), 1536))
+                .collect();
+            vec![push_image(
+                reg,
+                "many/layers",
+                "42",
+                Format::Oci,
+                &many,
+                "corpus-many",
+                false,
+            )]
+        }),
+    ];
+    std::thread::scope(|s| {
+        let handles: Vec<_> = jobs.into_iter().map(|job| s.spawn(job)).collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
 }
