@@ -5,6 +5,7 @@
 
 pub mod bundle;
 pub mod cli;
+pub mod config;
 pub mod digest;
 pub mod engine;
 pub mod manifest;

@@ -35,22 +35,33 @@ pub fn padded(size: u64) -> u64 {
 /// onto the file that is smallest so far. Deterministic for a given blob set, which
 /// is what lets an interrupted save resume into the same files.
 pub fn plan(blobs: &[(Digest, u64)], files: usize) -> Vec<FileLayout> {
-    let files = files.max(1);
+    plan_capped(blobs, files, u64::MAX)
+}
+
+/// Like [`plan`], but no file grows past `max_size` bytes: a blob that fits in no
+/// existing file opens a new one. (A blob that cannot fit even alone is the caller's
+/// error to report before planning.)
+pub fn plan_capped(blobs: &[(Digest, u64)], files: usize, max_size: u64) -> Vec<FileLayout> {
     let mut sorted: Vec<&(Digest, u64)> = blobs.iter().collect();
     sorted.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     sorted.dedup_by(|a, b| a.0 == b.0);
-    let mut layouts = vec![FileLayout::default(); files];
+    let mut layouts = vec![FileLayout::default(); files.max(1)];
     for (digest, size) in sorted {
-        let target = layouts
-            .iter_mut()
-            .min_by_key(|l| l.size)
-            .expect("at least one file");
+        let need = BLOCK + padded(*size);
+        let fits = |l: &&mut FileLayout| l.size.saturating_add(need + END_OF_ARCHIVE) <= max_size;
+        let target = match layouts.iter_mut().filter(fits).min_by_key(|l| l.size) {
+            Some(t) => t,
+            None => {
+                layouts.push(FileLayout::default());
+                layouts.last_mut().expect("just pushed")
+            }
+        };
         target.entries.push(Entry {
             digest: digest.clone(),
             size: *size,
             header_offset: target.size,
         });
-        target.size += BLOCK + padded(*size);
+        target.size += need;
     }
     for l in &mut layouts {
         l.size += END_OF_ARCHIVE;
@@ -122,6 +133,19 @@ mod tests {
         let entry = ar.entries().unwrap().next().unwrap().unwrap();
         assert_eq!(entry.path().unwrap().to_str().unwrap(), digest.blob_path());
         assert_eq!(entry.size(), 3);
+    }
+
+    #[test]
+    fn capped_plans_open_files_as_needed() {
+        let blobs: Vec<(Digest, u64)> = (0..10).map(|i| (d(i), 100 * 1024)).collect();
+        let l = plan_capped(&blobs, 1, 350 * 1024);
+        assert_eq!(
+            l.len(),
+            4,
+            "3 blobs of 100K fit in 350K with framing; 10 blobs need 4 files"
+        );
+        assert!(l.iter().all(|f| f.size <= 350 * 1024));
+        assert_eq!(l.iter().map(|f| f.entries.len()).sum::<usize>(), 10);
     }
 
     #[test]

@@ -78,6 +78,9 @@ pub struct Image {
     pub tag: Option<String>,
     pub digest: Digest,
     pub media_type: String,
+    /// `repository:tag` at the target when the list renamed the image (`SOURCE -> TARGET`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
     /// For indexes and manifest lists: the child manifests saved with it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub children: Vec<ChildManifest>,
@@ -217,6 +220,7 @@ mod tests {
                 tag: Some("1.0".into()),
                 digest: Digest::of(b"m"),
                 media_type: crate::manifest::OCI_MANIFEST.into(),
+                target: None,
                 children: vec![],
             }],
             blobs: vec![BlobRecord {

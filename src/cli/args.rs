@@ -30,9 +30,18 @@ pub struct GlobalArgs {
     /// Print more detail about each step.
     #[arg(short, long, global = true)]
     pub verbose: bool,
-    /// How many times a failed request is tried again (connection errors, 5xx, 429, bodies cut short).
-    #[arg(long, global = true, default_value_t = 5, value_name = "N")]
-    pub retries: usize,
+    /// How many times a failed request is tried again (connection errors, 5xx, 429, bodies cut short)
+    /// [default: cfg `retries`, else 5].
+    #[arg(long, global = true, value_name = "N")]
+    pub retries: Option<usize>,
+    /// The batch-job configuration (registries, credentials, rewrites, concurrency...);
+    /// default ./cfg.yaml, else ./data/cfg.yaml, when present. See cfg.example.yaml.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Override cfg.yaml keys for this run: key=value[,key=value...] (maxconn, retries, singlefile,
+    /// compressor, lang, outprefix, interval, platform, maxfilesize, files).
+    #[arg(long, global = true, value_name = "KEY=VALUE,...")]
+    pub opt: Option<String>,
     /// Seconds to wait for a connection to a registry.
     #[arg(long, global = true, default_value_t = 30, value_name = "SECS")]
     pub connect_timeout: u64,
@@ -63,15 +72,30 @@ pub struct SaveArgs {
     /// Folder for bundles; each save goes to DIR/YYYYMMDD/.
     #[arg(short, long, value_name = "DIR", default_value = "data")]
     pub out: PathBuf,
-    /// Number of tar data files to spread the blobs over (balanced by size).
-    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=1000))]
-    pub files: u16,
-    /// Number of concurrent downloads.
-    #[arg(short, long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
-    pub jobs: u16,
-    /// File name prefix: PREFIX_full_YYYYMMDDHHMM_N.tar and PREFIX_full_YYYYMMDDHHMM_meta.yaml.
-    #[arg(long, value_name = "P", default_value = "img")]
-    pub prefix: String,
+    /// Number of tar data files to spread the blobs over (balanced by size) [default: cfg `files`,
+    /// 1 with cfg `singlefile: true`, else 2].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub files: Option<u16>,
+    /// No data file grows past SIZE (e.g. 4G for FAT32 sticks, 700M); the bundle gets as many files
+    /// as it needs [default: cfg `maxfilesize`, else no limit].
+    #[arg(long, value_name = "SIZE")]
+    pub max_file_size: Option<String>,
+    /// Number of concurrent downloads [default: cfg `maxconn`, else 8].
+    #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub jobs: Option<u16>,
+    /// File name prefix: PREFIX_full_YYYYMMDDHHMM_N.tar and PREFIX_full_YYYYMMDDHHMM_meta.yaml
+    /// [default: cfg `outprefix`, else img].
+    #[arg(long, value_name = "P")]
+    pub prefix: Option<String>,
+    /// The cfg.yaml source registry to pull from, by name [default: the first source in cfg.yaml].
+    /// List lines are then relative to it (repository:tag), and full references naming another
+    /// host are fetched from it, as image-transmit does.
+    #[arg(long, value_name = "NAME")]
+    pub src: Option<String>,
+    /// Keep only these platforms of multi-platform images: os/arch[/variant][,...]. With exactly
+    /// one, the image becomes that platform's own manifest [default: cfg `platform`, else all].
+    #[arg(long, value_name = "LIST")]
+    pub platform: Option<String>,
     /// Write an incremental bundle: skip every layer and config that this earlier bundle's meta records
     /// (repeat for several bases). Manifests are always carried.
     #[arg(long = "inc", value_name = "OLD_META")]
@@ -91,13 +115,14 @@ pub struct UploadArgs {
     /// The bundle's meta file (..._meta.yaml).
     #[arg(value_name = "META")]
     pub meta: PathBuf,
-    /// Target registry HOST[:PORT][/NAMESPACE]; with a namespace, app/web:1.0 goes to HOST/NAMESPACE/app/web:1.0.
-    /// Loopback hosts use plain HTTP unless given as https://HOST.
+    /// Target: the name of a cfg.yaml target registry, or HOST[:PORT][/NAMESPACE]; with a namespace,
+    /// app/web:1.0 goes to HOST/NAMESPACE/app/web:1.0. Loopback hosts use plain HTTP unless given as
+    /// https://HOST [default: the first target in cfg.yaml].
     #[arg(short, long, value_name = "DEST")]
-    pub dst: String,
-    /// Number of concurrent blob uploads.
-    #[arg(short, long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
-    pub jobs: u16,
+    pub dst: Option<String>,
+    /// Number of concurrent blob uploads [default: cfg `maxconn`, else 8].
+    #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub jobs: Option<u16>,
     /// How to check the bundle before pushing.
     #[arg(long, value_enum, default_value_t = VerifyMode::Full)]
     pub verify: VerifyMode,

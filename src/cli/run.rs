@@ -2,14 +2,15 @@
 
 use super::args::{Cli, Command, GlobalArgs, SaveArgs, UploadArgs, VerifyArgs, VerifyMode};
 use crate::bundle::reader::{Bundle, VerifyLevel};
+use crate::config::{self, rewrite, Config};
+use crate::engine::platform::PlatformFilter;
 use crate::engine::registries::{Registries, Timeouts};
 use crate::engine::report::{Reporter, Verbosity};
 use crate::engine::retry::RetryPolicy;
-use crate::engine::save::{save, SaveOptions};
+use crate::engine::save::{save, ImageRequest, SaveOptions};
 use crate::engine::upload::{upload, Destination, UploadOptions};
 use crate::registry::RegistryOptions;
-use anyhow::{Context, Result};
-use std::collections::HashMap;
+use anyhow::{anyhow, bail, Context, Result};
 use std::io::{BufRead, IsTerminal};
 use std::path::Path;
 use std::time::Duration;
@@ -42,18 +43,57 @@ fn verbosity(g: &GlobalArgs) -> Verbosity {
     }
 }
 
-fn retry_policy(g: &GlobalArgs) -> RetryPolicy {
+/// The cfg file in force (`--config`, ./cfg.yaml or ./data/cfg.yaml) with `--opt`
+/// applied; keys whose feature is not there yet are reported, not ignored.
+fn load_config(g: &GlobalArgs, reporter: &Reporter) -> Result<Option<Config>> {
+    let mut cfg = match config::find(g.config.as_deref()) {
+        Some(path) => Some(Config::load(&path)?),
+        None => None,
+    };
+    if let Some(spec) = &g.opt {
+        cfg.get_or_insert_with(Config::default)
+            .apply_overrides(spec)?;
+    }
+    if let Some(c) = &cfg {
+        for key in c.unsupported() {
+            reporter.warn(&format!("{}: `{key}` is not supported by this version of ferry yet; it has no effect on this run", c.path));
+        }
+    }
+    Ok(cfg)
+}
+
+fn retry_policy(g: &GlobalArgs, cfg: Option<&Config>) -> RetryPolicy {
+    let retries = g
+        .retries
+        .or(cfg.and_then(|c| c.file.retries))
+        .unwrap_or(RetryPolicy::default().retries);
     RetryPolicy {
-        retries: g.retries,
+        retries,
         ..RetryPolicy::default()
     }
 }
 
-fn timeouts(g: &GlobalArgs) -> Timeouts {
-    Timeouts {
+fn registries(
+    g: &GlobalArgs,
+    cfg: Option<&Config>,
+    extra: Option<(String, RegistryOptions)>,
+) -> Registries {
+    let mut configured = cfg.map(Config::registry_options).unwrap_or_default();
+    if let Some((host, opts)) = extra {
+        configured.entry(host).or_insert(opts);
+    }
+    let timeouts = Timeouts {
         connect: Some(Duration::from_secs(g.connect_timeout.max(1))),
         read: Some(Duration::from_secs(g.read_timeout.max(1))),
-    }
+    };
+    Registries::new(configured, timeouts)
+}
+
+fn jobs(arg: Option<u16>, cfg: Option<&Config>) -> usize {
+    arg.map(usize::from)
+        .or(cfg.and_then(|c| c.file.maxconn))
+        .unwrap_or(8)
+        .max(1)
 }
 
 /// Reads image references from a list: one a line, blank lines and `#` comments skipped.
@@ -90,24 +130,81 @@ async fn run_save(
     reporter: &Reporter,
     cancel: &CancellationToken,
 ) -> Result<Outcome> {
-    let mut images = args.images.clone();
+    let cfg = load_config(g, reporter)?;
+    let cfg = cfg.as_ref();
+    let mut lines = args.images.clone();
     match &args.list {
-        Some(path) => images.extend(read_list(path)?),
-        None if images.is_empty() && !std::io::stdin().is_terminal() => {
-            images.extend(parse_list(&read_stdin()?))
+        Some(path) => lines.extend(read_list(path)?),
+        None if lines.is_empty() && !std::io::stdin().is_terminal() => {
+            lines.extend(parse_list(&read_stdin()?))
         }
         None => {}
     }
+    let source = match cfg {
+        Some(c) => c.source(args.src.as_deref())?,
+        None if args.src.is_some() => bail!("--src names a cfg.yaml source registry, but no cfg.yaml was found (give --config FILE)"),
+        None => None,
+    };
+    let mut requests = Vec::new();
+    for line in &lines {
+        let entry = rewrite::parse_line(line);
+        let fetch = match source {
+            Some(src) => {
+                let (fetch, note) = rewrite::at_source(&entry.source, &src.host);
+                if let Some(n) = note {
+                    reporter.info(&n);
+                }
+                fetch
+            }
+            None => entry.source.clone(),
+        };
+        requests.push(ImageRequest {
+            input: entry.source,
+            fetch,
+            rename: entry.rename,
+        });
+    }
+    let file = cfg.map(|c| &c.file);
+    if let Some(c) = file
+        .and_then(|f| f.compressor.as_deref())
+        .filter(|c| *c == "zstd")
+    {
+        bail!("compressor {c:?}: compressed data files are not supported by this version of ferry yet; use tar");
+    }
+    let singlefile = file.and_then(|f| f.singlefile).unwrap_or(false);
+    let files = match args.files {
+        Some(n) => usize::from(n),
+        None if singlefile => 1,
+        None => file.and_then(|f| f.files).unwrap_or(2),
+    };
+    let platform = args
+        .platform
+        .clone()
+        .or_else(|| file.and_then(|f| f.platform.clone()))
+        .unwrap_or_default();
+    let max_file_size = match args
+        .max_file_size
+        .clone()
+        .or_else(|| file.and_then(|f| f.maxfilesize.clone()))
+    {
+        Some(s) => Some(config::parse_size(&s).map_err(|e| anyhow!("--max-file-size: {e}"))?),
+        None => None,
+    };
     let opts = SaveOptions {
         out: args.out.clone(),
-        prefix: args.prefix.clone(),
-        files: args.files as usize,
-        jobs: args.jobs as usize,
+        prefix: args
+            .prefix
+            .clone()
+            .or_else(|| file.and_then(|f| f.outprefix.clone()))
+            .unwrap_or_else(|| "img".into()),
+        files,
+        jobs: jobs(args.jobs, cfg),
         bases: args.bases.clone(),
-        retry: retry_policy(g),
+        retry: retry_policy(g, cfg),
+        platforms: PlatformFilter::parse(&platform).map_err(|e| anyhow!("--platform: {e}"))?,
+        max_file_size,
     };
-    let registries = Registries::new(HashMap::new(), timeouts(g));
-    let outcome = save(images, &opts, &registries, reporter, cancel).await?;
+    let outcome = save(requests, &opts, &registries(g, cfg, None), reporter, cancel).await?;
     outcome.summary.print(reporter);
     println!("{}", outcome.meta_path.display());
     Ok(if outcome.summary.is_success() {
@@ -123,28 +220,63 @@ async fn run_upload(
     reporter: &Reporter,
     cancel: &CancellationToken,
 ) -> Result<Outcome> {
-    let destination = Destination::parse(&args.dst)?;
-    let mut configured = HashMap::new();
-    if destination.plain_http.is_some() {
-        configured.insert(
-            destination.host.clone(),
-            RegistryOptions {
-                plain_http: destination.plain_http,
-                ..RegistryOptions::default()
+    let cfg = load_config(g, reporter)?;
+    let cfg = cfg.as_ref();
+    let dst = match (&args.dst, cfg) {
+        (Some(d), _) => d.clone(),
+        (None, Some(c)) => match c.target(None)? {
+            Some(t) => t.name.clone(),
+            None => bail!(
+                "no target: give --dst HOST[:PORT][/NAMESPACE], or a target registry in {}",
+                c.path
+            ),
+        },
+        (None, None) => bail!(
+            "no target: give --dst HOST[:PORT][/NAMESPACE] (or a cfg.yaml with a target registry)"
+        ),
+    };
+    let named = cfg.and_then(|c| c.targets.iter().find(|t| t.name == dst));
+    let (destination, extra) = match named {
+        Some(t) => (
+            Destination {
+                host: t.host.clone(),
+                namespace: String::new(),
+                plain_http: t.options.plain_http,
+                rewrite: t.repository.clone(),
             },
-        );
-    }
+            None,
+        ),
+        None => {
+            let d = Destination::parse(&dst)?;
+            let extra = d.plain_http.map(|p| {
+                (
+                    d.host.clone(),
+                    RegistryOptions {
+                        plain_http: Some(p),
+                        ..RegistryOptions::default()
+                    },
+                )
+            });
+            (d, extra)
+        }
+    };
     let opts = UploadOptions {
         destination,
-        jobs: args.jobs as usize,
+        jobs: jobs(args.jobs, cfg),
         verify: match args.verify {
             VerifyMode::Full => VerifyLevel::Full,
             VerifyMode::Size => VerifyLevel::Size,
         },
-        retry: retry_policy(g),
+        retry: retry_policy(g, cfg),
     };
-    let registries = Registries::new(configured, timeouts(g));
-    let summary = upload(&args.meta, &opts, &registries, reporter, cancel).await?;
+    let summary = upload(
+        &args.meta,
+        &opts,
+        &registries(g, cfg, extra),
+        reporter,
+        cancel,
+    )
+    .await?;
     summary.print(reporter);
     Ok(if summary.is_success() {
         Outcome::Success
@@ -162,26 +294,26 @@ fn run_verify(args: VerifyArgs, reporter: &Reporter) -> Result<Outcome> {
     };
     match crate::engine::upload::verify_bundle(&bundle, level, reporter) {
         Ok(index) => {
+            let bases = if bundle.meta.bases.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    ", based on {}",
+                    bundle
+                        .meta
+                        .bases
+                        .iter()
+                        .map(|b| b.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            };
             reporter.warn(&format!(
-                "bundle {} is complete: {} data files, {} blobs, {} images{}",
+                "bundle {} is complete: {} data files, {} blobs, {} images{bases}",
                 bundle.meta.name,
                 bundle.meta.files.len(),
                 index.len(),
                 bundle.meta.images.len(),
-                if bundle.meta.bases.is_empty() {
-                    String::new()
-                } else {
-                    format!(
-                        ", based on {}",
-                        bundle
-                            .meta
-                            .bases
-                            .iter()
-                            .map(|b| b.name.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )
-                }
             ));
             Ok(Outcome::Success)
         }

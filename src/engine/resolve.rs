@@ -1,10 +1,11 @@
 //! Resolving a reference to everything it needs: the top manifest, child manifests
 //! of an index, and the configs and layers they name.
 
+use super::platform::PlatformFilter;
 use super::retry::{retry, RetryPolicy};
 use crate::bundle::meta::BlobKind;
 use crate::digest::Digest;
-use crate::manifest::{Parsed, RawManifest};
+use crate::manifest::{Descriptor, ManifestError, Parsed, RawManifest};
 use crate::reference::Reference;
 use crate::registry::{Client, RegistryError};
 use std::collections::HashSet;
@@ -34,6 +35,8 @@ pub struct ResolvedImage {
     pub children: Vec<ChildManifest>,
     /// Configs and layers of the image or of all its children, each once.
     pub blobs: Vec<BlobNeed>,
+    /// The `repository:tag` it gets at the target, when the list renamed it.
+    pub rename: Option<String>,
 }
 
 impl ResolvedImage {
@@ -62,20 +65,64 @@ pub fn image_blobs(parsed: &Parsed) -> Vec<BlobNeed> {
 
 const MAX_INDEX_DEPTH: usize = 4;
 
+/// Fetches a reference and everything under it. With a platform filter, an index
+/// keeps only the matching children; with exactly one platform the image becomes that
+/// platform's own manifest (what `docker pull --platform` gives).
+#[allow(clippy::too_many_arguments)]
 pub async fn resolve(
     client: &Client,
     reference: &Reference,
     input: &str,
+    platforms: &PlatformFilter,
     policy: RetryPolicy,
     cancel: &CancellationToken,
     on_retry: &(dyn Fn(&RegistryError, Duration) + Sync),
 ) -> Result<ResolvedImage, RegistryError> {
     let repo = &reference.repository;
     let api_ref = reference.api_reference();
-    let (top, parsed) = retry(policy, cancel, on_retry, || {
+    let (mut top, mut parsed) = retry(policy, cancel, on_retry, || {
         client.get_manifest(repo, &api_ref)
     })
     .await?;
+    if let (false, Parsed::Index { manifests }) = (platforms.is_empty(), &parsed) {
+        let matching: Vec<&Descriptor> = manifests
+            .iter()
+            .filter(|d| platforms.matches(d.platform.as_ref()))
+            .collect();
+        if matching.is_empty() {
+            let has: Vec<String> = manifests
+                .iter()
+                .map(|d| {
+                    d.platform
+                        .as_ref()
+                        .map(|p| p.to_string())
+                        .unwrap_or_else(|| "unknown".into())
+                })
+                .collect();
+            return Err(RegistryError::Protocol {
+                what: reference.to_string(),
+                detail: format!(
+                    "no manifest for platform {} (the index has {})",
+                    platforms.to_strings().join(","),
+                    has.join(", ")
+                ),
+            });
+        }
+        if platforms.len() == 1 {
+            let desc = matching[0].clone();
+            let d = desc.digest.to_string();
+            let (raw, child) =
+                retry(policy, cancel, on_retry, || client.get_manifest(repo, &d)).await?;
+            check_size(&raw, &desc, reference)?;
+            (top, parsed) = (raw, child);
+        } else if matching.len() < manifests.len() {
+            let keep: HashSet<&Digest> = matching.iter().map(|d| &d.digest).collect();
+            (top, parsed) = filtered_index(&top, &keep).map_err(|e| RegistryError::Manifest {
+                what: reference.to_string(),
+                source: e,
+            })?;
+        }
+    }
     let mut children = Vec::new();
     let mut blobs = Vec::new();
     let mut seen = HashSet::new();
@@ -103,13 +150,7 @@ pub async fn resolve(
             let d = desc.digest.to_string();
             let (raw, child) =
                 retry(policy, cancel, on_retry, || client.get_manifest(repo, &d)).await?;
-            if raw.bytes.len() as u64 != desc.size {
-                return Err(RegistryError::SizeMismatch {
-                    what: format!("manifest {} of {reference}", desc.digest),
-                    expected: desc.size,
-                    actual: raw.bytes.len() as u64,
-                });
-            }
+            check_size(&raw, &desc, reference)?;
             add_blobs(&child, &mut blobs);
             children.push(ChildManifest {
                 raw,
@@ -124,5 +165,39 @@ pub async fn resolve(
         top,
         children,
         blobs,
+        rename: None,
     })
+}
+
+fn check_size(
+    raw: &RawManifest,
+    desc: &Descriptor,
+    reference: &Reference,
+) -> Result<(), RegistryError> {
+    if raw.bytes.len() as u64 != desc.size {
+        return Err(RegistryError::SizeMismatch {
+            what: format!("manifest {} of {reference}", desc.digest),
+            expected: desc.size,
+            actual: raw.bytes.len() as u64,
+        });
+    }
+    Ok(())
+}
+
+/// A new index holding only the kept children. Its digest differs from the source
+/// index's: a filtered multi-platform index is a new manifest by nature.
+fn filtered_index(
+    top: &RawManifest,
+    keep: &HashSet<&Digest>,
+) -> Result<(RawManifest, Parsed), ManifestError> {
+    let mut value: serde_json::Value = serde_json::from_slice(&top.bytes)?;
+    if let Some(list) = value.get_mut("manifests").and_then(|m| m.as_array_mut()) {
+        list.retain(|d| {
+            d.get("digest")
+                .and_then(|x| x.as_str())
+                .and_then(|x| x.parse::<Digest>().ok())
+                .is_some_and(|x| keep.contains(&x))
+        });
+    }
+    RawManifest::new(serde_json::to_vec(&value)?, Some(&top.media_type))
 }

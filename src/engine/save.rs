@@ -31,6 +31,9 @@ pub struct SaveOptions {
     pub files: usize,
     pub jobs: usize,
     pub bases: Vec<PathBuf>,
+    pub platforms: super::platform::PlatformFilter,
+    /// No data file grows past this; the bundle gets as many files as it needs.
+    pub max_file_size: Option<u64>,
     pub retry: RetryPolicy,
 }
 
@@ -50,8 +53,27 @@ struct PlannedBlob {
     base: Option<crate::bundle::base::BaseBlob>,
 }
 
+/// One image to save: the reference as the user gave it (for reports and the meta),
+/// what to fetch, and the name it should get at the target (`SOURCE -> TARGET`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImageRequest {
+    pub input: String,
+    pub fetch: String,
+    pub rename: Option<String>,
+}
+
+impl ImageRequest {
+    pub fn plain(reference: &str) -> ImageRequest {
+        ImageRequest {
+            input: reference.to_string(),
+            fetch: reference.to_string(),
+            rename: None,
+        }
+    }
+}
+
 pub async fn save(
-    inputs: Vec<String>,
+    inputs: Vec<ImageRequest>,
     opts: &SaveOptions,
     registries: &Registries,
     reporter: &Reporter,
@@ -77,13 +99,29 @@ pub async fn save(
     };
     let mut failures: Vec<Failure> = Vec::new();
     let mut parsed = Vec::new();
-    for input in &inputs {
-        match Reference::parse(input) {
-            Ok(r) => parsed.push((input.clone(), r)),
+    for request in &inputs {
+        let rename = match &request.rename {
+            Some(r) => match Reference::parse(r) {
+                Ok(target) => Some(target.short()),
+                Err(e) => {
+                    summary
+                        .invalid
+                        .push((request.input.clone(), format!("rename target: {e}")));
+                    failures.push(Failure {
+                        reference: request.input.clone(),
+                        reason: format!("rename target: {e}"),
+                    });
+                    continue;
+                }
+            },
+            None => None,
+        };
+        match Reference::parse(&request.fetch) {
+            Ok(r) => parsed.push((request.input.clone(), r, rename)),
             Err(e) => {
-                summary.invalid.push((input.clone(), e.to_string()));
+                summary.invalid.push((request.input.clone(), e.to_string()));
                 failures.push(Failure {
-                    reference: input.clone(),
+                    reference: request.input.clone(),
                     reason: e.to_string(),
                 });
             }
@@ -97,16 +135,26 @@ pub async fn save(
     };
     let mut resolved: Vec<(usize, Result<ResolvedImage, String>)> =
         stream::iter(parsed.iter().enumerate())
-            .map(|(i, (input, reference))| {
+            .map(|(i, (input, reference, rename))| {
                 let on_retry = &on_retry;
                 let resolve_bar = &resolve_bar;
                 async move {
                     let r = match registries.client(&reference.registry) {
-                        Ok(client) => {
-                            resolve(&client, reference, input, opts.retry, cancel, on_retry)
-                                .await
-                                .map_err(|e| e.to_string())
-                        }
+                        Ok(client) => resolve(
+                            &client,
+                            reference,
+                            input,
+                            &opts.platforms,
+                            opts.retry,
+                            cancel,
+                            on_retry,
+                        )
+                        .await
+                        .map(|mut img| {
+                            img.rename = rename.clone();
+                            img
+                        })
+                        .map_err(|e| e.to_string()),
                         Err(e) => Err(e.to_string()),
                     };
                     resolve_bar.inc(1);
@@ -173,9 +221,28 @@ pub async fn save(
 
     let now = chrono::Local::now();
     let fingerprint = fingerprint(&inputs, opts, &bases);
+    if opts.max_file_size.is_some_and(|max| {
+        to_store
+            .iter()
+            .any(|(_, s)| layout::BLOCK + layout::padded(*s) + layout::END_OF_ARCHIVE > max)
+    }) {
+        let (d, s) = to_store
+            .iter()
+            .max_by_key(|(_, s)| *s)
+            .cloned()
+            .unwrap_or((Digest::of(b""), 0));
+        bail!(
+            "blob {d} ({}) is larger than the maximum data file size {}; nothing was downloaded",
+            indicatif::HumanBytes(s),
+            indicatif::HumanBytes(opts.max_file_size.unwrap_or(0))
+        );
+    }
     let name = naming::choose(&opts.out, &opts.prefix, kind, now, &fingerprint);
     let mtime = now.timestamp().max(0) as u64;
-    let layouts = layout::plan(&to_store, opts.files);
+    let layouts = match opts.max_file_size {
+        Some(max) => layout::plan_capped(&to_store, opts.files, max),
+        None => layout::plan(&to_store, opts.files),
+    };
     let mut writer = BundleWriter::create(&name.dir, &name.name, layouts, &fingerprint, mtime)
         .with_context(|| format!("cannot create the data files in {}", name.dir.display()))?;
     if !writer.resumed().is_empty() {
@@ -312,7 +379,7 @@ pub async fn save(
             name: name.name.clone(),
             kind,
             bases: bases.refs.clone(),
-            platforms: Vec::new(),
+            platforms: opts.platforms.to_strings(),
             files: file_names
                 .iter()
                 .zip(sums)
@@ -360,6 +427,7 @@ fn image_record(img: &ResolvedImage) -> meta::Image {
         tag: img.reference.tag.clone(),
         digest: img.top.digest.clone(),
         media_type: img.top.media_type.clone(),
+        target: img.rename.clone(),
         children: img
             .children
             .iter()
@@ -373,15 +441,27 @@ fn image_record(img: &ResolvedImage) -> meta::Image {
 }
 
 /// Identifies a save request, so that running the same command again resumes it.
-fn fingerprint(inputs: &[String], opts: &SaveOptions, bases: &BaseSet) -> String {
-    let mut sorted: Vec<&String> = inputs.iter().collect();
+fn fingerprint(inputs: &[ImageRequest], opts: &SaveOptions, bases: &BaseSet) -> String {
+    let mut sorted: Vec<String> = inputs
+        .iter()
+        .map(|r| format!("{} {} {:?}", r.input, r.fetch, r.rename))
+        .collect();
     sorted.sort();
     let mut h = Hasher::new();
     for i in sorted {
         h.update(i.as_bytes());
         h.update(b"\n");
     }
-    h.update(format!("files={} prefix={}\n", opts.files, opts.prefix).as_bytes());
+    h.update(
+        format!(
+            "files={} prefix={} max={:?} platforms={:?}\n",
+            opts.files,
+            opts.prefix,
+            opts.max_file_size,
+            opts.platforms.to_strings()
+        )
+        .as_bytes(),
+    );
     for b in &bases.refs {
         h.update(b.meta_sha256.as_bytes());
     }

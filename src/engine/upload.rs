@@ -30,6 +30,8 @@ pub struct Destination {
     pub namespace: String,
     /// Some(true) for an explicit `http://`, Some(false) for `https://`.
     pub plain_http: Option<bool>,
+    /// cfg.yaml `repository:` of the target: replaces the path before the image name.
+    pub rewrite: Option<String>,
 }
 
 impl Destination {
@@ -61,15 +63,34 @@ impl Destination {
             host: host.to_string(),
             namespace: namespace.to_string(),
             plain_http,
+            rewrite: None,
         })
     }
 
     pub fn repository(&self, source_repository: &str) -> String {
-        if self.namespace.is_empty() {
-            source_repository.to_string()
-        } else {
-            format!("{}/{source_repository}", self.namespace)
+        crate::config::rewrite::target_repository(
+            source_repository,
+            self.rewrite.as_deref(),
+            &self.namespace,
+        )
+    }
+
+    /// Where an image of the bundle goes: its renamed `repository:tag` when the list
+    /// renamed it (the namespace still applies), else the rewritten source path.
+    pub fn image_target(&self, image: &Image) -> (String, Option<String>) {
+        if let Some(t) = image
+            .target
+            .as_deref()
+            .and_then(|t| crate::reference::Reference::parse(&format!("{}/{t}", self.host)).ok())
+        {
+            let repo = if self.namespace.is_empty() {
+                t.repository
+            } else {
+                format!("{}/{}", self.namespace, t.repository)
+            };
+            return (repo, t.tag);
         }
+        (self.repository(&image.repository), image.tag.clone())
     }
 }
 
@@ -85,6 +106,8 @@ pub struct UploadOptions {
 struct Plan<'a> {
     image: &'a Image,
     target_repo: String,
+    /// The tag to set at the target; none for an image saved by digest.
+    target_tag: Option<String>,
     /// Child manifests deepest first, then the top manifest.
     manifests: Vec<RawManifest>,
     blobs: Vec<Digest>,
@@ -136,7 +159,7 @@ pub async fn upload(
             let client = &client;
             let on_retry = &on_retry;
             async move {
-                match &p.image.tag {
+                match &p.target_tag {
                     Some(tag) => matches!(retry(opts.retry, cancel, on_retry, || client.manifest_digest(&p.target_repo, tag)).await, Ok(Some(d)) if d == p.image.digest),
                     None => false,
                 }
@@ -357,9 +380,11 @@ fn plan_image<'a>(
     manifests.push(top);
     blobs.sort();
     blobs.dedup();
+    let (target_repo, target_tag) = dst.image_target(image);
     Ok(Plan {
         image,
-        target_repo: dst.repository(&image.repository),
+        target_repo,
+        target_tag,
         manifests,
         blobs,
     })
@@ -467,8 +492,7 @@ async fn push_manifests(
         .await?;
     }
     let reference = p
-        .image
-        .tag
+        .target_tag
         .clone()
         .unwrap_or_else(|| top.digest.to_string());
     retry(policy, cancel, on_retry, || {

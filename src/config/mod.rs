@@ -1,0 +1,541 @@
+//! `cfg.yaml`: image-transmit's batch-job configuration, read as it is, plus ferry's
+//! own keys. Parsing is strict: an unknown key is an error that names it.
+
+pub mod rewrite;
+
+use crate::registry::auth::Credentials;
+use crate::registry::RegistryOptions;
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: {detail}")]
+    Invalid { path: String, detail: String },
+    #[error("{path}: {what} refers to the environment variable {var}, which is not set")]
+    MissingVar {
+        path: String,
+        what: String,
+        var: String,
+    },
+    #[error("no {kind} registry named {name:?} in {path} (known: {known})")]
+    UnknownName {
+        kind: &'static str,
+        name: String,
+        path: String,
+        known: String,
+    },
+}
+
+/// One registry entry of `source:` or `target:`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryEntry {
+    /// `http://host[:port]` or `https://host[:port]` (a bare host follows the loopback rule).
+    pub registry: String,
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Targets: replace the path before the image name (`src/xxxx/image:tag` →
+    /// `dst/yyyy/image:tag`).
+    #[serde(default)]
+    pub repository: Option<String>,
+    /// ferry: skip TLS verification for this registry.
+    #[serde(default)]
+    pub insecure: Option<bool>,
+    /// ferry: a PEM CA file to trust for this registry.
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheEntry {
+    #[serde(default)]
+    pub pathname: Option<String>,
+    #[serde(default)]
+    pub keepdays: Option<u64>,
+    #[serde(default)]
+    pub keepsize: Option<u64>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DingTalkEntry {
+    #[serde(default)]
+    pub token: Option<String>,
+    #[serde(default)]
+    pub secret: Option<String>,
+}
+
+/// The file as written. Every image-transmit key is accepted; keys that belong to
+/// features ferry does not have yet are reported by [`Config::unsupported`].
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default)]
+    pub source: Vec<RegistryEntry>,
+    #[serde(default)]
+    pub target: Vec<RegistryEntry>,
+    /// `os/arch[/variant]`, several separated by commas.
+    #[serde(default)]
+    pub platform: Option<String>,
+    #[serde(default)]
+    pub maxconn: Option<usize>,
+    #[serde(default)]
+    pub retries: Option<usize>,
+    #[serde(default)]
+    pub singlefile: Option<bool>,
+    #[serde(default)]
+    pub compressor: Option<String>,
+    #[serde(default)]
+    pub lang: Option<String>,
+    #[serde(default)]
+    pub outprefix: Option<String>,
+    #[serde(default)]
+    pub interval: Option<u64>,
+    #[serde(default)]
+    pub cache: Option<CacheEntry>,
+    #[serde(default)]
+    pub dingtalk: Option<Vec<DingTalkEntry>>,
+    /// image-transmit: docker-load compatible output.
+    #[serde(default)]
+    pub dockerfile: Option<bool>,
+    /// image-transmit: keep its temporary folder.
+    #[serde(default)]
+    pub keeptemp: Option<bool>,
+    /// image-transmit: squashfs options.
+    #[serde(default)]
+    pub squashfs: Option<String>,
+    /// ferry: the largest data file, e.g. `4G` (FAT32 cannot hold 4 GiB).
+    #[serde(default)]
+    pub maxfilesize: Option<String>,
+    /// ferry: number of data files.
+    #[serde(default)]
+    pub files: Option<usize>,
+}
+
+/// A registry of the cfg file, resolved: name, host, and how to reach it.
+#[derive(Clone, Debug)]
+pub struct NamedRegistry {
+    pub name: String,
+    pub host: String,
+    pub repository: Option<String>,
+    pub options: RegistryOptions,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Config {
+    pub path: String,
+    pub file: FileConfig,
+    pub sources: Vec<NamedRegistry>,
+    pub targets: Vec<NamedRegistry>,
+}
+
+/// Where ferry looks for a cfg file when none is given: `./cfg.yaml`, then
+/// `./data/cfg.yaml`, as image-transmit does.
+pub fn find(explicit: Option<&Path>) -> Option<PathBuf> {
+    if let Some(p) = explicit {
+        return Some(p.to_path_buf());
+    }
+    ["cfg.yaml", "data/cfg.yaml"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let p = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: p.clone(),
+            source: e,
+        })?;
+        Self::parse(&text, &p, &|v| std::env::var(v).ok())
+    }
+
+    pub fn parse(
+        text: &str,
+        path: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let file: FileConfig = if text.trim().is_empty() {
+            FileConfig::default()
+        } else {
+            serde_saphyr::from_str(text).map_err(|e| ConfigError::Invalid {
+                path: path.into(),
+                detail: e.to_string().lines().next().unwrap_or("").to_string(),
+            })?
+        };
+        let resolve =
+            |entries: &[RegistryEntry], kind: &str| -> Result<Vec<NamedRegistry>, ConfigError> {
+                entries
+                    .iter()
+                    .enumerate()
+                    .map(|(i, e)| resolve_entry(e, &format!("{kind}[{i}]"), path, env))
+                    .collect()
+            };
+        let sources = resolve(&file.source, "source")?;
+        let targets = resolve(&file.target, "target")?;
+        let cfg = Config {
+            path: path.into(),
+            file,
+            sources,
+            targets,
+        };
+        cfg.check()?;
+        Ok(cfg)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let invalid = |detail: String| ConfigError::Invalid {
+            path: self.path.clone(),
+            detail,
+        };
+        if self.file.maxconn == Some(0) {
+            return Err(invalid("maxconn must be at least 1".into()));
+        }
+        if let Some(c) = &self.file.compressor {
+            if !matches!(c.as_str(), "tar" | "zstd" | "") {
+                return Err(invalid(format!("compressor {c:?} is not supported: use tar or zstd (squashfs bundles are out of ferry's scope)")));
+            }
+        }
+        if let Some(p) = &self.file.platform {
+            crate::engine::platform::PlatformFilter::parse(p).map_err(invalid)?;
+        }
+        if let Some(s) = &self.file.maxfilesize {
+            parse_size(s).map_err(invalid)?;
+        }
+        Ok(())
+    }
+
+    /// Keys that were set but whose feature ferry does not have yet, to be reported.
+    pub fn unsupported(&self) -> Vec<&'static str> {
+        let f = &self.file;
+        let mut out = Vec::new();
+        if f.interval.is_some() {
+            out.push("interval");
+        }
+        if f.cache.is_some() {
+            out.push("cache");
+        }
+        if f.dingtalk.is_some() {
+            out.push("dingtalk");
+        }
+        if f.dockerfile == Some(true) {
+            out.push("dockerfile");
+        }
+        if f.keeptemp.is_some() {
+            out.push("keeptemp");
+        }
+        if f.squashfs.is_some() {
+            out.push("squashfs");
+        }
+        out
+    }
+
+    pub fn source(&self, name: Option<&str>) -> Result<Option<&NamedRegistry>, ConfigError> {
+        pick(&self.sources, name, "source", &self.path)
+    }
+
+    pub fn target(&self, name: Option<&str>) -> Result<Option<&NamedRegistry>, ConfigError> {
+        pick(&self.targets, name, "target", &self.path)
+    }
+
+    /// Connection options by host for every registry the file names.
+    pub fn registry_options(&self) -> HashMap<String, RegistryOptions> {
+        self.sources
+            .iter()
+            .chain(&self.targets)
+            .map(|r| (r.host.clone(), r.options.clone()))
+            .collect()
+    }
+
+    /// Applies `-opt key=value,...` overrides for one run.
+    pub fn apply_overrides(&mut self, spec: &str) -> Result<(), ConfigError> {
+        let invalid = |detail: String| ConfigError::Invalid {
+            path: "-opt".into(),
+            detail,
+        };
+        for pair in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (k, v) = pair
+                .split_once('=')
+                .ok_or_else(|| invalid(format!("{pair:?} is not key=value")))?;
+            let num = |v: &str| {
+                v.parse::<u64>()
+                    .map_err(|_| invalid(format!("{k}: {v:?} is not a number")))
+            };
+            let boolean = |v: &str| {
+                v.parse::<bool>()
+                    .map_err(|_| invalid(format!("{k}: {v:?} is not true or false")))
+            };
+            match k.trim() {
+                "maxconn" => self.file.maxconn = Some(num(v)? as usize),
+                "retries" => self.file.retries = Some(num(v)? as usize),
+                "singlefile" => self.file.singlefile = Some(boolean(v)?),
+                "compressor" => self.file.compressor = Some(v.to_string()),
+                "lang" => self.file.lang = Some(v.to_string()),
+                "outprefix" => self.file.outprefix = Some(v.to_string()),
+                "interval" => self.file.interval = Some(num(v)?),
+                "platform" => self.file.platform = Some(v.to_string()),
+                "maxfilesize" => self.file.maxfilesize = Some(v.to_string()),
+                "files" => self.file.files = Some(num(v)? as usize),
+                other => return Err(invalid(format!("unknown key {other:?} (known: maxconn, retries, singlefile, compressor, lang, outprefix, interval, platform, maxfilesize, files)"))),
+            }
+        }
+        self.check()
+    }
+}
+
+fn pick<'a>(
+    list: &'a [NamedRegistry],
+    name: Option<&str>,
+    kind: &'static str,
+    path: &str,
+) -> Result<Option<&'a NamedRegistry>, ConfigError> {
+    match name {
+        None => Ok(list.first()),
+        Some(n) => {
+            list.iter()
+                .find(|r| r.name == n)
+                .map(Some)
+                .ok_or_else(|| ConfigError::UnknownName {
+                    kind,
+                    name: n.to_string(),
+                    path: path.to_string(),
+                    known: if list.is_empty() {
+                        "none".into()
+                    } else {
+                        list.iter()
+                            .map(|r| r.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    },
+                })
+        }
+    }
+}
+
+fn resolve_entry(
+    e: &RegistryEntry,
+    what: &str,
+    path: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<NamedRegistry, ConfigError> {
+    let invalid = |detail: String| ConfigError::Invalid {
+        path: path.into(),
+        detail: format!("{what}: {detail}"),
+    };
+    let (plain_http, rest) = if let Some(r) = e.registry.strip_prefix("http://") {
+        (Some(true), r)
+    } else if let Some(r) = e.registry.strip_prefix("https://") {
+        (Some(false), r)
+    } else {
+        (None, e.registry.as_str())
+    };
+    let host = rest.trim_end_matches('/').to_string();
+    if host.is_empty() || host.contains('/') {
+        return Err(invalid(format!(
+            "registry {:?} must be http(s)://HOST[:PORT]",
+            e.registry
+        )));
+    }
+    let repository = e
+        .repository
+        .as_ref()
+        .map(|r| r.trim_matches('/').to_string())
+        .filter(|r| !r.is_empty());
+    let user = e
+        .user
+        .as_deref()
+        .map(|u| expand_env(u, &format!("{what}.user"), path, env))
+        .transpose()?
+        .filter(|u| !u.is_empty());
+    let password = e
+        .password
+        .as_deref()
+        .map(|p| expand_env(p, &format!("{what}.password"), path, env))
+        .transpose()?;
+    let credentials = user.map(|username| Credentials {
+        username,
+        password: password.unwrap_or_default(),
+    });
+    let name = e
+        .name
+        .clone()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| match &repository {
+            Some(r) => format!("{host}-{r}"),
+            None => host.clone(),
+        });
+    Ok(NamedRegistry {
+        name,
+        host,
+        repository,
+        options: RegistryOptions {
+            credentials,
+            insecure: e.insecure.unwrap_or(false),
+            ca_file: e.ca.clone(),
+            plain_http,
+            ..RegistryOptions::default()
+        },
+    })
+}
+
+/// Replaces `${VAR}` with the variable's value, so cfg files can be committed
+/// without their passwords. The error names the variable, never a value.
+fn expand_env(
+    value: &str,
+    what: &str,
+    path: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, ConfigError> {
+    let mut out = String::new();
+    let mut rest = value;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else {
+            out.push_str(&rest[start..]);
+            return Ok(out);
+        };
+        let var = &after[..end];
+        let val = env(var).ok_or_else(|| ConfigError::MissingVar {
+            path: path.into(),
+            what: what.into(),
+            var: var.into(),
+        })?;
+        out.push_str(&val);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Parses sizes like `4G`, `700M`, `1.5GiB`, `1048576` (powers of 1024).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("size {s:?} is not a number with an optional unit (K, M, G, T)"))?;
+    let mult: u64 = match unit
+        .trim()
+        .to_ascii_uppercase()
+        .trim_end_matches('B')
+        .trim_end_matches('I')
+    {
+        "" => 1,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        "T" => 1 << 40,
+        _ => return Err(format!("size {s:?} has an unknown unit (use K, M, G or T)")),
+    };
+    let v = (n * mult as f64) as u64;
+    if v < 64 * 1024 {
+        return Err(format!(
+            "size {s:?} is too small for a data file (at least 64K)"
+        ));
+    }
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(v: &str) -> Option<String> {
+        (v == "SRC_PW").then(|| "s3cret".to_string())
+    }
+
+    const SAMPLE: &str = r#"
+source: # comment
+- registry: "http://10.45.80.1"
+  user:
+  password:
+- registry: "https://src.example.com:5000"
+  user: robot
+  password: "${SRC_PW}"
+  name: nj
+target:
+- registry: "http://10.45.46.109"
+  user:
+  password:
+  repository: yyyy
+maxconn: 5
+retries: 2
+singlefile: false
+outprefix: team
+platform: linux/amd64
+"#;
+
+    #[test]
+    fn reads_image_transmit_files() {
+        let cfg = Config::parse(SAMPLE, "cfg.yaml", &env).unwrap();
+        assert_eq!(cfg.sources[0].name, "10.45.80.1");
+        assert_eq!(cfg.sources[0].options.plain_http, Some(true));
+        assert!(cfg.sources[0].options.credentials.is_none());
+        let nj = cfg.source(Some("nj")).unwrap().unwrap();
+        assert_eq!(nj.host, "src.example.com:5000");
+        assert_eq!(nj.options.credentials.as_ref().unwrap().password, "s3cret");
+        assert_eq!(cfg.target(None).unwrap().unwrap().name, "10.45.46.109-yyyy");
+        assert_eq!(cfg.file.maxconn, Some(5));
+        assert!(cfg.unsupported().is_empty());
+    }
+
+    #[test]
+    fn unknown_keys_wrong_types_and_names_are_errors() {
+        let e = Config::parse("source: []\nmaxconns: 3\n", "cfg.yaml", &env)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("maxconns"), "{e}");
+        let e = Config::parse("maxconn: lots\n", "cfg.yaml", &env)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cfg.yaml"), "{e}");
+        let cfg = Config::parse(SAMPLE, "cfg.yaml", &env).unwrap();
+        let e = cfg.source(Some("gz")).unwrap_err().to_string();
+        assert!(e.contains("gz") && e.contains("nj"), "{e}");
+        let e = Config::parse(
+            "source:\n- registry: http://h\n  user: u\n  password: ${NOPE}\n",
+            "c",
+            &env,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("NOPE"), "{e}");
+    }
+
+    #[test]
+    fn later_keys_are_reported_and_overrides_apply() {
+        let mut cfg =
+            Config::parse("interval: 60\ncache:\n  pathname: cache\n", "c", &env).unwrap();
+        assert_eq!(cfg.unsupported(), vec!["interval", "cache"]);
+        cfg.apply_overrides("maxconn=3,singlefile=true").unwrap();
+        assert_eq!(cfg.file.maxconn, Some(3));
+        assert_eq!(cfg.file.singlefile, Some(true));
+        assert!(cfg.apply_overrides("bogus=1").is_err());
+    }
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("4G").unwrap(), 4 << 30);
+        assert_eq!(parse_size("700MiB").unwrap(), 700 << 20);
+        assert_eq!(parse_size("1.5G").unwrap(), 3 << 29);
+        assert!(parse_size("12Q").is_err());
+        assert!(parse_size("10").is_err());
+    }
+}

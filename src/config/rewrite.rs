@@ -1,0 +1,119 @@
+//! How list lines and repositories are rewritten, as image-transmit does it.
+
+/// One line of an image list: what to fetch, and the name it should get at the
+/// target when the line renames it (`SOURCE -> TARGET`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListEntry {
+    pub source: String,
+    pub rename: Option<String>,
+}
+
+pub fn parse_line(line: &str) -> ListEntry {
+    match line.split_once("->") {
+        Some((s, t)) => ListEntry {
+            source: s.trim().to_string(),
+            rename: Some(t.trim().to_string()).filter(|t| !t.is_empty()),
+        },
+        None => ListEntry {
+            source: line.trim().to_string(),
+            rename: None,
+        },
+    }
+}
+
+/// Points a list line at the chosen source registry. `repository:tag` lines are
+/// relative to it; a full reference that names another host is fetched from the
+/// chosen source (its host is dropped), and the returned note says so.
+pub fn at_source(line: &str, source_host: &str) -> (String, Option<String>) {
+    let s = line
+        .trim()
+        .trim_start_matches("http://")
+        .trim_start_matches("https://");
+    match s.split_once('/') {
+        Some((first, rest))
+            if first.contains('.') || first.contains(':') || first == "localhost" =>
+        {
+            let note = (first != source_host).then(|| {
+                format!("{line}: names {first}; fetched from the chosen source {source_host}")
+            });
+            (format!("{source_host}/{rest}"), note)
+        }
+        _ => (format!("{source_host}/{s}"), None),
+    }
+}
+
+/// The repository an image gets at a target: with the target's `repository: yyyy`,
+/// `xxxx/image` becomes `yyyy/image` (the path before the last component is
+/// replaced); with a namespace from `--dst HOST/NS`, it is prefixed; else kept.
+pub fn target_repository(
+    source_repository: &str,
+    rewrite: Option<&str>,
+    namespace: &str,
+) -> String {
+    let repo = match rewrite {
+        Some(r) => {
+            let last = source_repository
+                .rsplit('/')
+                .next()
+                .unwrap_or(source_repository);
+            format!("{r}/{last}")
+        }
+        None => source_repository.to_string(),
+    };
+    if namespace.is_empty() {
+        repo
+    } else {
+        format!("{namespace}/{repo}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renames_are_split() {
+        assert_eq!(
+            parse_line("a/b:1 -> c/d:2"),
+            ListEntry {
+                source: "a/b:1".into(),
+                rename: Some("c/d:2".into())
+            }
+        );
+        assert_eq!(
+            parse_line(" a/b:1 "),
+            ListEntry {
+                source: "a/b:1".into(),
+                rename: None
+            }
+        );
+    }
+
+    #[test]
+    fn lines_are_pointed_at_the_source() {
+        assert_eq!(
+            at_source("team/app:1", "src:5000"),
+            ("src:5000/team/app:1".into(), None)
+        );
+        let (r, note) = at_source("other.io/team/app:1", "src:5000");
+        assert_eq!(r, "src:5000/team/app:1");
+        assert!(note.unwrap().contains("other.io"));
+        assert_eq!(
+            at_source("http://src:5000/app:1", "src:5000"),
+            ("src:5000/app:1".into(), None)
+        );
+    }
+
+    #[test]
+    fn repositories_are_rewritten_like_image_transmit() {
+        assert_eq!(
+            target_repository("xxxx/sub/image", Some("yyyy"), ""),
+            "yyyy/image"
+        );
+        assert_eq!(
+            target_repository("xxxx/image", None, "mirror"),
+            "mirror/xxxx/image"
+        );
+        assert_eq!(target_repository("image", None, ""), "image");
+    }
+}
