@@ -13,7 +13,12 @@ use std::path::PathBuf;
         `ferry verify` checks a bundle after transport; `ferry upload` verifies it and pushes it,\n\
         byte for byte, into a registry on the other side. `ferry save --inc OLD_META` writes an\n\
         increment that carries only the blobs the old bundle did not.",
-    after_help = "Exit status: 0 when everything succeeded, 1 when any image or check failed, 130 when interrupted."
+    after_help = "image-transmit's command line works too:\n  \
+        ferry -src=NAME [-lst=FILE] [-inc=META] [-out=PREFIX] [-opt=k=v,...]   save (stdin without -lst)\n  \
+        ferry -dst=NAME -img=META                                          upload\n\
+        NAME is a registry of cfg.yaml (--config FILE, else ./cfg.yaml, else ./data/cfg.yaml).\n\n\
+        Exit status: 0 when everything succeeded, 1 when any image or check failed, 2 for a usage error,\n\
+        130 when interrupted."
 )]
 pub struct Cli {
     #[command(subcommand)]

@@ -1,4 +1,5 @@
 //! The command line: argument structures and the handlers that turn them into engine calls.
 
 pub mod args;
+pub mod legacy;
 pub mod run;

@@ -1,0 +1,181 @@
+//! image-transmit's command line (`ferry -src=nj -lst=img.lst`, `ferry -dst=gz -img=META`),
+//! translated into ferry's subcommands so cron jobs and CI scripts keep working.
+
+const VALUE_FLAGS: [&str; 7] = ["src", "dst", "lst", "inc", "img", "out", "opt"];
+
+/// Whether `arg` is one of image-transmit's flags (`-src=x`, `-src`, `--lst=y`...).
+fn legacy_flag(arg: &str) -> Option<(&str, Option<&str>)> {
+    let body = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-'))?;
+    let (name, value) = match body.split_once('=') {
+        Some((n, v)) => (n, Some(v)),
+        None => (body, None),
+    };
+    (VALUE_FLAGS.contains(&name) || name == "watch").then_some((name, value))
+}
+
+/// Rewrites image-transmit arguments into ferry's; other command lines are returned
+/// unchanged. ferry's own global flags (`--config`, `-q`, `-v`...) may be mixed in.
+pub fn translate(args: Vec<String>) -> Result<Vec<String>, String> {
+    if !args.iter().skip(1).any(|a| legacy_flag(a).is_some())
+        || args.get(1).is_some_and(|a| !a.starts_with('-'))
+    {
+        return Ok(args);
+    }
+    let mut given: std::collections::HashMap<&str, String> = std::collections::HashMap::new();
+    let mut passthrough = Vec::new();
+    let mut i = 1;
+    while i < args.len() {
+        let arg = &args[i];
+        match legacy_flag(arg) {
+            Some(("watch", v)) => {
+                if v.is_none_or(|v| v == "true") {
+                    given.insert("watch", "true".into());
+                }
+            }
+            Some((name, Some(v))) => {
+                given.insert(name, v.to_string());
+            }
+            Some((name, None)) => {
+                let v = args
+                    .get(i + 1)
+                    .ok_or_else(|| format!("-{name} needs a value"))?;
+                given.insert(name, v.clone());
+                i += 1;
+            }
+            None => passthrough.push(arg.clone()),
+        }
+        i += 1;
+    }
+    let mut out = vec![args[0].clone()];
+    let get = |k: &str| given.get(k).cloned();
+    match (get("src"), get("dst"), get("img")) {
+        (_, Some(dst), Some(img)) => {
+            out.extend(["upload".into(), img, "--dst".into(), dst]);
+        }
+        (Some(_), Some(_), None) => {
+            return Err("direct mode (-src with -dst) copies registry to registry with `ferry sync`, which this version of ferry does not have yet".into());
+        }
+        (Some(src), None, None) => {
+            out.extend([
+                "save".into(),
+                "--src".into(),
+                src,
+                "--list".into(),
+                get("lst").unwrap_or_else(|| "-".into()),
+            ]);
+            if let Some(inc) = get("inc") {
+                out.extend(["--inc".into(), inc]);
+            }
+            if let Some(prefix) = get("out") {
+                if prefix.contains('/') || prefix.contains('\\') {
+                    return Err(format!("-out={prefix}: ferry takes a file prefix here; give the folder with --out DIR"));
+                }
+                out.extend(["--prefix".into(), prefix]);
+            }
+        }
+        (None, Some(_), None) => {
+            return Err("-dst needs -img=META (upload) or -src=NAME (direct mode)".into())
+        }
+        (_, None, Some(_)) => {
+            return Err("-img needs -dst=NAME: the target registry to upload to".into())
+        }
+        (None, None, None) => {
+            return Err(
+                "give -src=NAME to save, or -dst=NAME -img=META to upload (see ferry --help)"
+                    .into(),
+            )
+        }
+    }
+    if given.contains_key("watch") {
+        return Err(
+            "-watch keeps a direct sync running, which this version of ferry does not have yet"
+                .into(),
+        );
+    }
+    if let Some(opt) = get("opt") {
+        out.extend(["--opt".into(), opt]);
+    }
+    out.extend(passthrough);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(args: &[&str]) -> Result<Vec<String>, String> {
+        translate(args.iter().map(|s| s.to_string()).collect())
+    }
+
+    #[test]
+    fn save_and_upload_forms_translate() {
+        assert_eq!(
+            t(&[
+                "ferry",
+                "-src=nj",
+                "-lst=img.lst",
+                "-inc=old_meta.yaml",
+                "-out=team"
+            ])
+            .unwrap(),
+            vec![
+                "ferry",
+                "save",
+                "--src",
+                "nj",
+                "--list",
+                "img.lst",
+                "--inc",
+                "old_meta.yaml",
+                "--prefix",
+                "team"
+            ]
+        );
+        assert_eq!(
+            t(&["ferry", "-src", "nj"]).unwrap(),
+            vec!["ferry", "save", "--src", "nj", "--list", "-"]
+        );
+        assert_eq!(
+            t(&[
+                "ferry",
+                "-dst=gz",
+                "-img=m.yaml",
+                "--config",
+                "c.yaml",
+                "-opt=maxconn=2"
+            ])
+            .unwrap(),
+            vec![
+                "ferry",
+                "upload",
+                "m.yaml",
+                "--dst",
+                "gz",
+                "--opt",
+                "maxconn=2",
+                "--config",
+                "c.yaml"
+            ]
+        );
+    }
+
+    #[test]
+    fn modern_command_lines_pass_unchanged() {
+        let modern = vec![
+            "ferry".to_string(),
+            "save".into(),
+            "--out".into(),
+            "x".into(),
+        ];
+        assert_eq!(translate(modern.clone()).unwrap(), modern);
+    }
+
+    #[test]
+    fn incomplete_legacy_lines_are_errors() {
+        assert!(t(&["ferry", "-img=m.yaml"]).is_err());
+        assert!(t(&["ferry", "-src=a", "-dst=b"])
+            .unwrap_err()
+            .contains("sync"));
+        assert!(t(&["ferry", "-src"]).is_err());
+    }
+}
