@@ -63,6 +63,42 @@ pub enum Command {
     Upload(UploadArgs),
     /// Check a bundle as it arrived: files present, sizes, sha256 of each file and of each blob.
     Verify(VerifyArgs),
+    /// Store credentials for a registry in docker's config.json (shared with docker and skopeo).
+    Login(LoginArgs),
+    /// Remove stored credentials for a registry from docker's config.json.
+    Logout(LogoutArgs),
+    /// Print a shell completion script: ferry completions bash > /etc/bash_completion.d/ferry
+    Completions(CompletionsArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct LoginArgs {
+    /// Registry host[:port], e.g. registry.example.com:5000
+    #[arg(value_name = "REGISTRY")]
+    pub registry: String,
+    /// User name.
+    #[arg(short, long, value_name = "USER")]
+    pub username: String,
+    /// Read the password from standard input (one line), so it stays out of shell history.
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// Store without checking the credentials against the registry (for a registry not reachable now).
+    #[arg(long)]
+    pub no_check: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct LogoutArgs {
+    /// Registry host[:port].
+    #[arg(value_name = "REGISTRY")]
+    pub registry: String,
+}
+
+#[derive(Args, Debug)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Args, Debug)]

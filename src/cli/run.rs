@@ -1,6 +1,7 @@
 //! Command handlers: read inputs, build the engine's options, print results.
 
-use super::args::{Cli, Command, GlobalArgs, SaveArgs, UploadArgs, VerifyArgs, VerifyMode};
+use super::args::{Cli, Command, GlobalArgs, LoginArgs, SaveArgs, UploadArgs, VerifyArgs, VerifyMode};
+use crate::registry::auth::Credentials;
 use crate::bundle::reader::{Bundle, VerifyLevel};
 use crate::config::{self, rewrite, Config};
 use crate::engine::platform::PlatformFilter;
@@ -30,6 +31,17 @@ pub async fn run(cli: Cli, cancel: CancellationToken) -> Result<Outcome> {
         Command::Save(args) => run_save(args, &cli.global, &reporter, &cancel).await,
         Command::Upload(args) => run_upload(args, &cli.global, &reporter, &cancel).await,
         Command::Verify(args) => run_verify(args, &reporter),
+        Command::Login(args) => run_login(args, &cli.global, &reporter).await,
+        Command::Logout(args) => {
+            let removed = config::docker::erase(args.registry.trim_start_matches("https://").trim_start_matches("http://"))?;
+            reporter.warn(&if removed { format!("removed the credentials for {}", args.registry) } else { format!("no stored credentials for {}", args.registry) });
+            Ok(Outcome::Success)
+        }
+        Command::Completions(args) => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(args.shell, &mut cmd, "ferry", &mut std::io::stdout());
+            Ok(Outcome::Success)
+        }
     }
 }
 
@@ -283,6 +295,36 @@ async fn run_upload(
     } else {
         Outcome::Failed
     })
+}
+
+async fn run_login(args: LoginArgs, g: &GlobalArgs, reporter: &Reporter) -> Result<Outcome> {
+    let (plain_http, host) = match args.registry.split_once("://") {
+        Some(("http", h)) => (Some(true), h),
+        Some(("https", h)) => (Some(false), h),
+        _ => (None, args.registry.as_str()),
+    };
+    let host = host.trim_end_matches('/');
+    if !args.password_stdin {
+        bail!("give the password on standard input with --password-stdin (it is never taken as an argument)");
+    }
+    let mut password = String::new();
+    std::io::stdin().lock().read_line(&mut password).context("cannot read the password from standard input")?;
+    let password = password.trim_end_matches(['\r', '\n']).to_string();
+    if password.is_empty() {
+        bail!("empty password on standard input");
+    }
+    let credentials = Credentials { username: args.username.clone(), password: password.clone() };
+    if !args.no_check {
+        let cfg = load_config(g, reporter)?;
+        let mut opts = cfg.as_ref().and_then(|c| c.registry_options().remove(host)).unwrap_or_default();
+        opts.credentials = Some(credentials);
+        opts.plain_http = plain_http.or(opts.plain_http);
+        let client = crate::registry::Client::new(host, &opts)?;
+        client.ping().await.with_context(|| format!("login to {host} failed"))?;
+    }
+    let stored = config::docker::store(host, &args.username, &password)?;
+    reporter.warn(&format!("login succeeded: credentials for {host} stored in {stored}"));
+    Ok(Outcome::Success)
 }
 
 fn run_verify(args: VerifyArgs, reporter: &Reporter) -> Result<Outcome> {

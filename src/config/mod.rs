@@ -1,6 +1,7 @@
 //! `cfg.yaml`: image-transmit's batch-job configuration, read as it is, plus ferry's
 //! own keys. Parsing is strict: an unknown key is an error that names it.
 
+pub mod docker;
 pub mod rewrite;
 
 use crate::registry::auth::Credentials;

@@ -205,7 +205,7 @@ impl Client {
                 if let Some(s) = &service {
                     query.push(("service", s));
                 }
-                for s in scope.split(' ') {
+                for s in scope.split(' ').filter(|s| !s.is_empty()) {
                     query.push(("scope", s));
                 }
                 let mut req = self.http.get(&realm).query(&query);
@@ -520,6 +520,14 @@ impl Client {
             }
         }
         Ok(())
+    }
+
+    /// Checks that the registry answers and accepts the credentials (`GET /v2/`).
+    pub async fn ping(&self) -> Result<(), RegistryError> {
+        let what = format!("registry {}", self.host);
+        let url = format!("{}/v2/", self.base);
+        let resp = self.send(&what, "", &|| Ok(self.http.get(&url))).await?;
+        check(resp, &what).await.map(|_| ())
     }
 
     /// Generic request for callers that need an endpoint this client does not wrap.
