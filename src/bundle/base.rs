@@ -24,8 +24,8 @@ impl BaseSet {
     pub fn load(paths: &[PathBuf]) -> Result<BaseSet, MetaError> {
         let mut set = BaseSet::default();
         for path in paths {
-            let (meta, sha) = Meta::load(path)?;
-            set.add(&meta, sha);
+            let loaded = Meta::load_any(path)?;
+            set.add(&loaded.meta, loaded.sha256);
         }
         Ok(set)
     }

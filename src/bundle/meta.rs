@@ -144,6 +144,22 @@ impl Meta {
         Ok((meta, hex::encode(sha2::Sha256::digest(&bytes))))
     }
 
+    /// Reads a ferry meta or an image-transmit meta. Returns the meta, the sha256 of
+    /// the file, and the manifests an image-transmit meta holds inline.
+    pub fn load_any(path: &Path) -> Result<Loaded, MetaError> {
+        let p = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|e| MetaError::Read { path: p.clone(), source: e })?;
+        let sha256 = hex::encode(sha2::Sha256::digest(&bytes));
+        match Self::parse(&bytes, &p) {
+            Ok(meta) => Ok(Loaded { meta, sha256, inline_manifests: Default::default(), transmit: false }),
+            Err(MetaError::NotFerry { .. }) if std::str::from_utf8(&bytes).is_ok_and(super::transmit::looks_like) => {
+                let c = super::transmit::convert(std::str::from_utf8(&bytes).unwrap_or_default(), &p)?;
+                Ok(Loaded { meta: c.meta, sha256, inline_manifests: c.manifests, transmit: true })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     pub fn parse(bytes: &[u8], path: &str) -> Result<Meta, MetaError> {
         #[derive(Deserialize)]
         struct Head {
@@ -188,6 +204,15 @@ impl Meta {
 }
 
 use sha2::Digest as _;
+
+/// A meta as read from disk, in either format.
+pub struct Loaded {
+    pub meta: Meta,
+    pub sha256: String,
+    pub inline_manifests: std::collections::HashMap<Digest, Vec<u8>>,
+    /// An image-transmit bundle: entries named `<hex>.<ext>`, no file digests.
+    pub transmit: bool,
+}
 
 fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or(s).to_string()

@@ -6,4 +6,5 @@ pub mod layout;
 pub mod meta;
 pub mod naming;
 pub mod reader;
+pub mod transmit;
 pub mod writer;

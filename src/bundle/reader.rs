@@ -3,7 +3,7 @@
 
 use super::meta::{Meta, MetaError};
 use crate::digest::{Digest, Hasher};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -81,6 +81,10 @@ pub struct Bundle {
     pub meta_path: PathBuf,
     pub meta_sha256: String,
     pub dir: PathBuf,
+    /// Manifests held in the meta itself (image-transmit bundles).
+    pub inline_manifests: HashMap<Digest, Vec<u8>>,
+    /// An image-transmit bundle: `<hex>.<ext>` entries, no data file digests.
+    pub transmit: bool,
 }
 
 struct ScannedEntry {
@@ -91,18 +95,29 @@ struct ScannedEntry {
 
 impl Bundle {
     pub fn open(meta_path: &Path) -> Result<Bundle, BundleError> {
-        let (meta, meta_sha256) = Meta::load(meta_path)?;
+        let loaded = Meta::load_any(meta_path)?;
         let dir = meta_path
             .parent()
             .map(Path::to_path_buf)
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or_else(|| PathBuf::from("."));
         Ok(Bundle {
-            meta,
+            meta: loaded.meta,
             meta_path: meta_path.to_path_buf(),
-            meta_sha256,
+            meta_sha256: loaded.sha256,
             dir,
+            inline_manifests: loaded.inline_manifests,
+            transmit: loaded.transmit,
         })
+    }
+
+    /// A manifest's bytes: from the meta (image-transmit) or from the data files.
+    pub fn manifest_bytes(&self, digest: &Digest, index: &HashMap<Digest, BlobLocation>) -> std::io::Result<Vec<u8>> {
+        if let Some(b) = self.inline_manifests.get(digest) {
+            return Ok(b.clone());
+        }
+        let loc = index.get(digest).ok_or_else(|| std::io::Error::other(format!("manifest {digest} is not in the bundle's data files")))?;
+        read_blob(loc, crate::manifest::MAX_MANIFEST_BYTES as u64)
     }
 
     /// Total bytes of the data files, for progress.
@@ -145,6 +160,15 @@ impl Bundle {
                 Err(e) => problems.push(e),
             }
         }
+        if self.transmit && problems.is_empty() {
+            // image-transmit metas do not say which file holds a blob: check the whole.
+            for b in self.meta.blobs.iter().filter(|b| b.base.is_none()) {
+                if !index.contains_key(&b.digest) {
+                    problems.push(BundleError::MissingBlob { file: "any data file".into(), digest: b.digest.clone() });
+                    break;
+                }
+            }
+        }
         if problems.is_empty() {
             Ok(index)
         } else {
@@ -180,10 +204,10 @@ impl Bundle {
             });
         }
         let entries = match level {
-            VerifyLevel::Size => scan_headers(&path, &f.name)?,
+            VerifyLevel::Size => scan_headers(&path, &f.name, self.transmit)?,
             VerifyLevel::Full => {
-                let (entries, sha) = scan_full(&path, &f.name, progress)?;
-                if sha != f.sha256 {
+                let (entries, sha) = scan_full(&path, &f.name, self.transmit, progress)?;
+                if !self.transmit && sha != f.sha256 {
                     return Err(BundleError::FileDigest {
                         file: f.name.clone(),
                         expected: f.sha256.clone(),
@@ -195,6 +219,13 @@ impl Bundle {
         };
         if level == VerifyLevel::Size {
             progress(f.size);
+        }
+        if self.transmit {
+            let known: HashSet<&Digest> = self.meta.blobs.iter().map(|b| &b.digest).collect();
+            if let Some(e) = entries.iter().find(|e| !known.contains(&e.digest)) {
+                return Err(BundleError::UnexpectedBlob { file: f.name.clone(), digest: e.digest.clone() });
+            }
+            return Ok(entries.into_iter().map(|e| (e.digest, BlobLocation { path: path.clone(), data_offset: e.data_offset, size: e.size })).collect());
         }
         let expected: HashMap<&Digest, u64> = self
             .meta
@@ -245,6 +276,7 @@ fn parse_header(
     block: &[u8; 512],
     file: &str,
     offset: u64,
+    transmit: bool,
 ) -> Result<Option<(Digest, u64)>, BundleError> {
     if block.iter().all(|b| *b == 0) {
         return Ok(None);
@@ -273,9 +305,8 @@ fn parse_header(
     let path = header.path().map_err(|e| bad(e.to_string()))?;
     let name = path.to_string_lossy().into_owned();
     let size = header.entry_size().map_err(|e| bad(e.to_string()))?;
-    let digest = name
-        .strip_prefix("blobs/sha256/")
-        .and_then(|hex| Digest::from_hex(hex).ok())
+    let digest = if transmit { super::transmit::entry_digest(&name) } else { name.strip_prefix("blobs/sha256/").and_then(|hex| Digest::from_hex(hex).ok()) };
+    let digest = digest
         .ok_or_else(|| BundleError::BadEntry {
             file: file.into(),
             entry: name.clone(),
@@ -290,7 +321,7 @@ fn parse_header(
 }
 
 /// Reads only the headers, seeking over the data.
-fn scan_headers(path: &Path, name: &str) -> Result<Vec<ScannedEntry>, BundleError> {
+fn scan_headers(path: &Path, name: &str, transmit: bool) -> Result<Vec<ScannedEntry>, BundleError> {
     let io = |source| BundleError::Io {
         file: name.into(),
         source,
@@ -303,7 +334,7 @@ fn scan_headers(path: &Path, name: &str) -> Result<Vec<ScannedEntry>, BundleErro
     while pos + 512 <= len {
         f.seek(SeekFrom::Start(pos)).map_err(io)?;
         f.read_exact(&mut block).map_err(io)?;
-        let Some((digest, size)) = parse_header(&block, name, pos)? else {
+        let Some((digest, size)) = parse_header(&block, name, pos, transmit)? else {
             break;
         };
         let data_offset = pos + 512;
@@ -328,6 +359,7 @@ fn scan_headers(path: &Path, name: &str) -> Result<Vec<ScannedEntry>, BundleErro
 fn scan_full(
     path: &Path,
     name: &str,
+    transmit: bool,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<(Vec<ScannedEntry>, String), BundleError> {
     let io = |source| BundleError::Io {
@@ -360,7 +392,7 @@ fn scan_full(
                 detail: "file ends without the end-of-archive blocks".into(),
             });
         }
-        let Some((digest, size)) = parse_header(&block, name, pos)? else {
+        let Some((digest, size)) = parse_header(&block, name, pos, transmit)? else {
             break;
         };
         let data_offset = pos + 512;

@@ -8,9 +8,9 @@ use super::report::{Reporter, Summary};
 use super::resolve::image_blobs;
 use super::retry::{retry, RetryPolicy};
 use crate::bundle::meta::{BlobRecord, Image};
-use crate::bundle::reader::{read_blob, BlobLocation, Bundle, VerifyLevel};
+use crate::bundle::reader::{BlobLocation, Bundle, VerifyLevel};
 use crate::digest::Digest;
-use crate::manifest::{RawManifest, MAX_MANIFEST_BYTES};
+use crate::manifest::RawManifest;
 use crate::registry::{Client, RegistryError, UploadStart};
 use anyhow::{bail, Context, Result};
 use futures_util::{stream, StreamExt};
@@ -136,7 +136,7 @@ pub async fn upload(
     // Read every image's manifests back and find the blobs they need.
     let mut plans = Vec::new();
     for image in &bundle.meta.images {
-        match plan_image(image, &index, &opts.destination) {
+        match plan_image(&bundle, image, &index, &opts.destination) {
             Ok(p) => plans.push(p),
             Err(why) => summary.failed.push((image.reference.clone(), why)),
         }
@@ -199,7 +199,7 @@ pub async fn upload(
         .filter_map(|(d, repos)| {
             records
                 .get(d)
-                .filter(|r| r.file.is_none())
+                .filter(|r| r.base.is_some())
                 .map(|r| (d, repos, *r))
         })
         .collect();
@@ -347,6 +347,7 @@ pub fn verify_bundle(
 }
 
 fn plan_image<'a>(
+    bundle: &Bundle,
     image: &'a Image,
     index: &HashMap<Digest, BlobLocation>,
     dst: &Destination,
@@ -354,11 +355,7 @@ fn plan_image<'a>(
     let read = |digest: &Digest,
                 media_type: &str|
      -> Result<(RawManifest, crate::manifest::Parsed), String> {
-        let loc = index
-            .get(digest)
-            .ok_or_else(|| format!("manifest {digest} is not in the bundle's data files"))?;
-        let bytes = read_blob(loc, MAX_MANIFEST_BYTES as u64)
-            .map_err(|e| format!("cannot read manifest {digest}: {e}"))?;
+        let bytes = bundle.manifest_bytes(digest, index).map_err(|e| format!("cannot read manifest {digest}: {e}"))?;
         let (raw, parsed) = RawManifest::new(bytes, Some(media_type))
             .map_err(|e| format!("manifest {digest}: {e}"))?;
         if &raw.digest != digest {
