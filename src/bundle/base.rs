@@ -37,11 +37,9 @@ impl BaseSet {
             if b.kind == BlobKind::Manifest {
                 continue;
             }
-            let bundle = match (&b.file, &b.base) {
-                (Some(_), _) => meta.name.clone(),
-                (None, Some(base)) => base.clone(),
-                (None, None) => continue,
-            };
+            // A blob with no base lives in this bundle's data files (image-transmit
+            // metas do not say which file).
+            let bundle = b.base.clone().unwrap_or_else(|| meta.name.clone());
             self.blobs.entry(b.digest.clone()).or_insert(BaseBlob {
                 bundle,
                 repository: b.repository.clone(),

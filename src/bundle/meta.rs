@@ -148,13 +148,29 @@ impl Meta {
     /// the file, and the manifests an image-transmit meta holds inline.
     pub fn load_any(path: &Path) -> Result<Loaded, MetaError> {
         let p = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|e| MetaError::Read { path: p.clone(), source: e })?;
+        let bytes = std::fs::read(path).map_err(|e| MetaError::Read {
+            path: p.clone(),
+            source: e,
+        })?;
         let sha256 = hex::encode(sha2::Sha256::digest(&bytes));
         match Self::parse(&bytes, &p) {
-            Ok(meta) => Ok(Loaded { meta, sha256, inline_manifests: Default::default(), transmit: false }),
-            Err(MetaError::NotFerry { .. }) if std::str::from_utf8(&bytes).is_ok_and(super::transmit::looks_like) => {
-                let c = super::transmit::convert(std::str::from_utf8(&bytes).unwrap_or_default(), &p)?;
-                Ok(Loaded { meta: c.meta, sha256, inline_manifests: c.manifests, transmit: true })
+            Ok(meta) => Ok(Loaded {
+                meta,
+                sha256,
+                inline_manifests: Default::default(),
+                transmit: false,
+            }),
+            Err(MetaError::NotFerry { .. })
+                if std::str::from_utf8(&bytes).is_ok_and(super::transmit::looks_like) =>
+            {
+                let c =
+                    super::transmit::convert(std::str::from_utf8(&bytes).unwrap_or_default(), &p)?;
+                Ok(Loaded {
+                    meta: c.meta,
+                    sha256,
+                    inline_manifests: c.manifests,
+                    transmit: true,
+                })
             }
             Err(e) => Err(e),
         }

@@ -112,11 +112,19 @@ impl Bundle {
     }
 
     /// A manifest's bytes: from the meta (image-transmit) or from the data files.
-    pub fn manifest_bytes(&self, digest: &Digest, index: &HashMap<Digest, BlobLocation>) -> std::io::Result<Vec<u8>> {
+    pub fn manifest_bytes(
+        &self,
+        digest: &Digest,
+        index: &HashMap<Digest, BlobLocation>,
+    ) -> std::io::Result<Vec<u8>> {
         if let Some(b) = self.inline_manifests.get(digest) {
             return Ok(b.clone());
         }
-        let loc = index.get(digest).ok_or_else(|| std::io::Error::other(format!("manifest {digest} is not in the bundle's data files")))?;
+        let loc = index.get(digest).ok_or_else(|| {
+            std::io::Error::other(format!(
+                "manifest {digest} is not in the bundle's data files"
+            ))
+        })?;
         read_blob(loc, crate::manifest::MAX_MANIFEST_BYTES as u64)
     }
 
@@ -164,7 +172,10 @@ impl Bundle {
             // image-transmit metas do not say which file holds a blob: check the whole.
             for b in self.meta.blobs.iter().filter(|b| b.base.is_none()) {
                 if !index.contains_key(&b.digest) {
-                    problems.push(BundleError::MissingBlob { file: "any data file".into(), digest: b.digest.clone() });
+                    problems.push(BundleError::MissingBlob {
+                        file: "any data file".into(),
+                        digest: b.digest.clone(),
+                    });
                     break;
                 }
             }
@@ -223,9 +234,24 @@ impl Bundle {
         if self.transmit {
             let known: HashSet<&Digest> = self.meta.blobs.iter().map(|b| &b.digest).collect();
             if let Some(e) = entries.iter().find(|e| !known.contains(&e.digest)) {
-                return Err(BundleError::UnexpectedBlob { file: f.name.clone(), digest: e.digest.clone() });
+                return Err(BundleError::UnexpectedBlob {
+                    file: f.name.clone(),
+                    digest: e.digest.clone(),
+                });
             }
-            return Ok(entries.into_iter().map(|e| (e.digest, BlobLocation { path: path.clone(), data_offset: e.data_offset, size: e.size })).collect());
+            return Ok(entries
+                .into_iter()
+                .map(|e| {
+                    (
+                        e.digest,
+                        BlobLocation {
+                            path: path.clone(),
+                            data_offset: e.data_offset,
+                            size: e.size,
+                        },
+                    )
+                })
+                .collect());
         }
         let expected: HashMap<&Digest, u64> = self
             .meta
@@ -305,12 +331,16 @@ fn parse_header(
     let path = header.path().map_err(|e| bad(e.to_string()))?;
     let name = path.to_string_lossy().into_owned();
     let size = header.entry_size().map_err(|e| bad(e.to_string()))?;
-    let digest = if transmit { super::transmit::entry_digest(&name) } else { name.strip_prefix("blobs/sha256/").and_then(|hex| Digest::from_hex(hex).ok()) };
-    let digest = digest
-        .ok_or_else(|| BundleError::BadEntry {
-            file: file.into(),
-            entry: name.clone(),
-        })?;
+    let digest = if transmit {
+        super::transmit::entry_digest(&name)
+    } else {
+        name.strip_prefix("blobs/sha256/")
+            .and_then(|hex| Digest::from_hex(hex).ok())
+    };
+    let digest = digest.ok_or_else(|| BundleError::BadEntry {
+        file: file.into(),
+        entry: name.clone(),
+    })?;
     if header.entry_type() != tar::EntryType::Regular {
         return Err(BundleError::BadEntry {
             file: file.into(),

@@ -36,7 +36,8 @@ pub struct Converted {
 
 /// Whether YAML text is an image-transmit meta rather than some other file.
 pub fn looks_like(text: &str) -> bool {
-    text.lines().any(|l| l.starts_with("datafiles:") || l.starts_with("manifests:"))
+    text.lines()
+        .any(|l| l.starts_with("datafiles:") || l.starts_with("manifests:"))
 }
 
 /// The digest an image-transmit entry name stands for: `<hex>.<anything>`.
@@ -47,13 +48,23 @@ pub fn entry_digest(name: &str) -> Option<Digest> {
 
 fn bundle_name(meta_file: &str) -> String {
     let base = meta_file.rsplit('/').next().unwrap_or(meta_file);
-    base.trim_end_matches(".yaml").trim_end_matches("_meta").to_string()
+    base.trim_end_matches(".yaml")
+        .trim_end_matches("_meta")
+        .to_string()
 }
 
 pub fn convert(text: &str, path: &str) -> Result<Converted, MetaError> {
-    let malformed = |detail: String| MetaError::Malformed { path: path.into(), detail };
-    let it: TransmitMeta = serde_saphyr::from_str(text).map_err(|e| malformed(e.to_string().lines().next().unwrap_or("").to_string()))?;
-    if let Some(c) = it.compressor.as_deref().filter(|c| !c.is_empty() && *c != "tar") {
+    let malformed = |detail: String| MetaError::Malformed {
+        path: path.into(),
+        detail,
+    };
+    let it: TransmitMeta = serde_saphyr::from_str(text)
+        .map_err(|e| malformed(e.to_string().lines().next().unwrap_or("").to_string()))?;
+    if let Some(c) = it
+        .compressor
+        .as_deref()
+        .filter(|c| !c.is_empty() && *c != "tar")
+    {
         return Err(malformed(format!("image-transmit bundle compressed with {c:?}: only tar bundles are supported (squashfs is out of scope)")));
     }
     let name = bundle_name(path);
@@ -63,9 +74,17 @@ pub fn convert(text: &str, path: &str) -> Result<Converted, MetaError> {
     let mut configs = HashSet::new();
     for (reference, json) in &it.manifests {
         let bytes = json.as_bytes().to_vec();
-        let converted = Reference::parse(reference.trim_start_matches("http://").trim_start_matches("https://"))
-            .map_err(|e| e.to_string())
-            .and_then(|r| RawManifest::new(bytes, None).map(|m| (r, m)).map_err(|e| e.to_string()));
+        let converted = Reference::parse(
+            reference
+                .trim_start_matches("http://")
+                .trim_start_matches("https://"),
+        )
+        .map_err(|e| e.to_string())
+        .and_then(|r| {
+            RawManifest::new(bytes, None)
+                .map(|m| (r, m))
+                .map_err(|e| e.to_string())
+        });
         match converted {
             Ok((r, (raw, parsed))) => {
                 match &parsed {
@@ -73,7 +92,12 @@ pub fn convert(text: &str, path: &str) -> Result<Converted, MetaError> {
                         configs.insert(config.digest.clone());
                     }
                     Parsed::Index { .. } => {
-                        failed.push(Failure { reference: reference.clone(), reason: "an image-transmit bundle holds no child manifests for an index".into() });
+                        failed.push(Failure {
+                            reference: reference.clone(),
+                            reason:
+                                "an image-transmit bundle holds no child manifests for an index"
+                                    .into(),
+                        });
                         continue;
                     }
                 }
@@ -89,14 +113,20 @@ pub fn convert(text: &str, path: &str) -> Result<Converted, MetaError> {
                 });
                 manifests.insert(raw.digest, raw.bytes);
             }
-            Err(why) => failed.push(Failure { reference: reference.clone(), reason: why }),
+            Err(why) => failed.push(Failure {
+                reference: reference.clone(),
+                reason: why,
+            }),
         }
     }
     let mut bases = Vec::new();
     let mut blobs = Vec::new();
     for (hex, refs) in &it.blobs {
         let digest = Digest::from_hex(hex).map_err(|e| malformed(e.to_string()))?;
-        let base = refs.iter().find_map(|r| r.strip_prefix(SKIP_PREFIX)).map(bundle_name);
+        let base = refs
+            .iter()
+            .find_map(|r| r.strip_prefix(SKIP_PREFIX))
+            .map(bundle_name);
         if let Some(b) = &base {
             if !bases.contains(b) {
                 bases.push(b.clone());
@@ -105,10 +135,27 @@ pub fn convert(text: &str, path: &str) -> Result<Converted, MetaError> {
         let repository = refs
             .iter()
             .filter(|r| !r.starts_with(SKIP_PREFIX))
-            .find_map(|r| Reference::parse(r.trim_start_matches("http://").trim_start_matches("https://")).ok())
+            .find_map(|r| {
+                Reference::parse(
+                    r.trim_start_matches("http://")
+                        .trim_start_matches("https://"),
+                )
+                .ok()
+            })
             .map(|r| r.repository)
             .unwrap_or_default();
-        blobs.push(BlobRecord { kind: if configs.contains(&digest) { BlobKind::Config } else { BlobKind::Layer }, digest, size: 0, file: None, base, repository });
+        blobs.push(BlobRecord {
+            kind: if configs.contains(&digest) {
+                BlobKind::Config
+            } else {
+                BlobKind::Layer
+            },
+            digest,
+            size: 0,
+            file: None,
+            base,
+            repository,
+        });
     }
     let meta = Meta {
         format: "image-transmit".into(),
@@ -116,10 +163,29 @@ pub fn convert(text: &str, path: &str) -> Result<Converted, MetaError> {
         tool: "image-transmit".into(),
         created: String::new(),
         name,
-        kind: if bases.is_empty() { Kind::Full } else { Kind::Incremental },
-        bases: bases.into_iter().map(|name| meta::BaseRef { name, meta_sha256: String::new() }).collect(),
+        kind: if bases.is_empty() {
+            Kind::Full
+        } else {
+            Kind::Incremental
+        },
+        bases: bases
+            .into_iter()
+            .map(|name| meta::BaseRef {
+                name,
+                meta_sha256: String::new(),
+            })
+            .collect(),
         platforms: Vec::new(),
-        files: it.datafiles.iter().map(|(n, s)| DataFile { name: n.clone(), size: *s, sha256: String::new(), blobs: 0 }).collect(),
+        files: it
+            .datafiles
+            .iter()
+            .map(|(n, s)| DataFile {
+                name: n.clone(),
+                size: *s,
+                sha256: String::new(),
+                blobs: 0,
+            })
+            .collect(),
         images,
         blobs,
         failed,
@@ -152,9 +218,24 @@ mod tests {
         assert_eq!(c.meta.images[0].repository, "app/web");
         assert_eq!(c.manifests[&c.meta.images[0].digest], manifest.as_bytes());
         let cfg = c.meta.blobs.iter().find(|b| b.digest == config).unwrap();
-        assert_eq!((cfg.kind, cfg.base.as_deref(), cfg.repository.as_str()), (BlobKind::Config, None, "app/web"));
-        assert_eq!(c.meta.blobs.iter().find(|b| b.digest == layer).unwrap().base.as_deref(), Some("img_full_202106010000"));
-        assert_eq!(entry_digest(&format!("{}.tar.gz", layer.hex())), Some(layer));
+        assert_eq!(
+            (cfg.kind, cfg.base.as_deref(), cfg.repository.as_str()),
+            (BlobKind::Config, None, "app/web")
+        );
+        assert_eq!(
+            c.meta
+                .blobs
+                .iter()
+                .find(|b| b.digest == layer)
+                .unwrap()
+                .base
+                .as_deref(),
+            Some("img_full_202106010000")
+        );
+        assert_eq!(
+            entry_digest(&format!("{}.tar.gz", layer.hex())),
+            Some(layer)
+        );
         assert_eq!(entry_digest("nonsense.json"), None);
     }
 }

@@ -1,7 +1,8 @@
 //! Command handlers: read inputs, build the engine's options, print results.
 
-use super::args::{Cli, Command, GlobalArgs, LoginArgs, SaveArgs, UploadArgs, VerifyArgs, VerifyMode};
-use crate::registry::auth::Credentials;
+use super::args::{
+    Cli, Command, GlobalArgs, LoginArgs, SaveArgs, UploadArgs, VerifyArgs, VerifyMode,
+};
 use crate::bundle::reader::{Bundle, VerifyLevel};
 use crate::config::{self, rewrite, Config};
 use crate::engine::platform::PlatformFilter;
@@ -10,6 +11,7 @@ use crate::engine::report::{Reporter, Verbosity};
 use crate::engine::retry::RetryPolicy;
 use crate::engine::save::{save, ImageRequest, SaveOptions};
 use crate::engine::upload::{upload, Destination, UploadOptions};
+use crate::registry::auth::Credentials;
 use crate::registry::RegistryOptions;
 use anyhow::{anyhow, bail, Context, Result};
 use std::io::{BufRead, IsTerminal};
@@ -33,8 +35,16 @@ pub async fn run(cli: Cli, cancel: CancellationToken) -> Result<Outcome> {
         Command::Verify(args) => run_verify(args, &reporter),
         Command::Login(args) => run_login(args, &cli.global, &reporter).await,
         Command::Logout(args) => {
-            let removed = config::docker::erase(args.registry.trim_start_matches("https://").trim_start_matches("http://"))?;
-            reporter.warn(&if removed { format!("removed the credentials for {}", args.registry) } else { format!("no stored credentials for {}", args.registry) });
+            let removed = config::docker::erase(
+                args.registry
+                    .trim_start_matches("https://")
+                    .trim_start_matches("http://"),
+            )?;
+            reporter.warn(&if removed {
+                format!("removed the credentials for {}", args.registry)
+            } else {
+                format!("no stored credentials for {}", args.registry)
+            });
             Ok(Outcome::Success)
         }
         Command::Completions(args) => {
@@ -308,22 +318,36 @@ async fn run_login(args: LoginArgs, g: &GlobalArgs, reporter: &Reporter) -> Resu
         bail!("give the password on standard input with --password-stdin (it is never taken as an argument)");
     }
     let mut password = String::new();
-    std::io::stdin().lock().read_line(&mut password).context("cannot read the password from standard input")?;
+    std::io::stdin()
+        .lock()
+        .read_line(&mut password)
+        .context("cannot read the password from standard input")?;
     let password = password.trim_end_matches(['\r', '\n']).to_string();
     if password.is_empty() {
         bail!("empty password on standard input");
     }
-    let credentials = Credentials { username: args.username.clone(), password: password.clone() };
+    let credentials = Credentials {
+        username: args.username.clone(),
+        password: password.clone(),
+    };
     if !args.no_check {
         let cfg = load_config(g, reporter)?;
-        let mut opts = cfg.as_ref().and_then(|c| c.registry_options().remove(host)).unwrap_or_default();
+        let mut opts = cfg
+            .as_ref()
+            .and_then(|c| c.registry_options().remove(host))
+            .unwrap_or_default();
         opts.credentials = Some(credentials);
         opts.plain_http = plain_http.or(opts.plain_http);
         let client = crate::registry::Client::new(host, &opts)?;
-        client.ping().await.with_context(|| format!("login to {host} failed"))?;
+        client
+            .ping()
+            .await
+            .with_context(|| format!("login to {host} failed"))?;
     }
     let stored = config::docker::store(host, &args.username, &password)?;
-    reporter.warn(&format!("login succeeded: credentials for {host} stored in {stored}"));
+    reporter.warn(&format!(
+        "login succeeded: credentials for {host} stored in {stored}"
+    ));
     Ok(Outcome::Success)
 }
 

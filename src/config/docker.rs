@@ -22,15 +22,22 @@ pub fn config_path() -> Result<PathBuf, DockerConfigError> {
     if let Some(dir) = std::env::var_os("DOCKER_CONFIG") {
         return Ok(PathBuf::from(dir).join("config.json"));
     }
-    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker").join("config.json")).ok_or(DockerConfigError::NoHome)
+    std::env::var_os("HOME")
+        .map(|h| PathBuf::from(h).join(".docker").join("config.json"))
+        .ok_or(DockerConfigError::NoHome)
 }
 
 fn read() -> Result<(PathBuf, serde_json::Map<String, serde_json::Value>), DockerConfigError> {
     let path = config_path()?;
-    let file_err = |detail: String| DockerConfigError::File { path: path.display().to_string(), detail };
+    let file_err = |detail: String| DockerConfigError::File {
+        path: path.display().to_string(),
+        detail,
+    };
     let map = match std::fs::read(&path) {
         Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => serde_json::Map::new(),
-        Ok(bytes) => match serde_json::from_slice::<serde_json::Value>(&bytes).map_err(|e| file_err(e.to_string()))? {
+        Ok(bytes) => match serde_json::from_slice::<serde_json::Value>(&bytes)
+            .map_err(|e| file_err(e.to_string()))?
+        {
             serde_json::Value::Object(m) => m,
             _ => return Err(file_err("not a JSON object".into())),
         },
@@ -40,8 +47,14 @@ fn read() -> Result<(PathBuf, serde_json::Map<String, serde_json::Value>), Docke
     Ok((path, map))
 }
 
-fn write(path: &PathBuf, map: &serde_json::Map<String, serde_json::Value>) -> Result<(), DockerConfigError> {
-    let file_err = |detail: String| DockerConfigError::File { path: path.display().to_string(), detail };
+fn write(
+    path: &PathBuf,
+    map: &serde_json::Map<String, serde_json::Value>,
+) -> Result<(), DockerConfigError> {
+    let file_err = |detail: String| DockerConfigError::File {
+        path: path.display().to_string(),
+        detail,
+    };
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| file_err(e.to_string()))?;
     }
@@ -49,22 +62,45 @@ fn write(path: &PathBuf, map: &serde_json::Map<String, serde_json::Value>) -> Re
     let tmp = path.with_extension("json.tmp");
     {
         use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(|e| file_err(e.to_string()))?;
-        f.write_all(text.as_bytes()).map_err(|e| file_err(e.to_string()))?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| file_err(e.to_string()))?;
+        f.write_all(text.as_bytes())
+            .map_err(|e| file_err(e.to_string()))?;
     }
     std::fs::rename(&tmp, path).map_err(|e| file_err(e.to_string()))
 }
 
 /// The credential helper docker would use for `registry`, if any.
 fn helper_for(map: &serde_json::Map<String, serde_json::Value>, registry: &str) -> Option<String> {
-    map.get("credHelpers").and_then(|h| h.get(registry)).and_then(|v| v.as_str()).or_else(|| map.get("credsStore").and_then(|v| v.as_str())).filter(|s| !s.is_empty()).map(str::to_string)
+    map.get("credHelpers")
+        .and_then(|h| h.get(registry))
+        .and_then(|v| v.as_str())
+        .or_else(|| map.get("credsStore").and_then(|v| v.as_str()))
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
 }
 
 fn run_helper(helper: &str, verb: &str, input: &str) -> Result<(), DockerConfigError> {
-    let err = |detail: String| DockerConfigError::Helper { helper: helper.into(), detail };
-    let mut child = Command::new(format!("docker-credential-{helper}")).arg(verb).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().map_err(|e| err(e.to_string()))?;
+    let err = |detail: String| DockerConfigError::Helper {
+        helper: helper.into(),
+        detail,
+    };
+    let mut child = Command::new(format!("docker-credential-{helper}"))
+        .arg(verb)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| err(e.to_string()))?;
     if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(input.as_bytes()).map_err(|e| err(e.to_string()))?;
+        stdin
+            .write_all(input.as_bytes())
+            .map_err(|e| err(e.to_string()))?;
     }
     let out = child.wait_with_output().map_err(|e| err(e.to_string()))?;
     if out.status.success() {
@@ -79,12 +115,16 @@ fn run_helper(helper: &str, verb: &str, input: &str) -> Result<(), DockerConfigE
 pub fn store(registry: &str, username: &str, password: &str) -> Result<String, DockerConfigError> {
     let (path, mut map) = read()?;
     if let Some(helper) = helper_for(&map, registry) {
-        let input = serde_json::json!({"ServerURL": registry, "Username": username, "Secret": password}).to_string();
+        let input =
+            serde_json::json!({"ServerURL": registry, "Username": username, "Secret": password})
+                .to_string();
         run_helper(&helper, "store", &input)?;
         return Ok(format!("credential helper docker-credential-{helper}"));
     }
     let auth = base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
-    let auths = map.entry("auths").or_insert_with(|| serde_json::Value::Object(Default::default()));
+    let auths = map
+        .entry("auths")
+        .or_insert_with(|| serde_json::Value::Object(Default::default()));
     if !auths.is_object() {
         *auths = serde_json::Value::Object(Default::default());
     }
@@ -102,10 +142,22 @@ pub fn erase(registry: &str) -> Result<bool, DockerConfigError> {
         run_helper(&helper, "erase", registry)?;
         return Ok(true);
     }
-    let removed = map.get_mut("auths").and_then(|a| a.as_object_mut()).map(|a| {
-        let keys: Vec<String> = a.keys().filter(|k| k.trim_start_matches("https://").trim_start_matches("http://").trim_end_matches('/') == registry).cloned().collect();
-        keys.iter().filter(|k| a.remove(*k).is_some()).count() > 0
-    });
+    let removed = map
+        .get_mut("auths")
+        .and_then(|a| a.as_object_mut())
+        .map(|a| {
+            let keys: Vec<String> = a
+                .keys()
+                .filter(|k| {
+                    k.trim_start_matches("https://")
+                        .trim_start_matches("http://")
+                        .trim_end_matches('/')
+                        == registry
+                })
+                .cloned()
+                .collect();
+            keys.iter().filter(|k| a.remove(*k).is_some()).count() > 0
+        });
     if removed == Some(true) {
         write(&path, &map)?;
     }

@@ -355,7 +355,9 @@ fn plan_image<'a>(
     let read = |digest: &Digest,
                 media_type: &str|
      -> Result<(RawManifest, crate::manifest::Parsed), String> {
-        let bytes = bundle.manifest_bytes(digest, index).map_err(|e| format!("cannot read manifest {digest}: {e}"))?;
+        let bytes = bundle
+            .manifest_bytes(digest, index)
+            .map_err(|e| format!("cannot read manifest {digest}: {e}"))?;
         let (raw, parsed) = RawManifest::new(bytes, Some(media_type))
             .map_err(|e| format!("manifest {digest}: {e}"))?;
         if &raw.digest != digest {
