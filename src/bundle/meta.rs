@@ -108,6 +108,9 @@ pub struct BlobRecord {
     /// A repository that uses it: where upload can mount it from, and where it checks
     /// that a base's blob is already in the target.
     pub repository: String,
+    /// In a `.tar.zst` data file: the offset of the zstd frame holding its entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -271,6 +274,7 @@ mod tests {
                 file: Some("img_full_202611300400_1.tar".into()),
                 base: None,
                 repository: "app".into(),
+                offset: None,
             }],
             failed: vec![Failure {
                 reference: "nope".into(),

@@ -2,6 +2,7 @@
 //! `meta.yaml`. See DESIGN.md for the rules this module enforces.
 
 pub mod base;
+pub mod compress;
 pub mod layout;
 pub mod meta;
 pub mod naming;

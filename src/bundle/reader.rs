@@ -72,8 +72,30 @@ pub enum BundleError {
 #[derive(Clone, Debug)]
 pub struct BlobLocation {
     pub path: PathBuf,
+    /// Where the bytes start; in a `.tar.zst` file, the offset of the entry's frame.
     pub data_offset: u64,
     pub size: u64,
+    pub compressed: bool,
+}
+
+impl BlobLocation {
+    /// A reader over exactly this blob's bytes.
+    pub fn open(&self) -> std::io::Result<Box<dyn Read + Send>> {
+        self.open_at(0)
+    }
+
+    /// A reader over this blob's bytes from `offset` on (for chunked uploads).
+    pub fn open_at(&self, offset: u64) -> std::io::Result<Box<dyn Read + Send>> {
+        let offset = offset.min(self.size);
+        if self.compressed {
+            let mut r = super::compress::open_entry(&self.path, self.data_offset, self.size)?;
+            std::io::copy(&mut (&mut r).take(offset), &mut std::io::sink())?;
+            return Ok(Box::new(r));
+        }
+        let mut f = File::open(&self.path)?;
+        f.seek(SeekFrom::Start(self.data_offset + offset))?;
+        Ok(Box::new(f.take(self.size - offset)))
+    }
 }
 
 pub struct Bundle {
@@ -214,7 +236,9 @@ impl Bundle {
                 actual,
             });
         }
+        let compressed = super::compress::is_compressed(&f.name);
         let entries = match level {
+            VerifyLevel::Size if compressed => Vec::new(),
             VerifyLevel::Size => scan_headers(&path, &f.name, self.transmit)?,
             VerifyLevel::Full => {
                 let (entries, sha) = scan_full(&path, &f.name, self.transmit, progress)?;
@@ -248,6 +272,7 @@ impl Bundle {
                             path: path.clone(),
                             data_offset: e.data_offset,
                             size: e.size,
+                            compressed: false,
                         },
                     )
                 })
@@ -285,8 +310,41 @@ impl Bundle {
                     path: path.clone(),
                     data_offset: e.data_offset,
                     size: e.size,
+                    compressed: false,
                 },
             );
+        }
+        if compressed {
+            // Blobs are read by seeking to their zstd frame, whose offset the meta records.
+            for b in self
+                .meta
+                .blobs
+                .iter()
+                .filter(|b| b.file.as_deref() == Some(f.name.as_str()))
+            {
+                let offset =
+                    b.offset
+                        .filter(|o| *o < actual)
+                        .ok_or_else(|| BundleError::BadTar {
+                            file: f.name.clone(),
+                            offset: 0,
+                            detail: format!(
+                                "the meta gives no valid zstd frame offset for {}",
+                                b.digest
+                            ),
+                        })?;
+                if level == VerifyLevel::Size || seen.contains_key(&b.digest) {
+                    seen.insert(
+                        b.digest.clone(),
+                        BlobLocation {
+                            path: path.clone(),
+                            data_offset: offset,
+                            size: b.size,
+                            compressed: true,
+                        },
+                    );
+                }
+            }
         }
         if let Some(missing) = expected.keys().find(|d| !seen.contains_key(**d)) {
             return Err(BundleError::MissingBlob {
@@ -385,7 +443,25 @@ fn scan_headers(path: &Path, name: &str, transmit: bool) -> Result<Vec<ScannedEn
     Ok(out)
 }
 
+/// Passes bytes through while hashing them and reporting progress: the data file's
+/// own sha256 is computed in the same read as the entries' digests.
+struct HashingReader<'a, R> {
+    inner: R,
+    hash: Hasher,
+    progress: &'a (dyn Fn(u64) + Sync),
+}
+
+impl<R: Read> Read for HashingReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hash.update(&buf[..n]);
+        (self.progress)(n as u64);
+        Ok(n)
+    }
+}
+
 /// Reads the whole file once: hashes it, and hashes every entry against its name.
+/// A `.tar.zst` file is decompressed on the way (its sha256 is of the compressed bytes).
 fn scan_full(
     path: &Path,
     name: &str,
@@ -396,46 +472,63 @@ fn scan_full(
         file: name.into(),
         source,
     };
-    let mut r = BufReader::with_capacity(1 << 20, File::open(path).map_err(io)?);
-    let mut file_hash = Hasher::new();
+    let file = File::open(path).map_err(io)?;
+    let raw = BufReader::with_capacity(
+        1 << 20,
+        HashingReader {
+            inner: file,
+            hash: Hasher::new(),
+            progress,
+        },
+    );
+    let mut hashing = if super::compress::is_compressed(name) {
+        let mut decoder = zstd::stream::read::Decoder::with_buffer(raw).map_err(io)?;
+        let entries = scan_tar(&mut decoder, name, transmit)?;
+        std::io::copy(&mut decoder, &mut std::io::sink()).map_err(io)?;
+        let mut rest = decoder.finish().into_inner();
+        std::io::copy(&mut rest, &mut std::io::sink()).map_err(io)?;
+        return Ok((entries, rest.hash.finish().hex().to_string()));
+    } else {
+        raw
+    };
+    let entries = scan_tar(&mut hashing, name, transmit)?;
+    std::io::copy(&mut hashing, &mut std::io::sink()).map_err(io)?;
+    let rest = hashing.into_inner();
+    Ok((entries, rest.hash.finish().hex().to_string()))
+}
+
+/// Walks a tar stream, checking every entry's bytes against the digest in its name.
+fn scan_tar(
+    r: &mut dyn Read,
+    name: &str,
+    transmit: bool,
+) -> Result<Vec<ScannedEntry>, BundleError> {
     let mut out = Vec::new();
     let mut pos = 0u64;
     let mut block = [0u8; 512];
     let mut buf = vec![0u8; 1 << 20];
-    let read = |r: &mut BufReader<File>,
-                dst: &mut [u8],
-                file_hash: &mut Hasher|
-     -> Result<(), BundleError> {
-        r.read_exact(dst).map_err(|e| BundleError::Io {
-            file: name.into(),
-            source: e,
-        })?;
-        file_hash.update(dst);
-        progress(dst.len() as u64);
-        Ok(())
+    let cut = |pos: u64| BundleError::BadTar {
+        file: name.into(),
+        offset: pos,
+        detail: "file ends in the middle of the archive".into(),
     };
     loop {
-        if read(&mut r, &mut block, &mut file_hash).is_err() {
-            return Err(BundleError::BadTar {
-                file: name.into(),
-                offset: pos,
-                detail: "file ends without the end-of-archive blocks".into(),
-            });
-        }
+        r.read_exact(&mut block).map_err(|_| cut(pos))?;
         let Some((digest, size)) = parse_header(&block, name, pos, transmit)? else {
             break;
         };
         let data_offset = pos + 512;
         let mut entry_hash = Hasher::new();
-        let mut left = size;
+        let mut left = super::layout::padded(size);
+        let mut data_left = size;
         while left > 0 {
             let n = (left as usize).min(buf.len());
-            read(&mut r, &mut buf[..n], &mut file_hash)?;
-            entry_hash.update(&buf[..n]);
+            r.read_exact(&mut buf[..n]).map_err(|_| cut(pos))?;
+            let data = (data_left as usize).min(n);
+            entry_hash.update(&buf[..data]);
+            data_left -= data as u64;
             left -= n as u64;
         }
-        let pad = (super::layout::padded(size) - size) as usize;
-        read(&mut r, &mut buf[..pad], &mut file_hash)?;
         let actual = entry_hash.finish();
         if actual != digest {
             return Err(BundleError::EntryDigest {
@@ -451,28 +544,24 @@ fn scan_full(
         });
         pos = data_offset + super::layout::padded(size);
     }
-    loop {
-        let n = r.read(&mut buf).map_err(io)?;
-        if n == 0 {
-            break;
-        }
-        file_hash.update(&buf[..n]);
-        progress(n as u64);
-    }
-    Ok((out, file_hash.finish().hex().to_string()))
+    Ok(out)
 }
 
 /// Reads a whole small blob (a manifest) from its data file.
 pub fn read_blob(loc: &BlobLocation, limit: u64) -> std::io::Result<Vec<u8>> {
-    use std::os::unix::fs::FileExt;
     if loc.size > limit {
         return Err(std::io::Error::other(format!(
             "blob of {} bytes is over the {limit}-byte limit",
             loc.size
         )));
     }
-    let f = File::open(&loc.path)?;
-    let mut buf = vec![0u8; loc.size as usize];
-    f.read_exact_at(&mut buf, loc.data_offset)?;
+    let mut buf = Vec::with_capacity(loc.size as usize);
+    loc.open()?.read_to_end(&mut buf)?;
+    if buf.len() as u64 != loc.size {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "blob cut short",
+        ));
+    }
     Ok(buf)
 }

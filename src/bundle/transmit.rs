@@ -155,6 +155,7 @@ pub fn convert(text: &str, path: &str) -> Result<Converted, MetaError> {
             file: None,
             base,
             repository,
+            offset: None,
         });
     }
     let meta = Meta {

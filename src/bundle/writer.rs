@@ -107,6 +107,7 @@ impl BundleWriter {
         layouts: Vec<FileLayout>,
         fingerprint: &str,
         mtime: u64,
+        compress: bool,
     ) -> Result<BundleWriter, WriteError> {
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
         let header = JournalHeader {
@@ -156,7 +157,11 @@ impl BundleWriter {
                 );
             }
             files.push(DataFileWriter {
-                final_path: dir.join(&file_name),
+                final_path: dir.join(if compress {
+                    format!("{file_name}.zst")
+                } else {
+                    file_name.clone()
+                }),
                 partial,
                 file: Arc::new(file),
                 layout,
@@ -256,21 +261,31 @@ impl BundleWriter {
             .collect()
     }
 
-    /// Flushes and hashes every data file, renames them to their final names, then
-    /// writes the meta atomically and removes the journal. Returns (size, sha256) of
-    /// each data file in order via `fill_meta` before the meta is written.
+    /// Flushes (and with zstd, compresses) and hashes every data file, renames them
+    /// to their final names, then writes the meta atomically and removes the journal.
+    /// `fill_meta` gets (size, sha256) of each data file in order, and the zstd frame
+    /// offset of each blob, before the meta is written.
     pub fn finish(
         self,
-        fill_meta: impl FnOnce(&[(u64, String)]) -> Meta,
+        fill_meta: impl FnOnce(&[(u64, String)], &HashMap<Digest, u64>) -> Meta,
     ) -> Result<PathBuf, WriteError> {
+        let offsets: Mutex<HashMap<Digest, u64>> = Mutex::new(HashMap::new());
         let sums: Vec<Result<(u64, String), WriteError>> = std::thread::scope(|s| {
             let handles: Vec<_> = self
                 .files
                 .iter()
                 .map(|f| {
+                    let offsets = &offsets;
                     s.spawn(move || -> Result<(u64, String), WriteError> {
                         f.file.sync_all().map_err(io_err(&f.partial))?;
-                        hash_file(&f.partial).map_err(io_err(&f.partial))
+                        if !super::compress::is_compressed(&f.final_path.to_string_lossy()) {
+                            return hash_file(&f.partial).map_err(io_err(&f.partial));
+                        }
+                        let zst = f.final_path.with_extension("zst.partial");
+                        let o = super::compress::compress_tar(&f.file, &f.layout, &zst)
+                            .map_err(io_err(&zst))?;
+                        offsets.lock().unwrap_or_else(|p| p.into_inner()).extend(o);
+                        hash_file(&zst).map_err(io_err(&zst))
                     })
                 })
                 .collect();
@@ -288,9 +303,16 @@ impl BundleWriter {
         });
         let sums: Vec<(u64, String)> = sums.into_iter().collect::<Result<_, _>>()?;
         for f in &self.files {
-            std::fs::rename(&f.partial, &f.final_path).map_err(io_err(&f.partial))?;
+            if super::compress::is_compressed(&f.final_path.to_string_lossy()) {
+                let zst = f.final_path.with_extension("zst.partial");
+                std::fs::rename(&zst, &f.final_path).map_err(io_err(&zst))?;
+                let _ = std::fs::remove_file(&f.partial);
+            } else {
+                std::fs::rename(&f.partial, &f.final_path).map_err(io_err(&f.partial))?;
+            }
         }
-        let meta = fill_meta(&sums);
+        let offsets = offsets.into_inner().unwrap_or_else(|p| p.into_inner());
+        let meta = fill_meta(&sums, &offsets);
         let meta_path = self.dir.join(meta_file_name(&self.name));
         write_atomically(&meta_path, meta.to_yaml()?.as_bytes())?;
         let _ = std::fs::remove_file(&self.journal_path);

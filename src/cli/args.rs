@@ -128,6 +128,10 @@ pub struct SaveArgs {
     /// [default: cfg `outprefix`, else img].
     #[arg(long, value_name = "P")]
     pub prefix: Option<String>,
+    /// Compress the data files: zstd writes .tar.zst files (each entry its own zstd frame, so upload
+    /// still reads single blobs) [default: cfg `compressor`, else none].
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub compress: Option<Compression>,
     /// The cfg.yaml source registry to pull from, by name [default: the first source in cfg.yaml].
     /// List lines are then relative to it (repository:tag), and full references naming another
     /// host are fetched from it, as image-transmit does.
@@ -141,6 +145,14 @@ pub struct SaveArgs {
     /// (repeat for several bases). Manifests are always carried.
     #[arg(long = "inc", value_name = "OLD_META")]
     pub bases: Vec<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Compression {
+    /// Plain tar data files.
+    None,
+    /// zstd-compressed tar data files (.tar.zst).
+    Zstd,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]

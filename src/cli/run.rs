@@ -1,7 +1,7 @@
 //! Command handlers: read inputs, build the engine's options, print results.
 
 use super::args::{
-    Cli, Command, GlobalArgs, LoginArgs, SaveArgs, UploadArgs, VerifyArgs, VerifyMode,
+    Cli, Command, Compression, GlobalArgs, LoginArgs, SaveArgs, UploadArgs, VerifyArgs, VerifyMode,
 };
 use crate::bundle::reader::{Bundle, VerifyLevel};
 use crate::config::{self, rewrite, Config};
@@ -187,12 +187,10 @@ async fn run_save(
         });
     }
     let file = cfg.map(|c| &c.file);
-    if let Some(c) = file
-        .and_then(|f| f.compressor.as_deref())
-        .filter(|c| *c == "zstd")
-    {
-        bail!("compressor {c:?}: compressed data files are not supported by this version of ferry yet; use tar");
-    }
+    let compress = match args.compress {
+        Some(c) => c == Compression::Zstd,
+        None => file.and_then(|f| f.compressor.as_deref()) == Some("zstd"),
+    };
     let singlefile = file.and_then(|f| f.singlefile).unwrap_or(false);
     let files = match args.files {
         Some(n) => usize::from(n),
@@ -225,6 +223,7 @@ async fn run_save(
         retry: retry_policy(g, cfg),
         platforms: PlatformFilter::parse(&platform).map_err(|e| anyhow!("--platform: {e}"))?,
         max_file_size,
+        compress,
     };
     let outcome = save(requests, &opts, &registries(g, cfg, None), reporter, cancel).await?;
     outcome.summary.print(reporter);

@@ -34,6 +34,8 @@ pub struct SaveOptions {
     pub platforms: super::platform::PlatformFilter,
     /// No data file grows past this; the bundle gets as many files as it needs.
     pub max_file_size: Option<u64>,
+    /// Write `.tar.zst` data files (seekable: one zstd frame per entry).
+    pub compress: bool,
     pub retry: RetryPolicy,
 }
 
@@ -243,8 +245,15 @@ pub async fn save(
         Some(max) => layout::plan_capped(&to_store, opts.files, max),
         None => layout::plan(&to_store, opts.files),
     };
-    let mut writer = BundleWriter::create(&name.dir, &name.name, layouts, &fingerprint, mtime)
-        .with_context(|| format!("cannot create the data files in {}", name.dir.display()))?;
+    let mut writer = BundleWriter::create(
+        &name.dir,
+        &name.name,
+        layouts,
+        &fingerprint,
+        mtime,
+        opts.compress,
+    )
+    .with_context(|| format!("cannot create the data files in {}", name.dir.display()))?;
     if !writer.resumed().is_empty() {
         reporter.info(&format!(
             "resuming {}: {} blobs already saved",
@@ -368,10 +377,11 @@ pub async fn save(
                 .as_ref()
                 .map(|x| x.repository.clone())
                 .unwrap_or_else(|| images[b.first_image].reference.repository.clone()),
+            offset: None,
         })
         .collect();
     let meta_path = writer
-        .finish(|sums| Meta {
+        .finish(|sums, offsets| Meta {
             format: meta::FORMAT_NAME.into(),
             version: meta::FORMAT_VERSION,
             tool: concat!("ferry ", env!("CARGO_PKG_VERSION")).into(),
@@ -391,7 +401,13 @@ pub async fn save(
                 })
                 .collect(),
             images: meta_images,
-            blobs: blob_records,
+            blobs: blob_records
+                .into_iter()
+                .map(|mut r| {
+                    r.offset = offsets.get(&r.digest).copied();
+                    r
+                })
+                .collect(),
             failed: failures,
         })
         .context("cannot finish the bundle")?;

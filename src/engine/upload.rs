@@ -16,11 +16,10 @@ use anyhow::{bail, Context, Result};
 use futures_util::{stream, StreamExt};
 use indicatif::ProgressBar;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::{Seek, SeekFrom};
+use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
 
 /// `HOST[:PORT][/NAMESPACE]`: where upload puts the bundle's repositories.
@@ -455,16 +454,35 @@ fn file_body(
     bar: ProgressBar,
 ) -> impl Fn(u64, u64) -> std::io::Result<reqwest::Body> + Send + Sync {
     move |offset, len| {
-        let mut f = std::fs::File::open(&loc.path)?;
-        f.seek(SeekFrom::Start(loc.data_offset + offset))?;
-        let reader = tokio::fs::File::from_std(f).take(len);
-        let bar = bar.clone();
-        let stream =
-            tokio_util::io::ReaderStream::with_capacity(reader, 256 * 1024).inspect(move |c| {
-                if let Ok(c) = c {
-                    bar.inc(c.len() as u64);
+        let loc = loc.clone();
+        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(4);
+        // Reading (and for .tar.zst, decompressing) happens on a blocking thread;
+        // the channel bounds what is in memory to a few chunks.
+        tokio::task::spawn_blocking(move || {
+            let send = || -> std::io::Result<()> {
+                let mut reader = loc.open_at(offset)?.take(len);
+                loop {
+                    let mut buf = vec![0u8; 256 * 1024];
+                    let n = reader.read(&mut buf)?;
+                    if n == 0 {
+                        return Ok(());
+                    }
+                    buf.truncate(n);
+                    if tx.blocking_send(Ok(buf.into())).is_err() {
+                        return Ok(());
+                    }
                 }
-            });
+            };
+            if let Err(e) = send() {
+                let _ = tx.blocking_send(Err(e));
+            }
+        });
+        let bar = bar.clone();
+        let stream = tokio_stream::wrappers::ReceiverStream::new(rx).inspect(move |c| {
+            if let Ok(c) = c {
+                bar.inc(c.len() as u64);
+            }
+        });
         Ok(reqwest::Body::wrap_stream(stream))
     }
 }
