@@ -255,6 +255,26 @@ pub async fn upload(
         }
     }
 
+    // Harbor refuses pushes into projects that do not exist: create them (private).
+    if !plans.is_empty() && client.is_harbor().await {
+        let mut projects: Vec<String> = plans
+            .iter()
+            .filter_map(|p| p.target_repo.split('/').next().map(str::to_string))
+            .collect();
+        projects.sort();
+        projects.dedup();
+        let created = client
+            .harbor_ensure_projects(&projects)
+            .await
+            .context("cannot prepare the Harbor projects")?;
+        if !created.is_empty() {
+            reporter.info(&format!(
+                "created Harbor projects (private): {}",
+                created.join(", ")
+            ));
+        }
+    }
+
     // Push the blobs: HEAD, else mount from a repository that has it, else stream it.
     let total: u64 = needs
         .keys()

@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod harbor;
 
 use crate::digest::Digest;
 use crate::manifest::{Parsed, RawManifest, ACCEPT_MANIFESTS, MAX_MANIFEST_BYTES};
@@ -558,7 +559,7 @@ impl Client {
     }
 }
 
-fn basic_header(c: &Credentials) -> String {
+pub(crate) fn basic_header(c: &Credentials) -> String {
     format!(
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", c.username, c.password))
