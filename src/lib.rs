@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod digest;
 pub mod engine;
+pub mod i18n;
 pub mod manifest;
 pub mod reference;
 pub mod registry;

@@ -4,14 +4,16 @@
 use clap::Parser;
 use ferry::cli::args::Cli;
 use ferry::cli::run::{run, Outcome};
+use ferry::i18n::t;
 use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
+    ferry::i18n::init(None);
     let args = match ferry::cli::legacy::translate(std::env::args().collect()) {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("{}: {e}", t("error", "错误"));
             return ExitCode::from(2);
         }
     };
@@ -32,16 +34,16 @@ fn main() -> ExitCode {
         let result = run(cli, cancel.clone()).await;
         if cancel.is_cancelled() {
             if let Err(e) = &result {
-                eprintln!("error: {e:#}");
+                eprintln!("{}: {e:#}", t("error", "错误"));
             }
-            eprintln!("interrupted");
+            eprintln!("{}", t("interrupted", "已中断"));
             return ExitCode::from(130);
         }
         match result {
             Ok(Outcome::Success) => ExitCode::SUCCESS,
             Ok(Outcome::Failed) => ExitCode::from(1),
             Err(e) => {
-                eprintln!("error: {e:#}");
+                eprintln!("{}: {e:#}", t("error", "错误"));
                 ExitCode::from(1)
             }
         }
@@ -61,7 +63,13 @@ fn spawn_signal_handler(cancel: CancellationToken) {
             _ = tokio::signal::ctrl_c() => {},
             _ = term.recv() => {},
         }
-        eprintln!("stopping: finishing nothing half-way (Ctrl-C again to exit at once)");
+        eprintln!(
+            "{}",
+            t(
+                "stopping: finishing nothing half-way (Ctrl-C again to exit at once)",
+                "正在停止: 不会留下写了一半的内容 (再按一次 Ctrl-C 立即退出)"
+            )
+        );
         cancel.cancel();
         let _ = tokio::signal::ctrl_c().await;
         std::process::exit(130);

@@ -76,9 +76,16 @@ fn load_config(g: &GlobalArgs, reporter: &Reporter) -> Result<Option<Config>> {
         cfg.get_or_insert_with(Config::default)
             .apply_overrides(spec)?;
     }
+    if let Some(lang) = cfg.as_ref().and_then(|c| c.file.lang.as_deref()) {
+        crate::i18n::init(Some(lang));
+    }
     if let Some(c) = &cfg {
         for key in c.unsupported() {
-            reporter.warn(&format!("{}: `{key}` is not supported by this version of ferry yet; it has no effect on this run", c.path));
+            reporter.warn(&if crate::i18n::is_chinese() {
+                format!("{}: 此版本的 ferry 尚不支持 `{key}`, 本次运行中不生效", c.path)
+            } else {
+                format!("{}: `{key}` is not supported by this version of ferry yet; it has no effect on this run", c.path)
+            });
         }
     }
     Ok(cfg)
@@ -344,9 +351,11 @@ async fn run_login(args: LoginArgs, g: &GlobalArgs, reporter: &Reporter) -> Resu
             .with_context(|| format!("login to {host} failed"))?;
     }
     let stored = config::docker::store(host, &args.username, &password)?;
-    reporter.warn(&format!(
-        "login succeeded: credentials for {host} stored in {stored}"
-    ));
+    reporter.warn(&if crate::i18n::is_chinese() {
+        format!("登录成功: {host} 的凭据已保存到 {stored}")
+    } else {
+        format!("login succeeded: credentials for {host} stored in {stored}")
+    });
     Ok(Outcome::Success)
 }
 
@@ -373,13 +382,17 @@ fn run_verify(args: VerifyArgs, reporter: &Reporter) -> Result<Outcome> {
                         .join(", ")
                 )
             };
-            reporter.warn(&format!(
-                "bundle {} is complete: {} data files, {} blobs, {} images{bases}",
-                bundle.meta.name,
+            let (name, files, blobs, images) = (
+                &bundle.meta.name,
                 bundle.meta.files.len(),
                 index.len(),
                 bundle.meta.images.len(),
-            ));
+            );
+            reporter.warn(&if crate::i18n::is_chinese() {
+                format!("镜像包 {name} 完整: {files} 个数据文件, {blobs} 个数据块, {images} 个镜像{bases}")
+            } else {
+                format!("bundle {name} is complete: {files} data files, {blobs} blobs, {images} images{bases}")
+            });
             Ok(Outcome::Success)
         }
         Err(e) => {

@@ -119,22 +119,37 @@ impl Summary {
         } else {
             0.0
         };
-        reporter.warn(&format!(
-            "{}: {} images, {} succeeded, {} failed, {} invalid; {} in {:.1}s ({}/s)",
-            self.action,
+        let (bytes, rate) = (
+            indicatif::HumanBytes(self.bytes),
+            indicatif::HumanBytes(rate as u64),
+        );
+        let (total, ok, failed, invalid) = (
             self.total,
             self.succeeded,
             self.failed.len(),
             self.invalid.len(),
-            indicatif::HumanBytes(self.bytes),
-            secs,
-            indicatif::HumanBytes(rate as u64)
-        ));
+        );
+        reporter.warn(&if crate::i18n::is_chinese() {
+            let action = match self.action {
+                "save" => "保存",
+                "upload" => "上传",
+                other => other,
+            };
+            format!("{action}: 共 {total} 个镜像, 成功 {ok}, 失败 {failed}, 无效 {invalid}; {bytes}, 用时 {secs:.1} 秒 ({rate}/s)")
+        } else {
+            format!("{}: {total} images, {ok} succeeded, {failed} failed, {invalid} invalid; {bytes} in {secs:.1}s ({rate}/s)", self.action)
+        });
         for (r, why) in &self.invalid {
-            reporter.warn(&format!("  invalid: {r}: {why}"));
+            reporter.warn(&format!(
+                "  {}: {r}: {why}",
+                crate::i18n::t("invalid", "无效")
+            ));
         }
         for (r, why) in &self.failed {
-            reporter.warn(&format!("  failed: {r}: {why}"));
+            reporter.warn(&format!(
+                "  {}: {r}: {why}",
+                crate::i18n::t("failed", "失败")
+            ));
         }
     }
 }

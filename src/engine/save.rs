@@ -133,7 +133,11 @@ pub async fn save(
     // Resolve all references (manifests only), concurrently.
     let resolve_bar = reporter.count_bar(parsed.len() as u64, "resolve");
     let on_retry = |e: &RegistryError, d: Duration| {
-        reporter.warn(&format!("retrying in {:.1}s: {e}", d.as_secs_f64()))
+        reporter.warn(&format!(
+            "{} {:.1}s: {e}",
+            crate::i18n::t("retrying in", "重试, 等待"),
+            d.as_secs_f64()
+        ))
     };
     let mut resolved: Vec<(usize, Result<ResolvedImage, String>)> =
         stream::iter(parsed.iter().enumerate())
@@ -255,11 +259,19 @@ pub async fn save(
     )
     .with_context(|| format!("cannot create the data files in {}", name.dir.display()))?;
     if !writer.resumed().is_empty() {
-        reporter.info(&format!(
-            "resuming {}: {} blobs already saved",
-            name.name,
-            writer.resumed().len()
-        ));
+        reporter.info(&if crate::i18n::is_chinese() {
+            format!(
+                "继续未完成的 {}: 已保存 {} 个数据块",
+                name.name,
+                writer.resumed().len()
+            )
+        } else {
+            format!(
+                "resuming {}: {} blobs already saved",
+                name.name,
+                writer.resumed().len()
+            )
+        });
     }
     for (digest, bytes) in &manifest_bytes {
         if !writer.resumed().contains(digest) {

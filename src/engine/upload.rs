@@ -124,7 +124,11 @@ pub async fn upload(
     let index = verify_bundle(&bundle, opts.verify, reporter)?;
     let client = registries.client(&opts.destination.host)?;
     let on_retry = |e: &RegistryError, d: Duration| {
-        reporter.warn(&format!("retrying in {:.1}s: {e}", d.as_secs_f64()))
+        reporter.warn(&format!(
+            "{} {:.1}s: {e}",
+            crate::i18n::t("retrying in", "重试, 等待"),
+            d.as_secs_f64()
+        ))
     };
     let mut summary = Summary {
         action: "upload",
@@ -174,8 +178,12 @@ pub async fn upload(
     let plans: Vec<Plan> = plans.into_iter().map(|(p, _)| p).collect();
     for (p, _) in &done_plans {
         reporter.info(&format!(
-            "{}: already at {}/{} with digest {}",
-            p.image.reference, opts.destination.host, p.target_repo, p.image.digest
+            "{}: {} {}/{} ({})",
+            p.image.reference,
+            crate::i18n::t("already at", "目标已存在"),
+            opts.destination.host,
+            p.target_repo,
+            p.image.digest
         ));
     }
 
@@ -204,10 +212,17 @@ pub async fn upload(
         .collect();
     let mut known_in: HashMap<Digest, String> = HashMap::new();
     if !base_blobs.is_empty() {
-        reporter.info(&format!(
-            "checking that the target has the {} blobs the base bundles carried",
-            base_blobs.len()
-        ));
+        reporter.info(&if crate::i18n::is_chinese() {
+            format!(
+                "检查目标仓库是否已有基础包携带的 {} 个数据块",
+                base_blobs.len()
+            )
+        } else {
+            format!(
+                "checking that the target has the {} blobs the base bundles carried",
+                base_blobs.len()
+            )
+        });
         let found: Vec<(Digest, Option<String>, String)> = stream::iter(base_blobs)
             .map(|(d, repos, rec)| {
                 let client = &client;
@@ -251,6 +266,13 @@ pub async fn upload(
                 .iter()
                 .map(|(b, n)| format!("{b} ({n} blobs missing)"))
                 .collect();
+            if crate::i18n::is_chinese() {
+                bail!(
+                    "目标仓库 {} 缺少此增量包依赖基础包的数据块: 请先上传 {}。没有推送任何内容。",
+                    opts.destination.host,
+                    list.join(", ")
+                );
+            }
             bail!("the target {} lacks blobs that this incremental bundle leaves to its base: upload {} first. Nothing was pushed.", opts.destination.host, list.join(", "));
         }
     }
@@ -358,8 +380,10 @@ pub fn verify_bundle(
     result.map_err(|problems| {
         let lines: Vec<String> = problems.iter().map(|p| format!("  {p}")).collect();
         anyhow::anyhow!(
-            "bundle {} failed verification:\n{}",
+            "{} {} {}:\n{}",
+            crate::i18n::t("bundle", "镜像包"),
             bundle.meta_path.display(),
+            crate::i18n::t("failed verification", "校验失败"),
             lines.join("\n")
         )
     })
