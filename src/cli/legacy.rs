@@ -16,9 +16,20 @@ fn legacy_flag(arg: &str) -> Option<(&str, Option<&str>)> {
 /// Rewrites image-transmit arguments into ferry's; other command lines are returned
 /// unchanged. ferry's own global flags (`--config`, `-q`, `-v`...) may be mixed in.
 pub fn translate(args: Vec<String>) -> Result<Vec<String>, String> {
-    if !args.iter().skip(1).any(|a| legacy_flag(a).is_some())
-        || args.get(1).is_some_and(|a| !a.starts_with('-'))
-    {
+    const SUBCOMMANDS: [&str; 7] = [
+        "save",
+        "upload",
+        "verify",
+        "login",
+        "logout",
+        "completions",
+        "help",
+    ];
+    let modern = args
+        .iter()
+        .skip(1)
+        .any(|a| SUBCOMMANDS.contains(&a.as_str()));
+    if modern || !args.iter().skip(1).any(|a| legacy_flag(a).is_some()) {
         return Ok(args);
     }
     let mut given: std::collections::HashMap<&str, String> = std::collections::HashMap::new();
