@@ -264,7 +264,7 @@ pub async fn upload(
         if !missing.is_empty() {
             let list: Vec<String> = missing
                 .iter()
-                .map(|(b, n)| format!("{b} ({n} blobs missing)"))
+                .map(|(b, n)| format!("{b} ({n} blob{} missing)", if *n == 1 { "" } else { "s" }))
                 .collect();
             if crate::i18n::is_chinese() {
                 bail!(
