@@ -3,70 +3,99 @@
 
 use super::meta::Kind;
 use super::writer::{journal_file_name, journal_fingerprint, meta_file_name};
+use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct BundleName {
     pub dir: PathBuf,
     pub name: String,
     /// An unfinished bundle of the same request is being resumed.
     pub resuming: bool,
+    /// The bundle's journal, opened and exclusively locked: the claim on the name
+    /// that keeps two ferry processes from writing the same bundle.
+    pub journal: File,
 }
 
-/// Picks the bundle's folder and name. An unfinished bundle (journal, no meta) in
-/// today's folder with the same request fingerprint is resumed; otherwise the first
-/// free name for this minute is taken (`-2`, `-3`... when a save of the same minute
-/// exists, so two saves never overwrite each other).
+/// Picks the bundle's folder and name, and claims it by creating and locking its
+/// journal. An unfinished bundle (journal, no meta) in today's folder with the same
+/// request fingerprint is resumed, unless another ferry holds its lock; otherwise the
+/// first free name for this minute is taken (`-2`, `-3`... when a save of the same
+/// minute exists, so two saves never overwrite each other).
 pub fn choose(
     out: &Path,
     prefix: &str,
     kind: Kind,
     now: chrono::DateTime<chrono::Local>,
     fingerprint: &str,
-) -> BundleName {
+) -> std::io::Result<BundleName> {
     let dir = out.join(now.format("%Y%m%d").to_string());
+    std::fs::create_dir_all(&dir)?;
     let stem = format!("{prefix}_{}_", kind.file_word());
-    if let Ok(entries) = std::fs::read_dir(&dir) {
-        let mut candidates: Vec<String> = entries
-            .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                e.file_name()
-                    .to_str()
-                    .and_then(|n| n.strip_suffix(".journal"))
-                    .map(str::to_string)
-            })
-            .filter(|n| n.starts_with(&stem))
-            .collect();
-        candidates.sort();
-        for name in candidates {
-            if !dir.join(meta_file_name(&name)).exists()
-                && journal_fingerprint(&dir, &name).as_deref() == Some(fingerprint)
-            {
-                return BundleName {
-                    dir,
-                    name,
-                    resuming: true,
-                };
-            }
+    let mut candidates: Vec<String> = std::fs::read_dir(&dir)?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|n| n.strip_suffix(".journal"))
+                .map(str::to_string)
+        })
+        .filter(|n| n.starts_with(&stem))
+        .collect();
+    candidates.sort();
+    for name in candidates {
+        if dir.join(meta_file_name(&name)).exists()
+            || journal_fingerprint(&dir, &name).as_deref() != Some(fingerprint)
+        {
+            continue;
+        }
+        let Ok(journal) = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(dir.join(journal_file_name(&name)))
+        else {
+            continue;
+        };
+        if journal.try_lock().is_ok() {
+            return Ok(BundleName {
+                dir,
+                name,
+                resuming: true,
+                journal,
+            });
         }
     }
     let base = format!("{stem}{}", now.format("%Y%m%d%H%M"));
-    let mut n = 1;
-    loop {
+    for n in 1.. {
         let name = if n == 1 {
             base.clone()
         } else {
             format!("{base}-{n}")
         };
-        if !is_taken(&dir, &name) {
-            return BundleName {
-                dir,
-                name,
-                resuming: false,
-            };
+        if is_taken(&dir, &name) {
+            continue;
         }
-        n += 1;
+        match OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(dir.join(journal_file_name(&name)))
+        {
+            Ok(journal) => {
+                if journal.try_lock().is_ok() {
+                    return Ok(BundleName {
+                        dir,
+                        name,
+                        resuming: false,
+                        journal,
+                    });
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
     }
+    unreachable!("the name search is unbounded")
 }
 
 fn is_taken(dir: &Path, name: &str) -> bool {
@@ -96,12 +125,12 @@ mod tests {
         let now = chrono::Local
             .with_ymd_and_hms(2026, 11, 24, 15, 30, 0)
             .unwrap();
-        let first = choose(tmp.path(), "img", Kind::Full, now, "fp");
+        let first = choose(tmp.path(), "img", Kind::Full, now, "fp").unwrap();
         assert_eq!(first.name, "img_full_202611241530");
         assert_eq!(first.dir, tmp.path().join("20261124"));
-        std::fs::create_dir_all(&first.dir).unwrap();
         std::fs::write(first.dir.join("img_full_202611241530_meta.yaml"), "x").unwrap();
-        let second = choose(tmp.path(), "img", Kind::Full, now, "fp");
+        drop(first);
+        let second = choose(tmp.path(), "img", Kind::Full, now, "fp").unwrap();
         assert_eq!(second.name, "img_full_202611241530-2");
         assert!(!second.resuming);
         std::fs::write(
@@ -109,12 +138,20 @@ mod tests {
             "{\"fingerprint\":\"fp\",\"layout\":\"l\"}\n",
         )
         .unwrap();
-        let again = choose(tmp.path(), "img", Kind::Full, now, "fp");
+        // While the second save runs (holds the lock), an identical save takes a new name.
+        let concurrent = choose(tmp.path(), "img", Kind::Full, now, "fp").unwrap();
+        assert_eq!(concurrent.name, "img_full_202611241530-3");
+        assert!(!concurrent.resuming);
+        drop(second);
+        let again = choose(tmp.path(), "img", Kind::Full, now, "fp").unwrap();
         assert_eq!(again.name, "img_full_202611241530-2");
-        assert!(again.resuming);
-        let other = choose(tmp.path(), "img", Kind::Full, now, "other-request");
-        assert_eq!(other.name, "img_full_202611241530-3");
-        let inc = choose(tmp.path(), "img", Kind::Incremental, now, "fp");
+        assert!(
+            again.resuming,
+            "an unlocked unfinished bundle of the same request is resumed"
+        );
+        let other = choose(tmp.path(), "img", Kind::Full, now, "other-request").unwrap();
+        assert_eq!(other.name, "img_full_202611241530-4");
+        let inc = choose(tmp.path(), "img", Kind::Incremental, now, "fp").unwrap();
         assert_eq!(inc.name, "img_incre_202611241530");
     }
 }

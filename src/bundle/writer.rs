@@ -7,7 +7,7 @@ use super::meta::Meta;
 use crate::digest::{Digest, Hasher};
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read, Seek, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -104,6 +104,7 @@ impl BundleWriter {
     pub fn create(
         dir: &Path,
         name: &str,
+        mut journal: File,
         layouts: Vec<FileLayout>,
         fingerprint: &str,
         mtime: u64,
@@ -115,7 +116,7 @@ impl BundleWriter {
             layout: layout_hash(&layouts),
         };
         let journal_path = dir.join(journal_file_name(name));
-        let previous = read_journal(&journal_path);
+        let previous = read_journal(&mut journal);
         let resume = matches!(&previous, Some((h, _)) if *h == header);
         let mut files = Vec::new();
         let mut slots = HashMap::new();
@@ -179,11 +180,9 @@ impl BundleWriter {
                 }
             }
         }
-        let mut journal = OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .open(&journal_path)
+        journal.set_len(0).map_err(io_err(&journal_path))?;
+        journal
+            .seek(std::io::SeekFrom::Start(0))
             .map_err(io_err(&journal_path))?;
         let mut text = serde_json::to_string(&header).unwrap_or_default();
         text.push('\n');
@@ -336,9 +335,9 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
     Ok(())
 }
 
-fn read_journal(path: &Path) -> Option<(JournalHeader, Vec<Digest>)> {
-    let f = File::open(path).ok()?;
-    let mut lines = BufReader::new(f).lines();
+fn read_journal(journal: &mut File) -> Option<(JournalHeader, Vec<Digest>)> {
+    journal.seek(std::io::SeekFrom::Start(0)).ok()?;
+    let mut lines = BufReader::new(journal).lines();
     let header: JournalHeader = serde_json::from_str(&lines.next()?.ok()?).ok()?;
     let done = lines
         .map_while(Result::ok)

@@ -243,15 +243,21 @@ pub async fn save(
             indicatif::HumanBytes(opts.max_file_size.unwrap_or(0))
         );
     }
-    let name = naming::choose(&opts.out, &opts.prefix, kind, now, &fingerprint);
+    let name = naming::choose(&opts.out, &opts.prefix, kind, now, &fingerprint)
+        .with_context(|| format!("cannot claim a bundle name in {}", opts.out.display()))?;
     let mtime = now.timestamp().max(0) as u64;
     let layouts = match opts.max_file_size {
         Some(max) => layout::plan_capped(&to_store, opts.files, max),
         None => layout::plan(&to_store, opts.files),
     };
+    let journal = name
+        .journal
+        .try_clone()
+        .context("cannot use the bundle's journal")?;
     let mut writer = BundleWriter::create(
         &name.dir,
         &name.name,
+        journal,
         layouts,
         &fingerprint,
         mtime,
