@@ -171,8 +171,11 @@ pub struct UploadArgs {
     /// Target: the name of a cfg.yaml target registry, or HOST[:PORT][/NAMESPACE]; with a namespace,
     /// app/web:1.0 goes to HOST/NAMESPACE/app/web:1.0. Loopback hosts use plain HTTP unless given as
     /// https://HOST [default: the first target in cfg.yaml].
-    #[arg(short, long, value_name = "DEST")]
+    #[arg(short, long, value_name = "DEST", conflicts_with = "dst_name")]
     pub dst: Option<String>,
+    /// The name of a cfg.yaml target registry (what image-transmit's -dst=NAME means).
+    #[arg(long, value_name = "NAME", hide = true)]
+    pub dst_name: Option<String>,
     /// Number of concurrent blob uploads [default: cfg `maxconn`, else 8].
     #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub jobs: Option<u16>,

@@ -61,7 +61,7 @@ pub fn translate(args: Vec<String>) -> Result<Vec<String>, String> {
     let get = |k: &str| given.get(k).cloned();
     match (get("src"), get("dst"), get("img")) {
         (_, Some(dst), Some(img)) => {
-            out.extend(["upload".into(), img, "--dst".into(), dst]);
+            out.extend(["upload".into(), img, "--dst-name".into(), dst]);
         }
         (Some(_), Some(_), None) => {
             return Err("direct mode (-src with -dst) copies registry to registry with `ferry sync`, which this version of ferry does not have yet".into());
@@ -160,7 +160,7 @@ mod tests {
                 "ferry",
                 "upload",
                 "m.yaml",
-                "--dst",
+                "--dst-name",
                 "gz",
                 "--opt",
                 "maxconn=2",

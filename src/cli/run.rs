@@ -4,7 +4,7 @@ use super::args::{
     Cli, Command, Compression, GlobalArgs, LoginArgs, SaveArgs, UploadArgs, VerifyArgs, VerifyMode,
 };
 use crate::bundle::reader::{Bundle, VerifyLevel};
-use crate::config::{self, rewrite, Config};
+use crate::config::{self, rewrite, Config, NamedRegistry};
 use crate::engine::platform::PlatformFilter;
 use crate::engine::registries::{Registries, Timeouts};
 use crate::engine::report::{Reporter, Verbosity};
@@ -105,9 +105,13 @@ fn retry_policy(g: &GlobalArgs, cfg: Option<&Config>) -> RetryPolicy {
 fn registries(
     g: &GlobalArgs,
     cfg: Option<&Config>,
+    used: &[&NamedRegistry],
     extra: Option<(String, RegistryOptions)>,
-) -> Registries {
-    let mut configured = cfg.map(Config::registry_options).unwrap_or_default();
+) -> Result<Registries> {
+    let mut configured = match cfg {
+        Some(c) => c.registry_options(used)?,
+        None => Default::default(),
+    };
     if let Some((host, opts)) = extra {
         configured.entry(host).or_insert(opts);
     }
@@ -115,7 +119,7 @@ fn registries(
         connect: Some(Duration::from_secs(g.connect_timeout.max(1))),
         read: Some(Duration::from_secs(g.read_timeout.max(1))),
     };
-    Registries::new(configured, timeouts)
+    Ok(Registries::new(configured, timeouts))
 }
 
 fn jobs(arg: Option<u16>, cfg: Option<&Config>) -> usize {
@@ -232,7 +236,14 @@ async fn run_save(
         max_file_size,
         compress,
     };
-    let outcome = save(requests, &opts, &registries(g, cfg, None), reporter, cancel).await?;
+    let outcome = save(
+        requests,
+        &opts,
+        &registries(g, cfg, &source.into_iter().collect::<Vec<_>>(), None)?,
+        reporter,
+        cancel,
+    )
+    .await?;
     outcome.summary.print(reporter);
     println!("{}", outcome.meta_path.display());
     Ok(if outcome.summary.is_success() {
@@ -250,7 +261,10 @@ async fn run_upload(
 ) -> Result<Outcome> {
     let cfg = load_config(g, reporter)?;
     let cfg = cfg.as_ref();
-    let dst = match (&args.dst, cfg) {
+    if let (Some(name), Some(c)) = (&args.dst_name, cfg) {
+        c.target(Some(name))?;
+    }
+    let dst = match (args.dst.as_ref().or(args.dst_name.as_ref()), cfg) {
         (Some(d), _) => d.clone(),
         (None, Some(c)) => match c.target(None)? {
             Some(t) => t.name.clone(),
@@ -264,6 +278,12 @@ async fn run_upload(
         ),
     };
     let named = cfg.and_then(|c| c.targets.iter().find(|t| t.name == dst));
+    if let (None, Some(c)) = (named, cfg) {
+        // With a cfg, a bare word is a target name, not a host.
+        if !dst.contains(['.', ':', '/']) && dst != "localhost" {
+            c.target(Some(&dst))?;
+        }
+    }
     let (destination, extra) = match named {
         Some(t) => (
             Destination {
@@ -300,7 +320,7 @@ async fn run_upload(
     let summary = upload(
         &args.meta,
         &opts,
-        &registries(g, cfg, extra),
+        &registries(g, cfg, &named.into_iter().collect::<Vec<_>>(), extra)?,
         reporter,
         cancel,
     )
@@ -340,7 +360,9 @@ async fn run_login(args: LoginArgs, g: &GlobalArgs, reporter: &Reporter) -> Resu
         let cfg = load_config(g, reporter)?;
         let mut opts = cfg
             .as_ref()
-            .and_then(|c| c.registry_options().remove(host))
+            .map(|c| c.registry_options(&[]))
+            .transpose()?
+            .and_then(|mut m| m.remove(host))
             .unwrap_or_default();
         opts.credentials = Some(credentials);
         opts.plain_http = plain_http.or(opts.plain_http);

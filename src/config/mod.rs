@@ -131,7 +131,28 @@ pub struct NamedRegistry {
     pub name: String,
     pub host: String,
     pub repository: Option<String>,
+    /// How to reach it, without credentials (see [`NamedRegistry::options`]).
     pub options: RegistryOptions,
+    /// Credentials, or the `${VAR}` that was not set: an error only when this
+    /// registry is used, so one cfg file can serve both sides of the air gap.
+    credentials: Result<Option<Credentials>, (String, String)>,
+}
+
+impl NamedRegistry {
+    /// Connection options with the credentials resolved.
+    pub fn options(&self, path: &str) -> Result<RegistryOptions, ConfigError> {
+        match &self.credentials {
+            Ok(c) => Ok(RegistryOptions {
+                credentials: c.clone(),
+                ..self.options.clone()
+            }),
+            Err((what, var)) => Err(ConfigError::MissingVar {
+                path: path.into(),
+                what: what.clone(),
+                var: var.clone(),
+            }),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -253,12 +274,25 @@ impl Config {
     }
 
     /// Connection options by host for every registry the file names.
-    pub fn registry_options(&self) -> HashMap<String, RegistryOptions> {
-        self.sources
-            .iter()
-            .chain(&self.targets)
-            .map(|r| (r.host.clone(), r.options.clone()))
-            .collect()
+    /// Connection options by host. The registries this run uses come first and win
+    /// for their host (another entry for the same host may carry other credentials);
+    /// other entries fill in, skipped when their credentials cannot be resolved.
+    pub fn registry_options(
+        &self,
+        used: &[&NamedRegistry],
+    ) -> Result<HashMap<String, RegistryOptions>, ConfigError> {
+        let mut map = HashMap::new();
+        for r in used {
+            map.insert(r.host.clone(), r.options(&self.path)?);
+        }
+        for r in self.sources.iter().chain(&self.targets) {
+            if !map.contains_key(&r.host) {
+                if let Ok(o) = r.options(&self.path) {
+                    map.insert(r.host.clone(), o);
+                }
+            }
+        }
+        Ok(map)
     }
 
     /// Applies `-opt key=value,...` overrides for one run.
@@ -355,21 +389,25 @@ fn resolve_entry(
         .as_ref()
         .map(|r| r.trim_matches('/').to_string())
         .filter(|r| !r.is_empty());
-    let user = e
-        .user
-        .as_deref()
-        .map(|u| expand_env(u, &format!("{what}.user"), path, env))
-        .transpose()?
-        .filter(|u| !u.is_empty());
-    let password = e
-        .password
-        .as_deref()
-        .map(|p| expand_env(p, &format!("{what}.password"), path, env))
-        .transpose()?;
-    let credentials = user.map(|username| Credentials {
-        username,
-        password: password.unwrap_or_default(),
-    });
+    let expand =
+        |value: &Option<String>, field: &str| -> Result<Option<String>, (String, String)> {
+            match value.as_deref() {
+                None => Ok(None),
+                Some(v) => match expand_env(v, &format!("{what}.{field}"), path, env) {
+                    Ok(x) => Ok(Some(x)),
+                    Err(ConfigError::MissingVar { what, var, .. }) => Err((what, var)),
+                    Err(_) => Ok(None),
+                },
+            }
+        };
+    let credentials = (|| {
+        let user = expand(&e.user, "user")?.filter(|u| !u.is_empty());
+        let password = expand(&e.password, "password")?;
+        Ok(user.map(|username| Credentials {
+            username,
+            password: password.unwrap_or_default(),
+        }))
+    })();
     let name = e
         .name
         .clone()
@@ -383,12 +421,12 @@ fn resolve_entry(
         host,
         repository,
         options: RegistryOptions {
-            credentials,
             insecure: e.insecure.unwrap_or(false),
             ca_file: e.ca.clone(),
             plain_http,
             ..RegistryOptions::default()
         },
+        credentials,
     })
 }
 
@@ -488,10 +526,13 @@ platform: linux/amd64
         let cfg = Config::parse(SAMPLE, "cfg.yaml", &env).unwrap();
         assert_eq!(cfg.sources[0].name, "10.45.80.1");
         assert_eq!(cfg.sources[0].options.plain_http, Some(true));
-        assert!(cfg.sources[0].options.credentials.is_none());
+        assert!(cfg.sources[0].options("c").unwrap().credentials.is_none());
         let nj = cfg.source(Some("nj")).unwrap().unwrap();
         assert_eq!(nj.host, "src.example.com:5000");
-        assert_eq!(nj.options.credentials.as_ref().unwrap().password, "s3cret");
+        assert_eq!(
+            nj.options("c").unwrap().credentials.unwrap().password,
+            "s3cret"
+        );
         assert_eq!(cfg.target(None).unwrap().unwrap().name, "10.45.46.109-yyyy");
         assert_eq!(cfg.file.maxconn, Some(5));
         assert!(cfg.unsupported().is_empty());
@@ -510,14 +551,22 @@ platform: linux/amd64
         let cfg = Config::parse(SAMPLE, "cfg.yaml", &env).unwrap();
         let e = cfg.source(Some("gz")).unwrap_err().to_string();
         assert!(e.contains("gz") && e.contains("nj"), "{e}");
-        let e = Config::parse(
+        // A missing variable matters only for a registry that is used.
+        let cfg = Config::parse(
             "source:\n- registry: http://h\n  user: u\n  password: ${NOPE}\n",
             "c",
             &env,
         )
-        .unwrap_err()
-        .to_string();
+        .unwrap();
+        let e = cfg
+            .registry_options(&[&cfg.sources[0]])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("NOPE"), "{e}");
+        assert!(
+            cfg.registry_options(&[]).unwrap().is_empty(),
+            "an unused entry with a missing variable is left out"
+        );
     }
 
     #[test]

@@ -78,14 +78,18 @@ impl RegistryError {
     }
 
     pub(crate) fn transport(what: &str, err: reqwest::Error) -> RegistryError {
-        let retryable = !err.is_redirect() && !err.is_builder();
+        let detail = describe_reqwest(&err);
+        // An untrusted certificate stays untrusted: trying again only delays the answer.
+        let retryable = !err.is_redirect() && !err.is_builder() && !detail.contains(CA_HINT);
         RegistryError::Transport {
             what: what.to_string(),
-            detail: describe_reqwest(&err),
+            detail,
             retryable,
         }
     }
 }
+
+const CA_HINT: &str = " — the registry's TLS certificate is not trusted; give its CA with `ca:` or set `insecure: true` for this registry";
 
 /// A one-line reason for a reqwest error, with its causes, pointing at the cfg keys
 /// when TLS verification fails. URLs carry no credentials, so they may be shown.
@@ -108,7 +112,7 @@ pub(crate) fn describe_reqwest(err: &reqwest::Error) -> String {
         || lower.contains("unknownissuer")
         || lower.contains("invalid peer")
     {
-        out.push_str(" — the registry's TLS certificate is not trusted; give its CA with `ca:` or set `insecure: true` for this registry");
+        out.push_str(CA_HINT);
     }
     out
 }

@@ -15,6 +15,7 @@ pub mod corpus;
 pub mod http;
 pub mod registry;
 pub mod skopeo;
+pub mod tls;
 
 pub use corpus::media_types;
 pub use corpus::{
@@ -28,6 +29,7 @@ pub use skopeo::{
     docker_ref, manifest_digest, sha256_digest, skopeo, skopeo_copy, skopeo_inspect_raw,
     skopeo_inspect_raw_digest, skopeo_inspect_raw_with_creds, try_skopeo_inspect_raw,
 };
+pub use tls::TlsRegistry;
 
 /// The `ferry` binary built by cargo for this test run.
 pub fn ferry() -> assert_cmd::Command {
