@@ -7,7 +7,9 @@ cd "$(dirname "$0")/.."
 need=()
 command -v docker-registry >/dev/null 2>&1 || [ -x /usr/bin/docker-registry ] || need+=(docker-registry)
 command -v skopeo >/dev/null 2>&1 || need+=(skopeo)
-for tool in curl sha256sum tar gzip; do
+# curl: the demo's and benchmark's health checks; openssl: the tests' TLS registry
+# certificates (and the demo's sample layer bytes).
+for tool in curl sha256sum tar gzip openssl; do
   command -v "$tool" >/dev/null 2>&1 || need+=("$([ "$tool" = sha256sum ] && echo coreutils || echo "$tool")")
 done
 if [ "${#need[@]}" -gt 0 ]; then
