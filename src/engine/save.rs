@@ -20,6 +20,7 @@ use indicatif::ProgressBar;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -297,11 +298,42 @@ pub async fn save(
     downloads.sort_by(|a, b| b.1.size.cmp(&a.1.size).then_with(|| a.0.cmp(b.0)));
     let total_bytes: u64 = downloads.iter().map(|(_, b)| b.size).sum();
     let bar = reporter.bytes_bar(total_bytes, "save");
+    // Per data file bars (when few enough to read), and images completed.
+    let mut per_file = vec![0u64; writer.file_count()];
+    for (d, b) in &downloads {
+        if let Some(slot) = writer.slot(d) {
+            per_file[slot.file] += b.size;
+        }
+    }
+    let file_bars: Vec<ProgressBar> = if per_file.len() <= 8 {
+        per_file
+            .iter()
+            .enumerate()
+            .map(|(i, n)| reporter.bytes_bar(*n, &format!("file {}", i + 1)))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let images_bar = reporter.count_bar(images.len() as u64, "images");
+    let pending: Vec<AtomicUsize> = (0..images.len()).map(|_| AtomicUsize::new(0)).collect();
+    for (_, b) in &downloads {
+        for &i in &b.images {
+            pending[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    images_bar.inc(
+        pending
+            .iter()
+            .filter(|p| p.load(Ordering::Relaxed) == 0)
+            .count() as u64,
+    );
     let writer_ref = &writer;
     let results: Vec<(Digest, Result<(), RegistryError>)> = stream::iter(downloads)
         .map(|(digest, planned)| {
             let img = &images[planned.first_image];
             let bar = &bar;
+            let file_bar = writer_ref.slot(digest).and_then(|s| file_bars.get(s.file));
+            let (images_bar, pending) = (&images_bar, &pending);
             let on_retry = &on_retry;
             async move {
                 let r = async {
@@ -320,7 +352,10 @@ pub async fn save(
                         writer_ref.file_handle(slot.file),
                         opts.retry,
                         cancel,
-                        bar,
+                        &[Some(bar), file_bar]
+                            .into_iter()
+                            .flatten()
+                            .collect::<Vec<_>>(),
                         on_retry,
                     )
                     .await?;
@@ -330,6 +365,13 @@ pub async fn save(
                     })
                 }
                 .await;
+                if r.is_ok() {
+                    for &i in &planned.images {
+                        if pending[i].fetch_sub(1, Ordering::Relaxed) == 1 {
+                            images_bar.inc(1);
+                        }
+                    }
+                }
                 (digest.clone(), r)
             }
         })
@@ -337,6 +379,8 @@ pub async fn save(
         .collect()
         .await;
     bar.finish_and_clear();
+    images_bar.finish_and_clear();
+    file_bars.iter().for_each(ProgressBar::finish_and_clear);
     if cancel.is_cancelled() {
         bail!("interrupted: the partial bundle {} is kept in {}; run the same command again to finish it", name.name, name.dir.display());
     }
@@ -531,7 +575,7 @@ async fn download_blob(
     file: Arc<std::fs::File>,
     policy: RetryPolicy,
     cancel: &CancellationToken,
-    bar: &ProgressBar,
+    bars: &[&ProgressBar],
     on_retry: &(dyn Fn(&RegistryError, Duration) + Sync),
 ) -> Result<(), RegistryError> {
     let state = Mutex::new(Progress {
@@ -546,7 +590,7 @@ async fn download_blob(
         };
         let (resp, start) = client.get_blob(repo, digest, written).await?;
         if start != written {
-            bar.dec(written);
+            bars.iter().for_each(|b| b.dec(written));
             written = 0;
             hasher = Hasher::new();
         }
@@ -605,7 +649,7 @@ async fn download_blob(
                 buf = b;
                 hasher = h;
                 written += n;
-                bar.inc(n);
+                bars.iter().for_each(|b| b.inc(n));
                 let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
                 s.written = written;
                 s.hasher = hasher.clone();
@@ -626,7 +670,7 @@ async fn download_blob(
         }
         let actual = hasher.clone().finish();
         if &actual != digest {
-            bar.dec(written);
+            bars.iter().for_each(|b| b.dec(written));
             let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
             s.written = 0;
             s.hasher = Hasher::new();
