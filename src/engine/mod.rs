@@ -2,6 +2,7 @@
 //! copy with bounded concurrency and retries, report.
 
 pub mod platform;
+pub mod push;
 pub mod registries;
 pub mod report;
 pub mod resolve;

@@ -1,0 +1,519 @@
+//! Pushing images into a registry: the destination half of the engine, shared by
+//! `upload` (blobs streamed out of a bundle) and `sync` (blobs streamed from another
+//! registry). Images whose tag already has the digest are skipped; blobs the target
+//! has are skipped (HEAD) or cross-mounted; manifests go children first, tags last,
+//! as the exact bytes given.
+
+use super::report::Reporter;
+use super::retry::{retry, RetryPolicy};
+use crate::bundle::reader::BlobLocation;
+use crate::digest::Digest;
+use crate::manifest::RawManifest;
+use crate::registry::{Client, RegistryError, UploadStart};
+use anyhow::{bail, Context, Result};
+use futures_util::{stream, StreamExt};
+use indicatif::ProgressBar;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::Read;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// One image to push, with everything it needs.
+#[derive(Clone, Debug)]
+pub struct PushImage {
+    /// The reference to name in reports.
+    pub label: String,
+    /// The top manifest's digest (what the tag must point at).
+    pub digest: Digest,
+    pub target_repo: String,
+    /// The tag to set; none for an image addressed by digest only.
+    pub target_tag: Option<String>,
+    /// Child manifests deepest first, then the top manifest.
+    pub manifests: Vec<RawManifest>,
+    /// Configs and layers of the image and its children.
+    pub blobs: Vec<Digest>,
+}
+
+/// Where the bytes of a blob come from.
+#[derive(Clone)]
+pub enum BlobSource {
+    /// An entry of a bundle's data file.
+    Bundle(BlobLocation),
+    /// A repository of another registry (direct sync).
+    Registry {
+        client: Arc<Client>,
+        repo: String,
+        size: u64,
+    },
+    /// Left to a base bundle: it must already be in the target, in one of the
+    /// repositories that need it or in `hint_repo`.
+    Base { bundle: String, hint_repo: String },
+}
+
+impl BlobSource {
+    fn size(&self) -> u64 {
+        match self {
+            BlobSource::Bundle(l) => l.size,
+            BlobSource::Registry { size, .. } => *size,
+            BlobSource::Base { .. } => 0,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct PushOptions {
+    pub jobs: usize,
+    pub retry: RetryPolicy,
+}
+
+#[derive(Debug, Default)]
+pub struct PushOutcome {
+    pub succeeded: usize,
+    /// Images whose tag already had the digest.
+    pub unchanged: usize,
+    pub failed: Vec<(String, String)>,
+    pub bytes: u64,
+}
+
+pub async fn push(
+    client: &Arc<Client>,
+    images: Vec<PushImage>,
+    sources: &HashMap<Digest, BlobSource>,
+    opts: &PushOptions,
+    reporter: &Reporter,
+    cancel: &CancellationToken,
+) -> Result<PushOutcome> {
+    let on_retry = |e: &RegistryError, d: Duration| {
+        reporter.warn(&format!(
+            "{} {:.1}s: {e}",
+            crate::i18n::t("retrying in", "重试, 等待"),
+            d.as_secs_f64()
+        ))
+    };
+    let on_retry = &on_retry;
+    let jobs = opts.jobs.max(1);
+    let mut outcome = PushOutcome::default();
+
+    // Images whose tag already points at the same digest are done.
+    let present: Vec<bool> = stream::iter(&images)
+        .map(|p| async move {
+            match &p.target_tag {
+                Some(tag) => {
+                    matches!(retry(opts.retry, cancel, on_retry, || client.manifest_digest(&p.target_repo, tag)).await, Ok(Some(d)) if d == p.digest)
+                }
+                None => false,
+            }
+        })
+        .buffered(jobs)
+        .collect()
+        .await;
+    let mut todo = Vec::new();
+    for (p, present) in images.into_iter().zip(present) {
+        if present {
+            reporter.info(&format!(
+                "{}: {} {}/{} ({})",
+                p.label,
+                crate::i18n::t("already at", "目标已存在"),
+                client.host(),
+                p.target_repo,
+                p.digest
+            ));
+            outcome.unchanged += 1;
+        } else {
+            todo.push(p);
+        }
+    }
+
+    // Which repositories need each blob.
+    let mut needs: BTreeMap<Digest, BTreeSet<String>> = BTreeMap::new();
+    for p in &todo {
+        for d in &p.blobs {
+            needs
+                .entry(d.clone())
+                .or_default()
+                .insert(p.target_repo.clone());
+        }
+    }
+    let known_in = check_bases(client, &needs, sources, opts, reporter, cancel).await?;
+
+    // Harbor refuses pushes into projects that do not exist: create them (private).
+    if !todo.is_empty() && client.is_harbor().await {
+        let mut projects: Vec<String> = todo
+            .iter()
+            .filter_map(|p| p.target_repo.split('/').next().map(str::to_string))
+            .collect();
+        projects.sort();
+        projects.dedup();
+        let created = client
+            .harbor_ensure_projects(&projects)
+            .await
+            .context("cannot prepare the Harbor projects")?;
+        if !created.is_empty() {
+            reporter.info(&format!(
+                "created Harbor projects (private): {}",
+                created.join(", ")
+            ));
+        }
+    }
+
+    // Blobs: HEAD, else mount from a repository that has it, else stream it.
+    let total: u64 = needs
+        .keys()
+        .filter_map(|d| sources.get(d).map(BlobSource::size))
+        .sum();
+    let bar = reporter.bytes_bar(total, "push");
+    let results: Vec<(Digest, Result<u64, RegistryError>)> = stream::iter(needs.iter())
+        .map(|(digest, repos)| {
+            let source = sources.get(digest);
+            let have = known_in.get(digest).cloned();
+            let bar = &bar;
+            async move {
+                let r = push_everywhere(
+                    client, digest, repos, source, have, opts.retry, cancel, bar, on_retry,
+                )
+                .await;
+                (digest.clone(), r)
+            }
+        })
+        .buffer_unordered(jobs)
+        .collect()
+        .await;
+    bar.finish_and_clear();
+    if cancel.is_cancelled() {
+        bail!("interrupted: no tag was set for the images not yet complete; run the same command again to finish");
+    }
+    let mut blob_errors: HashMap<Digest, String> = HashMap::new();
+    for (d, r) in results {
+        match r {
+            Ok(n) => outcome.bytes += n,
+            Err(e) => {
+                blob_errors.insert(d, e.to_string());
+            }
+        }
+    }
+
+    // Manifests: children first, the tag last.
+    let results: Vec<(String, Result<(), String>)> = stream::iter(&todo)
+        .map(|p| {
+            let blob_errors = &blob_errors;
+            async move {
+                if let Some(e) = p.blobs.iter().find_map(|d| blob_errors.get(d)) {
+                    return (p.label.clone(), Err(e.clone()));
+                }
+                let r = push_manifests(client, p, opts.retry, cancel, on_retry)
+                    .await
+                    .map_err(|e| e.to_string());
+                (p.label.clone(), r)
+            }
+        })
+        .buffer_unordered(jobs)
+        .collect()
+        .await;
+    for (label, r) in results {
+        match r {
+            Ok(()) => outcome.succeeded += 1,
+            Err(why) => {
+                reporter.warn(&format!("{label}: {why}"));
+                outcome.failed.push((label, why));
+            }
+        }
+    }
+    Ok(outcome)
+}
+
+/// Blobs left to a base bundle must already be in the target: finds a repository
+/// holding each, or stops before anything is pushed and names the bases to upload
+/// first.
+async fn check_bases(
+    client: &Arc<Client>,
+    needs: &BTreeMap<Digest, BTreeSet<String>>,
+    sources: &HashMap<Digest, BlobSource>,
+    opts: &PushOptions,
+    reporter: &Reporter,
+    cancel: &CancellationToken,
+) -> Result<HashMap<Digest, String>> {
+    let base_blobs: Vec<(&Digest, &BTreeSet<String>, &str, &str)> = needs
+        .iter()
+        .filter_map(|(d, repos)| match sources.get(d) {
+            Some(BlobSource::Base { bundle, hint_repo }) => {
+                Some((d, repos, bundle.as_str(), hint_repo.as_str()))
+            }
+            _ => None,
+        })
+        .collect();
+    let mut known_in = HashMap::new();
+    if base_blobs.is_empty() {
+        return Ok(known_in);
+    }
+    reporter.info(&if crate::i18n::is_chinese() {
+        format!(
+            "检查目标仓库是否已有基础包携带的 {} 个数据块",
+            base_blobs.len()
+        )
+    } else {
+        format!(
+            "checking that the target has the {} blobs the base bundles carried",
+            base_blobs.len()
+        )
+    });
+    let on_retry = |e: &RegistryError, d: Duration| {
+        reporter.warn(&format!(
+            "{} {:.1}s: {e}",
+            crate::i18n::t("retrying in", "重试, 等待"),
+            d.as_secs_f64()
+        ))
+    };
+    let on_retry = &on_retry;
+    let found: Vec<(Digest, Option<String>, &str)> = stream::iter(base_blobs)
+        .map(|(d, repos, bundle, hint)| async move {
+            let candidates = repos
+                .iter()
+                .map(String::as_str)
+                .chain(std::iter::once(hint));
+            for repo in candidates {
+                if let Ok(Some(_)) =
+                    retry(opts.retry, cancel, on_retry, || client.blob_exists(repo, d)).await
+                {
+                    return (d.clone(), Some(repo.to_string()), bundle);
+                }
+            }
+            (d.clone(), None, bundle)
+        })
+        .buffer_unordered(opts.jobs.max(1))
+        .collect()
+        .await;
+    if cancel.is_cancelled() {
+        bail!("interrupted; nothing was pushed");
+    }
+    let mut missing: BTreeMap<&str, usize> = BTreeMap::new();
+    for (d, repo, bundle) in found {
+        match repo {
+            Some(r) => {
+                known_in.insert(d, r);
+            }
+            None => *missing.entry(bundle).or_default() += 1,
+        }
+    }
+    if !missing.is_empty() {
+        let list: Vec<String> = missing
+            .iter()
+            .map(|(b, n)| format!("{b} ({n} blob{} missing)", if *n == 1 { "" } else { "s" }))
+            .collect();
+        if crate::i18n::is_chinese() {
+            bail!(
+                "目标仓库 {} 缺少此增量包依赖基础包的数据块: 请先上传 {}。没有推送任何内容。",
+                client.host(),
+                list.join(", ")
+            );
+        }
+        bail!("the target {} lacks blobs that this incremental bundle leaves to its base: upload {} first. Nothing was pushed.", client.host(), list.join(", "));
+    }
+    Ok(known_in)
+}
+
+/// Makes one blob present in every repository that needs it; returns bytes sent.
+#[allow(clippy::too_many_arguments)]
+async fn push_everywhere(
+    client: &Client,
+    digest: &Digest,
+    repos: &BTreeSet<String>,
+    source: Option<&BlobSource>,
+    mut have: Option<String>,
+    policy: RetryPolicy,
+    cancel: &CancellationToken,
+    bar: &ProgressBar,
+    on_retry: &(dyn Fn(&RegistryError, Duration) + Sync),
+) -> Result<u64, RegistryError> {
+    let mut sent = 0;
+    for repo in repos {
+        if have.as_deref() == Some(repo.as_str()) {
+            continue;
+        }
+        if retry(policy, cancel, on_retry, || {
+            client.blob_exists(repo, digest)
+        })
+        .await?
+        .is_some()
+        {
+            have.get_or_insert_with(|| repo.clone());
+            continue;
+        }
+        if let Some(from) = &have {
+            if let UploadStart::Mounted = retry(policy, cancel, on_retry, || {
+                client.start_upload(repo, digest, Some(from))
+            })
+            .await?
+            {
+                continue;
+            }
+        }
+        let (body, size): (Box<crate::registry::BodySource>, u64) = match source {
+            Some(BlobSource::Bundle(loc)) => {
+                (Box::new(file_body(loc.clone(), bar.clone())), loc.size)
+            }
+            Some(BlobSource::Registry {
+                client: src,
+                repo: src_repo,
+                size,
+            }) => (
+                Box::new(registry_body(
+                    src.clone(),
+                    src_repo.clone(),
+                    digest.clone(),
+                    bar.clone(),
+                )),
+                *size,
+            ),
+            Some(BlobSource::Base { .. }) | None => {
+                return Err(RegistryError::Protocol {
+                    what: format!("blob {digest}"),
+                    detail: "neither in the bundle nor in the target".into(),
+                });
+            }
+        };
+        retry(policy, cancel, on_retry, || {
+            client.push_blob(repo, digest, size, &*body)
+        })
+        .await?;
+        sent += size;
+        have = Some(repo.clone());
+    }
+    if sent == 0 {
+        bar.inc(source.map(BlobSource::size).unwrap_or(0));
+    }
+    Ok(sent)
+}
+
+/// A body source that streams a byte range of a blob out of its data file (and for
+/// `.tar.zst` files, decompresses it) on a blocking thread; the channel bounds what
+/// is in memory to a few chunks.
+fn file_body(
+    loc: BlobLocation,
+    bar: ProgressBar,
+) -> impl Fn(u64, u64) -> std::io::Result<reqwest::Body> + Send + Sync {
+    move |offset, len| {
+        let loc = loc.clone();
+        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(4);
+        tokio::task::spawn_blocking(move || {
+            let send = || -> std::io::Result<()> {
+                let mut reader = loc.open_at(offset)?.take(len);
+                loop {
+                    let mut buf = vec![0u8; 256 * 1024];
+                    let n = reader.read(&mut buf)?;
+                    if n == 0 {
+                        return Ok(());
+                    }
+                    buf.truncate(n);
+                    if tx.blocking_send(Ok(buf.into())).is_err() {
+                        return Ok(());
+                    }
+                }
+            };
+            if let Err(e) = send() {
+                let _ = tx.blocking_send(Err(e));
+            }
+        });
+        Ok(counted_body(rx, bar.clone()))
+    }
+}
+
+/// A body source that streams a blob from another registry (Range from `offset`
+/// where the source honours it), for direct sync without touching disk.
+fn registry_body(
+    src: Arc<Client>,
+    repo: String,
+    digest: Digest,
+    bar: ProgressBar,
+) -> impl Fn(u64, u64) -> std::io::Result<reqwest::Body> + Send + Sync {
+    move |offset, len| {
+        let (src, repo, digest) = (src.clone(), repo.clone(), digest.clone());
+        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(4);
+        tokio::spawn(async move {
+            let (resp, start) = match src.get_blob(&repo, &digest, offset).await {
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+                    return;
+                }
+            };
+            let mut skip = offset - start;
+            let mut left = len;
+            let mut body = resp.bytes_stream();
+            while left > 0 {
+                let mut chunk = match body.next().await {
+                    Some(Ok(c)) => c,
+                    Some(Err(e)) => {
+                        let _ = tx.send(Err(std::io::Error::other(e))).await;
+                        return;
+                    }
+                    None => {
+                        let _ = tx
+                            .send(Err(std::io::Error::new(
+                                std::io::ErrorKind::UnexpectedEof,
+                                format!("source body of {digest} ended early"),
+                            )))
+                            .await;
+                        return;
+                    }
+                };
+                if skip > 0 {
+                    let n = (skip as usize).min(chunk.len());
+                    let _ = chunk.split_to(n);
+                    skip -= n as u64;
+                }
+                if chunk.len() as u64 > left {
+                    chunk.truncate(left as usize);
+                }
+                left -= chunk.len() as u64;
+                if !chunk.is_empty() && tx.send(Ok(chunk)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(counted_body(rx, bar.clone()))
+    }
+}
+
+fn counted_body(
+    rx: tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>,
+    bar: ProgressBar,
+) -> reqwest::Body {
+    let stream = tokio_stream::wrappers::ReceiverStream::new(rx).inspect(move |c| {
+        if let Ok(c) = c {
+            bar.inc(c.len() as u64);
+        }
+    });
+    reqwest::Body::wrap_stream(stream)
+}
+
+async fn push_manifests(
+    client: &Client,
+    p: &PushImage,
+    policy: RetryPolicy,
+    cancel: &CancellationToken,
+    on_retry: &(dyn Fn(&RegistryError, Duration) + Sync),
+) -> Result<(), RegistryError> {
+    let (top, children) = p
+        .manifests
+        .split_last()
+        .ok_or_else(|| RegistryError::Protocol {
+            what: p.label.clone(),
+            detail: "no manifest".into(),
+        })?;
+    for m in children {
+        let d = m.digest.to_string();
+        retry(policy, cancel, on_retry, || {
+            client.put_manifest(&p.target_repo, &d, &m.media_type, &m.bytes)
+        })
+        .await?;
+    }
+    let reference = p
+        .target_tag
+        .clone()
+        .unwrap_or_else(|| top.digest.to_string());
+    retry(policy, cancel, on_retry, || {
+        client.put_manifest(&p.target_repo, &reference, &top.media_type, &top.bytes)
+    })
+    .await
+}
