@@ -32,6 +32,9 @@ fn main() -> ExitCode {
     runtime.block_on(async {
         spawn_signal_handler(cancel.clone());
         let result = run(cli, cancel.clone()).await;
+        if let Ok(Outcome::Stopped) = result {
+            return ExitCode::SUCCESS;
+        }
         if cancel.is_cancelled() {
             if let Err(e) = &result {
                 eprintln!("{}: {e:#}", t("error", "错误"));
@@ -40,7 +43,7 @@ fn main() -> ExitCode {
             return ExitCode::from(130);
         }
         match result {
-            Ok(Outcome::Success) => ExitCode::SUCCESS,
+            Ok(Outcome::Success | Outcome::Stopped) => ExitCode::SUCCESS,
             Ok(Outcome::Failed) => ExitCode::from(1),
             Err(e) => {
                 eprintln!("{}: {e:#}", t("error", "错误"));

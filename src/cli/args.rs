@@ -63,12 +63,45 @@ pub enum Command {
     Upload(UploadArgs),
     /// Check a bundle as it arrived: files present, sizes, sha256 of each file and of each blob.
     Verify(VerifyArgs),
+    /// Copy images registry to registry directly (no files), with the same engine; --interval keeps it running.
+    Sync(SyncArgs),
     /// Store credentials for a registry in docker's config.json (shared with docker and skopeo).
     Login(LoginArgs),
     /// Remove stored credentials for a registry from docker's config.json.
     Logout(LogoutArgs),
     /// Print a shell completion script: ferry completions bash > /etc/bash_completion.d/ferry
     Completions(CompletionsArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SyncArgs {
+    /// Image references at the source (see `ferry save --help`).
+    #[arg(value_name = "IMAGE")]
+    pub images: Vec<String>,
+    /// Read references from FILE, one a line (`SOURCE -> TARGET` renames); `-` reads standard input.
+    #[arg(short, long, value_name = "FILE")]
+    pub list: Option<PathBuf>,
+    /// The cfg.yaml source registry to pull from, by name [default: the first source in cfg.yaml].
+    #[arg(long, value_name = "NAME")]
+    pub src: Option<String>,
+    /// Target: a cfg.yaml target name, or HOST[:PORT][/NAMESPACE] [default: the first target in cfg.yaml].
+    #[arg(short, long, value_name = "DEST", conflicts_with = "dst_name")]
+    pub dst: Option<String>,
+    #[arg(long, value_name = "NAME", hide = true)]
+    pub dst_name: Option<String>,
+    /// Number of concurrent blob copies [default: cfg `maxconn`, else 8].
+    #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub jobs: Option<u16>,
+    /// Keep only these platforms of multi-platform images: os/arch[/variant][,...].
+    #[arg(long, value_name = "LIST")]
+    pub platform: Option<String>,
+    /// Keep running: re-resolve the tags and copy what changed every DURATION (e.g. 30s, 5m, 1h; a bare
+    /// number is seconds). Ctrl-C or SIGTERM stops it cleanly between blobs (exit 0).
+    #[arg(long, value_name = "DURATION")]
+    pub interval: Option<String>,
+    /// Keep running at cfg `interval` seconds (default 60), like image-transmit's -watch.
+    #[arg(long, conflicts_with = "interval")]
+    pub watch: bool,
 }
 
 #[derive(Args, Debug)]

@@ -16,10 +16,11 @@ fn legacy_flag(arg: &str) -> Option<(&str, Option<&str>)> {
 /// Rewrites image-transmit arguments into ferry's; other command lines are returned
 /// unchanged. ferry's own global flags (`--config`, `-q`, `-v`...) may be mixed in.
 pub fn translate(args: Vec<String>) -> Result<Vec<String>, String> {
-    const SUBCOMMANDS: [&str; 7] = [
+    const SUBCOMMANDS: [&str; 8] = [
         "save",
         "upload",
         "verify",
+        "sync",
         "login",
         "logout",
         "completions",
@@ -63,8 +64,19 @@ pub fn translate(args: Vec<String>) -> Result<Vec<String>, String> {
         (_, Some(dst), Some(img)) => {
             out.extend(["upload".into(), img, "--dst-name".into(), dst]);
         }
-        (Some(_), Some(_), None) => {
-            return Err("direct mode (-src with -dst) copies registry to registry with `ferry sync`, which this version of ferry does not have yet".into());
+        (Some(src), Some(dst), None) => {
+            out.extend([
+                "sync".into(),
+                "--src".into(),
+                src,
+                "--dst-name".into(),
+                dst,
+                "--list".into(),
+                get("lst").unwrap_or_else(|| "-".into()),
+            ]);
+            if given.contains_key("watch") {
+                out.push("--watch".into());
+            }
         }
         (Some(src), None, None) => {
             out.extend([
@@ -97,11 +109,8 @@ pub fn translate(args: Vec<String>) -> Result<Vec<String>, String> {
             )
         }
     }
-    if given.contains_key("watch") {
-        return Err(
-            "-watch keeps a direct sync running, which this version of ferry does not have yet"
-                .into(),
-        );
+    if given.contains_key("watch") && !out.iter().any(|a| a == "--watch") {
+        return Err("-watch keeps a direct sync (-src with -dst) running".into());
     }
     if let Some(opt) = get("opt") {
         out.extend(["--opt".into(), opt]);
@@ -184,9 +193,21 @@ mod tests {
     #[test]
     fn incomplete_legacy_lines_are_errors() {
         assert!(t(&["ferry", "-img=m.yaml"]).is_err());
-        assert!(t(&["ferry", "-src=a", "-dst=b"])
-            .unwrap_err()
-            .contains("sync"));
+        assert_eq!(
+            t(&["ferry", "-src=a", "-dst=b", "-lst=l", "-watch"]).unwrap(),
+            vec![
+                "ferry",
+                "sync",
+                "--src",
+                "a",
+                "--dst-name",
+                "b",
+                "--list",
+                "l",
+                "--watch"
+            ]
+        );
+        assert!(t(&["ferry", "-src=a", "-watch"]).is_err());
         assert!(t(&["ferry", "-src"]).is_err());
     }
 }

@@ -1,15 +1,18 @@
 //! Command handlers: read inputs, build the engine's options, print results.
 
 use super::args::{
-    Cli, Command, Compression, GlobalArgs, LoginArgs, SaveArgs, UploadArgs, VerifyArgs, VerifyMode,
+    Cli, Command, Compression, GlobalArgs, LoginArgs, SaveArgs, SyncArgs, UploadArgs, VerifyArgs,
+    VerifyMode,
 };
 use crate::bundle::reader::{Bundle, VerifyLevel};
 use crate::config::{self, rewrite, Config, NamedRegistry};
+use crate::engine::notify::Notifier;
 use crate::engine::platform::PlatformFilter;
 use crate::engine::registries::{Registries, Timeouts};
 use crate::engine::report::{Reporter, Verbosity};
 use crate::engine::retry::RetryPolicy;
 use crate::engine::save::{save, ImageRequest, SaveOptions};
+use crate::engine::sync::{sync, SyncOptions};
 use crate::engine::upload::{upload, Destination, UploadOptions};
 use crate::registry::auth::Credentials;
 use crate::registry::RegistryOptions;
@@ -25,6 +28,8 @@ pub enum Outcome {
     Success,
     /// Some images or checks failed; the rest was done.
     Failed,
+    /// A daemon stopped on request, cleanly (exit 0).
+    Stopped,
 }
 
 pub async fn run(cli: Cli, cancel: CancellationToken) -> Result<Outcome> {
@@ -32,6 +37,7 @@ pub async fn run(cli: Cli, cancel: CancellationToken) -> Result<Outcome> {
     match cli.command {
         Command::Save(args) => run_save(args, &cli.global, &reporter, &cancel).await,
         Command::Upload(args) => run_upload(args, &cli.global, &reporter, &cancel).await,
+        Command::Sync(args) => run_sync(args, &cli.global, &reporter, &cancel).await,
         Command::Verify(args) => run_verify(args, &reporter),
         Command::Login(args) => run_login(args, &cli.global, &reporter).await,
         Command::Logout(args) => {
@@ -165,38 +171,13 @@ async fn run_save(
 ) -> Result<Outcome> {
     let cfg = load_config(g, reporter)?;
     let cfg = cfg.as_ref();
-    let mut lines = args.images.clone();
-    match &args.list {
-        Some(path) => lines.extend(read_list(path)?),
-        None if lines.is_empty() && !std::io::stdin().is_terminal() => {
-            lines.extend(parse_list(&read_stdin()?))
-        }
-        None => {}
-    }
-    let source = match cfg {
-        Some(c) => c.source(args.src.as_deref())?,
-        None if args.src.is_some() => bail!("--src names a cfg.yaml source registry, but no cfg.yaml was found (give --config FILE)"),
-        None => None,
-    };
-    let mut requests = Vec::new();
-    for line in &lines {
-        let entry = rewrite::parse_line(line);
-        let fetch = match source {
-            Some(src) => {
-                let (fetch, note) = rewrite::at_source(&entry.source, &src.host);
-                if let Some(n) = note {
-                    reporter.info(&n);
-                }
-                fetch
-            }
-            None => entry.source.clone(),
-        };
-        requests.push(ImageRequest {
-            input: entry.source,
-            fetch,
-            rename: entry.rename,
-        });
-    }
+    let (requests, source) = image_requests(
+        &args.images,
+        args.list.as_deref(),
+        args.src.as_deref(),
+        cfg,
+        reporter,
+    )?;
     let file = cfg.map(|c| &c.file);
     let compress = match args.compress {
         Some(c) => c == Compression::Zstd,
@@ -246,6 +227,7 @@ async fn run_save(
     .await?;
     outcome.summary.print(reporter);
     println!("{}", outcome.meta_path.display());
+    notifier(cfg).send(&outcome.summary, reporter).await;
     Ok(if outcome.summary.is_success() {
         Outcome::Success
     } else {
@@ -253,19 +235,70 @@ async fn run_save(
     })
 }
 
-async fn run_upload(
-    args: UploadArgs,
-    g: &GlobalArgs,
+/// The images a save or sync works on: arguments, then the list (`-` or a pipe on
+/// stdin), each line pointed at the chosen cfg source when there is one.
+fn image_requests<'c>(
+    images: &[String],
+    list: Option<&Path>,
+    src: Option<&str>,
+    cfg: Option<&'c Config>,
     reporter: &Reporter,
-    cancel: &CancellationToken,
-) -> Result<Outcome> {
-    let cfg = load_config(g, reporter)?;
-    let cfg = cfg.as_ref();
-    if let (Some(name), Some(c)) = (&args.dst_name, cfg) {
+) -> Result<(Vec<ImageRequest>, Option<&'c NamedRegistry>)> {
+    let mut lines = images.to_vec();
+    match list {
+        Some(path) => lines.extend(read_list(path)?),
+        None if lines.is_empty() && !std::io::stdin().is_terminal() => {
+            lines.extend(parse_list(&read_stdin()?))
+        }
+        None => {}
+    }
+    let source = match cfg {
+        Some(c) => c.source(src)?,
+        None if src.is_some() => bail!("--src names a cfg.yaml source registry, but no cfg.yaml was found (give --config FILE)"),
+        None => None,
+    };
+    let mut requests = Vec::new();
+    for line in &lines {
+        let entry = rewrite::parse_line(line);
+        let fetch = match source {
+            Some(src) => {
+                let (fetch, note) = rewrite::at_source(&entry.source, &src.host);
+                if let Some(n) = note {
+                    reporter.info(&n);
+                }
+                fetch
+            }
+            None => entry.source.clone(),
+        };
+        requests.push(ImageRequest {
+            input: entry.source,
+            fetch,
+            rename: entry.rename,
+        });
+    }
+    Ok((requests, source))
+}
+
+/// A target: where to push, the cfg entry it came from, and connection options for
+/// a host given with an explicit scheme.
+type ResolvedTarget<'c> = (
+    Destination,
+    Option<&'c NamedRegistry>,
+    Option<(String, RegistryOptions)>,
+);
+
+/// The target of an upload or sync: a cfg target by name (`--dst NAME`, legacy
+/// `-dst=NAME`), else `HOST[:PORT][/NAMESPACE]`, else the first cfg target.
+fn destination<'c>(
+    dst: Option<&str>,
+    dst_name: Option<&str>,
+    cfg: Option<&'c Config>,
+) -> Result<ResolvedTarget<'c>> {
+    if let (Some(name), Some(c)) = (dst_name, cfg) {
         c.target(Some(name))?;
     }
-    let dst = match (args.dst.as_ref().or(args.dst_name.as_ref()), cfg) {
-        (Some(d), _) => d.clone(),
+    let dst = match (dst.or(dst_name), cfg) {
+        (Some(d), _) => d.to_string(),
         (None, Some(c)) => match c.target(None)? {
             Some(t) => t.name.clone(),
             None => bail!(
@@ -284,7 +317,7 @@ async fn run_upload(
             c.target(Some(&dst))?;
         }
     }
-    let (destination, extra) = match named {
+    Ok(match named {
         Some(t) => (
             Destination {
                 host: t.host.clone(),
@@ -292,6 +325,7 @@ async fn run_upload(
                 plain_http: t.options.plain_http,
                 rewrite: t.repository.clone(),
             },
+            named,
             None,
         ),
         None => {
@@ -305,9 +339,146 @@ async fn run_upload(
                     },
                 )
             });
-            (d, extra)
+            (d, None, extra)
         }
+    })
+}
+
+fn notifier(cfg: Option<&Config>) -> Notifier {
+    let Some(f) = cfg.map(|c| &c.file) else {
+        return Notifier::default();
     };
+    Notifier {
+        webhook: f
+            .notify
+            .as_ref()
+            .and_then(|n| n.webhook.clone())
+            .filter(|w| !w.is_empty()),
+        dingtalk: f
+            .dingtalk
+            .iter()
+            .flatten()
+            .filter_map(|d| {
+                d.token
+                    .clone()
+                    .filter(|t| !t.is_empty())
+                    .map(|t| (t, d.secret.clone()))
+            })
+            .collect(),
+    }
+}
+
+/// Parses `30s`, `5m`, `1h`, or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration> {
+    let t = s.trim();
+    let (num, mult) = match t.chars().last() {
+        Some('s') => (&t[..t.len() - 1], 1),
+        Some('m') => (&t[..t.len() - 1], 60),
+        Some('h') => (&t[..t.len() - 1], 3600),
+        _ => (t, 1),
+    };
+    let n: f64 = num.parse().map_err(|_| {
+        anyhow!("interval {s:?} is not a duration like 30s, 5m, 1h or a number of seconds")
+    })?;
+    if n <= 0.0 {
+        bail!("interval {s:?} must be positive");
+    }
+    Ok(Duration::from_secs_f64(n * mult as f64))
+}
+
+async fn run_sync(
+    args: SyncArgs,
+    g: &GlobalArgs,
+    reporter: &Reporter,
+    cancel: &CancellationToken,
+) -> Result<Outcome> {
+    let cfg = load_config(g, reporter)?;
+    let cfg = cfg.as_ref();
+    let (requests, source) = image_requests(
+        &args.images,
+        args.list.as_deref(),
+        args.src.as_deref(),
+        cfg,
+        reporter,
+    )?;
+    let (destination, named, extra) =
+        destination(args.dst.as_deref(), args.dst_name.as_deref(), cfg)?;
+    let platform = args
+        .platform
+        .clone()
+        .or_else(|| cfg.and_then(|c| c.file.platform.clone()))
+        .unwrap_or_default();
+    let opts = SyncOptions {
+        destination,
+        jobs: jobs(args.jobs, cfg),
+        retry: retry_policy(g, cfg),
+        platforms: PlatformFilter::parse(&platform).map_err(|e| anyhow!("--platform: {e}"))?,
+    };
+    let used: Vec<&NamedRegistry> = source.into_iter().chain(named).collect();
+    let registries = registries(g, cfg, &used, extra)?;
+    let interval = match (&args.interval, args.watch) {
+        (Some(i), _) => Some(parse_duration(i)?),
+        (None, true) => Some(Duration::from_secs(
+            cfg.and_then(|c| c.file.interval).unwrap_or(60).max(1),
+        )),
+        (None, false) => None,
+    };
+    let notifier = notifier(cfg);
+    let Some(interval) = interval else {
+        let summary = sync(&requests, &opts, &registries, reporter, cancel).await?;
+        summary.print(reporter);
+        notifier.send(&summary, reporter).await;
+        return Ok(if summary.is_success() {
+            Outcome::Success
+        } else {
+            Outcome::Failed
+        });
+    };
+    // Daemon: every round re-resolves the tags and copies what changed; errors of
+    // single images, or a registry being down, are reported and the next round runs.
+    let mut round = 0u64;
+    loop {
+        round += 1;
+        match sync(&requests, &opts, &registries, reporter, cancel).await {
+            Ok(summary) => {
+                summary.print(reporter);
+                if summary.bytes > 0 || !summary.is_success() || summary.succeeded > 0 && round == 1
+                {
+                    notifier.send(&summary, reporter).await;
+                }
+            }
+            Err(e) if !cancel.is_cancelled() => {
+                reporter.warn(&format!("round {round} failed: {e:#}"));
+                let summary = crate::engine::report::Summary {
+                    action: "sync",
+                    total: requests.len(),
+                    failed: vec![("round".into(), format!("{e:#}"))],
+                    ..Default::default()
+                };
+                notifier.send(&summary, reporter).await;
+            }
+            Err(_) => {}
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => {
+                reporter.warn(crate::i18n::t("stopped", "已停止"));
+                return Ok(Outcome::Stopped);
+            }
+            _ = tokio::time::sleep(interval) => {}
+        }
+    }
+}
+
+async fn run_upload(
+    args: UploadArgs,
+    g: &GlobalArgs,
+    reporter: &Reporter,
+    cancel: &CancellationToken,
+) -> Result<Outcome> {
+    let cfg = load_config(g, reporter)?;
+    let cfg = cfg.as_ref();
+    let (destination, named, extra) =
+        destination(args.dst.as_deref(), args.dst_name.as_deref(), cfg)?;
     let opts = UploadOptions {
         destination,
         jobs: jobs(args.jobs, cfg),
@@ -326,6 +497,7 @@ async fn run_upload(
     )
     .await?;
     summary.print(reporter);
+    notifier(cfg).send(&summary, reporter).await;
     Ok(if summary.is_success() {
         Outcome::Success
     } else {

@@ -69,6 +69,15 @@ pub struct CacheEntry {
     pub keepsize: Option<u64>,
 }
 
+/// ferry: where to report the end of a job.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyEntry {
+    /// POST a JSON summary here.
+    #[serde(default)]
+    pub webhook: Option<String>,
+}
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DingTalkEntry {
@@ -123,6 +132,9 @@ pub struct FileConfig {
     /// ferry: number of data files.
     #[serde(default)]
     pub files: Option<usize>,
+    /// ferry: notifications (a JSON webhook).
+    #[serde(default)]
+    pub notify: Option<NotifyEntry>,
 }
 
 /// A registry of the cfg file, resolved: name, host, and how to reach it.
@@ -244,14 +256,8 @@ impl Config {
     pub fn unsupported(&self) -> Vec<&'static str> {
         let f = &self.file;
         let mut out = Vec::new();
-        if f.interval.is_some() {
-            out.push("interval");
-        }
         if f.cache.is_some() {
             out.push("cache");
-        }
-        if f.dingtalk.is_some() {
-            out.push("dingtalk");
         }
         if f.dockerfile == Some(true) {
             out.push("dockerfile");
@@ -573,7 +579,7 @@ platform: linux/amd64
     fn later_keys_are_reported_and_overrides_apply() {
         let mut cfg =
             Config::parse("interval: 60\ncache:\n  pathname: cache\n", "c", &env).unwrap();
-        assert_eq!(cfg.unsupported(), vec!["interval", "cache"]);
+        assert_eq!(cfg.unsupported(), vec!["cache"]);
         cfg.apply_overrides("maxconn=3,singlefile=true").unwrap();
         assert_eq!(cfg.file.maxconn, Some(3));
         assert_eq!(cfg.file.singlefile, Some(true));

@@ -1,6 +1,7 @@
 //! The copy engine shared by every command: resolve references, plan the blob set,
 //! copy with bounded concurrency and retries, report.
 
+pub mod notify;
 pub mod platform;
 pub mod push;
 pub mod registries;
@@ -8,4 +9,5 @@ pub mod report;
 pub mod resolve;
 pub mod retry;
 pub mod save;
+pub mod sync;
 pub mod upload;

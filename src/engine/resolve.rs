@@ -2,15 +2,37 @@
 //! of an index, and the configs and layers they name.
 
 use super::platform::PlatformFilter;
+use super::registries::Registries;
+use super::report::Reporter;
 use super::retry::{retry, RetryPolicy};
 use crate::bundle::meta::BlobKind;
 use crate::digest::Digest;
 use crate::manifest::{Descriptor, ManifestError, Parsed, RawManifest};
 use crate::reference::Reference;
 use crate::registry::{Client, RegistryError};
+use futures_util::{stream, StreamExt};
 use std::collections::HashSet;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+
+/// One image to save or sync: the reference as the user gave it (for reports and the meta),
+/// what to fetch, and the name it should get at the target (`SOURCE -> TARGET`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImageRequest {
+    pub input: String,
+    pub fetch: String,
+    pub rename: Option<String>,
+}
+
+impl ImageRequest {
+    pub fn plain(reference: &str) -> ImageRequest {
+        ImageRequest {
+            input: reference.to_string(),
+            fetch: reference.to_string(),
+            rename: None,
+        }
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BlobNeed {
@@ -200,4 +222,94 @@ fn filtered_index(
         });
     }
     RawManifest::new(serde_json::to_vec(&value)?, Some(&top.media_type))
+}
+
+/// The outcome of resolving a list of requests: the images, and the references
+/// that were malformed (invalid) or could not be resolved (failed), with why.
+pub struct Resolved {
+    pub images: Vec<ResolvedImage>,
+    pub invalid: Vec<(String, String)>,
+    pub failed: Vec<(String, String)>,
+}
+
+/// Parses and resolves every request concurrently (manifests only), keeping the
+/// input order. One bad reference does not stop the others.
+#[allow(clippy::too_many_arguments)]
+pub async fn resolve_requests(
+    requests: &[ImageRequest],
+    platforms: &PlatformFilter,
+    jobs: usize,
+    policy: RetryPolicy,
+    registries: &Registries,
+    reporter: &Reporter,
+    cancel: &CancellationToken,
+) -> Resolved {
+    let mut invalid = Vec::new();
+    let mut parsed = Vec::new();
+    for request in requests {
+        let rename = match request.rename.as_deref().map(Reference::parse) {
+            Some(Ok(target)) => Some(target.short()),
+            Some(Err(e)) => {
+                invalid.push((request.input.clone(), format!("rename target: {e}")));
+                continue;
+            }
+            None => None,
+        };
+        match Reference::parse(&request.fetch) {
+            Ok(r) => parsed.push((request.input.clone(), r, rename)),
+            Err(e) => invalid.push((request.input.clone(), e.to_string())),
+        }
+    }
+    let bar = reporter.count_bar(parsed.len() as u64, "resolve");
+    let on_retry = |e: &RegistryError, d: Duration| {
+        reporter.warn(&format!(
+            "{} {:.1}s: {e}",
+            crate::i18n::t("retrying in", "重试, 等待"),
+            d.as_secs_f64()
+        ))
+    };
+    let on_retry = &on_retry;
+    let mut results: Vec<(usize, Result<ResolvedImage, String>)> =
+        stream::iter(parsed.iter().enumerate())
+            .map(|(i, (input, reference, rename))| {
+                let bar = &bar;
+                async move {
+                    let r = match registries.client(&reference.registry) {
+                        Ok(client) => resolve(
+                            &client, reference, input, platforms, policy, cancel, on_retry,
+                        )
+                        .await
+                        .map(|mut img| {
+                            img.rename = rename.clone();
+                            img
+                        })
+                        .map_err(|e| e.to_string()),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    bar.inc(1);
+                    (i, r)
+                }
+            })
+            .buffer_unordered(jobs.max(1))
+            .collect()
+            .await;
+    bar.finish_and_clear();
+    results.sort_by_key(|(i, _)| *i);
+    let mut images = Vec::new();
+    let mut failed = Vec::new();
+    for (i, r) in results {
+        match r {
+            Ok(img) => images.push(img),
+            Err(why) => {
+                let input = parsed[i].0.clone();
+                reporter.warn(&format!("{input}: {why}"));
+                failed.push((input, why));
+            }
+        }
+    }
+    Resolved {
+        images,
+        invalid,
+        failed,
+    }
 }

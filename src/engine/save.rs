@@ -4,7 +4,7 @@
 
 use super::registries::Registries;
 use super::report::{Reporter, Summary};
-use super::resolve::{resolve, ResolvedImage};
+use super::resolve::{resolve_requests, ResolvedImage};
 use super::retry::{retry, RetryPolicy};
 use crate::bundle::base::BaseSet;
 use crate::bundle::layout;
@@ -12,7 +12,6 @@ use crate::bundle::meta::{self, BlobKind, BlobRecord, DataFile, Failure, Kind, M
 use crate::bundle::naming;
 use crate::bundle::writer::{BundleWriter, Slot};
 use crate::digest::{Digest, Hasher};
-use crate::reference::Reference;
 use crate::registry::{Client, RegistryError};
 use anyhow::{bail, Context, Result};
 use futures_util::{stream, StreamExt};
@@ -56,24 +55,7 @@ struct PlannedBlob {
     base: Option<crate::bundle::base::BaseBlob>,
 }
 
-/// One image to save: the reference as the user gave it (for reports and the meta),
-/// what to fetch, and the name it should get at the target (`SOURCE -> TARGET`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ImageRequest {
-    pub input: String,
-    pub fetch: String,
-    pub rename: Option<String>,
-}
-
-impl ImageRequest {
-    pub fn plain(reference: &str) -> ImageRequest {
-        ImageRequest {
-            input: reference.to_string(),
-            fetch: reference.to_string(),
-            rename: None,
-        }
-    }
-}
+pub use super::resolve::ImageRequest;
 
 pub async fn save(
     inputs: Vec<ImageRequest>,
@@ -95,44 +77,36 @@ pub async fn save(
     };
     check_writable(&opts.out)?;
 
+    let resolved = resolve_requests(
+        &inputs,
+        &opts.platforms,
+        opts.jobs,
+        opts.retry,
+        registries,
+        reporter,
+        cancel,
+    )
+    .await;
+    if cancel.is_cancelled() {
+        bail!("interrupted before any download; nothing was written");
+    }
     let mut summary = Summary {
         action: "save",
         total: inputs.len(),
+        invalid: resolved.invalid,
+        failed: resolved.failed,
         ..Summary::default()
     };
-    let mut failures: Vec<Failure> = Vec::new();
-    let mut parsed = Vec::new();
-    for request in &inputs {
-        let rename = match &request.rename {
-            Some(r) => match Reference::parse(r) {
-                Ok(target) => Some(target.short()),
-                Err(e) => {
-                    summary
-                        .invalid
-                        .push((request.input.clone(), format!("rename target: {e}")));
-                    failures.push(Failure {
-                        reference: request.input.clone(),
-                        reason: format!("rename target: {e}"),
-                    });
-                    continue;
-                }
-            },
-            None => None,
-        };
-        match Reference::parse(&request.fetch) {
-            Ok(r) => parsed.push((request.input.clone(), r, rename)),
-            Err(e) => {
-                summary.invalid.push((request.input.clone(), e.to_string()));
-                failures.push(Failure {
-                    reference: request.input.clone(),
-                    reason: e.to_string(),
-                });
-            }
-        }
-    }
-
-    // Resolve all references (manifests only), concurrently.
-    let resolve_bar = reporter.count_bar(parsed.len() as u64, "resolve");
+    let mut failures: Vec<Failure> = summary
+        .invalid
+        .iter()
+        .chain(&summary.failed)
+        .map(|(r, why)| Failure {
+            reference: r.clone(),
+            reason: why.clone(),
+        })
+        .collect();
+    let images = resolved.images;
     let on_retry = |e: &RegistryError, d: Duration| {
         reporter.warn(&format!(
             "{} {:.1}s: {e}",
@@ -140,57 +114,6 @@ pub async fn save(
             d.as_secs_f64()
         ))
     };
-    let mut resolved: Vec<(usize, Result<ResolvedImage, String>)> =
-        stream::iter(parsed.iter().enumerate())
-            .map(|(i, (input, reference, rename))| {
-                let on_retry = &on_retry;
-                let resolve_bar = &resolve_bar;
-                async move {
-                    let r = match registries.client(&reference.registry) {
-                        Ok(client) => resolve(
-                            &client,
-                            reference,
-                            input,
-                            &opts.platforms,
-                            opts.retry,
-                            cancel,
-                            on_retry,
-                        )
-                        .await
-                        .map(|mut img| {
-                            img.rename = rename.clone();
-                            img
-                        })
-                        .map_err(|e| e.to_string()),
-                        Err(e) => Err(e.to_string()),
-                    };
-                    resolve_bar.inc(1);
-                    (i, r)
-                }
-            })
-            .buffer_unordered(opts.jobs.max(1))
-            .collect()
-            .await;
-    resolve_bar.finish_and_clear();
-    if cancel.is_cancelled() {
-        bail!("interrupted before any download; nothing was written");
-    }
-    resolved.sort_by_key(|(i, _)| *i);
-    let mut images: Vec<ResolvedImage> = Vec::new();
-    for (i, r) in resolved {
-        match r {
-            Ok(img) => images.push(img),
-            Err(why) => {
-                let input = parsed[i].0.clone();
-                reporter.warn(&format!("{input}: {why}"));
-                summary.failed.push((input.clone(), why.clone()));
-                failures.push(Failure {
-                    reference: input,
-                    reason: why,
-                });
-            }
-        }
-    }
 
     // Plan the unique blob set.
     let mut blobs: BTreeMap<Digest, PlannedBlob> = BTreeMap::new();

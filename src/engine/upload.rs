@@ -69,12 +69,25 @@ impl Destination {
         )
     }
 
-    /// Where an image of the bundle goes: its renamed `repository:tag` when the list
-    /// renamed it (the namespace still applies), else the rewritten source path.
+    /// Where an image of the bundle goes (see [`Destination::target_for`]).
     pub fn image_target(&self, image: &Image) -> (String, Option<String>) {
-        if let Some(t) = image
-            .target
-            .as_deref()
+        self.target_for(
+            &image.repository,
+            image.tag.clone(),
+            image.target.as_deref(),
+        )
+    }
+
+    /// The target repository and tag of an image: its renamed `repository:tag` when
+    /// the list renamed it (the namespace still applies), else the rewritten source
+    /// repository with the source tag.
+    pub fn target_for(
+        &self,
+        repository: &str,
+        tag: Option<String>,
+        rename: Option<&str>,
+    ) -> (String, Option<String>) {
+        if let Some(t) = rename
             .and_then(|t| crate::reference::Reference::parse(&format!("{}/{t}", self.host)).ok())
         {
             let repo = if self.namespace.is_empty() {
@@ -84,7 +97,7 @@ impl Destination {
             };
             return (repo, t.tag);
         }
-        (self.repository(&image.repository), image.tag.clone())
+        (self.repository(repository), tag)
     }
 }
 

@@ -1,0 +1,184 @@
+//! Notifications at the end of a save, upload, sync, and each daemon round that
+//! changed or failed something: a JSON webhook, and DingTalk robots with their
+//! signed-URL scheme (as image-transmit sends them). A failing notification is
+//! logged, never fatal.
+
+use super::report::{Reporter, Summary};
+use base64::Engine as _;
+use sha2::{Digest as _, Sha256};
+use std::time::Duration;
+
+#[derive(Clone, Debug, Default)]
+pub struct Notifier {
+    pub webhook: Option<String>,
+    /// (access token, signing secret) of each DingTalk robot.
+    pub dingtalk: Vec<(String, Option<String>)>,
+}
+
+/// The JSON a webhook receives.
+pub fn summary_json(summary: &Summary) -> serde_json::Value {
+    serde_json::json!({
+        "mode": summary.action,
+        "total": summary.total,
+        "succeeded": summary.succeeded,
+        "failed": summary.failed.len(),
+        "invalid": summary.invalid.len(),
+        "bytes": summary.bytes,
+        "duration_seconds": summary.elapsed.as_secs_f64(),
+        "failures": summary.failed.iter().chain(&summary.invalid).map(|(r, why)| serde_json::json!({"reference": r, "reason": why})).collect::<Vec<_>>(),
+    })
+}
+
+impl Notifier {
+    pub fn is_empty(&self) -> bool {
+        self.webhook.is_none() && self.dingtalk.is_empty()
+    }
+
+    pub async fn send(&self, summary: &Summary, reporter: &Reporter) {
+        if self.is_empty() {
+            return;
+        }
+        let http = match reqwest::Client::builder()
+            .timeout(Duration::from_secs(15))
+            .build()
+        {
+            Ok(c) => c,
+            Err(e) => return reporter.warn(&format!("notification not sent: {e}")),
+        };
+        if let Some(url) = &self.webhook {
+            let r = http
+                .post(url)
+                .header("content-type", "application/json")
+                .body(summary_json(summary).to_string())
+                .send()
+                .await;
+            report(reporter, "webhook", r);
+        }
+        for (token, secret) in &self.dingtalk {
+            let mut url = format!("https://oapi.dingtalk.com/robot/send?access_token={token}");
+            if let Some(secret) = secret.as_deref().filter(|s| !s.is_empty()) {
+                let ts = chrono::Utc::now().timestamp_millis();
+                url.push_str(&format!(
+                    "&timestamp={ts}&sign={}",
+                    dingtalk_sign(ts, secret)
+                ));
+            }
+            let text = format!(
+                "### ferry {}\n- total: {}\n- succeeded: {}\n- failed: {}\n{}",
+                summary.action,
+                summary.total,
+                summary.succeeded,
+                summary.failed.len() + summary.invalid.len(),
+                summary
+                    .failed
+                    .iter()
+                    .chain(&summary.invalid)
+                    .map(|(r, why)| format!("- {r}: {why}\n"))
+                    .collect::<String>()
+            );
+            let body = serde_json::json!({"msgtype": "markdown", "markdown": {"title": format!("ferry {}", summary.action), "text": text}});
+            let r = http
+                .post(&url)
+                .header("content-type", "application/json")
+                .body(body.to_string())
+                .send()
+                .await;
+            report(reporter, "DingTalk", r);
+        }
+    }
+}
+
+fn report(reporter: &Reporter, what: &str, r: reqwest::Result<reqwest::Response>) {
+    match r {
+        Ok(resp) if resp.status().is_success() => {
+            reporter.debug(&format!("{what} notification sent"))
+        }
+        Ok(resp) => reporter.warn(&format!(
+            "{what} notification failed: HTTP {}",
+            resp.status().as_u16()
+        )),
+        // The error names the URL, which for DingTalk holds the token: keep it out.
+        Err(e) => reporter.warn(&format!(
+            "{what} notification failed: {}",
+            if e.is_timeout() {
+                "timed out"
+            } else if e.is_connect() {
+                "cannot connect"
+            } else {
+                "request error"
+            }
+        )),
+    }
+}
+
+/// DingTalk's signature: base64(HMAC-SHA256(secret, "{timestamp}\n{secret}")), URL-encoded.
+pub fn dingtalk_sign(timestamp_ms: i64, secret: &str) -> String {
+    let mac = hmac_sha256(
+        secret.as_bytes(),
+        format!("{timestamp_ms}\n{secret}").as_bytes(),
+    );
+    let b64 = base64::engine::general_purpose::STANDARD.encode(mac);
+    b64.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
+    const BLOCK: usize = 64;
+    let mut k = if key.len() > BLOCK {
+        Sha256::digest(key).to_vec()
+    } else {
+        key.to_vec()
+    };
+    k.resize(BLOCK, 0);
+    let inner: Vec<u8> = k.iter().map(|b| b ^ 0x36).collect();
+    let outer: Vec<u8> = k.iter().map(|b| b ^ 0x5c).collect();
+    let mut h = Sha256::new();
+    h.update(&inner);
+    h.update(message);
+    let inner_hash = h.finalize();
+    let mut h = Sha256::new();
+    h.update(&outer);
+    h.update(inner_hash);
+    h.finalize().to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hmac_matches_rfc_4231_case_2() {
+        let mac = hmac_sha256(b"Jefe", b"what do ya want for nothing?");
+        assert_eq!(
+            hex::encode(mac),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn dingtalk_signature_is_url_encoded_base64() {
+        let s = dingtalk_sign(1_600_000_000_000, "SECxxx");
+        assert!(!s.contains('+') && !s.contains('/') && !s.contains('='));
+        assert!(s.len() >= 44);
+    }
+
+    #[test]
+    fn summary_json_lists_failures() {
+        let s = Summary {
+            action: "sync",
+            total: 2,
+            succeeded: 1,
+            failed: vec![("a:1".into(), "not found".into())],
+            ..Summary::default()
+        };
+        let j = summary_json(&s);
+        assert_eq!(j["mode"], "sync");
+        assert_eq!(j["failures"][0]["reference"], "a:1");
+    }
+}

@@ -1,0 +1,110 @@
+//! `sync`: registry → registry with the same engine and no files. Resolve every
+//! reference at the source, then push: images whose target tag already has the
+//! source digest are skipped without touching their blobs, blobs the target has are
+//! skipped or cross-mounted, the rest stream from the source straight to the target.
+
+use super::platform::PlatformFilter;
+use super::push::{push, BlobSource, PushImage, PushOptions};
+use super::registries::Registries;
+use super::report::{Reporter, Summary};
+use super::resolve::{resolve_requests, ImageRequest, ResolvedImage};
+use super::retry::RetryPolicy;
+use super::upload::Destination;
+use crate::digest::Digest;
+use anyhow::{bail, Result};
+use std::collections::HashMap;
+use std::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Clone, Debug)]
+pub struct SyncOptions {
+    pub destination: Destination,
+    pub jobs: usize,
+    pub retry: RetryPolicy,
+    pub platforms: PlatformFilter,
+}
+
+/// One round of copying every requested image.
+pub async fn sync(
+    requests: &[ImageRequest],
+    opts: &SyncOptions,
+    registries: &Registries,
+    reporter: &Reporter,
+    cancel: &CancellationToken,
+) -> Result<Summary> {
+    let started = Instant::now();
+    if requests.is_empty() {
+        bail!("no images to sync: give references as arguments, with --list FILE, or on standard input");
+    }
+    let resolved = resolve_requests(
+        requests,
+        &opts.platforms,
+        opts.jobs,
+        opts.retry,
+        registries,
+        reporter,
+        cancel,
+    )
+    .await;
+    if cancel.is_cancelled() {
+        bail!("interrupted before anything was copied");
+    }
+    let target = registries.client(&opts.destination.host)?;
+    let mut sources: HashMap<Digest, BlobSource> = HashMap::new();
+    let mut images = Vec::new();
+    for img in &resolved.images {
+        let source = registries.client(&img.reference.registry)?;
+        for b in &img.blobs {
+            sources
+                .entry(b.digest.clone())
+                .or_insert_with(|| BlobSource::Registry {
+                    client: source.clone(),
+                    repo: img.reference.repository.clone(),
+                    size: b.size,
+                });
+        }
+        images.push(push_image(img, &opts.destination));
+    }
+    let outcome = push(
+        &target,
+        images,
+        &sources,
+        &PushOptions {
+            jobs: opts.jobs,
+            retry: opts.retry,
+        },
+        reporter,
+        cancel,
+    )
+    .await?;
+    let mut failed = resolved.failed;
+    failed.extend(outcome.failed);
+    Ok(Summary {
+        action: "sync",
+        total: requests.len(),
+        succeeded: outcome.succeeded + outcome.unchanged,
+        invalid: resolved.invalid,
+        failed,
+        bytes: outcome.bytes,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Where a resolved image goes: renamed (`SOURCE -> TARGET`) or rewritten path.
+fn push_image(img: &ResolvedImage, dst: &Destination) -> PushImage {
+    let (target_repo, target_tag) = dst.target_for(
+        &img.reference.repository,
+        img.reference.tag.clone(),
+        img.rename.as_deref(),
+    );
+    let mut manifests: Vec<_> = img.children.iter().rev().map(|c| c.raw.clone()).collect();
+    manifests.push(img.top.clone());
+    PushImage {
+        label: img.input.clone(),
+        digest: img.top.digest.clone(),
+        target_repo,
+        target_tag,
+        manifests,
+        blobs: img.blobs.iter().map(|b| b.digest.clone()).collect(),
+    }
+}
