@@ -4,6 +4,7 @@
 use clap::Parser;
 use ferry::cli::args::Cli;
 use ferry::cli::run::{run, Outcome};
+use ferry::engine::report::describe;
 use ferry::i18n::t;
 use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
@@ -37,7 +38,7 @@ fn main() -> ExitCode {
         }
         if cancel.is_cancelled() {
             if let Err(e) = &result {
-                eprintln!("{}: {e:#}", t("error", "错误"));
+                eprintln!("{}: {}", t("error", "错误"), describe(e));
             }
             eprintln!("{}", t("interrupted", "已中断"));
             return ExitCode::from(130);
@@ -46,7 +47,7 @@ fn main() -> ExitCode {
             Ok(Outcome::Success | Outcome::Stopped) => ExitCode::SUCCESS,
             Ok(Outcome::Failed) => ExitCode::from(1),
             Err(e) => {
-                eprintln!("{}: {e:#}", t("error", "错误"));
+                eprintln!("{}: {}", t("error", "错误"), describe(&e));
                 ExitCode::from(1)
             }
         }

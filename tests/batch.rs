@@ -534,6 +534,8 @@ fn lists_from_stdin_are_relative_to_the_chosen_source() {
              - registry: \"http://127.0.0.1:1\"\n  name: other\n\
              interval: 60\n\
              cache:\n  pathname: cache\n  keepdays: 7\n  keepsize: 10\n\
+             dockerfile: true\n\
+             keeptemp: true\n\
              dingtalk:\n- token: t0k3n\n  secret: s3cr3t\n",
             http_entry(&src)
         ),
@@ -545,9 +547,8 @@ fn lists_from_stdin_are_relative_to_the_chosen_source() {
     );
     save.ok().stderr_has(&[
         "registry.example.com:5000",
-        "interval",
-        "cache",
-        "dingtalk",
+        "dockerfile",
+        "keeptemp",
         "not supported",
     ]);
     assert!(

@@ -81,6 +81,9 @@ pub struct SyncArgs {
     /// Read references from FILE, one a line (`SOURCE -> TARGET` renames); `-` reads standard input.
     #[arg(short, long, value_name = "FILE")]
     pub list: Option<PathBuf>,
+    /// A local blob cache folder, read before the network [default: cfg `cache.pathname`, under ./data].
+    #[arg(long, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
     /// The cfg.yaml source registry to pull from, by name [default: the first source in cfg.yaml].
     #[arg(long, value_name = "NAME")]
     pub src: Option<String>,
@@ -165,6 +168,9 @@ pub struct SaveArgs {
     /// still reads single blobs) [default: cfg `compressor`, else none].
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub compress: Option<Compression>,
+    /// A local blob cache folder, read before the network [default: cfg `cache.pathname`, under ./data].
+    #[arg(long, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
     /// The cfg.yaml source registry to pull from, by name [default: the first source in cfg.yaml].
     /// List lines are then relative to it (repository:tag), and full references naming another
     /// host are fetched from it, as image-transmit does.

@@ -6,10 +6,11 @@ use super::args::{
 };
 use crate::bundle::reader::{Bundle, VerifyLevel};
 use crate::config::{self, rewrite, Config, NamedRegistry};
+use crate::engine::cache::BlobCache;
 use crate::engine::notify::Notifier;
 use crate::engine::platform::PlatformFilter;
 use crate::engine::registries::{Registries, Timeouts};
-use crate::engine::report::{Reporter, Verbosity};
+use crate::engine::report::{describe, Reporter, Verbosity};
 use crate::engine::retry::RetryPolicy;
 use crate::engine::save::{save, ImageRequest, SaveOptions};
 use crate::engine::sync::{sync, SyncOptions};
@@ -18,7 +19,7 @@ use crate::registry::auth::Credentials;
 use crate::registry::RegistryOptions;
 use anyhow::{anyhow, bail, Context, Result};
 use std::io::{BufRead, IsTerminal};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -216,6 +217,7 @@ async fn run_save(
         platforms: PlatformFilter::parse(&platform).map_err(|e| anyhow!("--platform: {e}"))?,
         max_file_size,
         compress,
+        cache: blob_cache(args.cache.as_deref(), cfg)?,
     };
     let outcome = save(
         requests,
@@ -344,6 +346,30 @@ fn destination<'c>(
     })
 }
 
+/// The local blob cache: `--cache DIR`, else cfg `cache:` (its `pathname` under
+/// ./data, as image-transmit keeps it), else none.
+fn blob_cache(arg: Option<&Path>, cfg: Option<&Config>) -> Result<Option<BlobCache>> {
+    let entry = cfg.and_then(|c| c.file.cache.as_ref());
+    let dir = match (
+        arg,
+        entry
+            .and_then(|e| e.pathname.as_deref())
+            .filter(|p| !p.is_empty()),
+    ) {
+        (Some(d), _) => d.to_path_buf(),
+        (None, Some(p)) if Path::new(p).is_absolute() => PathBuf::from(p),
+        (None, Some(p)) => Path::new("data").join(p),
+        (None, None) => return Ok(None),
+    };
+    let cache = BlobCache::open(
+        &dir,
+        entry.and_then(|e| e.keepdays),
+        entry.and_then(|e| e.keepsize),
+    )
+    .with_context(|| format!("cannot use the cache folder {}", dir.display()))?;
+    Ok(Some(cache))
+}
+
 fn notifier(cfg: Option<&Config>) -> Notifier {
     let Some(f) = cfg.map(|c| &c.file) else {
         return Notifier::default();
@@ -409,6 +435,7 @@ async fn run_sync(
         .or_else(|| cfg.and_then(|c| c.file.platform.clone()))
         .unwrap_or_default();
     let opts = SyncOptions {
+        cache: blob_cache(args.cache.as_deref(), cfg)?,
         destination,
         jobs: jobs(args.jobs, cfg),
         retry: retry_policy(g, cfg),
@@ -448,11 +475,11 @@ async fn run_sync(
                 }
             }
             Err(e) if !cancel.is_cancelled() => {
-                reporter.warn(&format!("round {round} failed: {e:#}"));
+                reporter.warn(&format!("round {round} failed: {}", describe(&e)));
                 let summary = crate::engine::report::Summary {
                     action: "sync",
                     total: requests.len(),
-                    failed: vec![("round".into(), format!("{e:#}"))],
+                    failed: vec![("round".into(), describe(&e))],
                     ..Default::default()
                 };
                 notifier.send(&summary, reporter).await;
@@ -590,7 +617,7 @@ fn run_verify(args: VerifyArgs, reporter: &Reporter) -> Result<Outcome> {
             Ok(Outcome::Success)
         }
         Err(e) => {
-            reporter.warn(&format!("{e:#}"));
+            reporter.warn(&describe(&e));
             Ok(Outcome::Failed)
         }
     }

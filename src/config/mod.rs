@@ -256,9 +256,6 @@ impl Config {
     pub fn unsupported(&self) -> Vec<&'static str> {
         let f = &self.file;
         let mut out = Vec::new();
-        if f.cache.is_some() {
-            out.push("cache");
-        }
         if f.dockerfile == Some(true) {
             out.push("dockerfile");
         }
@@ -579,7 +576,7 @@ platform: linux/amd64
     fn later_keys_are_reported_and_overrides_apply() {
         let mut cfg =
             Config::parse("interval: 60\ncache:\n  pathname: cache\n", "c", &env).unwrap();
-        assert_eq!(cfg.unsupported(), vec!["cache"]);
+        assert_eq!(cfg.unsupported(), Vec::<&str>::new());
         cfg.apply_overrides("maxconn=3,singlefile=true").unwrap();
         assert_eq!(cfg.file.maxconn, Some(3));
         assert_eq!(cfg.file.singlefile, Some(true));

@@ -1,6 +1,7 @@
 //! The copy engine shared by every command: resolve references, plan the blob set,
 //! copy with bounded concurrency and retries, report.
 
+pub mod cache;
 pub mod notify;
 pub mod platform;
 pub mod push;

@@ -153,3 +153,20 @@ impl Summary {
         }
     }
 }
+
+/// An error with its causes on one line, each cause said once: error types that
+/// already include their cause in their own message are not repeated.
+pub fn describe(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}

@@ -19,7 +19,7 @@ use indicatif::ProgressBar;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -36,6 +36,8 @@ pub struct SaveOptions {
     pub max_file_size: Option<u64>,
     /// Write `.tar.zst` data files (seekable: one zstd frame per entry).
     pub compress: bool,
+    /// A local blob cache read before the network and filled after.
+    pub cache: Option<super::cache::BlobCache>,
     pub retry: RetryPolicy,
 }
 
@@ -251,6 +253,8 @@ pub async fn save(
             .count() as u64,
     );
     let writer_ref = &writer;
+    let cached_bytes = AtomicU64::new(0);
+    let cached_bytes = &cached_bytes;
     let results: Vec<(Digest, Result<(), RegistryError>)> = stream::iter(downloads)
         .map(|(digest, planned)| {
             let img = &images[planned.first_image];
@@ -267,21 +271,36 @@ pub async fn save(
                             what: digest.to_string(),
                             detail: "blob missing from the layout".into(),
                         })?;
-                    download_blob(
-                        &client,
-                        &img.reference.repository,
-                        digest,
-                        &slot,
-                        writer_ref.file_handle(slot.file),
-                        opts.retry,
-                        cancel,
-                        &[Some(bar), file_bar]
-                            .into_iter()
-                            .flatten()
-                            .collect::<Vec<_>>(),
-                        on_retry,
-                    )
-                    .await?;
+                    let bars: Vec<&ProgressBar> =
+                        [Some(bar), file_bar].into_iter().flatten().collect();
+                    let file = writer_ref.file_handle(slot.file);
+                    if from_cache(opts.cache.as_ref(), digest, &slot, &file).await {
+                        bars.iter().for_each(|b| b.inc(slot.size));
+                        cached_bytes.fetch_add(slot.size, Ordering::Relaxed);
+                    } else {
+                        download_blob(
+                            &client,
+                            &img.reference.repository,
+                            digest,
+                            &slot,
+                            file.clone(),
+                            opts.retry,
+                            cancel,
+                            &bars,
+                            on_retry,
+                        )
+                        .await?;
+                        if let Some(cache) = opts.cache.clone() {
+                            let (d, s) = (digest.clone(), slot.clone());
+                            let stored = tokio::task::spawn_blocking(move || {
+                                cache.store_from(&d, s.size, &file, s.data_offset)
+                            })
+                            .await;
+                            if let Ok(Err(e)) = stored {
+                                reporter.warn(&format!("cannot store {digest} in the cache: {e}"));
+                            }
+                        }
+                    }
                     writer_ref.mark_done(digest).map_err(|e| RegistryError::Io {
                         what: digest.to_string(),
                         source: std::io::Error::other(e.to_string()),
@@ -303,6 +322,18 @@ pub async fn save(
         .await;
     bar.finish_and_clear();
     images_bar.finish_and_clear();
+    if cached_bytes.load(Ordering::Relaxed) > 0 {
+        reporter.info(&format!(
+            "{} {}",
+            indicatif::HumanBytes(cached_bytes.load(Ordering::Relaxed)),
+            crate::i18n::t("came from the local cache", "来自本地缓存")
+        ));
+    }
+    if let Some(cache) = &opts.cache {
+        if let Err(e) = cache.evict() {
+            reporter.warn(&format!("cannot clean the cache: {e}"));
+        }
+    }
     file_bars.iter().for_each(ProgressBar::finish_and_clear);
     if cancel.is_cancelled() {
         bail!("interrupted: the partial bundle {} is kept in {}; run the same command again to finish it", name.name, name.dir.display());
@@ -477,6 +508,22 @@ fn check_writable(out: &std::path::Path) -> Result<()> {
         .with_context(|| format!("the output folder {} is not writable", out.display()))?;
     let _ = std::fs::remove_file(probe);
     Ok(())
+}
+
+/// Fills a slot from the local cache when it holds the blob (verified on the way).
+async fn from_cache(
+    cache: Option<&super::cache::BlobCache>,
+    digest: &Digest,
+    slot: &Slot,
+    file: &Arc<std::fs::File>,
+) -> bool {
+    let Some(cache) = cache.cloned() else {
+        return false;
+    };
+    let (d, s, f) = (digest.clone(), slot.clone(), file.clone());
+    tokio::task::spawn_blocking(move || cache.copy_into(&d, s.size, &f, s.data_offset))
+        .await
+        .unwrap_or(false)
 }
 
 /// Bytes downloaded so far for one blob, kept across retries so a cut body resumes.

@@ -10,6 +10,7 @@ use super::report::{Reporter, Summary};
 use super::resolve::{resolve_requests, ImageRequest, ResolvedImage};
 use super::retry::RetryPolicy;
 use super::upload::Destination;
+use crate::bundle::reader::BlobLocation;
 use crate::digest::Digest;
 use anyhow::{bail, Result};
 use std::collections::HashMap;
@@ -22,6 +23,8 @@ pub struct SyncOptions {
     pub jobs: usize,
     pub retry: RetryPolicy,
     pub platforms: PlatformFilter,
+    /// A local blob cache: blobs found (and verified) there are pushed from it.
+    pub cache: Option<super::cache::BlobCache>,
 }
 
 /// One round of copying every requested image.
@@ -55,13 +58,27 @@ pub async fn sync(
     for img in &resolved.images {
         let source = registries.client(&img.reference.registry)?;
         for b in &img.blobs {
-            sources
-                .entry(b.digest.clone())
-                .or_insert_with(|| BlobSource::Registry {
+            if sources.contains_key(&b.digest) {
+                continue;
+            }
+            let cached = opts
+                .cache
+                .as_ref()
+                .and_then(|c| c.verified(&b.digest, b.size));
+            let s = match cached {
+                Some(path) => BlobSource::Bundle(BlobLocation {
+                    path,
+                    data_offset: 0,
+                    size: b.size,
+                    compressed: false,
+                }),
+                None => BlobSource::Registry {
                     client: source.clone(),
                     repo: img.reference.repository.clone(),
                     size: b.size,
-                });
+                },
+            };
+            sources.insert(b.digest.clone(), s);
         }
         images.push(push_image(img, &opts.destination));
     }
