@@ -148,11 +148,9 @@ impl BlobCache {
         let mut removed = 0;
         for (modified, len, path) in entries {
             let too_old = now.duration_since(modified).unwrap_or_default() > self.keep_for;
-            if too_old || total > self.max_bytes {
-                if std::fs::remove_file(&path).is_ok() {
-                    removed += 1;
-                    total -= len;
-                }
+            if (too_old || total > self.max_bytes) && std::fs::remove_file(&path).is_ok() {
+                removed += 1;
+                total -= len;
             }
         }
         Ok(removed)
