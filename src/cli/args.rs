@@ -65,6 +65,14 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Copy images registry to registry directly (no files), with the same engine; --interval keeps it running.
     Sync(SyncArgs),
+    /// Write a bundle's images as an OCI image layout or a `docker load` archive.
+    Export(ExportArgs),
+    /// List a bundle: images, data files, bases, failures.
+    Ls(LsArgs),
+    /// Show an image in a registry: digest, media type, platforms, layers (--raw: the manifest bytes).
+    Inspect(InspectArgs),
+    /// List the tags of a repository in a registry.
+    Tags(TagsArgs),
     /// Store credentials for a registry in docker's config.json (shared with docker and skopeo).
     Login(LoginArgs),
     /// Remove stored credentials for a registry from docker's config.json.
@@ -105,6 +113,61 @@ pub struct SyncArgs {
     /// Keep running at cfg `interval` seconds (default 60), like image-transmit's -watch.
     #[arg(long, conflicts_with = "interval")]
     pub watch: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// The bundle's meta file.
+    #[arg(value_name = "META")]
+    pub meta: PathBuf,
+    /// Images to export, as the bundle records them (the reference given at save time, or
+    /// repository:tag); all images of the bundle when none is given (--oci only).
+    #[arg(value_name = "IMAGE")]
+    pub images: Vec<String>,
+    /// Write an OCI image layout into DIR (index.json entries named repository:tag).
+    #[arg(
+        long,
+        value_name = "DIR",
+        required_unless_present = "docker_archive",
+        conflicts_with = "docker_archive"
+    )]
+    pub oci: Option<PathBuf>,
+    /// Write a `docker load` archive to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub docker_archive: Option<PathBuf>,
+    /// Folders where base bundles of an increment are (default: beside the bundle).
+    #[arg(long = "base", value_name = "DIR")]
+    pub base_dirs: Vec<PathBuf>,
+    /// For --docker-archive: the platform of multi-platform images [default: this machine's].
+    #[arg(long, value_name = "OS/ARCH")]
+    pub platform: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct LsArgs {
+    /// The bundle's meta file.
+    #[arg(value_name = "META")]
+    pub meta: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// Image reference.
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
+    /// Print the manifest exactly as the registry serves it.
+    #[arg(long, conflicts_with = "json")]
+    pub raw: bool,
+    /// Print the details as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct TagsArgs {
+    /// Repository, e.g. registry.example.com:5000/team/app
+    #[arg(value_name = "REPOSITORY")]
+    pub repository: String,
 }
 
 #[derive(Args, Debug)]

@@ -39,6 +39,16 @@ pub async fn run(cli: Cli, cancel: CancellationToken) -> Result<Outcome> {
         Command::Save(args) => run_save(args, &cli.global, &reporter, &cancel).await,
         Command::Upload(args) => run_upload(args, &cli.global, &reporter, &cancel).await,
         Command::Sync(args) => run_sync(args, &cli.global, &reporter, &cancel).await,
+        Command::Export(args) => super::info::run_export(args, &reporter),
+        Command::Ls(args) => super::info::run_ls(args),
+        Command::Inspect(args) => {
+            let cfg = load_config(&cli.global, &reporter)?;
+            super::info::run_inspect(args, &registries(&cli.global, cfg.as_ref(), &[], None)?).await
+        }
+        Command::Tags(args) => {
+            let cfg = load_config(&cli.global, &reporter)?;
+            super::info::run_tags(args, &registries(&cli.global, cfg.as_ref(), &[], None)?).await
+        }
         Command::Verify(args) => run_verify(args, &reporter),
         Command::Login(args) => run_login(args, &cli.global, &reporter).await,
         Command::Logout(args) => {

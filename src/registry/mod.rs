@@ -523,6 +523,45 @@ impl Client {
         Ok(())
     }
 
+    /// All tags of a repository, following `Link: <...>; rel="next"` pages.
+    pub async fn tags(&self, repo: &str) -> Result<Vec<String>, RegistryError> {
+        let what = format!("tags of {}/{repo}", self.host);
+        let mut path = format!("{repo}/tags/list?n=1000");
+        let mut tags = Vec::new();
+        for _ in 0..10_000 {
+            let url = self.url(&path);
+            let resp = self
+                .send(&what, &pull_scope(repo), &|| Ok(self.http.get(&url)))
+                .await?;
+            let resp = check(resp, &what).await?;
+            let next = header_str(resp.headers(), "link").and_then(|l| {
+                l.split(';').next().map(|u| {
+                    u.trim()
+                        .trim_start_matches('<')
+                        .trim_end_matches('>')
+                        .to_string()
+                })
+            });
+            let body = read_limited(resp, 16 * 1024 * 1024, &what).await?;
+            #[derive(serde::Deserialize)]
+            struct TagList {
+                #[serde(default)]
+                tags: Option<Vec<String>>,
+            }
+            let page: TagList =
+                serde_json::from_slice(&body).map_err(|e| RegistryError::Protocol {
+                    what: what.clone(),
+                    detail: format!("malformed tag list: {e}"),
+                })?;
+            tags.extend(page.tags.unwrap_or_default());
+            match next.and_then(|n| n.strip_prefix("/v2/").map(str::to_string)) {
+                Some(p) => path = p,
+                None => break,
+            }
+        }
+        Ok(tags)
+    }
+
     /// Checks that the registry answers and accepts the credentials (`GET /v2/`).
     pub async fn ping(&self) -> Result<(), RegistryError> {
         let what = format!("registry {}", self.host);

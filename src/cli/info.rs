@@ -1,0 +1,212 @@
+//! Commands that show things and write exports: `ls`, `inspect`, `tags`, `export`.
+
+use super::args::{ExportArgs, InspectArgs, LsArgs, TagsArgs};
+use super::run::Outcome;
+use crate::bundle::reader::Bundle;
+use crate::engine::export;
+use crate::engine::platform::PlatformFilter;
+use crate::engine::registries::Registries;
+use crate::engine::report::Reporter;
+use crate::manifest::{Parsed, RawManifest};
+use crate::reference::Reference;
+use anyhow::{anyhow, bail, Context, Result};
+use indicatif::HumanBytes;
+use std::collections::HashMap;
+use std::io::Write;
+
+pub fn run_ls(args: LsArgs) -> Result<Outcome> {
+    let bundle = Bundle::open(&args.meta).context("cannot open the bundle")?;
+    let m = &bundle.meta;
+    let mut out = String::new();
+    out.push_str(&format!(
+        "bundle {} ({:?}, created {}, {})\n",
+        m.name, m.kind, m.created, m.tool
+    ));
+    if !m.bases.is_empty() {
+        out.push_str(&format!(
+            "based on: {}\n",
+            m.bases
+                .iter()
+                .map(|b| b.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    if !m.platforms.is_empty() {
+        out.push_str(&format!("platforms: {}\n", m.platforms.join(", ")));
+    }
+    let sizes: HashMap<_, _> = m.blobs.iter().map(|b| (&b.digest, b.size)).collect();
+    out.push_str(&format!("images ({}):\n", m.images.len()));
+    for i in &m.images {
+        let children = if i.children.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", {} platforms: {}",
+                i.children.len(),
+                i.children
+                    .iter()
+                    .filter_map(|c| c.platform.clone())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            )
+        };
+        let target = i
+            .target
+            .as_ref()
+            .map(|t| format!(" -> {t}"))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "  {}{target}  {}  {}{children}\n",
+            i.reference,
+            i.digest,
+            short_type(&i.media_type)
+        ));
+    }
+    out.push_str(&format!("data files ({}):\n", m.files.len()));
+    for f in &m.files {
+        out.push_str(&format!(
+            "  {}  {}  {} blobs\n",
+            f.name,
+            HumanBytes(f.size),
+            f.blobs
+        ));
+    }
+    let carried: u64 = m
+        .blobs
+        .iter()
+        .filter(|b| b.file.is_some())
+        .map(|b| sizes[&b.digest])
+        .sum();
+    let from_bases = m.blobs.iter().filter(|b| b.base.is_some()).count();
+    out.push_str(&format!(
+        "blobs: {} ({} carried, {} left to bases)\n",
+        m.blobs.len(),
+        HumanBytes(carried),
+        from_bases
+    ));
+    if !m.failed.is_empty() {
+        out.push_str(&format!("failed ({}):\n", m.failed.len()));
+        for f in &m.failed {
+            out.push_str(&format!("  {}: {}\n", f.reference, f.reason));
+        }
+    }
+    print!("{out}");
+    Ok(Outcome::Success)
+}
+
+fn short_type(media_type: &str) -> &str {
+    match media_type {
+        crate::manifest::DOCKER_MANIFEST => "docker manifest",
+        crate::manifest::DOCKER_MANIFEST_LIST => "docker manifest list",
+        crate::manifest::OCI_MANIFEST => "OCI manifest",
+        crate::manifest::OCI_INDEX => "OCI index",
+        other => other,
+    }
+}
+
+pub async fn run_inspect(args: InspectArgs, registries: &Registries) -> Result<Outcome> {
+    let r = Reference::parse(&args.image)?;
+    let client = registries.client(&r.registry)?;
+    let (raw, parsed) = client
+        .get_manifest(&r.repository, &r.api_reference())
+        .await?;
+    if args.raw {
+        std::io::stdout().write_all(&raw.bytes)?;
+        return Ok(Outcome::Success);
+    }
+    let details = describe_manifest(&raw, &parsed);
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({"reference": r.to_string(), "details": details})
+            )?
+        );
+    } else {
+        println!("{}", r);
+        println!("digest: {}", raw.digest);
+        println!("media type: {}", raw.media_type);
+        match &parsed {
+            Parsed::Index { manifests } => {
+                println!("platforms:");
+                for m in manifests {
+                    println!(
+                        "  {}  {}",
+                        m.platform
+                            .as_ref()
+                            .map(|p| p.to_string())
+                            .unwrap_or_else(|| "unknown".into()),
+                        m.digest
+                    );
+                }
+            }
+            Parsed::Image { config, layers } => {
+                println!("config: {} ({})", config.digest, HumanBytes(config.size));
+                println!(
+                    "layers ({}, {}):",
+                    layers.len(),
+                    HumanBytes(layers.iter().map(|l| l.size).sum())
+                );
+                for l in layers {
+                    println!("  {}  {}", l.digest, HumanBytes(l.size));
+                }
+            }
+        }
+    }
+    Ok(Outcome::Success)
+}
+
+fn describe_manifest(raw: &RawManifest, parsed: &Parsed) -> serde_json::Value {
+    match parsed {
+        Parsed::Index { manifests } => serde_json::json!({
+            "digest": raw.digest, "mediaType": raw.media_type,
+            "manifests": manifests.iter().map(|m| serde_json::json!({"digest": m.digest, "size": m.size, "mediaType": m.media_type, "platform": m.platform.as_ref().map(|p| p.to_string())})).collect::<Vec<_>>(),
+        }),
+        Parsed::Image { config, layers } => serde_json::json!({
+            "digest": raw.digest, "mediaType": raw.media_type,
+            "config": {"digest": config.digest, "size": config.size},
+            "layers": layers.iter().map(|l| serde_json::json!({"digest": l.digest, "size": l.size, "mediaType": l.media_type})).collect::<Vec<_>>(),
+        }),
+    }
+}
+
+pub async fn run_tags(args: TagsArgs, registries: &Registries) -> Result<Outcome> {
+    let r = Reference::parse(&format!("{}:probe", args.repository.trim_end_matches(':')))
+        .map_err(|e| anyhow!("invalid repository {:?}: {e}", args.repository))?;
+    let client = registries.client(&r.registry)?;
+    for t in client.tags(&r.repository).await? {
+        println!("{t}");
+    }
+    Ok(Outcome::Success)
+}
+
+pub fn run_export(args: ExportArgs, reporter: &Reporter) -> Result<Outcome> {
+    let bundle = Bundle::open(&args.meta).context("cannot open the bundle")?;
+    let images = export::select(&bundle, &args.images)?;
+    let index = export::locate_all(&bundle, &args.base_dirs, reporter)?;
+    if let Some(dir) = &args.oci {
+        let n = export::export_oci(&bundle, &images, &index, dir)?;
+        reporter.warn(&format!(
+            "wrote {n} images to the OCI layout {}",
+            dir.display()
+        ));
+    }
+    if let Some(file) = &args.docker_archive {
+        if args.images.is_empty() {
+            bail!(
+                "name the images for the docker archive (see `ferry ls {}`)",
+                args.meta.display()
+            );
+        }
+        let platform =
+            PlatformFilter::parse(&args.platform.clone().unwrap_or_else(export::host_platform))
+                .map_err(|e| anyhow!("--platform: {e}"))?;
+        let n = export::export_docker_archive(&bundle, &images, &index, &platform, file)?;
+        reporter.warn(&format!(
+            "wrote {n} images to the docker archive {}",
+            file.display()
+        ));
+    }
+    Ok(Outcome::Success)
+}

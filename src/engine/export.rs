@@ -1,0 +1,281 @@
+//! `export`: bundle → OCI image layout, for tools that read layouts (skopeo, crane,
+//! containerd's import) and for use without any registry.
+
+use super::report::Reporter;
+use super::upload::verify_bundle;
+use crate::bundle::meta::Image;
+use crate::bundle::reader::{BlobLocation, Bundle, VerifyLevel};
+use crate::digest::Digest;
+use crate::manifest::RawManifest;
+use anyhow::{anyhow, bail, Context, Result};
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+/// The annotation that names an image inside a layout (`skopeo copy oci:DIR:NAME`).
+pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+/// Whether an image of the bundle is the one a user named: the reference as given
+/// at save time, or its `repository:tag`.
+pub fn matches(image: &Image, wanted: &str) -> bool {
+    image.reference == wanted
+        || image
+            .tag
+            .as_ref()
+            .is_some_and(|t| format!("{}:{t}", image.repository) == wanted)
+}
+
+/// The images of a bundle that a user named (all when none are named).
+pub fn select<'a>(bundle: &'a Bundle, wanted: &[String]) -> Result<Vec<&'a Image>> {
+    if wanted.is_empty() {
+        return Ok(bundle.meta.images.iter().collect());
+    }
+    wanted
+        .iter()
+        .map(|w| {
+            bundle
+                .meta
+                .images
+                .iter()
+                .find(|i| matches(i, w))
+                .ok_or_else(|| {
+                    anyhow!(
+                        "{w} is not an image of bundle {} (see `ferry ls`)",
+                        bundle.meta.name
+                    )
+                })
+        })
+        .collect()
+}
+
+/// Where every blob of a bundle and of its bases is: the bundle's own data files,
+/// then each base found beside it (same folder) or in `base_dirs`.
+pub fn locate_all(
+    bundle: &Bundle,
+    base_dirs: &[PathBuf],
+    reporter: &Reporter,
+) -> Result<HashMap<Digest, BlobLocation>> {
+    let mut index = verify_bundle(bundle, VerifyLevel::Size, reporter)?;
+    let mut dirs = vec![bundle.dir.clone()];
+    dirs.extend(base_dirs.iter().cloned());
+    let mut bases: BTreeSet<String> = bundle
+        .meta
+        .blobs
+        .iter()
+        .filter_map(|b| b.base.clone())
+        .collect();
+    bases.extend(bundle.meta.bases.iter().map(|b| b.name.clone()));
+    for name in bases {
+        let Some(meta) = dirs
+            .iter()
+            .map(|d| d.join(format!("{name}_meta.yaml")))
+            .find(|p| p.is_file())
+        else {
+            continue;
+        };
+        let base =
+            Bundle::open(&meta).with_context(|| format!("cannot open base bundle {name}"))?;
+        for (d, loc) in verify_bundle(&base, VerifyLevel::Size, reporter)? {
+            index.entry(d).or_insert(loc);
+        }
+    }
+    Ok(index)
+}
+
+/// Reads an image's manifests (top first, then children) and the blobs they name.
+pub fn image_contents(
+    bundle: &Bundle,
+    image: &Image,
+    index: &HashMap<Digest, BlobLocation>,
+) -> Result<(Vec<RawManifest>, Vec<Digest>)> {
+    let mut manifests = Vec::new();
+    let mut blobs = Vec::new();
+    let wanted = std::iter::once((&image.digest, &image.media_type))
+        .chain(image.children.iter().map(|c| (&c.digest, &c.media_type)));
+    for (digest, media_type) in wanted {
+        let bytes = bundle
+            .manifest_bytes(digest, index)
+            .with_context(|| format!("{}: manifest {digest}", image.reference))?;
+        let (raw, parsed) = RawManifest::new(bytes, Some(media_type))
+            .with_context(|| format!("{}: manifest {digest}", image.reference))?;
+        blobs.extend(
+            super::resolve::image_blobs(&parsed)
+                .into_iter()
+                .map(|b| b.digest),
+        );
+        manifests.push(raw);
+    }
+    Ok((manifests, blobs))
+}
+
+fn copy_blob(loc: &BlobLocation, digest: &Digest, dir: &Path) -> Result<()> {
+    let dest = dir.join(digest.blob_path());
+    if std::fs::metadata(&dest)
+        .map(|m| m.len() == loc.size)
+        .unwrap_or(false)
+    {
+        return Ok(());
+    }
+    let tmp = dest.with_extension("partial");
+    let mut out =
+        std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+    let n = std::io::copy(&mut loc.open()?, &mut out)?;
+    if n != loc.size {
+        bail!("blob {digest} is cut short in its data file");
+    }
+    std::fs::rename(&tmp, &dest)?;
+    Ok(())
+}
+
+/// Writes an OCI image layout holding `images` (manifests byte-exact, each
+/// index.json entry with its manifest's own media type and a ref.name annotation).
+pub fn export_oci(
+    bundle: &Bundle,
+    images: &[&Image],
+    index: &HashMap<Digest, BlobLocation>,
+    dir: &Path,
+) -> Result<usize> {
+    std::fs::create_dir_all(dir.join("blobs/sha256"))
+        .with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut entries = Vec::new();
+    for image in images {
+        let (manifests, blobs) = image_contents(bundle, image, index)?;
+        for m in &manifests {
+            let path = dir.join(m.digest.blob_path());
+            if !path.exists() {
+                std::fs::write(&path, &m.bytes)?;
+            }
+        }
+        for d in blobs {
+            let loc = index.get(&d).ok_or_else(|| anyhow!("{}: blob {d} is in neither the bundle nor a base bundle found beside it (give --base DIR)", image.reference))?;
+            copy_blob(loc, &d, dir)?;
+        }
+        let mut entry = serde_json::json!({"mediaType": image.media_type, "digest": image.digest, "size": manifests[0].bytes.len()});
+        let name = match &image.tag {
+            Some(t) => format!("{}:{t}", image.repository),
+            None => image.repository.clone(),
+        };
+        entry["annotations"] = serde_json::json!({ REF_NAME: name });
+        entries.push(entry);
+    }
+    std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+    let index_json = serde_json::json!({"schemaVersion": 2, "mediaType": crate::manifest::OCI_INDEX, "manifests": entries});
+    std::fs::write(
+        dir.join("index.json"),
+        serde_json::to_vec_pretty(&index_json)?,
+    )?;
+    Ok(entries.len())
+}
+
+/// The platform `docker load` would want on this machine.
+pub fn host_platform() -> String {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "arm" => "arm",
+        "s390x" => "s390x",
+        "powerpc64" => "ppc64le",
+        other => other,
+    };
+    format!("linux/{arch}")
+}
+
+/// Writes a `docker load` archive: manifest.json, each config and layer once.
+/// Multi-platform images are resolved to `platform`.
+pub fn export_docker_archive(
+    bundle: &Bundle,
+    images: &[&Image],
+    index: &HashMap<Digest, BlobLocation>,
+    platform: &super::platform::PlatformFilter,
+    file: &Path,
+) -> Result<usize> {
+    use crate::manifest::Parsed;
+    let tmp = file.with_extension("partial");
+    let mut builder = tar::Builder::new(
+        std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?,
+    );
+    let mut written: BTreeSet<Digest> = BTreeSet::new();
+    let mut entries = Vec::new();
+    let add =
+        |builder: &mut tar::Builder<std::fs::File>, name: &str, loc: &BlobLocation| -> Result<()> {
+            let mut h = tar::Header::new_ustar();
+            h.set_size(loc.size);
+            h.set_mode(0o644);
+            h.set_cksum();
+            builder.append_data(&mut h, name, loc.open()?)?;
+            Ok(())
+        };
+    for image in images {
+        let (manifests, _) = image_contents(bundle, image, index)?;
+        // The image manifest for the wanted platform.
+        let (_, parsed) = RawManifest::new(manifests[0].bytes.clone(), Some(&image.media_type))?;
+        let (config, layers) = match parsed {
+            Parsed::Image { config, layers } => (config, layers),
+            Parsed::Index { manifests: list } => {
+                let desc = list
+                    .iter()
+                    .find(|d| platform.matches(d.platform.as_ref()))
+                    .ok_or_else(|| {
+                        anyhow!(
+                            "{}: no manifest for platform {} (use --platform)",
+                            image.reference,
+                            platform.to_strings().join(",")
+                        )
+                    })?;
+                let child = manifests
+                    .iter()
+                    .find(|m| m.digest == desc.digest)
+                    .ok_or_else(|| {
+                        anyhow!(
+                            "{}: child {} is not in the bundle",
+                            image.reference,
+                            desc.digest
+                        )
+                    })?;
+                match RawManifest::new(child.bytes.clone(), Some(&desc.media_type))?.1 {
+                    Parsed::Image { config, layers } => (config, layers),
+                    Parsed::Index { .. } => bail!(
+                        "{}: nested indexes cannot go into a docker archive",
+                        image.reference
+                    ),
+                }
+            }
+        };
+        let find = |d: &Digest| {
+            index.get(d).ok_or_else(|| {
+                anyhow!(
+                    "{}: blob {d} is not in the bundle (give --base DIR)",
+                    image.reference
+                )
+            })
+        };
+        let config_name = format!("{}.json", config.digest.hex());
+        if written.insert(config.digest.clone()) {
+            add(&mut builder, &config_name, find(&config.digest)?)?;
+        }
+        let mut layer_names = Vec::new();
+        for l in layers.iter().filter(|l| !l.is_foreign()) {
+            let name = format!("{}/layer.tar", l.digest.hex());
+            if written.insert(l.digest.clone()) {
+                add(&mut builder, &name, find(&l.digest)?)?;
+            }
+            layer_names.push(name);
+        }
+        let tags: Vec<String> = image
+            .tag
+            .iter()
+            .map(|t| format!("{}:{t}", image.repository))
+            .collect();
+        entries.push(
+            serde_json::json!({"Config": config_name, "RepoTags": tags, "Layers": layer_names}),
+        );
+    }
+    let manifest = serde_json::to_vec(&entries)?;
+    let mut h = tar::Header::new_ustar();
+    h.set_size(manifest.len() as u64);
+    h.set_mode(0o644);
+    h.set_cksum();
+    builder.append_data(&mut h, "manifest.json", &manifest[..])?;
+    builder.into_inner()?.sync_all()?;
+    std::fs::rename(&tmp, file)?;
+    Ok(entries.len())
+}

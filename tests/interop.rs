@@ -1,0 +1,222 @@
+//! Interop: export a bundle as an OCI layout and a docker archive that skopeo
+//! reads, and the read-only helpers `ls`, `inspect`, `tags`.
+
+mod common;
+use common::*;
+use std::path::Path;
+
+fn save(refs: &[&str], out: &Path) -> String {
+    let a = ferry()
+        .current_dir(out)
+        .arg("save")
+        .args(refs)
+        .arg("--out")
+        .arg(out)
+        .arg("-q")
+        .assert()
+        .success();
+    String::from_utf8_lossy(&a.get_output().stdout)
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn oci_layout_export_is_byte_exact_and_readable_by_skopeo() {
+    let src = Registry::start();
+    let corpus = seed_corpus(&src);
+    let work = tempfile::tempdir().unwrap();
+    let refs: Vec<&str> = corpus.iter().map(|i| i.reference.as_str()).collect();
+    let meta = save(&refs, work.path());
+    let layout = work.path().join("layout");
+    ferry()
+        .current_dir(work.path())
+        .arg("export")
+        .arg(&meta)
+        .arg("--oci")
+        .arg(&layout)
+        .assert()
+        .success();
+
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let entries = index["manifests"].as_array().unwrap();
+    assert_eq!(entries.len(), corpus.len());
+    for img in &corpus {
+        let name = format!("{}:{}", img.repo, img.tag);
+        let entry = entries
+            .iter()
+            .find(|e| e["annotations"]["org.opencontainers.image.ref.name"] == name.as_str())
+            .unwrap_or_else(|| panic!("{name} in index.json"));
+        assert_eq!(entry["digest"], img.digest.as_str());
+        assert_eq!(
+            entry["mediaType"],
+            img.media_type.as_str(),
+            "{name} keeps its own media type"
+        );
+        assert_eq!(entry["size"].as_u64().unwrap(), img.manifest.len() as u64);
+        for m in img.manifests() {
+            let blob = std::fs::read(
+                layout
+                    .join("blobs/sha256")
+                    .join(m.digest.trim_start_matches("sha256:")),
+            )
+            .unwrap();
+            assert_eq!(blob, m.manifest, "{name}: manifest {} byte-exact", m.digest);
+        }
+        for b in &img.blobs {
+            let path = layout
+                .join("blobs/sha256")
+                .join(b.digest.trim_start_matches("sha256:"));
+            assert_eq!(sha256_digest(&std::fs::read(&path).unwrap()), b.digest);
+        }
+        // skopeo 1.9 reads only OCI-typed entries of a layout.
+        if img.media_type.contains("oci") {
+            let raw = skopeo(&[
+                "inspect",
+                "--raw",
+                &format!("oci:{}:{name}", layout.display()),
+            ])
+            .unwrap();
+            assert_eq!(
+                raw, img.manifest,
+                "skopeo reads {name} byte-exact from the layout"
+            );
+        }
+    }
+}
+
+#[test]
+fn docker_archive_export_is_readable_by_skopeo() {
+    let src = Registry::start();
+    let plain = push_image(
+        &src,
+        "da/plain",
+        "1",
+        Format::Docker,
+        &[layer("da-a", 30_000), layer("da-b", 10_000)],
+        "da-plain",
+        false,
+    );
+    let multi = push_index(
+        &src,
+        "da/multi",
+        "1",
+        Format::Oci,
+        &[
+            ("linux/amd64", vec![layer("da-amd", 20_000)]),
+            ("linux/arm64", vec![layer("da-arm", 20_000)]),
+        ],
+    );
+    let work = tempfile::tempdir().unwrap();
+    let meta = save(&[&plain.reference, &multi.reference], work.path());
+    let archive = work.path().join("images.tar");
+    ferry()
+        .current_dir(work.path())
+        .args([
+            "export",
+            &meta,
+            "da/plain:1",
+            "da/multi:1",
+            "--platform",
+            "linux/arm64",
+            "--docker-archive",
+        ])
+        .arg(&archive)
+        .assert()
+        .success();
+    for (n, want_layers) in [(0, 2), (1, 1)] {
+        let out = skopeo(&[
+            "inspect",
+            &format!("docker-archive:{}:@{n}", archive.display()),
+        ])
+        .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["Layers"].as_array().unwrap().len(), want_layers, "{v}");
+    }
+    let out = skopeo(&[
+        "inspect",
+        &format!("docker-archive:{}:@1", archive.display()),
+    ])
+    .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["Architecture"], "arm64", "the chosen platform's image");
+    // skopeo names docker-archive layers by compressed or uncompressed digest.
+    let arm = layer("da-arm", 20_000);
+    let names = [sha256_digest(&arm), sha256_digest(&gunzip(&arm))];
+    assert!(names.iter().any(|n| v["Layers"][0] == n.as_str()), "{v}");
+}
+
+#[test]
+fn ls_inspect_and_tags() {
+    let src = Registry::start();
+    let a = push_image(
+        &src,
+        "info/app",
+        "1",
+        Format::Oci,
+        &[layer("info-a", 10_000)],
+        "info-a",
+        false,
+    );
+    push_image(
+        &src,
+        "info/app",
+        "2",
+        Format::Oci,
+        &[layer("info-b", 10_000)],
+        "info-b",
+        false,
+    );
+    let work = tempfile::tempdir().unwrap();
+    let meta = save(&[&a.reference], work.path());
+    let ls = ferry()
+        .arg("ls")
+        .arg(&meta)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let ls = String::from_utf8_lossy(&ls);
+    assert!(
+        ls.contains(&a.reference) && ls.contains(&a.digest) && ls.contains("_1.tar"),
+        "{ls}"
+    );
+
+    let raw = ferry()
+        .args(["inspect", "--raw", &a.reference])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    assert_eq!(raw, a.manifest);
+    let json = ferry()
+        .args(["inspect", "--json", &a.reference])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(v["details"]["digest"], a.digest.as_str());
+    assert_eq!(v["details"]["layers"].as_array().unwrap().len(), 1);
+
+    let tags = ferry()
+        .args(["tags", &format!("{}/info/app", src.host())])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let mut tags: Vec<String> = String::from_utf8_lossy(&tags)
+        .lines()
+        .map(String::from)
+        .collect();
+    tags.sort();
+    assert_eq!(tags, vec!["1", "2"]);
+    ferry()
+        .args(["inspect", &format!("{}/info/none:1", src.host())])
+        .assert()
+        .code(1);
+}
