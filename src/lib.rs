@@ -12,3 +12,4 @@ pub mod i18n;
 pub mod manifest;
 pub mod reference;
 pub mod registry;
+pub mod serve;

@@ -220,3 +220,103 @@ fn ls_inspect_and_tags() {
         .assert()
         .code(1);
 }
+
+#[test]
+fn serve_answers_skopeo_like_a_registry() {
+    let src = Registry::start();
+    let dst = Registry::start();
+    let corpus = seed_corpus(&src);
+    let work = tempfile::tempdir().unwrap();
+    let refs: Vec<&str> = corpus.iter().map(|i| i.reference.as_str()).collect();
+    let meta = save(&refs, work.path());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("ferry"))
+        .current_dir(work.path())
+        .args(["serve", &meta, "--listen", &format!("127.0.0.1:{port}")])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while http_request(
+        "GET",
+        &format!("{base}/v2/"),
+        None,
+        &[],
+        None,
+        std::time::Duration::from_secs(2),
+    )
+    .is_err()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ferry serve did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    for img in &corpus {
+        let from = format!("docker://127.0.0.1:{port}/{}:{}", img.repo, img.tag);
+        let to = format!("docker://{}/{}:{}", dst.host(), img.repo, img.tag);
+        skopeo_copy(
+            &from,
+            &to,
+            &[
+                "--all",
+                "--preserve-digests",
+                "--src-tls-verify=false",
+                "--dest-tls-verify=false",
+            ],
+        )
+        .unwrap_or_else(|e| panic!("{from}: {e}"));
+        assert_eq!(
+            skopeo_inspect_raw(&format!("{}/{}:{}", dst.host(), img.repo, img.tag)),
+            img.manifest,
+            "{} byte-exact through serve",
+            img.repo
+        );
+    }
+    for path in [
+        "/v2/nope/manifests/latest",
+        "/v2/../../etc/passwd",
+        "/v2/x/blobs/sha256:zz",
+        "/nothing",
+    ] {
+        let r = http_request(
+            "GET",
+            &format!("{base}{path}"),
+            None,
+            &[],
+            None,
+            std::time::Duration::from_secs(5),
+        )
+        .unwrap();
+        assert!(r.status >= 400, "{path}: {}", r.status);
+        let v: serde_json::Value =
+            serde_json::from_slice(&r.body).unwrap_or_else(|_| panic!("{path}: JSON error body"));
+        assert!(v["errors"][0]["code"].is_string(), "{path}: {v}");
+    }
+    let put = http_request(
+        "PUT",
+        &format!("{base}/v2/x/manifests/y"),
+        None,
+        &[],
+        Some(b"{}".to_vec()),
+        std::time::Duration::from_secs(5),
+    )
+    .unwrap();
+    assert_eq!(put.status, 405, "read-only");
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(
+        child.wait().unwrap().success(),
+        "Ctrl-C stops serve with exit 0"
+    );
+}

@@ -69,6 +69,8 @@ pub enum Command {
     Export(ExportArgs),
     /// List a bundle: images, data files, bases, failures.
     Ls(LsArgs),
+    /// Serve a bundle (and its bases) as a read-only registry, streaming from the tar files.
+    Serve(ServeArgs),
     /// Show an image in a registry: digest, media type, platforms, layers (--raw: the manifest bytes).
     Inspect(InspectArgs),
     /// List the tags of a repository in a registry.
@@ -141,6 +143,19 @@ pub struct ExportArgs {
     /// For --docker-archive: the platform of multi-platform images [default: this machine's].
     #[arg(long, value_name = "OS/ARCH")]
     pub platform: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// The bundle's meta file.
+    #[arg(value_name = "META")]
+    pub meta: PathBuf,
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:5000")]
+    pub listen: String,
+    /// Folders where base bundles of an increment are (default: beside the bundle).
+    #[arg(long = "base", value_name = "DIR")]
+    pub base_dirs: Vec<PathBuf>,
 }
 
 #[derive(Args, Debug)]

@@ -1,6 +1,6 @@
 //! Commands that show things and write exports: `ls`, `inspect`, `tags`, `export`.
 
-use super::args::{ExportArgs, InspectArgs, LsArgs, TagsArgs};
+use super::args::{ExportArgs, InspectArgs, LsArgs, ServeArgs, TagsArgs};
 use super::run::Outcome;
 use crate::bundle::reader::Bundle;
 use crate::engine::export;
@@ -209,4 +209,24 @@ pub fn run_export(args: ExportArgs, reporter: &Reporter) -> Result<Outcome> {
         ));
     }
     Ok(Outcome::Success)
+}
+
+pub async fn run_serve(
+    args: ServeArgs,
+    reporter: &Reporter,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> Result<Outcome> {
+    let bundle = Bundle::open(&args.meta).context("cannot open the bundle")?;
+    let index = export::locate_all(&bundle, &args.base_dirs, reporter)?;
+    let catalog = crate::serve::Catalog::build(&bundle, index)?;
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    reporter.warn(&format!(
+        "serving bundle {} read-only at http://{addr}/v2/ (Ctrl-C to stop)",
+        bundle.meta.name
+    ));
+    crate::serve::serve(listener, catalog, cancel.clone()).await?;
+    Ok(Outcome::Stopped)
 }

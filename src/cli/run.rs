@@ -41,6 +41,7 @@ pub async fn run(cli: Cli, cancel: CancellationToken) -> Result<Outcome> {
         Command::Sync(args) => run_sync(args, &cli.global, &reporter, &cancel).await,
         Command::Export(args) => super::info::run_export(args, &reporter),
         Command::Ls(args) => super::info::run_ls(args),
+        Command::Serve(args) => super::info::run_serve(args, &reporter, &cancel).await,
         Command::Inspect(args) => {
             let cfg = load_config(&cli.global, &reporter)?;
             super::info::run_inspect(args, &registries(&cli.global, cfg.as_ref(), &[], None)?).await
