@@ -81,6 +81,9 @@ pub struct Image {
     /// `repository:tag` at the target when the list renamed the image (`SOURCE -> TARGET`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// For a signature, attestation, SBOM or other referrer: the manifest it refers to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<Digest>,
     /// For indexes and manifest lists: the child manifests saved with it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub children: Vec<ChildManifest>,
@@ -265,6 +268,7 @@ mod tests {
                 digest: Digest::of(b"m"),
                 media_type: crate::manifest::OCI_MANIFEST.into(),
                 target: None,
+                subject: None,
                 children: vec![],
             }],
             blobs: vec![BlobRecord {

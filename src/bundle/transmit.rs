@@ -109,6 +109,7 @@ pub fn convert(text: &str, path: &str) -> Result<Converted, MetaError> {
                     digest: raw.digest.clone(),
                     media_type: raw.media_type.clone(),
                     target: None,
+                    subject: None,
                     children: Vec::new(),
                 });
                 manifests.insert(raw.digest, raw.bytes);

@@ -94,6 +94,10 @@ pub struct SyncArgs {
     /// A local blob cache folder, read before the network [default: cfg `cache.pathname`, under ./data].
     #[arg(long, value_name = "DIR")]
     pub cache: Option<PathBuf>,
+    /// Also carry the signatures, attestations and SBOMs that refer to each image (OCI referrers API,
+    /// else cosign's sha256-<hex>.sig/.att/.sbom and the OCI fallback tags) [default: cfg `referrers`].
+    #[arg(long)]
+    pub with_referrers: bool,
     /// The cfg.yaml source registry to pull from, by name [default: the first source in cfg.yaml].
     #[arg(long, value_name = "NAME")]
     pub src: Option<String>,
@@ -249,6 +253,10 @@ pub struct SaveArgs {
     /// A local blob cache folder, read before the network [default: cfg `cache.pathname`, under ./data].
     #[arg(long, value_name = "DIR")]
     pub cache: Option<PathBuf>,
+    /// Also carry the signatures, attestations and SBOMs that refer to each image (OCI referrers API,
+    /// else cosign's sha256-<hex>.sig/.att/.sbom and the OCI fallback tags) [default: cfg `referrers`].
+    #[arg(long)]
+    pub with_referrers: bool,
     /// The cfg.yaml source registry to pull from, by name [default: the first source in cfg.yaml].
     /// List lines are then relative to it (repository:tag), and full references naming another
     /// host are fetched from it, as image-transmit does.

@@ -229,6 +229,7 @@ async fn run_save(
         max_file_size,
         compress,
         cache: blob_cache(args.cache.as_deref(), cfg)?,
+        with_referrers: args.with_referrers || cfg.and_then(|c| c.file.referrers).unwrap_or(false),
     };
     let outcome = save(
         requests,
@@ -447,6 +448,7 @@ async fn run_sync(
         .unwrap_or_default();
     let opts = SyncOptions {
         cache: blob_cache(args.cache.as_deref(), cfg)?,
+        with_referrers: args.with_referrers || cfg.and_then(|c| c.file.referrers).unwrap_or(false),
         destination,
         jobs: jobs(args.jobs, cfg),
         retry: retry_policy(g, cfg),

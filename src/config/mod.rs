@@ -132,6 +132,9 @@ pub struct FileConfig {
     /// ferry: number of data files.
     #[serde(default)]
     pub files: Option<usize>,
+    /// ferry: also carry signatures, attestations and SBOMs (`--with-referrers`).
+    #[serde(default)]
+    pub referrers: Option<bool>,
     /// ferry: notifications (a JSON webhook).
     #[serde(default)]
     pub notify: Option<NotifyEntry>,

@@ -6,6 +6,7 @@ pub mod export;
 pub mod notify;
 pub mod platform;
 pub mod push;
+pub mod referrers;
 pub mod registries;
 pub mod report;
 pub mod resolve;

@@ -33,6 +33,8 @@ pub struct PushImage {
     pub manifests: Vec<RawManifest>,
     /// Configs and layers of the image and its children.
     pub blobs: Vec<Digest>,
+    /// A signature, attestation or other referrer: pushed after the images.
+    pub referrer: bool,
 }
 
 /// Where the bytes of a blob come from.
@@ -74,6 +76,26 @@ pub struct PushOutcome {
     pub unchanged: usize,
     pub failed: Vec<(String, String)>,
     pub bytes: u64,
+}
+
+/// Pushes the images, then their referrers (signatures after their subjects); the
+/// outcome's succeeded/unchanged numbers count only the images.
+pub async fn push_in_order(
+    client: &Arc<Client>,
+    images: Vec<PushImage>,
+    sources: &HashMap<Digest, BlobSource>,
+    opts: &PushOptions,
+    reporter: &Reporter,
+    cancel: &CancellationToken,
+) -> Result<PushOutcome> {
+    let (referrers, images): (Vec<_>, Vec<_>) = images.into_iter().partition(|p| p.referrer);
+    let mut outcome = push(client, images, sources, opts, reporter, cancel).await?;
+    if !referrers.is_empty() {
+        let r = push(client, referrers, sources, opts, reporter, cancel).await?;
+        outcome.failed.extend(r.failed);
+        outcome.bytes += r.bytes;
+    }
+    Ok(outcome)
 }
 
 pub async fn push(
@@ -163,17 +185,19 @@ pub async fn push(
         .filter_map(|d| sources.get(d).map(BlobSource::size))
         .sum();
     let bar = reporter.bytes_bar(total, "push");
-    let results: Vec<(Digest, Result<u64, RegistryError>)> = stream::iter(needs.iter())
+    // (blob, bytes sent, repositories where it failed with why)
+    type Pushed = (Digest, u64, Vec<(String, String)>);
+    let results: Vec<Pushed> = stream::iter(needs.iter())
         .map(|(digest, repos)| {
             let source = sources.get(digest);
             let have = known_in.get(digest).cloned();
             let bar = &bar;
             async move {
-                let r = push_everywhere(
+                let (sent, failed) = push_everywhere(
                     client, digest, repos, source, have, opts.retry, cancel, bar, on_retry,
                 )
                 .await;
-                (digest.clone(), r)
+                (digest.clone(), sent, failed)
             }
         })
         .buffer_unordered(jobs)
@@ -183,13 +207,12 @@ pub async fn push(
     if cancel.is_cancelled() {
         bail!("interrupted: no tag was set for the images not yet complete; run the same command again to finish");
     }
-    let mut blob_errors: HashMap<Digest, String> = HashMap::new();
-    for (d, r) in results {
-        match r {
-            Ok(n) => outcome.bytes += n,
-            Err(e) => {
-                blob_errors.insert(d, e.to_string());
-            }
+    // Failures by (blob, repository): an image fails only for its own repository.
+    let mut blob_errors: HashMap<(Digest, String), String> = HashMap::new();
+    for (d, sent, failed) in results {
+        outcome.bytes += sent;
+        for (repo, why) in failed {
+            blob_errors.insert((d.clone(), repo), why);
         }
     }
 
@@ -198,7 +221,11 @@ pub async fn push(
         .map(|p| {
             let blob_errors = &blob_errors;
             async move {
-                if let Some(e) = p.blobs.iter().find_map(|d| blob_errors.get(d)) {
+                if let Some(e) = p
+                    .blobs
+                    .iter()
+                    .find_map(|d| blob_errors.get(&(d.clone(), p.target_repo.clone())))
+                {
                     return (p.label.clone(), Err(e.clone()));
                 }
                 let r = push_manifests(client, p, opts.retry, cancel, on_retry)
@@ -312,7 +339,9 @@ async fn check_bases(
     Ok(known_in)
 }
 
-/// Makes one blob present in every repository that needs it; returns bytes sent.
+/// Makes one blob present in every repository that needs it. Returns the bytes
+/// sent and the repositories where it failed, with why: one refused repository does
+/// not keep the blob from the others.
 #[allow(clippy::too_many_arguments)]
 async fn push_everywhere(
     client: &Client,
@@ -324,65 +353,103 @@ async fn push_everywhere(
     cancel: &CancellationToken,
     bar: &ProgressBar,
     on_retry: &(dyn Fn(&RegistryError, Duration) + Sync),
-) -> Result<u64, RegistryError> {
+) -> (u64, Vec<(String, String)>) {
     let mut sent = 0;
+    let mut failed = Vec::new();
     for repo in repos {
         if have.as_deref() == Some(repo.as_str()) {
             continue;
         }
-        if retry(policy, cancel, on_retry, || {
-            client.blob_exists(repo, digest)
-        })
-        .await?
-        .is_some()
-        {
-            have.get_or_insert_with(|| repo.clone());
+        if cancel.is_cancelled() {
+            failed.push((repo.clone(), RegistryError::Cancelled.to_string()));
             continue;
         }
-        if let Some(from) = &have {
-            if let UploadStart::Mounted = retry(policy, cancel, on_retry, || {
-                client.start_upload(repo, digest, Some(from))
-            })
-            .await?
-            {
-                continue;
+        match push_one(
+            client,
+            digest,
+            repo,
+            source,
+            have.as_deref(),
+            policy,
+            cancel,
+            bar,
+            on_retry,
+        )
+        .await
+        {
+            Ok(n) => {
+                sent += n;
+                if have.is_none() || n > 0 {
+                    have = Some(repo.clone());
+                }
             }
+            Err(e) => failed.push((repo.clone(), e.to_string())),
         }
-        let (body, size): (Box<crate::registry::BodySource>, u64) = match source {
-            Some(BlobSource::Bundle(loc)) => {
-                (Box::new(file_body(loc.clone(), bar.clone())), loc.size)
-            }
-            Some(BlobSource::Registry {
-                client: src,
-                repo: src_repo,
-                size,
-            }) => (
-                Box::new(registry_body(
-                    src.clone(),
-                    src_repo.clone(),
-                    digest.clone(),
-                    bar.clone(),
-                )),
-                *size,
-            ),
-            Some(BlobSource::Base { .. }) | None => {
-                return Err(RegistryError::Protocol {
-                    what: format!("blob {digest}"),
-                    detail: "neither in the bundle nor in the target".into(),
-                });
-            }
-        };
-        retry(policy, cancel, on_retry, || {
-            client.push_blob(repo, digest, size, &*body)
-        })
-        .await?;
-        sent += size;
-        have = Some(repo.clone());
     }
     if sent == 0 {
         bar.inc(source.map(BlobSource::size).unwrap_or(0));
     }
-    Ok(sent)
+    (sent, failed)
+}
+
+/// Makes one blob present in one repository: HEAD, else mount from `have`, else
+/// stream it from its source. Returns the bytes sent.
+#[allow(clippy::too_many_arguments)]
+async fn push_one(
+    client: &Client,
+    digest: &Digest,
+    repo: &str,
+    source: Option<&BlobSource>,
+    have: Option<&str>,
+    policy: RetryPolicy,
+    cancel: &CancellationToken,
+    bar: &ProgressBar,
+    on_retry: &(dyn Fn(&RegistryError, Duration) + Sync),
+) -> Result<u64, RegistryError> {
+    if retry(policy, cancel, on_retry, || {
+        client.blob_exists(repo, digest)
+    })
+    .await?
+    .is_some()
+    {
+        return Ok(0);
+    }
+    if let Some(from) = have {
+        if let UploadStart::Mounted = retry(policy, cancel, on_retry, || {
+            client.start_upload(repo, digest, Some(from))
+        })
+        .await?
+        {
+            return Ok(0);
+        }
+    }
+    let (body, size): (Box<crate::registry::BodySource>, u64) = match source {
+        Some(BlobSource::Bundle(loc)) => (Box::new(file_body(loc.clone(), bar.clone())), loc.size),
+        Some(BlobSource::Registry {
+            client: src,
+            repo: src_repo,
+            size,
+        }) => (
+            Box::new(registry_body(
+                src.clone(),
+                src_repo.clone(),
+                digest.clone(),
+                bar.clone(),
+            )),
+            *size,
+        ),
+        Some(BlobSource::Base { .. }) | None => {
+            return Err(RegistryError::Protocol {
+                what: format!("blob {digest}"),
+                detail: "neither in the bundle nor in the target".into(),
+            });
+        }
+    };
+    retry(policy, cancel, on_retry, || {
+        client.push_blob(repo, digest, size, &*body)
+    })
+    .await?;
+    Ok(size)
 }
 
 /// A body source that streams a byte range of a blob out of its data file (and for

@@ -59,6 +59,8 @@ pub struct ResolvedImage {
     pub blobs: Vec<BlobNeed>,
     /// The `repository:tag` it gets at the target, when the list renamed it.
     pub rename: Option<String>,
+    /// For a signature, attestation or other referrer: the manifest it refers to.
+    pub subject: Option<Digest>,
 }
 
 impl ResolvedImage {
@@ -188,6 +190,7 @@ pub async fn resolve(
         children,
         blobs,
         rename: None,
+        subject: None,
     })
 }
 

@@ -38,6 +38,8 @@ pub struct SaveOptions {
     pub compress: bool,
     /// A local blob cache read before the network and filled after.
     pub cache: Option<super::cache::BlobCache>,
+    /// Also save the signatures, attestations and SBOMs that refer to each image.
+    pub with_referrers: bool,
     pub retry: RetryPolicy,
 }
 
@@ -108,7 +110,12 @@ pub async fn save(
             reason: why.clone(),
         })
         .collect();
-    let images = resolved.images;
+    let mut images = resolved.images;
+    if opts.with_referrers {
+        let found =
+            super::referrers::discover(&images, registries, opts.retry, reporter, cancel).await;
+        images.extend(found);
+    }
     let on_retry = |e: &RegistryError, d: Duration| {
         reporter.warn(&format!(
             "{} {:.1}s: {e}",
@@ -255,16 +262,19 @@ pub async fn save(
     let writer_ref = &writer;
     let cached_bytes = AtomicU64::new(0);
     let cached_bytes = &cached_bytes;
-    let results: Vec<(Digest, Result<(), RegistryError>)> = stream::iter(downloads)
+    // Each result: the blob, whether it was saved, and the images whose own
+    // repository could not serve it (another repository may have, for the others).
+    type BlobResult = (Digest, Result<(), RegistryError>, Vec<(usize, String)>);
+    let results: Vec<BlobResult> = stream::iter(downloads)
         .map(|(digest, planned)| {
-            let img = &images[planned.first_image];
+            let images = &images;
             let bar = &bar;
             let file_bar = writer_ref.slot(digest).and_then(|s| file_bars.get(s.file));
             let (images_bar, pending) = (&images_bar, &pending);
             let on_retry = &on_retry;
             async move {
+                let mut refused: Vec<(usize, String)> = Vec::new();
                 let r = async {
-                    let client = registries.client(&img.reference.registry)?;
                     let slot = writer_ref
                         .slot(digest)
                         .ok_or_else(|| RegistryError::Protocol {
@@ -278,18 +288,66 @@ pub async fn save(
                         bars.iter().for_each(|b| b.inc(slot.size));
                         cached_bytes.fetch_add(slot.size, Ordering::Relaxed);
                     } else {
-                        download_blob(
-                            &client,
-                            &img.reference.repository,
-                            digest,
-                            &slot,
-                            file.clone(),
-                            opts.retry,
-                            cancel,
-                            &bars,
-                            on_retry,
-                        )
-                        .await?;
+                        // The blob may be fetched from any repository of an image
+                        // that needs it: a repository that lacks it (or refuses
+                        // access) fails only its own images.
+                        let mut last = None;
+                        let mut tried: Vec<(&str, &str)> = Vec::new();
+                        for &i in &planned.images {
+                            let r = &images[i].reference;
+                            if tried.contains(&(r.registry.as_str(), r.repository.as_str())) {
+                                continue;
+                            }
+                            tried.push((&r.registry, &r.repository));
+                            let result = match registries.client(&r.registry) {
+                                Ok(client) => {
+                                    download_blob(
+                                        &client,
+                                        &r.repository,
+                                        digest,
+                                        &slot,
+                                        file.clone(),
+                                        opts.retry,
+                                        cancel,
+                                        &bars,
+                                        on_retry,
+                                    )
+                                    .await
+                                }
+                                Err(e) => Err(e),
+                            };
+                            match result {
+                                Ok(()) => {
+                                    last = None;
+                                    break;
+                                }
+                                Err(
+                                    e @ (RegistryError::NotFound { .. }
+                                    | RegistryError::Denied { .. }),
+                                ) => {
+                                    let why = e.to_string();
+                                    refused.extend(
+                                        planned
+                                            .images
+                                            .iter()
+                                            .filter(|&&j| {
+                                                images[j].reference.registry == r.registry
+                                                    && images[j].reference.repository
+                                                        == r.repository
+                                            })
+                                            .map(|&j| (j, why.clone())),
+                                    );
+                                    last = Some(e);
+                                }
+                                Err(e) => {
+                                    last = Some(e);
+                                    break;
+                                }
+                            }
+                        }
+                        if let Some(e) = last {
+                            return Err(e);
+                        }
                         if let Some(cache) = opts.cache.clone() {
                             let (d, s) = (digest.clone(), slot.clone());
                             let stored = tokio::task::spawn_blocking(move || {
@@ -314,7 +372,7 @@ pub async fn save(
                         }
                     }
                 }
-                (digest.clone(), r)
+                (digest.clone(), r, refused)
             }
         })
         .buffer_unordered(opts.jobs.max(1))
@@ -341,11 +399,14 @@ pub async fn save(
 
     // Images that lost a blob fail; the blobs only they needed are dropped.
     let mut failed_images: HashMap<usize, String> = HashMap::new();
-    for (digest, r) in &results {
+    for (digest, r, refused) in &results {
         if let Err(e) = r {
             for &i in &blobs[digest].images {
                 failed_images.entry(i).or_insert_with(|| e.to_string());
             }
+        }
+        for (i, why) in refused {
+            failed_images.entry(*i).or_insert_with(|| why.clone());
         }
     }
     if !failed_images.is_empty() {
@@ -372,7 +433,7 @@ pub async fn save(
             meta_images.push(image_record(img));
         }
     }
-    summary.succeeded = meta_images.len();
+    summary.succeeded = meta_images.iter().filter(|i| i.subject.is_none()).count();
     summary.bytes = total_bytes;
 
     let file_names = writer.file_names();
@@ -460,6 +521,7 @@ fn image_record(img: &ResolvedImage) -> meta::Image {
         digest: img.top.digest.clone(),
         media_type: img.top.media_type.clone(),
         target: img.rename.clone(),
+        subject: img.subject.clone(),
         children: img
             .children
             .iter()

@@ -4,7 +4,7 @@
 //! skipped or cross-mounted, the rest stream from the source straight to the target.
 
 use super::platform::PlatformFilter;
-use super::push::{push, BlobSource, PushImage, PushOptions};
+use super::push::{push_in_order, BlobSource, PushImage, PushOptions};
 use super::registries::Registries;
 use super::report::{Reporter, Summary};
 use super::resolve::{resolve_requests, ImageRequest, ResolvedImage};
@@ -25,6 +25,8 @@ pub struct SyncOptions {
     pub platforms: PlatformFilter,
     /// A local blob cache: blobs found (and verified) there are pushed from it.
     pub cache: Option<super::cache::BlobCache>,
+    /// Also copy the signatures, attestations and SBOMs that refer to each image.
+    pub with_referrers: bool,
 }
 
 /// One round of copying every requested image.
@@ -51,6 +53,13 @@ pub async fn sync(
     .await;
     if cancel.is_cancelled() {
         bail!("interrupted before anything was copied");
+    }
+    let mut resolved = resolved;
+    if opts.with_referrers {
+        let found =
+            super::referrers::discover(&resolved.images, registries, opts.retry, reporter, cancel)
+                .await;
+        resolved.images.extend(found);
     }
     let target = registries.client(&opts.destination.host)?;
     let mut sources: HashMap<Digest, BlobSource> = HashMap::new();
@@ -82,7 +91,7 @@ pub async fn sync(
         }
         images.push(push_image(img, &opts.destination));
     }
-    let outcome = push(
+    let outcome = push_in_order(
         &target,
         images,
         &sources,
@@ -117,6 +126,7 @@ fn push_image(img: &ResolvedImage, dst: &Destination) -> PushImage {
     let mut manifests: Vec<_> = img.children.iter().rev().map(|c| c.raw.clone()).collect();
     manifests.push(img.top.clone());
     PushImage {
+        referrer: img.subject.is_some(),
         label: img.input.clone(),
         digest: img.top.digest.clone(),
         target_repo,

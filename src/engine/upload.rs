@@ -2,7 +2,7 @@
 //! fails), then hand the images to the push engine with blobs streamed straight out
 //! of the tar files; blobs left to a base bundle must already be in the target.
 
-use super::push::{push, BlobSource, PushImage, PushOptions};
+use super::push::{push_in_order, BlobSource, PushImage, PushOptions};
 use super::registries::Registries;
 use super::report::{Reporter, Summary};
 use super::resolve::image_blobs;
@@ -150,8 +150,13 @@ pub async fn upload(
                 });
         }
     }
-    let total = images.len();
-    let outcome = push(
+    let total = bundle
+        .meta
+        .images
+        .iter()
+        .filter(|i| i.subject.is_none())
+        .count();
+    let outcome = push_in_order(
         &client,
         images,
         &sources,
@@ -232,6 +237,7 @@ fn plan_image(
     blobs.dedup();
     let (target_repo, target_tag) = dst.image_target(image);
     Ok(PushImage {
+        referrer: image.subject.is_some(),
         label: image.reference.clone(),
         digest: image.digest.clone(),
         target_repo,

@@ -523,6 +523,34 @@ impl Client {
         Ok(())
     }
 
+    /// The referrers of a manifest from the OCI referrers API, or `None` where the
+    /// registry does not have that API.
+    pub async fn referrers(
+        &self,
+        repo: &str,
+        digest: &Digest,
+    ) -> Result<Option<Vec<crate::manifest::Descriptor>>, RegistryError> {
+        let what = format!("referrers of {digest} in {}/{repo}", self.host);
+        let url = self.url(&format!("{repo}/referrers/{digest}"));
+        let resp = self
+            .send(&what, &pull_scope(repo), &|| {
+                Ok(self
+                    .http
+                    .get(&url)
+                    .header(ACCEPT, crate::manifest::OCI_INDEX))
+            })
+            .await?;
+        if matches!(resp.status().as_u16(), 404 | 405 | 400) {
+            return Ok(None);
+        }
+        let resp = check(resp, &what).await?;
+        let body = read_limited(resp, MAX_MANIFEST_BYTES, &what).await?;
+        match RawManifest::new(body, Some(crate::manifest::OCI_INDEX)) {
+            Ok((_, Parsed::Index { manifests })) => Ok(Some(manifests)),
+            _ => Ok(None),
+        }
+    }
+
     /// All tags of a repository, following `Link: <...>; rel="next"` pages.
     pub async fn tags(&self, repo: &str) -> Result<Vec<String>, RegistryError> {
         let what = format!("tags of {}/{repo}", self.host);

@@ -13,6 +13,7 @@
 
 pub mod corpus;
 pub mod http;
+pub mod proxy;
 pub mod registry;
 pub mod skopeo;
 pub mod tls;
@@ -24,6 +25,7 @@ pub use corpus::{
     Format, PushedImage, CORPUS_REPOS,
 };
 pub use http::{http_get, http_request, HttpResponse};
+pub use proxy::*;
 pub use registry::Registry;
 pub use skopeo::{
     docker_ref, manifest_digest, sha256_digest, skopeo, skopeo_copy, skopeo_inspect_raw,
