@@ -36,8 +36,9 @@ pub fn run_ls(args: LsArgs) -> Result<Outcome> {
         out.push_str(&format!("platforms: {}\n", m.platforms.join(", ")));
     }
     let sizes: HashMap<_, _> = m.blobs.iter().map(|b| (&b.digest, b.size)).collect();
-    out.push_str(&format!("images ({}):\n", m.images.len()));
-    for i in &m.images {
+    let images: Vec<_> = m.images.iter().filter(|i| i.subject.is_none()).collect();
+    out.push_str(&format!("images ({}):\n", images.len()));
+    for i in images {
         let children = if i.children.is_empty() {
             String::new()
         } else {
@@ -62,6 +63,11 @@ pub fn run_ls(args: LsArgs) -> Result<Outcome> {
             i.digest,
             short_type(&i.media_type)
         ));
+        let carried = referrer_counts(m, i);
+        if !carried.is_empty() {
+            out.push_str(&carried);
+            out.push('\n');
+        }
     }
     out.push_str(&format!("data files ({}):\n", m.files.len()));
     for f in &m.files {
@@ -93,6 +99,31 @@ pub fn run_ls(args: LsArgs) -> Result<Outcome> {
     }
     print!("{out}");
     Ok(Outcome::Success)
+}
+
+/// `    1 signature, 2 attestations` for the referrers of an image and its children.
+fn referrer_counts(m: &crate::bundle::meta::Meta, image: &crate::bundle::meta::Image) -> String {
+    let own: Vec<_> = std::iter::once(&image.digest)
+        .chain(image.children.iter().map(|c| &c.digest))
+        .collect();
+    let mut counts: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for r in m
+        .images
+        .iter()
+        .filter(|r| r.subject.as_ref().is_some_and(|s| own.contains(&s)))
+    {
+        *counts
+            .entry(crate::engine::referrers::kind_of_tag(r.tag.as_deref()))
+            .or_default() += 1;
+    }
+    if counts.is_empty() {
+        return String::new();
+    }
+    let list: Vec<String> = counts
+        .iter()
+        .map(|(k, n)| format!("{n} {k}{}", if *n == 1 { "" } else { "s" }))
+        .collect();
+    format!("    carries {}", list.join(", "))
 }
 
 fn short_type(media_type: &str) -> &str {
