@@ -49,6 +49,7 @@ pub struct Meta {
     pub platforms: Vec<String>,
     pub files: Vec<DataFile>,
     pub images: Vec<Image>,
+    #[serde(default)]
     pub blobs: Vec<BlobRecord>,
     #[serde(default)]
     pub failed: Vec<Failure>,
@@ -192,6 +193,16 @@ impl Meta {
             path: path.into(),
             detail: "not UTF-8 text".into(),
         })?;
+        // The blob list is most of a large meta and is written in one regular shape:
+        // read it with a fast line reader, and everything else with the YAML parser
+        // (falling back to it for the whole file if the list is not in that shape).
+        let (rest, fast_blobs) = match split_blobs(text)
+            .and_then(|(rest, list)| parse_blob_list(list).map(|b| (rest, b)))
+        {
+            Some((rest, blobs)) => (std::borrow::Cow::Owned(rest), Some(blobs)),
+            None => (std::borrow::Cow::Borrowed(text), None),
+        };
+        let text: &str = &rest;
         let head: Head = serde_saphyr::from_str(text).map_err(|e| MetaError::Malformed {
             path: path.into(),
             detail: first_line(&e.to_string()),
@@ -211,10 +222,14 @@ impl Meta {
                 found: head.version.unwrap_or(0),
             });
         }
-        serde_saphyr::from_str(text).map_err(|e| MetaError::Malformed {
+        let mut meta: Meta = serde_saphyr::from_str(text).map_err(|e| MetaError::Malformed {
             path: path.into(),
             detail: first_line(&e.to_string()),
-        })
+        })?;
+        if let Some(blobs) = fast_blobs {
+            meta.blobs = blobs;
+        }
+        Ok(meta)
     }
 
     pub fn to_yaml(&self) -> Result<String, MetaError> {
@@ -234,6 +249,95 @@ pub struct Loaded {
     pub inline_manifests: std::collections::HashMap<Digest, Vec<u8>>,
     /// An image-transmit bundle: entries named `<hex>.<ext>`, no file digests.
     pub transmit: bool,
+}
+
+/// Cuts the top-level `blobs:` list out of a meta: (the text without it, the list).
+fn split_blobs(text: &str) -> Option<(String, &str)> {
+    let start = if text.starts_with("blobs:\n") {
+        0
+    } else {
+        text.find("\nblobs:\n")? + 1
+    };
+    let body = start + "blobs:\n".len();
+    let end = text[body..]
+        .match_indices('\n')
+        .map(|(i, _)| body + i + 1)
+        .find(|&i| {
+            text[i..]
+                .chars()
+                .next()
+                .is_some_and(|c| c != ' ' && c != '-')
+        })
+        .unwrap_or(text.len());
+    Some((
+        format!("{}{}", &text[..start], &text[end..]),
+        &text[body..end],
+    ))
+}
+
+/// Reads a blob list in the shape ferry writes it (`- digest: ...` then `  key:
+/// value` lines with plain or double-quoted scalars); `None` for anything else.
+fn parse_blob_list(list: &str) -> Option<Vec<BlobRecord>> {
+    let mut out = Vec::new();
+    let mut current: Option<BlobRecord> = None;
+    for line in list.lines() {
+        let (item_start, body) = match line.strip_prefix("- ") {
+            Some(b) => (true, b),
+            None => (false, line.strip_prefix("  ")?),
+        };
+        if item_start {
+            out.extend(current.take());
+            current = Some(BlobRecord {
+                digest: Digest::of(b""),
+                size: 0,
+                kind: BlobKind::Layer,
+                file: None,
+                base: None,
+                repository: String::new(),
+                offset: None,
+            });
+        }
+        let rec = current.as_mut()?;
+        let (key, value) = body.split_once(": ")?;
+        let value = scalar(value)?;
+        match key {
+            "digest" => rec.digest = value.parse().ok()?,
+            "size" => rec.size = value.parse().ok()?,
+            "kind" => {
+                rec.kind = match value.as_str() {
+                    "manifest" => BlobKind::Manifest,
+                    "config" => BlobKind::Config,
+                    "layer" => BlobKind::Layer,
+                    _ => return None,
+                }
+            }
+            "file" => rec.file = Some(value),
+            "base" => rec.base = Some(value),
+            "repository" => rec.repository = value,
+            "offset" => rec.offset = Some(value.parse().ok()?),
+            _ => return None,
+        }
+    }
+    out.extend(current);
+    Some(out)
+}
+
+/// A plain or double-quoted YAML scalar on one line.
+fn scalar(v: &str) -> Option<String> {
+    let v = v.trim();
+    if let Some(inner) = v.strip_prefix('"').and_then(|x| x.strip_suffix('"')) {
+        if inner.contains('\\') {
+            return None;
+        }
+        return Some(inner.to_string());
+    }
+    if v.is_empty()
+        || v.starts_with(['\'', '{', '[', '&', '*', '!', '|', '>', '#'])
+        || v.contains(" #")
+    {
+        return None;
+    }
+    Some(v.to_string())
 }
 
 fn first_line(s: &str) -> String {
@@ -293,6 +397,44 @@ mod tests {
         let yaml = m.to_yaml().unwrap();
         assert!(yaml.contains("format: ferry-bundle"));
         assert_eq!(Meta::parse(yaml.as_bytes(), "m").unwrap(), m);
+    }
+
+    #[test]
+    fn fast_blob_reader_agrees_with_the_yaml_parser() {
+        let mut m = sample();
+        m.blobs.push(BlobRecord {
+            digest: Digest::of(b"y"),
+            size: 7,
+            kind: BlobKind::Config,
+            file: None,
+            base: Some("img_full_1".into()),
+            repository: "a/b".into(),
+            offset: Some(3),
+        });
+        m.blobs.push(BlobRecord {
+            digest: Digest::of(b"z"),
+            size: 1,
+            kind: BlobKind::Manifest,
+            file: Some("f_2.tar".into()),
+            base: None,
+            repository: "123".into(),
+            offset: None,
+        });
+        let yaml = m.to_yaml().unwrap();
+        let (_, list) = split_blobs(&yaml).unwrap();
+        assert_eq!(
+            parse_blob_list(list).unwrap(),
+            m.blobs,
+            "fast path used and exact:\n{yaml}"
+        );
+        assert_eq!(Meta::parse(yaml.as_bytes(), "m").unwrap(), m);
+        // A hand-edited list in another shape still parses, through the YAML parser.
+        let odd = yaml.replacen("\n  size:", "\n  # edited by hand\n  size:", 1);
+        assert!(odd.len() > yaml.len());
+        assert_eq!(
+            Meta::parse(odd.as_bytes(), "m").unwrap().blobs.len(),
+            m.blobs.len()
+        );
     }
 
     #[test]
