@@ -1825,3 +1825,61 @@ fn upload_rerun_after_failed_requests_completes_the_target() {
     assert!(again.ok(), "rerun without faults\n{again}");
     assert_target_has(&dst, &corpus);
 }
+
+/// Unmounts a test tmpfs when dropped.
+struct TmpfsMount(PathBuf);
+
+impl Drop for TmpfsMount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// Disk full while saving: a clear error, the partial files stay marked as
+/// `.partial` with their journal, and no meta is written.
+#[test]
+fn disk_full_while_saving_is_a_clear_error_and_leaves_no_meta() {
+    let src = Registry::start();
+    let img = push_image(
+        &src,
+        "full/disk",
+        "1",
+        Format::Oci,
+        &[layer("diskfull-a", 400_000), layer("diskfull-b", 300_000)],
+        "diskfull",
+        false,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("small");
+    fs::create_dir_all(&mnt).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !mounted {
+        eprintln!("skipped: cannot mount a small tmpfs here (needs root)");
+        return;
+    }
+    let _guard = TmpfsMount(mnt.clone());
+    let run = save(&mnt, &["--retries", "0"], &[img.reference.clone()]);
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(
+        run.stderr.contains("No space left on device"),
+        "names the cause\n{run}"
+    );
+    let files = files_under(&mnt);
+    assert!(
+        names_ending(&files, "_meta.yaml").is_empty(),
+        "no meta: {files:?}"
+    );
+    assert!(
+        !names_ending(&files, ".partial").is_empty(),
+        "partial files stay marked: {files:?}"
+    );
+    assert!(
+        names_ending(&files, ".compact").is_empty(),
+        "no stray temporary file: {files:?}"
+    );
+}

@@ -403,6 +403,7 @@ impl BundleWriter {
                 offset += layout::BLOCK + layout::padded(e.size);
             }
             let tmp = f.partial.with_extension("compact");
+            let _cleanup = RemoveOnDrop(tmp.clone());
             let out = OpenOptions::new()
                 .read(true)
                 .write(true)
@@ -458,5 +459,14 @@ impl BundleWriter {
             f.layout = new_layout;
         }
         Ok(())
+    }
+}
+
+/// Removes a temporary file when dropped, unless it was renamed away.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
 }

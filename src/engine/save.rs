@@ -397,6 +397,15 @@ pub async fn save(
         bail!("interrupted: the partial bundle {} is kept in {}; run the same command again to finish it", name.name, name.dir.display());
     }
 
+    // A blob that could not be written (disk full, I/O error) stops the save: the
+    // partial files and journal stay, so the same command resumes once there is room.
+    if let Some(e) = results.iter().find_map(|(_, r, _)| match r {
+        Err(e @ RegistryError::Io { .. }) => Some(e),
+        _ => None,
+    }) {
+        bail!("cannot write the bundle in {}: {e}. The partial bundle {} is kept (no meta); free space and run the same command again to finish it", name.dir.display(), name.name);
+    }
+
     // Images that lost a blob fail; the blobs only they needed are dropped.
     let mut failed_images: HashMap<usize, String> = HashMap::new();
     for (digest, r, refused) in &results {
