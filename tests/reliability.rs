@@ -1863,7 +1863,11 @@ fn disk_full_while_saving_is_a_clear_error_and_leaves_no_meta() {
         return;
     }
     let _guard = TmpfsMount(mnt.clone());
-    let run = save(&mnt, &["--retries", "0"], &[img.reference.clone()]);
+    let run = save(
+        &mnt,
+        &["--retries", "0"],
+        std::slice::from_ref(&img.reference),
+    );
     assert_eq!(run.code, Some(1), "{run}");
     assert!(
         run.stderr.contains("No space left on device"),
