@@ -295,3 +295,39 @@ fn without_the_option_or_without_artifacts_nothing_changes() {
     );
     save(work.path(), "o2", &[], &[&lonely.reference]);
 }
+
+#[test]
+fn sync_carries_referrers_too() {
+    let src = Registry::start();
+    let dst = Registry::start();
+    let image = push_image(
+        &src,
+        "synced/app",
+        "1",
+        Format::Oci,
+        &[layer("ref-sync", 20_000)],
+        "ref-sync",
+        false,
+    );
+    let signed = sign(&src, "synced/app", image, "MEUCIQD-sync");
+    let work = tempfile::tempdir().unwrap();
+    ferry()
+        .current_dir(work.path())
+        .args([
+            "sync",
+            &signed.image.reference,
+            "--dst",
+            &dst.host(),
+            "--with-referrers",
+        ])
+        .assert()
+        .success();
+    assert_eq!(
+        skopeo_inspect_raw(&format!("{}/synced/app:1", dst.host())),
+        signed.image.manifest
+    );
+    for (tag, digest) in &signed.artifacts {
+        let raw = skopeo_inspect_raw(&format!("{}/synced/app:{tag}", dst.host()));
+        assert_eq!(&manifest_digest(&raw), digest, "{tag} synced byte-exact");
+    }
+}

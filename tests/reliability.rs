@@ -1887,3 +1887,39 @@ fn disk_full_while_saving_is_a_clear_error_and_leaves_no_meta() {
         "no stray temporary file: {files:?}"
     );
 }
+
+/// Direct sync through a proxy that fails, cuts and delays requests on both
+/// sides still gives byte-exact images.
+#[test]
+fn sync_through_faults_is_byte_exact() {
+    let regs = start_registries(2);
+    let (src, dst) = (&regs[0], &regs[1]);
+    let mut corpus = seed_corpus(src);
+    // The 42-layer image alone would make this test slow: everything else crosses.
+    corpus.retain(|i| i.repo != "many/layers");
+    let faults = || {
+        Faults::none()
+            .unavailable_every(5)
+            .cut_every(7)
+            .delay_every(11, Duration::from_millis(200))
+            .max_faults_in_a_row(2)
+    };
+    let from = Proxy::start_with(&src.host(), faults());
+    let to = Proxy::start_with(&dst.host(), faults());
+    let refs: Vec<String> = corpus
+        .iter()
+        .map(|i| from.reference(&i.repo, &i.tag))
+        .collect();
+    let host = to.host();
+    // Every copy crosses both faulty proxies (a GET there, a POST and a PUT here),
+    // so it gets a few more tries than the default.
+    let mut args: Vec<&str> = vec!["sync", "--retries", "10", "--dst", &host];
+    args.extend(refs.iter().map(String::as_str));
+    let run = ferry_run(&args);
+    assert!(run.ok(), "{run}");
+    assert!(
+        from.stats().unavailable + to.stats().unavailable > 0,
+        "faults were injected"
+    );
+    assert_target_has(dst, &corpus);
+}
