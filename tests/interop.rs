@@ -320,3 +320,84 @@ fn serve_answers_skopeo_like_a_registry() {
         "Ctrl-C stops serve with exit 0"
     );
 }
+
+#[test]
+fn upload_to_docker_streams_a_loadable_archive_to_the_daemon_socket() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let src = Registry::start();
+    let a = push_image(
+        &src,
+        "dk/app",
+        "1",
+        Format::Docker,
+        &[layer("dk-a", 30_000)],
+        "dk-a",
+        false,
+    );
+    let work = tempfile::tempdir().unwrap();
+    let meta = save(&[&a.reference], work.path());
+    // A stand-in daemon: takes POST /images/load and keeps the archive it receives.
+    let socket = work.path().join("docker.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let received = work.path().join("received.tar");
+    let keep = received.clone();
+    let daemon = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream);
+        let mut first = String::new();
+        reader.read_line(&mut first).unwrap();
+        let mut len = 0usize;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if line == "\r\n" {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = v.trim().parse().unwrap();
+            }
+        }
+        let mut body = vec![0u8; len];
+        reader.read_exact(&mut body).unwrap();
+        std::fs::write(&keep, &body).unwrap();
+        reader
+            .get_mut()
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+            .unwrap();
+        first
+    });
+    ferry()
+        .current_dir(work.path())
+        .env("DOCKER_HOST", format!("unix://{}", socket.display()))
+        .args(["upload", &meta, "--dst", "docker"])
+        .assert()
+        .success();
+    let first = daemon.join().unwrap();
+    assert!(first.starts_with("POST /images/load"), "{first}");
+    let out = skopeo(&["inspect", &format!("docker-archive:{}", received.display())]).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["Layers"].as_array().unwrap().len(), 1);
+    let mut archive = tar::Archive::new(std::fs::File::open(&received).unwrap());
+    let manifest: serde_json::Value = archive
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap())
+        .find(|e| e.path().unwrap().to_string_lossy() == "manifest.json")
+        .map(|mut e| {
+            let mut s = String::new();
+            e.read_to_string(&mut s).unwrap();
+            serde_json::from_str(&s).unwrap()
+        })
+        .expect("manifest.json in the archive");
+    assert_eq!(
+        manifest[0]["RepoTags"][0], "dk/app:1",
+        "docker load tags the image"
+    );
+    // No daemon: a clear error.
+    ferry()
+        .current_dir(work.path())
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .args(["upload", &meta, "--dst", "docker"])
+        .assert()
+        .code(1);
+}

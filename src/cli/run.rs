@@ -509,6 +509,32 @@ async fn run_sync(
     }
 }
 
+/// `--dst docker` (legacy `-dst=docker`): the images go into the local docker
+/// daemon through its socket.
+async fn upload_to_docker(args: &UploadArgs, reporter: &Reporter) -> Result<Outcome> {
+    use crate::engine::{docker_daemon, export};
+    let bundle = Bundle::open(&args.meta).context("cannot open the bundle")?;
+    let index = export::locate_all(&bundle, &[], reporter)?;
+    let platform = PlatformFilter::parse(&export::host_platform()).map_err(|e| anyhow!("{e}"))?;
+    let wanted: Vec<String> = bundle
+        .meta
+        .images
+        .iter()
+        .filter(|i| i.subject.is_none())
+        .map(|i| i.reference.clone())
+        .collect();
+    let done = docker_daemon::load(
+        &bundle,
+        &wanted,
+        &index,
+        &platform,
+        &docker_daemon::socket_path(),
+    )
+    .await?;
+    reporter.warn(&done);
+    Ok(Outcome::Success)
+}
+
 async fn run_upload(
     args: UploadArgs,
     g: &GlobalArgs,
@@ -517,6 +543,12 @@ async fn run_upload(
 ) -> Result<Outcome> {
     let cfg = load_config(g, reporter)?;
     let cfg = cfg.as_ref();
+    if args.dst.as_deref() == Some("docker")
+        || args.dst_name.as_deref() == Some("docker")
+            && cfg.is_none_or(|c| c.target(Some("docker")).is_err())
+    {
+        return upload_to_docker(&args, reporter).await;
+    }
     let (destination, named, extra) =
         destination(args.dst.as_deref(), args.dst_name.as_deref(), cfg)?;
     let opts = UploadOptions {

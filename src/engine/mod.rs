@@ -2,6 +2,7 @@
 //! copy with bounded concurrency and retries, report.
 
 pub mod cache;
+pub mod docker_daemon;
 pub mod export;
 pub mod notify;
 pub mod platform;

@@ -1,0 +1,94 @@
+//! `ferry upload META --dst docker`: loads the bundle's images into a local docker
+//! daemon by streaming a `docker load` archive to its API socket (as image-transmit's
+//! `-dst=docker` does), where a socket is there.
+
+use super::export::{export_docker_archive, select};
+use super::platform::PlatformFilter;
+use crate::bundle::meta::Image;
+use crate::bundle::reader::{BlobLocation, Bundle};
+use crate::digest::Digest;
+use anyhow::{anyhow, bail, Context, Result};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+/// The daemon's socket: `DOCKER_HOST=unix://PATH`, else /var/run/docker.sock.
+pub fn socket_path() -> PathBuf {
+    match std::env::var("DOCKER_HOST") {
+        Ok(h) if h.starts_with("unix://") => PathBuf::from(&h["unix://".len()..]),
+        _ => PathBuf::from("/var/run/docker.sock"),
+    }
+}
+
+/// Writes the archive next to the bundle, streams it to `POST /images/load`, and
+/// returns what the daemon said it loaded.
+pub async fn load(
+    bundle: &Bundle,
+    wanted: &[String],
+    index: &HashMap<Digest, BlobLocation>,
+    platform: &PlatformFilter,
+    socket: &Path,
+) -> Result<String> {
+    if !socket.exists() {
+        bail!(
+            "no docker daemon socket at {} (set DOCKER_HOST=unix://PATH)",
+            socket.display()
+        );
+    }
+    let images: Vec<&Image> = select(bundle, wanted)?;
+    let path = bundle
+        .dir
+        .join(format!(".ferry-docker-load-{}.tar", std::process::id()));
+    let _cleanup = Removed(path.clone());
+    export_docker_archive(bundle, &images, index, platform, &path)
+        .context("cannot write the archive beside the bundle")?;
+    let size = std::fs::metadata(&path)?.len();
+    let mut stream = tokio::net::UnixStream::connect(socket)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot connect to the docker daemon at {}",
+                socket.display()
+            )
+        })?;
+    let head = format!("POST /images/load?quiet=1 HTTP/1.1\r\nHost: docker\r\nContent-Type: application/x-tar\r\nContent-Length: {size}\r\nConnection: close\r\n\r\n");
+    stream.write_all(head.as_bytes()).await?;
+    let mut file = tokio::fs::File::open(&path).await?;
+    tokio::io::copy(&mut file, &mut stream)
+        .await
+        .context("streaming the archive to the docker daemon")?;
+    stream.flush().await?;
+    let mut reader = BufReader::new(stream);
+    let mut status = String::new();
+    reader.read_line(&mut status).await?;
+    let mut rest = String::new();
+    reader.read_to_string(&mut rest).await?;
+    let code: u16 = status
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| anyhow!("the docker daemon sent no HTTP answer"))?;
+    let body = rest
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    if !(200..300).contains(&code) {
+        bail!("the docker daemon refused the images: HTTP {code} {body}");
+    }
+    Ok(format!(
+        "{} images loaded into the docker daemon at {}",
+        images.len(),
+        socket.display()
+    ))
+}
+
+/// Removes the temporary archive however the load ends.
+struct Removed(PathBuf);
+
+impl Drop for Removed {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
