@@ -37,6 +37,15 @@ pub fn t<'a>(english: &'a str, chinese: &'a str) -> &'a str {
     }
 }
 
+/// The message in the chosen language, for messages built with values.
+pub fn pick(english: String, chinese: String) -> String {
+    if is_chinese() {
+        chinese
+    } else {
+        english
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -125,12 +125,12 @@ pub struct Failure {
 
 #[derive(Debug, thiserror::Error)]
 pub enum MetaError {
-    #[error("cannot read {path}: {source}")]
+    #[error("{}", crate::i18n::pick(format!("cannot read {}: {}", .path, .source), format!("无法读取 {}: {}", .path, .source)))]
     Read {
         path: String,
         source: std::io::Error,
     },
-    #[error("{path} is not a readable bundle meta: {detail}")]
+    #[error("{}", crate::i18n::pick(format!("{} is not a readable bundle meta: {}", .path, .detail), format!("{} 不是可读的镜像包元数据: {}", .path, .detail)))]
     Malformed { path: String, detail: String },
     #[error("{path} is not a ferry bundle meta (format {found:?}, expected {FORMAT_NAME:?})")]
     NotFerry { path: String, found: String },

@@ -18,25 +18,25 @@ pub enum RegistryError {
         message: String,
         retry_after: Option<std::time::Duration>,
     },
-    #[error("{what}: not found (HTTP 404{})", if .message.is_empty() { String::new() } else { format!(", {}", .message) })]
+    #[error("{}", crate::i18n::pick(format!("{}: not found (HTTP 404{})", .what, if .message.is_empty() { String::new() } else { format!(", {}", .message) }), format!("{}: 不存在 (HTTP 404{})", .what, if .message.is_empty() { String::new() } else { format!(", {}", .message) })))]
     NotFound { what: String, message: String },
-    #[error("{what}: access denied (HTTP {status}); check the credentials for this registry")]
+    #[error("{}", crate::i18n::pick(format!("{}: access denied (HTTP {}); check the credentials for this registry", .what, .status), format!("{}: 拒绝访问 (HTTP {}); 请检查该仓库的凭据", .what, .status)))]
     Denied { what: String, status: u16 },
-    #[error("{what}: authentication failed: {detail}")]
+    #[error("{}", crate::i18n::pick(format!("{}: authentication failed: {}", .what, .detail), format!("{}: 认证失败: {}", .what, .detail)))]
     Auth { what: String, detail: String },
-    #[error("{what}: content does not match its digest: expected {expected}, got {actual}")]
+    #[error("{}", crate::i18n::pick(format!("{}: content does not match its digest: expected {}, got {}", .what, .expected, .actual), format!("{}: 内容与摘要不符: 应为 {}, 实为 {}", .what, .expected, .actual)))]
     DigestMismatch {
         what: String,
         expected: Digest,
         actual: Digest,
     },
-    #[error("{what}: size does not match its descriptor: expected {expected} bytes, got {actual}")]
+    #[error("{}", crate::i18n::pick(format!("{}: size does not match its descriptor: expected {} bytes, got {}", .what, .expected, .actual), format!("{}: 大小与描述不符: 应为 {} 字节, 实为 {}", .what, .expected, .actual)))]
     SizeMismatch {
         what: String,
         expected: u64,
         actual: u64,
     },
-    #[error("{what}: body ended after {got} of {expected} bytes")]
+    #[error("{}", crate::i18n::pick(format!("{}: body ended after {} of {} bytes", .what, .got, .expected), format!("{}: 传输中断, 仅收到 {} / {} 字节", .what, .got, .expected)))]
     Incomplete {
         what: String,
         got: u64,
@@ -51,7 +51,7 @@ pub enum RegistryError {
         what: String,
         source: std::io::Error,
     },
-    #[error("cancelled")]
+    #[error("{}", crate::i18n::t("cancelled", "已取消"))]
     Cancelled,
 }
 
