@@ -106,13 +106,7 @@ pub async fn push(
     reporter: &Reporter,
     cancel: &CancellationToken,
 ) -> Result<PushOutcome> {
-    let on_retry = |e: &RegistryError, d: Duration| {
-        reporter.warn(&format!(
-            "{} {:.1}s: {e}",
-            crate::i18n::t("retrying in", "重试, 等待"),
-            d.as_secs_f64()
-        ))
-    };
+    let on_retry = |e: &RegistryError, d: Duration| reporter.retrying(e, d);
     let on_retry = &on_retry;
     let jobs = opts.jobs.max(1);
     let mut outcome = PushOutcome::default();
@@ -284,13 +278,7 @@ async fn check_bases(
             base_blobs.len()
         )
     });
-    let on_retry = |e: &RegistryError, d: Duration| {
-        reporter.warn(&format!(
-            "{} {:.1}s: {e}",
-            crate::i18n::t("retrying in", "重试, 等待"),
-            d.as_secs_f64()
-        ))
-    };
+    let on_retry = |e: &RegistryError, d: Duration| reporter.retrying(e, d);
     let on_retry = &on_retry;
     let found: Vec<(Digest, Option<String>, &str)> = stream::iter(base_blobs)
         .map(|(d, repos, bundle, hint)| async move {

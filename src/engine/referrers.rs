@@ -38,13 +38,7 @@ pub async fn discover(
     reporter: &Reporter,
     cancel: &CancellationToken,
 ) -> Vec<ResolvedImage> {
-    let on_retry = |e: &RegistryError, d: Duration| {
-        reporter.warn(&format!(
-            "{} {:.1}s: {e}",
-            crate::i18n::t("retrying in", "重试, 等待"),
-            d.as_secs_f64()
-        ))
-    };
+    let on_retry = |e: &RegistryError, d: Duration| reporter.retrying(e, d);
     let mut seen: HashSet<Digest> = HashSet::new();
     let mut queue: VecDeque<(Reference, Digest)> = VecDeque::new();
     for img in images {

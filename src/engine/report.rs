@@ -79,6 +79,15 @@ impl Reporter {
         }
     }
 
+    /// The note for a request about to be tried again.
+    pub fn retrying(&self, e: &crate::registry::RegistryError, wait: Duration) {
+        self.warn(&format!(
+            "{} {:.1}s: {e}",
+            crate::i18n::t("retrying in", "重试, 等待"),
+            wait.as_secs_f64()
+        ));
+    }
+
     /// Warnings and errors are shown even with `--quiet`.
     pub fn warn(&self, msg: &str) {
         self.line(msg);

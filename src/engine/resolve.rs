@@ -264,13 +264,7 @@ pub async fn resolve_requests(
         }
     }
     let bar = reporter.count_bar(parsed.len() as u64, "resolve");
-    let on_retry = |e: &RegistryError, d: Duration| {
-        reporter.warn(&format!(
-            "{} {:.1}s: {e}",
-            crate::i18n::t("retrying in", "重试, 等待"),
-            d.as_secs_f64()
-        ))
-    };
+    let on_retry = |e: &RegistryError, d: Duration| reporter.retrying(e, d);
     let on_retry = &on_retry;
     let mut results: Vec<(usize, Result<ResolvedImage, String>)> =
         stream::iter(parsed.iter().enumerate())

@@ -116,13 +116,7 @@ pub async fn save(
             super::referrers::discover(&images, registries, opts.retry, reporter, cancel).await;
         images.extend(found);
     }
-    let on_retry = |e: &RegistryError, d: Duration| {
-        reporter.warn(&format!(
-            "{} {:.1}s: {e}",
-            crate::i18n::t("retrying in", "重试, 等待"),
-            d.as_secs_f64()
-        ))
-    };
+    let on_retry = |e: &RegistryError, d: Duration| reporter.retrying(e, d);
 
     // Plan the unique blob set.
     let mut blobs: BTreeMap<Digest, PlannedBlob> = BTreeMap::new();
