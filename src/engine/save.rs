@@ -575,6 +575,22 @@ fn check_writable(out: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
+/// A buffer being hashed and written on the blocking pool; gives back the buffer
+/// (for reuse) and the hasher.
+type WriteJob = tokio::task::JoinHandle<(Vec<u8>, Hasher, std::io::Result<()>)>;
+
+async fn finish_write(job: WriteJob, what: &str) -> Result<(Vec<u8>, Hasher), RegistryError> {
+    let (buf, hasher, result) = job.await.map_err(|e| RegistryError::Io {
+        what: what.to_string(),
+        source: std::io::Error::other(e),
+    })?;
+    result.map_err(|e| RegistryError::Io {
+        what: format!("writing {what} into the bundle"),
+        source: e,
+    })?;
+    Ok((buf, hasher))
+}
+
 /// Fills a slot from the local cache when it holds the blob (verified on the way).
 async fn from_cache(
     cache: Option<&super::cache::BlobCache>,
@@ -638,12 +654,17 @@ async fn download_blob(
                 });
             }
         }
+        // Double-buffered: while one buffer is hashed and written on the blocking
+        // pool, the next one is received from the network.
         let mut body = resp.bytes_stream();
         let mut buf: Vec<u8> = Vec::with_capacity(WRITE_BUFFER);
+        let mut spare: Option<Vec<u8>> = None;
+        let mut free_hasher = Some(hasher);
+        let mut in_flight: Option<(WriteJob, u64)> = None;
+        let mut received = written;
         let mut cut = None;
         loop {
-            let next = body.next().await;
-            let chunk = match next {
+            let chunk = match body.next().await {
                 Some(Ok(c)) => Some(c),
                 Some(Err(e)) => {
                     cut = Some(RegistryError::transport(&what, e));
@@ -652,47 +673,64 @@ async fn download_blob(
                 None => None,
             };
             if let Some(c) = &chunk {
-                if written + (buf.len() + c.len()) as u64 > slot.size {
+                received += c.len() as u64;
+                if received > slot.size {
                     return Err(RegistryError::SizeMismatch {
                         what: what.clone(),
                         expected: slot.size,
-                        actual: written + (buf.len() + c.len()) as u64,
+                        actual: received,
                     });
                 }
                 buf.extend_from_slice(c);
             }
             if !buf.is_empty() && (chunk.is_none() || buf.len() >= WRITE_BUFFER) {
-                let n = buf.len() as u64;
-                let f = file.clone();
-                let offset = slot.data_offset + written;
-                let (b, h, res) = tokio::task::spawn_blocking(move || {
-                    let mut h = hasher;
-                    h.update(&buf);
-                    let r = f.write_all_at(&buf, offset);
-                    buf.clear();
-                    (buf, h, r)
-                })
-                .await
-                .map_err(|e| RegistryError::Io {
+                if let Some((job, n)) = in_flight.take() {
+                    let (b, h) = finish_write(job, &what).await?;
+                    written += n;
+                    bars.iter().for_each(|b| b.inc(n));
+                    let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+                    s.written = written;
+                    s.hasher = h.clone();
+                    free_hasher = Some(h);
+                    spare = Some(b);
+                }
+                let mut h = free_hasher.take().ok_or_else(|| RegistryError::Protocol {
                     what: what.clone(),
-                    source: std::io::Error::other(e),
+                    detail: "internal: hasher in use".into(),
                 })?;
-                res.map_err(|e| RegistryError::Io {
-                    what: format!("writing {what} into the bundle"),
-                    source: e,
-                })?;
-                buf = b;
-                hasher = h;
-                written += n;
-                bars.iter().for_each(|b| b.inc(n));
-                let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
-                s.written = written;
-                s.hasher = hasher.clone();
+                let mut data = std::mem::replace(
+                    &mut buf,
+                    spare
+                        .take()
+                        .unwrap_or_else(|| Vec::with_capacity(WRITE_BUFFER)),
+                );
+                let n = data.len() as u64;
+                let (f, offset) = (file.clone(), slot.data_offset + written);
+                let job = tokio::task::spawn_blocking(move || {
+                    h.update(&data);
+                    let r = f.write_all_at(&data, offset);
+                    data.clear();
+                    (data, h, r)
+                });
+                in_flight = Some((job, n));
             }
             if chunk.is_none() {
                 break;
             }
         }
+        if let Some((job, n)) = in_flight.take() {
+            let (_, h) = finish_write(job, &what).await?;
+            written += n;
+            bars.iter().for_each(|b| b.inc(n));
+            let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+            s.written = written;
+            s.hasher = h.clone();
+            free_hasher = Some(h);
+        }
+        let hasher = free_hasher.ok_or_else(|| RegistryError::Protocol {
+            what: what.clone(),
+            detail: "internal: hasher in use".into(),
+        })?;
         if let Some(e) = cut {
             return Err(e);
         }
