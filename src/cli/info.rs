@@ -36,6 +36,9 @@ pub fn run_ls(args: LsArgs) -> Result<Outcome> {
         out.push_str(&format!("platforms: {}\n", m.platforms.join(", ")));
     }
     let sizes: HashMap<_, _> = m.blobs.iter().map(|b| (&b.digest, b.size)).collect();
+    let index = bundle
+        .verify(crate::bundle::reader::VerifyLevel::Size, &|_| {})
+        .ok();
     let images: Vec<_> = m.images.iter().filter(|i| i.subject.is_none()).collect();
     out.push_str(&format!("images ({}):\n", images.len()));
     for i in images {
@@ -58,10 +61,13 @@ pub fn run_ls(args: LsArgs) -> Result<Outcome> {
             .map(|t| format!(" -> {t}"))
             .unwrap_or_default();
         out.push_str(&format!(
-            "  {}{target}  {}  {}{children}\n",
+            "  {}{target}  {}  {}{children}{}\n",
             i.reference,
             i.digest,
-            short_type(&i.media_type)
+            short_type(&i.media_type),
+            image_size(&bundle, i, index.as_ref(), &sizes)
+                .map(|n| format!("  {}", HumanBytes(n)))
+                .unwrap_or_default()
         ));
         let carried = referrer_counts(m, i);
         if !carried.is_empty() {
@@ -99,6 +105,24 @@ pub fn run_ls(args: LsArgs) -> Result<Outcome> {
     }
     print!("{out}");
     Ok(Outcome::Success)
+}
+
+/// The bytes of an image's manifests, configs and layers, when its manifests can be
+/// read from the bundle (headers only are scanned; nothing is hashed).
+fn image_size(
+    bundle: &Bundle,
+    image: &crate::bundle::meta::Image,
+    index: Option<&HashMap<crate::digest::Digest, crate::bundle::reader::BlobLocation>>,
+    sizes: &HashMap<&crate::digest::Digest, u64>,
+) -> Option<u64> {
+    let (manifests, blobs) = export::image_contents(bundle, image, index?).ok()?;
+    Some(
+        manifests.iter().map(|m| m.bytes.len() as u64).sum::<u64>()
+            + blobs
+                .iter()
+                .map(|d| sizes.get(d).copied().unwrap_or(0))
+                .sum::<u64>(),
+    )
 }
 
 /// `    1 signature, 2 attestations` for the referrers of an image and its children.
