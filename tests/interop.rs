@@ -182,6 +182,8 @@ fn ls_inspect_and_tags() {
         ls.contains(&a.reference) && ls.contains(&a.digest) && ls.contains("_1.tar"),
         "{ls}"
     );
+    let line = ls.lines().find(|l| l.contains(&a.reference)).unwrap();
+    assert!(line.contains("KiB"), "each image with its size: {line}");
 
     let raw = ferry()
         .args(["inspect", "--raw", &a.reference])
