@@ -282,7 +282,8 @@ pub enum Compression {
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum VerifyMode {
-    /// Hash every data file and every blob (default).
+    /// Hash every data file and compare it with the meta (default; the registry checks each blob's
+    /// digest again as it is pushed).
     Full,
     /// Check only that every file is there with its recorded size (for a trusted copy).
     Size,

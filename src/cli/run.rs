@@ -555,7 +555,7 @@ async fn run_upload(
         destination,
         jobs: jobs(args.jobs, cfg),
         verify: match args.verify {
-            VerifyMode::Full => VerifyLevel::Full,
+            VerifyMode::Full => VerifyLevel::File,
             VerifyMode::Size => VerifyLevel::Size,
         },
         retry: retry_policy(g, cfg),
