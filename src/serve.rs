@@ -9,7 +9,6 @@ use crate::bundle::reader::{BlobLocation, Bundle};
 use crate::digest::Digest;
 use crate::engine::export::image_contents;
 use std::collections::{BTreeMap, HashMap};
-use std::io::Read;
 use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -287,26 +286,7 @@ async fn send_blob(
     start: u64,
     len: u64,
 ) -> std::io::Result<()> {
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(4);
-    tokio::task::spawn_blocking(move || {
-        let run = || -> std::io::Result<()> {
-            let mut r = loc.open_at(start)?.take(len);
-            loop {
-                let mut buf = vec![0u8; 256 * 1024];
-                let n = r.read(&mut buf)?;
-                if n == 0 {
-                    return Ok(());
-                }
-                buf.truncate(n);
-                if tx.blocking_send(Ok(buf)).is_err() {
-                    return Ok(());
-                }
-            }
-        };
-        if let Err(e) = run() {
-            let _ = tx.blocking_send(Err(e));
-        }
-    });
+    let mut rx = loc.stream(start, len);
     let mut sent = 0;
     while let Some(chunk) = rx.recv().await {
         let chunk = chunk?;

@@ -86,6 +86,38 @@ impl BlobLocation {
         self.open_at(0)
     }
 
+    /// Streams `len` bytes of this blob from `offset`, read (and for `.tar.zst`,
+    /// decompressed) on a blocking thread; the channel bounds what is in memory to a
+    /// few chunks. A read error arrives as the last item.
+    pub fn stream(
+        &self,
+        offset: u64,
+        len: u64,
+    ) -> tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>> {
+        let loc = self.clone();
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tokio::task::spawn_blocking(move || {
+            let send = || -> std::io::Result<()> {
+                let mut reader = loc.open_at(offset)?.take(len);
+                loop {
+                    let mut buf = vec![0u8; 256 * 1024];
+                    let n = reader.read(&mut buf)?;
+                    if n == 0 {
+                        return Ok(());
+                    }
+                    buf.truncate(n);
+                    if tx.blocking_send(Ok(buf.into())).is_err() {
+                        return Ok(());
+                    }
+                }
+            };
+            if let Err(e) = send() {
+                let _ = tx.blocking_send(Err(e));
+            }
+        });
+        rx
+    }
+
     /// A reader over this blob's bytes from `offset` on (for chunked uploads).
     pub fn open_at(&self, offset: u64) -> std::io::Result<Box<dyn Read + Send>> {
         let offset = offset.min(self.size);

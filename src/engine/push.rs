@@ -14,7 +14,6 @@ use anyhow::{bail, Context, Result};
 use futures_util::{stream, StreamExt};
 use indicatif::ProgressBar;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::Read;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -440,37 +439,12 @@ async fn push_one(
     Ok(size)
 }
 
-/// A body source that streams a byte range of a blob out of its data file (and for
-/// `.tar.zst` files, decompresses it) on a blocking thread; the channel bounds what
-/// is in memory to a few chunks.
+/// A body source that streams a byte range of a blob out of its data file.
 fn file_body(
     loc: BlobLocation,
     bar: ProgressBar,
 ) -> impl Fn(u64, u64) -> std::io::Result<reqwest::Body> + Send + Sync {
-    move |offset, len| {
-        let loc = loc.clone();
-        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(4);
-        tokio::task::spawn_blocking(move || {
-            let send = || -> std::io::Result<()> {
-                let mut reader = loc.open_at(offset)?.take(len);
-                loop {
-                    let mut buf = vec![0u8; 256 * 1024];
-                    let n = reader.read(&mut buf)?;
-                    if n == 0 {
-                        return Ok(());
-                    }
-                    buf.truncate(n);
-                    if tx.blocking_send(Ok(buf.into())).is_err() {
-                        return Ok(());
-                    }
-                }
-            };
-            if let Err(e) = send() {
-                let _ = tx.blocking_send(Err(e));
-            }
-        });
-        Ok(counted_body(rx, bar.clone()))
-    }
+    move |offset, len| Ok(counted_body(loc.stream(offset, len), bar.clone()))
 }
 
 /// A body source that streams a blob from another registry (Range from `offset`

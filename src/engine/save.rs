@@ -579,7 +579,16 @@ fn check_writable(out: &std::path::Path) -> Result<()> {
 /// (for reuse) and the hasher.
 type WriteJob = tokio::task::JoinHandle<(Vec<u8>, Hasher, std::io::Result<()>)>;
 
-async fn finish_write(job: WriteJob, what: &str) -> Result<(Vec<u8>, Hasher), RegistryError> {
+/// Waits for an in-flight write and records its bytes as written, so that a body cut
+/// short later resumes after them.
+async fn settle(
+    job: WriteJob,
+    n: u64,
+    written: &mut u64,
+    state: &Mutex<Progress>,
+    bars: &[&ProgressBar],
+    what: &str,
+) -> Result<(Vec<u8>, Hasher), RegistryError> {
     let (buf, hasher, result) = job.await.map_err(|e| RegistryError::Io {
         what: what.to_string(),
         source: std::io::Error::other(e),
@@ -588,6 +597,11 @@ async fn finish_write(job: WriteJob, what: &str) -> Result<(Vec<u8>, Hasher), Re
         what: format!("writing {what} into the bundle"),
         source: e,
     })?;
+    *written += n;
+    bars.iter().for_each(|b| b.inc(n));
+    let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+    s.written = *written;
+    s.hasher = hasher.clone();
     Ok((buf, hasher))
 }
 
@@ -685,12 +699,7 @@ async fn download_blob(
             }
             if !buf.is_empty() && (chunk.is_none() || buf.len() >= WRITE_BUFFER) {
                 if let Some((job, n)) = in_flight.take() {
-                    let (b, h) = finish_write(job, &what).await?;
-                    written += n;
-                    bars.iter().for_each(|b| b.inc(n));
-                    let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
-                    s.written = written;
-                    s.hasher = h.clone();
+                    let (b, h) = settle(job, n, &mut written, &state, bars, &what).await?;
                     free_hasher = Some(h);
                     spare = Some(b);
                 }
@@ -719,13 +728,7 @@ async fn download_blob(
             }
         }
         if let Some((job, n)) = in_flight.take() {
-            let (_, h) = finish_write(job, &what).await?;
-            written += n;
-            bars.iter().for_each(|b| b.inc(n));
-            let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
-            s.written = written;
-            s.hasher = h.clone();
-            free_hasher = Some(h);
+            free_hasher = Some(settle(job, n, &mut written, &state, bars, &what).await?.1);
         }
         let hasher = free_hasher.ok_or_else(|| RegistryError::Protocol {
             what: what.clone(),
