@@ -85,22 +85,8 @@ pub enum Command {
 
 #[derive(Args, Debug)]
 pub struct SyncArgs {
-    /// Image references at the source (see `ferry save --help`).
-    #[arg(value_name = "IMAGE")]
-    pub images: Vec<String>,
-    /// Read references from FILE, one a line (`SOURCE -> TARGET` renames); `-` reads standard input.
-    #[arg(short, long, value_name = "FILE")]
-    pub list: Option<PathBuf>,
-    /// A local blob cache folder, read before the network [default: cfg `cache.pathname`, under ./data].
-    #[arg(long, value_name = "DIR")]
-    pub cache: Option<PathBuf>,
-    /// Also carry the signatures, attestations and SBOMs that refer to each image (OCI referrers API,
-    /// else cosign's sha256-<hex>.sig/.att/.sbom and the OCI fallback tags) [default: cfg `referrers`].
-    #[arg(long)]
-    pub with_referrers: bool,
-    /// The cfg.yaml source registry to pull from, by name [default: the first source in cfg.yaml].
-    #[arg(long, value_name = "NAME")]
-    pub src: Option<String>,
+    #[command(flatten)]
+    pub source: SourceArgs,
     /// Target: a cfg.yaml target name, or HOST[:PORT][/NAMESPACE] [default: the first target in cfg.yaml].
     #[arg(short, long, value_name = "DEST", conflicts_with = "dst_name")]
     pub dst: Option<String>,
@@ -109,9 +95,6 @@ pub struct SyncArgs {
     /// Number of concurrent blob copies [default: cfg `maxconn`, else 8].
     #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub jobs: Option<u16>,
-    /// Keep only these platforms of multi-platform images: os/arch[/variant][,...].
-    #[arg(long, value_name = "LIST")]
-    pub platform: Option<String>,
     /// Keep running: re-resolve the tags and copy what changed every DURATION (e.g. 30s, 5m, 1h; a bare
     /// number is seconds). Ctrl-C or SIGTERM stops it cleanly between blobs (exit 0).
     #[arg(long, value_name = "DURATION")]
@@ -219,15 +202,39 @@ pub struct CompletionsArgs {
     pub shell: clap_complete::Shell,
 }
 
+/// Where images come from: shared by `save` and `sync`.
 #[derive(Args, Debug)]
-pub struct SaveArgs {
+pub struct SourceArgs {
     /// Image references, e.g. nginx:1.27, registry.example.com:5000/team/app@sha256:...
     #[arg(value_name = "IMAGE")]
     pub images: Vec<String>,
-    /// Read references from FILE, one a line (blank lines and # comments ignored); `-` reads standard input.
-    /// Without IMAGE and --list, references are read from standard input when it is not a terminal.
+    /// Read references from FILE, one a line (blank lines and # comments ignored; `SOURCE -> TARGET`
+    /// renames); `-` reads standard input. Without IMAGE and --list, references are read from
+    /// standard input when it is not a terminal.
     #[arg(short, long, value_name = "FILE")]
     pub list: Option<PathBuf>,
+    /// The cfg.yaml source registry to pull from, by name [default: the first source in cfg.yaml].
+    /// List lines are then relative to it (repository:tag), and full references naming another
+    /// host are fetched from it, as image-transmit does.
+    #[arg(long, value_name = "NAME")]
+    pub src: Option<String>,
+    /// Keep only these platforms of multi-platform images: os/arch[/variant][,...]. With exactly
+    /// one, the image becomes that platform's own manifest [default: cfg `platform`, else all].
+    #[arg(long, value_name = "LIST")]
+    pub platform: Option<String>,
+    /// A local blob cache folder, read before the network [default: cfg `cache.pathname`, under ./data].
+    #[arg(long, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
+    /// Also carry the signatures, attestations and SBOMs that refer to each image (OCI referrers API,
+    /// else cosign's sha256-<hex>.sig/.att/.sbom and the OCI fallback tags) [default: cfg `referrers`].
+    #[arg(long)]
+    pub with_referrers: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct SaveArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
     /// Folder for bundles; each save goes to DIR/YYYYMMDD/.
     #[arg(short, long, value_name = "DIR", default_value = "data")]
     pub out: PathBuf,
@@ -250,22 +257,6 @@ pub struct SaveArgs {
     /// still reads single blobs) [default: cfg `compressor`, else none].
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub compress: Option<Compression>,
-    /// A local blob cache folder, read before the network [default: cfg `cache.pathname`, under ./data].
-    #[arg(long, value_name = "DIR")]
-    pub cache: Option<PathBuf>,
-    /// Also carry the signatures, attestations and SBOMs that refer to each image (OCI referrers API,
-    /// else cosign's sha256-<hex>.sig/.att/.sbom and the OCI fallback tags) [default: cfg `referrers`].
-    #[arg(long)]
-    pub with_referrers: bool,
-    /// The cfg.yaml source registry to pull from, by name [default: the first source in cfg.yaml].
-    /// List lines are then relative to it (repository:tag), and full references naming another
-    /// host are fetched from it, as image-transmit does.
-    #[arg(long, value_name = "NAME")]
-    pub src: Option<String>,
-    /// Keep only these platforms of multi-platform images: os/arch[/variant][,...]. With exactly
-    /// one, the image becomes that platform's own manifest [default: cfg `platform`, else all].
-    #[arg(long, value_name = "LIST")]
-    pub platform: Option<String>,
     /// Write an incremental bundle: skip every layer and config that this earlier bundle's meta records
     /// (repeat for several bases). Manifests are always carried.
     #[arg(long = "inc", value_name = "OLD_META")]

@@ -184,9 +184,9 @@ async fn run_save(
     let cfg = load_config(g, reporter)?;
     let cfg = cfg.as_ref();
     let (requests, source) = image_requests(
-        &args.images,
-        args.list.as_deref(),
-        args.src.as_deref(),
+        &args.source.images,
+        args.source.list.as_deref(),
+        args.source.src.as_deref(),
         cfg,
         reporter,
     )?;
@@ -202,6 +202,7 @@ async fn run_save(
         None => file.and_then(|f| f.files).unwrap_or(2),
     };
     let platform = args
+        .source
         .platform
         .clone()
         .or_else(|| file.and_then(|f| f.platform.clone()))
@@ -228,8 +229,9 @@ async fn run_save(
         platforms: PlatformFilter::parse(&platform).map_err(|e| anyhow!("--platform: {e}"))?,
         max_file_size,
         compress,
-        cache: blob_cache(args.cache.as_deref(), cfg)?,
-        with_referrers: args.with_referrers || cfg.and_then(|c| c.file.referrers).unwrap_or(false),
+        cache: blob_cache(args.source.cache.as_deref(), cfg)?,
+        with_referrers: args.source.with_referrers
+            || cfg.and_then(|c| c.file.referrers).unwrap_or(false),
     };
     let outcome = save(
         requests,
@@ -433,22 +435,24 @@ async fn run_sync(
     let cfg = load_config(g, reporter)?;
     let cfg = cfg.as_ref();
     let (requests, source) = image_requests(
-        &args.images,
-        args.list.as_deref(),
-        args.src.as_deref(),
+        &args.source.images,
+        args.source.list.as_deref(),
+        args.source.src.as_deref(),
         cfg,
         reporter,
     )?;
     let (destination, named, extra) =
         destination(args.dst.as_deref(), args.dst_name.as_deref(), cfg)?;
     let platform = args
+        .source
         .platform
         .clone()
         .or_else(|| cfg.and_then(|c| c.file.platform.clone()))
         .unwrap_or_default();
     let opts = SyncOptions {
-        cache: blob_cache(args.cache.as_deref(), cfg)?,
-        with_referrers: args.with_referrers || cfg.and_then(|c| c.file.referrers).unwrap_or(false),
+        cache: blob_cache(args.source.cache.as_deref(), cfg)?,
+        with_referrers: args.source.with_referrers
+            || cfg.and_then(|c| c.file.referrers).unwrap_or(false),
         destination,
         jobs: jobs(args.jobs, cfg),
         retry: retry_policy(g, cfg),
