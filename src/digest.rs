@@ -11,7 +11,7 @@ use std::str::FromStr;
 pub struct Digest(String);
 
 #[derive(Debug, thiserror::Error, PartialEq)]
-#[error("invalid digest {0:?}: expected sha256:<64 lowercase hex characters>")]
+#[error("{}", crate::tr!("invalid digest {:?}: expected sha256:<64 lowercase hex characters>", "无效的摘要 {:?}: 应为 sha256:<64 个小写十六进制字符>", .0))]
 pub struct InvalidDigest(pub String);
 
 impl Digest {

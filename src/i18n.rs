@@ -18,10 +18,11 @@ pub fn init(lang: Option<&str>) {
             .find(|v| !v.is_empty())
             .unwrap_or_default(),
     };
-    CHINESE.store(
-        value.to_ascii_lowercase().starts_with("zh"),
-        Ordering::Relaxed,
-    );
+    CHINESE.store(means_chinese(&value), Ordering::Relaxed);
+}
+
+fn means_chinese(lang: &str) -> bool {
+    lang.to_ascii_lowercase().starts_with("zh")
 }
 
 pub fn is_chinese() -> bool {
@@ -46,15 +47,38 @@ pub fn pick(english: String, chinese: String) -> String {
     }
 }
 
+/// A message from a format string in each language, with the same arguments:
+/// `tr!("cannot read {}", "无法读取 {}", path)` or `tr!("{n} failed", "{n} 个失败")`
+/// (both strings take the same arguments). Only the chosen one is formatted.
+#[macro_export]
+macro_rules! tr {
+    ($english:literal, $chinese:literal $(, $arg:expr)* $(,)?) => {
+        if $crate::i18n::is_chinese() {
+            format!($chinese $(, $arg)*)
+        } else {
+            format!($english $(, $arg)*)
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    // The language is process-wide, so these tests never switch it: other tests
+    // running at the same time read it.
     #[test]
     fn lang_value_picks_the_language() {
-        init(Some("zh_CN.UTF-8"));
-        assert_eq!(t("failed", "失败"), "失败");
-        init(Some("en_US"));
-        assert_eq!(t("failed", "失败"), "failed");
+        assert!(means_chinese("zh_CN.UTF-8"));
+        assert!(means_chinese("ZH_tw"));
+        assert!(!means_chinese("en_US"));
+        assert!(!means_chinese(""));
+    }
+
+    #[test]
+    fn tr_formats_the_english_message_by_default() {
+        let n = 3;
+        assert_eq!(crate::tr!("{n} failed", "{n} 个失败"), "3 failed");
+        assert_eq!(crate::tr!("{} failed", "{} 个失败", n + 1), "4 failed");
     }
 }

@@ -1,8 +1,6 @@
 //! Entry point: parse the command line, wire Ctrl-C/SIGTERM to cancellation, run,
 //! and turn the result into an exit status.
 
-use clap::Parser;
-use ferry::cli::args::Cli;
 use ferry::cli::run::{run, Outcome};
 use ferry::engine::report::describe;
 use ferry::i18n::t;
@@ -18,14 +16,20 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let cli = Cli::parse_from(args);
+    let cli = ferry::cli::parse::parse(args);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            eprintln!(
+                "{}: {e}",
+                t(
+                    "error: cannot start the async runtime",
+                    "错误: 无法启动异步运行时"
+                )
+            );
             return ExitCode::from(1);
         }
     };

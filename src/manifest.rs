@@ -21,13 +21,19 @@ pub const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
-    #[error("manifest is not valid JSON: {0}")]
+    #[error("{}", crate::tr!("manifest is not valid JSON: {}", "清单不是有效的 JSON: {}", .0))]
     Json(#[from] serde_json::Error),
-    #[error("unsupported manifest media type {0:?} (ferry handles docker v2 schema 2, docker manifest lists, OCI manifests and OCI indexes)")]
+    #[error("{}", crate::tr!("unsupported manifest media type {:?} (ferry handles docker v2 schema 2, docker manifest lists, OCI manifests and OCI indexes)", "不支持的清单媒体类型 {:?} (ferry 支持 docker v2 schema 2、docker manifest list、OCI 清单和 OCI 索引)", .0))]
     UnsupportedMediaType(String),
-    #[error("manifest has neither layers nor manifests and no known media type")]
+    #[error(
+        "{}",
+        crate::i18n::t(
+            "manifest has neither layers nor manifests and no known media type",
+            "清单既没有 layers 也没有 manifests, 媒体类型也未知"
+        )
+    )]
     UnknownShape,
-    #[error("manifest is {0} bytes, over the 4 MiB limit")]
+    #[error("{}", crate::tr!("manifest is {} bytes, over the 4 MiB limit", "清单有 {} 字节, 超过 4 MiB 上限", .0))]
     TooLarge(usize),
 }
 

@@ -18,9 +18,9 @@ pub struct Reference {
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ReferenceError {
-    #[error("empty image reference")]
+    #[error("{}", crate::i18n::t("empty image reference", "镜像引用为空"))]
     Empty,
-    #[error("invalid image reference {0:?}: {1}")]
+    #[error("{}", crate::tr!("invalid image reference {:?}: {}", "无效的镜像引用 {:?}: {}", .0, .1))]
     Invalid(String, &'static str),
 }
 
@@ -32,15 +32,17 @@ impl Reference {
         }
         let bad = |why| ReferenceError::Invalid(s.to_string(), why);
         if s.chars().any(|c| c.is_whitespace()) {
-            return Err(bad("contains white space"));
+            return Err(bad(crate::i18n::t("contains white space", "含有空白字符")));
         }
         let (name_tag, digest) = match s.split_once('@') {
             Some((n, d)) => (
                 n,
-                Some(
-                    d.parse::<Digest>()
-                        .map_err(|_| bad("the digest after @ must be sha256:<64 hex>"))?,
-                ),
+                Some(d.parse::<Digest>().map_err(|_| {
+                    bad(crate::i18n::t(
+                        "the digest after @ must be sha256:<64 hex>",
+                        "@ 之后的摘要必须是 sha256:<64 位十六进制>",
+                    ))
+                })?),
             ),
             None => (s, None),
         };
@@ -55,7 +57,7 @@ impl Reference {
         };
         if let Some(t) = &tag {
             if !valid_tag(t) {
-                return Err(bad("a tag is 1-128 characters of letters, digits, '_', '.', '-' and cannot start with '.' or '-'"));
+                return Err(bad(crate::i18n::t("a tag is 1-128 characters of letters, digits, '_', '.', '-' and cannot start with '.' or '-'", "标签为 1-128 个字母、数字、'_'、'.'、'-', 且不能以 '.' 或 '-' 开头")));
             }
         }
         let (registry, repository) = match name.split_once('/') {
@@ -71,7 +73,10 @@ impl Reference {
             _ => registry,
         };
         if !valid_host(&registry) {
-            return Err(bad("invalid registry host"));
+            return Err(bad(crate::i18n::t(
+                "invalid registry host",
+                "无效的仓库主机名",
+            )));
         }
         let repository = if registry == DOCKER_HUB && !repository.contains('/') {
             format!("library/{repository}")
@@ -79,10 +84,13 @@ impl Reference {
             repository
         };
         if !repository.split('/').all(valid_path_component) {
-            return Err(bad("repository path components are lowercase letters and digits separated by '.', '_', '__' or '-'"));
+            return Err(bad(crate::i18n::t("repository path components are lowercase letters and digits separated by '.', '_', '__' or '-'", "仓库路径的各段由小写字母和数字组成, 以 '.'、'_'、'__' 或 '-' 分隔")));
         }
         if repository.len() > 255 {
-            return Err(bad("repository name longer than 255 characters"));
+            return Err(bad(crate::i18n::t(
+                "repository name longer than 255 characters",
+                "仓库名超过 255 个字符",
+            )));
         }
         let tag = match (tag, &digest) {
             (None, None) => Some("latest".to_string()),

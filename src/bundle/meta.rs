@@ -132,9 +132,9 @@ pub enum MetaError {
     },
     #[error("{}", crate::i18n::pick(format!("{} is not a readable bundle meta: {}", .path, .detail), format!("{} 不是可读的镜像包元数据: {}", .path, .detail)))]
     Malformed { path: String, detail: String },
-    #[error("{path} is not a ferry bundle meta (format {found:?}, expected {FORMAT_NAME:?})")]
+    #[error("{}", crate::tr!("{} is not a ferry bundle meta (format {:?}, expected {:?})", "{} 不是 ferry 镜像包的元数据 (格式为 {:?}, 应为 {:?})", .path, .found, FORMAT_NAME))]
     NotFerry { path: String, found: String },
-    #[error("{path} has bundle format version {found}; this ferry reads version {FORMAT_VERSION} (upgrade ferry)")]
+    #[error("{}", crate::tr!("{} has bundle format version {}; this ferry reads version {} (upgrade ferry)", "{} 的镜像包格式版本为 {}; 此版本的 ferry 只能读取版本 {} (请升级 ferry)", .path, .found, FORMAT_VERSION))]
     UnknownVersion { path: String, found: u32 },
 }
 
@@ -191,7 +191,7 @@ impl Meta {
         }
         let text = std::str::from_utf8(bytes).map_err(|_| MetaError::Malformed {
             path: path.into(),
-            detail: "not UTF-8 text".into(),
+            detail: crate::tr!("not UTF-8 text", "不是 UTF-8 文本"),
         })?;
         // The blob list is most of a large meta and is written in one regular shape:
         // read it with a fast line reader, and everything else with the YAML parser

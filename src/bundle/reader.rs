@@ -44,9 +44,9 @@ pub enum BundleError {
         entry: String,
         actual: Digest,
     },
-    #[error("data file {file}: entry {entry:?} is not a blobs/sha256/<hex> entry")]
+    #[error("{}", crate::tr!("data file {}: entry {:?} is not a blobs/sha256/<hex> entry", "数据文件 {}: 条目 {:?} 不是 blobs/sha256/<hex> 形式", .file, .entry))]
     BadEntry { file: String, entry: String },
-    #[error("data file {file}: malformed tar at offset {offset}: {detail}")]
+    #[error("{}", crate::tr!("data file {}: malformed tar at offset {}: {}", "数据文件 {}: 偏移 {} 处的 tar 格式错误: {}", .file, .offset, .detail))]
     BadTar {
         file: String,
         offset: u64,
@@ -56,7 +56,7 @@ pub enum BundleError {
     MissingBlob { file: String, digest: Digest },
     #[error("{}", crate::i18n::pick(format!("data file {} holds {}, which the meta does not place there (data file from another bundle?)", .file, .digest), format!("数据文件 {} 含有元数据未记录的 {} (来自另一个镜像包?)", .file, .digest)))]
     UnexpectedBlob { file: String, digest: Digest },
-    #[error("data file {file}: blob {digest} has {actual} bytes, the meta records {expected}")]
+    #[error("{}", crate::tr!("data file {}: blob {} has {} bytes, the meta records {}", "数据文件 {}: 数据块 {} 有 {} 字节, 元数据记录为 {}", .file, .digest, .actual, .expected))]
     BlobSize {
         file: String,
         digest: Digest,
@@ -177,8 +177,9 @@ impl Bundle {
             return Ok(b.clone());
         }
         let loc = index.get(digest).ok_or_else(|| {
-            std::io::Error::other(format!(
-                "manifest {digest} is not in the bundle's data files"
+            std::io::Error::other(crate::tr!(
+                "manifest {digest} is not in the bundle's data files",
+                "清单 {digest} 不在镜像包的数据文件中"
             ))
         })?;
         read_blob(loc, crate::manifest::MAX_MANIFEST_BYTES as u64)
@@ -229,7 +230,7 @@ impl Bundle {
             for b in self.meta.blobs.iter().filter(|b| b.base.is_none()) {
                 if !index.contains_key(&b.digest) {
                     problems.push(BundleError::MissingBlob {
-                        file: "any data file".into(),
+                        file: crate::tr!("any data file", "任一数据文件"),
                         digest: b.digest.clone(),
                     });
                     break;
@@ -364,8 +365,9 @@ impl Bundle {
                         .ok_or_else(|| BundleError::BadTar {
                             file: f.name.clone(),
                             offset: 0,
-                            detail: format!(
+                            detail: crate::tr!(
                                 "the meta gives no valid zstd frame offset for {}",
+                                "元数据没有给出 {} 的有效 zstd 帧偏移",
                                 b.digest
                             ),
                         })?;
@@ -420,7 +422,10 @@ fn parse_header(
         })
         .sum();
     if sum != computed {
-        return Err(bad("header checksum mismatch".into()));
+        return Err(bad(crate::tr!(
+            "header checksum mismatch",
+            "头部校验和不符"
+        )));
     }
     let path = header.path().map_err(|e| bad(e.to_string()))?;
     let name = path.to_string_lossy().into_owned();
@@ -466,7 +471,7 @@ fn scan_headers(path: &Path, name: &str, transmit: bool) -> Result<Vec<ScannedEn
             return Err(BundleError::BadTar {
                 file: name.into(),
                 offset: pos,
-                detail: "entry runs past the end of the file".into(),
+                detail: crate::tr!("entry runs past the end of the file", "条目超出了文件末尾"),
             });
         }
         out.push(ScannedEntry {
@@ -548,7 +553,10 @@ fn scan_tar(
     let cut = |pos: u64| BundleError::BadTar {
         file: name.into(),
         offset: pos,
-        detail: "file ends in the middle of the archive".into(),
+        detail: crate::tr!(
+            "file ends in the middle of the archive",
+            "文件在归档中途结束"
+        ),
     };
     loop {
         r.read_exact(&mut block).map_err(|_| cut(pos))?;
@@ -590,8 +598,9 @@ fn scan_tar(
 /// Reads a whole small blob (a manifest) from its data file.
 pub fn read_blob(loc: &BlobLocation, limit: u64) -> std::io::Result<Vec<u8>> {
     if loc.size > limit {
-        return Err(std::io::Error::other(format!(
+        return Err(std::io::Error::other(crate::tr!(
             "blob of {} bytes is over the {limit}-byte limit",
+            "数据块有 {} 字节, 超过 {limit} 字节的上限",
             loc.size
         )));
     }
@@ -600,7 +609,7 @@ pub fn read_blob(loc: &BlobLocation, limit: u64) -> std::io::Result<Vec<u8>> {
     if buf.len() as u64 != loc.size {
         return Err(std::io::Error::new(
             std::io::ErrorKind::UnexpectedEof,
-            "blob cut short",
+            crate::i18n::t("blob cut short", "数据块不完整"),
         ));
     }
     Ok(buf)

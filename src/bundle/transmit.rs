@@ -65,7 +65,7 @@ pub fn convert(text: &str, path: &str) -> Result<Converted, MetaError> {
         .as_deref()
         .filter(|c| !c.is_empty() && *c != "tar")
     {
-        return Err(malformed(format!("image-transmit bundle compressed with {c:?}: only tar bundles are supported (squashfs is out of scope)")));
+        return Err(malformed(crate::tr!("image-transmit bundle compressed with {c:?}: only tar bundles are supported (squashfs is out of scope)", "image-transmit 镜像包以 {c:?} 压缩: 只支持 tar 镜像包 (不支持 squashfs)")));
     }
     let name = bundle_name(path);
     let mut images = Vec::new();
@@ -94,9 +94,10 @@ pub fn convert(text: &str, path: &str) -> Result<Converted, MetaError> {
                     Parsed::Index { .. } => {
                         failed.push(Failure {
                             reference: reference.clone(),
-                            reason:
-                                "an image-transmit bundle holds no child manifests for an index"
-                                    .into(),
+                            reason: crate::tr!(
+                                "an image-transmit bundle holds no child manifests for an index",
+                                "image-transmit 镜像包不含索引的子清单"
+                            ),
                         });
                         continue;
                     }

@@ -293,7 +293,7 @@ impl BundleWriter {
                 .map(|h| {
                     h.join().unwrap_or_else(|_| {
                         Err(WriteError::Io {
-                            path: "data file".into(),
+                            path: crate::tr!("data file", "数据文件"),
                             source: std::io::Error::other("hashing thread panicked"),
                         })
                     })

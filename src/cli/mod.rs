@@ -1,6 +1,8 @@
 //! The command line: argument structures and the handlers that turn them into engine calls.
 
 pub mod args;
+pub mod help_zh;
 pub mod info;
 pub mod legacy;
+pub mod parse;
 pub mod run;

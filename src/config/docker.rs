@@ -9,11 +9,17 @@ use std::process::{Command, Stdio};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DockerConfigError {
-    #[error("cannot find docker's config folder: set DOCKER_CONFIG or HOME")]
+    #[error(
+        "{}",
+        crate::i18n::t(
+            "cannot find docker's config folder: set DOCKER_CONFIG or HOME",
+            "找不到 docker 的配置目录: 请设置 DOCKER_CONFIG 或 HOME"
+        )
+    )]
     NoHome,
     #[error("{path}: {detail}")]
     File { path: String, detail: String },
-    #[error("credential helper docker-credential-{helper} failed: {detail}")]
+    #[error("{}", crate::tr!("credential helper docker-credential-{} failed: {}", "凭据助手 docker-credential-{} 失败: {}", .helper, .detail))]
     Helper { helper: String, detail: String },
 }
 
@@ -39,7 +45,7 @@ fn read() -> Result<(PathBuf, serde_json::Map<String, serde_json::Value>), Docke
             .map_err(|e| file_err(e.to_string()))?
         {
             serde_json::Value::Object(m) => m,
-            _ => return Err(file_err("not a JSON object".into())),
+            _ => return Err(file_err(crate::tr!("not a JSON object", "不是 JSON 对象"))),
         },
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => serde_json::Map::new(),
         Err(e) => return Err(file_err(e.to_string())),
@@ -119,7 +125,10 @@ pub fn store(registry: &str, username: &str, password: &str) -> Result<String, D
             serde_json::json!({"ServerURL": registry, "Username": username, "Secret": password})
                 .to_string();
         run_helper(&helper, "store", &input)?;
-        return Ok(format!("credential helper docker-credential-{helper}"));
+        return Ok(crate::tr!(
+            "credential helper docker-credential-{helper}",
+            "凭据助手 docker-credential-{helper}"
+        ));
     }
     let auth = base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
     let auths = map

@@ -12,26 +12,35 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read {path}: {source}")]
+    #[error("{}", crate::tr!("cannot read {}: {}", "无法读取 {}: {}", .path, .source))]
     Read {
         path: String,
         source: std::io::Error,
     },
     #[error("{path}: {detail}")]
     Invalid { path: String, detail: String },
-    #[error("{path}: {what} refers to the environment variable {var}, which is not set")]
+    #[error("{}", crate::tr!("{}: {} refers to the environment variable {}, which is not set", "{}: {} 引用的环境变量 {} 未设置", .path, .what, .var))]
     MissingVar {
         path: String,
         what: String,
         var: String,
     },
-    #[error("no {kind} registry named {name:?} in {path} (known: {known})")]
+    #[error("{}", crate::tr!("no {} registry named {:?} in {} (known: {})", "{2} 中没有名为 {1:?} 的{0}镜像仓库 (已有: {3})", registry_kind(.kind), .name, .path, .known))]
     UnknownName {
         kind: &'static str,
         name: String,
         path: String,
         known: String,
     },
+}
+
+/// `source` or `target`, in the chosen language.
+fn registry_kind(kind: &str) -> &str {
+    match kind {
+        "source" => crate::i18n::t("source", "源"),
+        "target" => crate::i18n::t("target", "目标"),
+        other => other,
+    }
 }
 
 /// One registry entry of `source:` or `target:`.
@@ -210,7 +219,11 @@ impl Config {
         } else {
             serde_saphyr::from_str(text).map_err(|e| ConfigError::Invalid {
                 path: path.into(),
-                detail: e.to_string().lines().next().unwrap_or("").to_string(),
+                detail: crate::tr!(
+                    "{}",
+                    "无法解析: {}",
+                    e.to_string().lines().next().unwrap_or("")
+                ),
             })?
         };
         let resolve =
@@ -239,11 +252,14 @@ impl Config {
             detail,
         };
         if self.file.maxconn == Some(0) {
-            return Err(invalid("maxconn must be at least 1".into()));
+            return Err(invalid(crate::tr!(
+                "maxconn must be at least 1",
+                "maxconn 至少为 1"
+            )));
         }
         if let Some(c) = &self.file.compressor {
             if !matches!(c.as_str(), "tar" | "zstd" | "") {
-                return Err(invalid(format!("compressor {c:?} is not supported: use tar or zstd (squashfs bundles are out of ferry's scope)")));
+                return Err(invalid(crate::tr!("compressor {c:?} is not supported: use tar or zstd (squashfs bundles are out of ferry's scope)", "不支持 compressor {c:?}: 请使用 tar 或 zstd (ferry 不处理 squashfs 镜像包)")));
             }
         }
         if let Some(p) = &self.file.platform {
@@ -308,16 +324,27 @@ impl Config {
             detail,
         };
         for pair in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (k, v) = pair
-                .split_once('=')
-                .ok_or_else(|| invalid(format!("{pair:?} is not key=value")))?;
+            let (k, v) = pair.split_once('=').ok_or_else(|| {
+                invalid(crate::tr!(
+                    "{pair:?} is not key=value",
+                    "{pair:?} 不是 key=value 形式"
+                ))
+            })?;
             let num = |v: &str| {
-                v.parse::<u64>()
-                    .map_err(|_| invalid(format!("{k}: {v:?} is not a number")))
+                v.parse::<u64>().map_err(|_| {
+                    invalid(crate::tr!(
+                        "{k}: {v:?} is not a number",
+                        "{k}: {v:?} 不是数字"
+                    ))
+                })
             };
             let boolean = |v: &str| {
-                v.parse::<bool>()
-                    .map_err(|_| invalid(format!("{k}: {v:?} is not true or false")))
+                v.parse::<bool>().map_err(|_| {
+                    invalid(crate::tr!(
+                        "{k}: {v:?} is not true or false",
+                        "{k}: {v:?} 不是 true 或 false"
+                    ))
+                })
             };
             match k.trim() {
                 "maxconn" => self.file.maxconn = Some(num(v)? as usize),
@@ -330,7 +357,7 @@ impl Config {
                 "platform" => self.file.platform = Some(v.to_string()),
                 "maxfilesize" => self.file.maxfilesize = Some(v.to_string()),
                 "files" => self.file.files = Some(num(v)? as usize),
-                other => return Err(invalid(format!("unknown key {other:?} (known: maxconn, retries, singlefile, compressor, lang, outprefix, interval, platform, maxfilesize, files)"))),
+                other => return Err(invalid(crate::tr!("unknown key {other:?} (known: maxconn, retries, singlefile, compressor, lang, outprefix, interval, platform, maxfilesize, files)", "未知的键 {other:?} (可用: maxconn, retries, singlefile, compressor, lang, outprefix, interval, platform, maxfilesize, files)"))),
             }
         }
         self.check()
@@ -354,7 +381,7 @@ fn pick<'a>(
                     name: n.to_string(),
                     path: path.to_string(),
                     known: if list.is_empty() {
-                        "none".into()
+                        crate::i18n::t("none", "无").into()
                     } else {
                         list.iter()
                             .map(|r| r.name.as_str())
@@ -385,8 +412,9 @@ fn resolve_entry(
     };
     let host = rest.trim_end_matches('/').to_string();
     if host.is_empty() || host.contains('/') {
-        return Err(invalid(format!(
+        return Err(invalid(crate::tr!(
             "registry {:?} must be http(s)://HOST[:PORT]",
+            "registry {:?} 必须是 http(s)://HOST[:PORT] 形式",
             e.registry
         )));
     }
@@ -473,9 +501,12 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("size {s:?} is not a number with an optional unit (K, M, G, T)"))?;
+    let n: f64 = num.parse().map_err(|_| {
+        crate::tr!(
+            "size {s:?} is not a number with an optional unit (K, M, G, T)",
+            "大小 {s:?} 应为数字加可选单位 (K, M, G, T)"
+        )
+    })?;
     let mult: u64 = match unit
         .trim()
         .to_ascii_uppercase()
@@ -487,12 +518,18 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "M" => 1 << 20,
         "G" => 1 << 30,
         "T" => 1 << 40,
-        _ => return Err(format!("size {s:?} has an unknown unit (use K, M, G or T)")),
+        _ => {
+            return Err(crate::tr!(
+                "size {s:?} has an unknown unit (use K, M, G or T)",
+                "大小 {s:?} 的单位未知 (请使用 K, M, G 或 T)"
+            ))
+        }
     };
     let v = (n * mult as f64) as u64;
     if v < 64 * 1024 {
-        return Err(format!(
-            "size {s:?} is too small for a data file (at least 64K)"
+        return Err(crate::tr!(
+            "size {s:?} is too small for a data file (at least 64K)",
+            "大小 {s:?} 对数据文件来说太小 (至少 64K)"
         ));
     }
     Ok(v)

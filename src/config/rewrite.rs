@@ -34,7 +34,10 @@ pub fn at_source(line: &str, source_host: &str) -> (String, Option<String>) {
             if first.contains('.') || first.contains(':') || first == "localhost" =>
         {
             let note = (first != source_host).then(|| {
-                format!("{line}: names {first}; fetched from the chosen source {source_host}")
+                crate::tr!(
+                    "{line}: names {first}; fetched from the chosen source {source_host}",
+                    "{line}: 指向 {first}; 将从所选的源 {source_host} 拉取"
+                )
             });
             (format!("{source_host}/{rest}"), note)
         }

@@ -30,24 +30,30 @@ pub async fn load(
     socket: &Path,
 ) -> Result<String> {
     if !socket.exists() {
-        bail!(
+        bail!(crate::tr!(
             "no docker daemon socket at {} (set DOCKER_HOST=unix://PATH)",
+            "{} 处没有 docker 守护进程的套接字 (请设置 DOCKER_HOST=unix://PATH)",
             socket.display()
-        );
+        ));
     }
     let images: Vec<&Image> = select(bundle, wanted)?;
     let path = bundle
         .dir
         .join(format!(".ferry-docker-load-{}.tar", std::process::id()));
     let _cleanup = Removed(path.clone());
-    export_docker_archive(bundle, &images, index, platform, &path)
-        .context("cannot write the archive beside the bundle")?;
+    export_docker_archive(bundle, &images, index, platform, &path).with_context(|| {
+        crate::tr!(
+            "cannot write the archive beside the bundle",
+            "无法在镜像包旁写入归档文件"
+        )
+    })?;
     let size = std::fs::metadata(&path)?.len();
     let mut stream = tokio::net::UnixStream::connect(socket)
         .await
         .with_context(|| {
-            format!(
+            crate::tr!(
                 "cannot connect to the docker daemon at {}",
+                "无法连接 {} 处的 docker 守护进程",
                 socket.display()
             )
         })?;
@@ -56,7 +62,12 @@ pub async fn load(
     let mut file = tokio::fs::File::open(&path).await?;
     tokio::io::copy(&mut file, &mut stream)
         .await
-        .context("streaming the archive to the docker daemon")?;
+        .with_context(|| {
+            crate::tr!(
+                "streaming the archive to the docker daemon",
+                "向 docker 守护进程发送归档文件"
+            )
+        })?;
     stream.flush().await?;
     let mut reader = BufReader::new(stream);
     let mut status = String::new();
@@ -67,7 +78,12 @@ pub async fn load(
         .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
-        .ok_or_else(|| anyhow!("the docker daemon sent no HTTP answer"))?;
+        .ok_or_else(|| {
+            anyhow!(crate::tr!(
+                "the docker daemon sent no HTTP answer",
+                "docker 守护进程没有返回 HTTP 应答"
+            ))
+        })?;
     let body = rest
         .split("\r\n\r\n")
         .nth(1)
@@ -75,10 +91,14 @@ pub async fn load(
         .trim()
         .to_string();
     if !(200..300).contains(&code) {
-        bail!("the docker daemon refused the images: HTTP {code} {body}");
+        bail!(crate::tr!(
+            "the docker daemon refused the images: HTTP {code} {body}",
+            "docker 守护进程拒绝了这些镜像: HTTP {code} {body}"
+        ));
     }
-    Ok(format!(
+    Ok(crate::tr!(
         "{} images loaded into the docker daemon at {}",
+        "已将 {} 个镜像载入 {} 处的 docker 守护进程",
         images.len(),
         socket.display()
     ))

@@ -38,10 +38,11 @@ pub fn select<'a>(bundle: &'a Bundle, wanted: &[String]) -> Result<Vec<&'a Image
                 .iter()
                 .find(|i| matches(i, w))
                 .ok_or_else(|| {
-                    anyhow!(
+                    anyhow!(crate::tr!(
                         "{w} is not an image of bundle {} (see `ferry ls`)",
+                        "{w} 不是镜像包 {} 中的镜像 (见 `ferry ls`)",
                         bundle.meta.name
-                    )
+                    ))
                 })
         })
         .collect()
@@ -72,8 +73,9 @@ pub fn locate_all(
         else {
             continue;
         };
-        let base =
-            Bundle::open(&meta).with_context(|| format!("cannot open base bundle {name}"))?;
+        let base = Bundle::open(&meta).with_context(|| {
+            crate::tr!("cannot open base bundle {name}", "无法打开基础包 {name}")
+        })?;
         for (d, loc) in verify_bundle(&base, VerifyLevel::Size, reporter)? {
             index.entry(d).or_insert(loc);
         }
@@ -92,11 +94,20 @@ pub fn image_contents(
     let wanted = std::iter::once((&image.digest, &image.media_type))
         .chain(image.children.iter().map(|c| (&c.digest, &c.media_type)));
     for (digest, media_type) in wanted {
-        let bytes = bundle
-            .manifest_bytes(digest, index)
-            .with_context(|| format!("{}: manifest {digest}", image.reference))?;
-        let (raw, parsed) = RawManifest::new(bytes, Some(media_type))
-            .with_context(|| format!("{}: manifest {digest}", image.reference))?;
+        let bytes = bundle.manifest_bytes(digest, index).with_context(|| {
+            crate::tr!(
+                "{}: manifest {digest}",
+                "{}: 清单 {digest}",
+                image.reference
+            )
+        })?;
+        let (raw, parsed) = RawManifest::new(bytes, Some(media_type)).with_context(|| {
+            crate::tr!(
+                "{}: manifest {digest}",
+                "{}: 清单 {digest}",
+                image.reference
+            )
+        })?;
         blobs.extend(
             super::resolve::image_blobs(&parsed)
                 .into_iter()
@@ -116,11 +127,14 @@ fn copy_blob(loc: &BlobLocation, digest: &Digest, dir: &Path) -> Result<()> {
         return Ok(());
     }
     let tmp = dest.with_extension("partial");
-    let mut out =
-        std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+    let mut out = std::fs::File::create(&tmp)
+        .with_context(|| crate::tr!("cannot write {}", "无法写入 {}", tmp.display()))?;
     let n = std::io::copy(&mut loc.open()?, &mut out)?;
     if n != loc.size {
-        bail!("blob {digest} is cut short in its data file");
+        bail!(crate::tr!(
+            "blob {digest} is cut short in its data file",
+            "数据块 {digest} 在其数据文件中不完整"
+        ));
     }
     std::fs::rename(&tmp, &dest)?;
     Ok(())
@@ -135,7 +149,7 @@ pub fn export_oci(
     dir: &Path,
 ) -> Result<usize> {
     std::fs::create_dir_all(dir.join("blobs/sha256"))
-        .with_context(|| format!("cannot create {}", dir.display()))?;
+        .with_context(|| crate::tr!("cannot create {}", "无法创建 {}", dir.display()))?;
     let mut entries = Vec::new();
     for image in images {
         let (manifests, blobs) = image_contents(bundle, image, index)?;
@@ -146,7 +160,7 @@ pub fn export_oci(
             }
         }
         for d in blobs {
-            let loc = index.get(&d).ok_or_else(|| anyhow!("{}: blob {d} is in neither the bundle nor a base bundle found beside it (give --base DIR)", image.reference))?;
+            let loc = index.get(&d).ok_or_else(|| anyhow!(crate::tr!("{}: blob {d} is in neither the bundle nor a base bundle found beside it (give --base DIR)", "{}: 数据块 {d} 既不在镜像包中, 也不在其旁边找到的基础包中 (请用 --base DIR 指定)", image.reference)))?;
             copy_blob(loc, &d, dir)?;
         }
         let mut entry = serde_json::json!({"mediaType": image.media_type, "digest": image.digest, "size": manifests[0].bytes.len()});
@@ -191,7 +205,8 @@ pub fn export_docker_archive(
     use crate::manifest::Parsed;
     let tmp = file.with_extension("partial");
     let mut builder = tar::Builder::new(
-        std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?,
+        std::fs::File::create(&tmp)
+            .with_context(|| crate::tr!("cannot write {}", "无法写入 {}", tmp.display()))?,
     );
     let mut written: BTreeSet<Digest> = BTreeSet::new();
     let mut entries = Vec::new();
@@ -215,37 +230,41 @@ pub fn export_docker_archive(
                     .iter()
                     .find(|d| platform.matches(d.platform.as_ref()))
                     .ok_or_else(|| {
-                        anyhow!(
+                        anyhow!(crate::tr!(
                             "{}: no manifest for platform {} (use --platform)",
+                            "{}: 没有平台 {} 的清单 (请使用 --platform)",
                             image.reference,
                             platform.to_strings().join(",")
-                        )
+                        ))
                     })?;
                 let child = manifests
                     .iter()
                     .find(|m| m.digest == desc.digest)
                     .ok_or_else(|| {
-                        anyhow!(
+                        anyhow!(crate::tr!(
                             "{}: child {} is not in the bundle",
+                            "{}: 子清单 {} 不在镜像包中",
                             image.reference,
                             desc.digest
-                        )
+                        ))
                     })?;
                 match RawManifest::new(child.bytes.clone(), Some(&desc.media_type))?.1 {
                     Parsed::Image { config, layers } => (config, layers),
-                    Parsed::Index { .. } => bail!(
+                    Parsed::Index { .. } => bail!(crate::tr!(
                         "{}: nested indexes cannot go into a docker archive",
+                        "{}: 嵌套的索引无法放入 docker 归档",
                         image.reference
-                    ),
+                    )),
                 }
             }
         };
         let find = |d: &Digest| {
             index.get(d).ok_or_else(|| {
-                anyhow!(
+                anyhow!(crate::tr!(
                     "{}: blob {d} is not in the bundle (give --base DIR)",
+                    "{}: 数据块 {d} 不在镜像包中 (请用 --base DIR 指定)",
                     image.reference
-                )
+                ))
             })
         };
         let config_name = format!("{}.json", config.digest.hex());

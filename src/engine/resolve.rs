@@ -120,13 +120,14 @@ pub async fn resolve(
                     d.platform
                         .as_ref()
                         .map(|p| p.to_string())
-                        .unwrap_or_else(|| "unknown".into())
+                        .unwrap_or_else(|| crate::i18n::t("unknown", "未知").into())
                 })
                 .collect();
             return Err(RegistryError::Protocol {
                 what: reference.to_string(),
-                detail: format!(
+                detail: crate::tr!(
                     "no manifest for platform {} (the index has {})",
+                    "没有平台 {} 的清单 (索引中有 {})",
                     platforms.to_strings().join(","),
                     has.join(", ")
                 ),
@@ -167,7 +168,10 @@ pub async fn resolve(
         if depth >= MAX_INDEX_DEPTH {
             return Err(RegistryError::Protocol {
                 what: reference.to_string(),
-                detail: format!("indexes nested deeper than {MAX_INDEX_DEPTH} levels"),
+                detail: crate::tr!(
+                    "indexes nested deeper than {MAX_INDEX_DEPTH} levels",
+                    "索引嵌套超过 {MAX_INDEX_DEPTH} 层"
+                ),
             });
         }
         for desc in manifests {
@@ -253,7 +257,10 @@ pub async fn resolve_requests(
         let rename = match request.rename.as_deref().map(Reference::parse) {
             Some(Ok(target)) => Some(target.short()),
             Some(Err(e)) => {
-                invalid.push((request.input.clone(), format!("rename target: {e}")));
+                invalid.push((
+                    request.input.clone(),
+                    crate::tr!("rename target: {e}", "重命名目标: {e}"),
+                ));
                 continue;
             }
             None => None,

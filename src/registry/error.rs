@@ -80,7 +80,7 @@ impl RegistryError {
     pub(crate) fn transport(what: &str, err: reqwest::Error) -> RegistryError {
         let detail = describe_reqwest(&err);
         // An untrusted certificate stays untrusted: trying again only delays the answer.
-        let retryable = !err.is_redirect() && !err.is_builder() && !detail.contains(CA_HINT);
+        let retryable = !err.is_redirect() && !err.is_builder() && !detail.contains(ca_hint());
         RegistryError::Transport {
             what: what.to_string(),
             detail,
@@ -89,7 +89,12 @@ impl RegistryError {
     }
 }
 
-const CA_HINT: &str = " — the registry's TLS certificate is not trusted; give its CA with `ca:` or set `insecure: true` for this registry";
+fn ca_hint() -> &'static str {
+    crate::i18n::t(
+        " — the registry's TLS certificate is not trusted; give its CA with `ca:` or set `insecure: true` for this registry",
+        " — 该仓库的 TLS 证书不受信任; 请用 `ca:` 给出它的 CA, 或为该仓库设置 `insecure: true`",
+    )
+}
 
 /// A one-line reason for a reqwest error, with its causes, pointing at the cfg keys
 /// when TLS verification fails. URLs carry no credentials, so they may be shown.
@@ -105,14 +110,17 @@ pub(crate) fn describe_reqwest(err: &reqwest::Error) -> String {
     }
     let mut out = parts.join(": ");
     if err.is_redirect() {
-        out.push_str(" (redirect loop or too many redirects)");
+        out.push_str(crate::i18n::t(
+            " (redirect loop or too many redirects)",
+            " (重定向循环或重定向次数过多)",
+        ));
     }
     let lower = out.to_lowercase();
     if lower.contains("certificate")
         || lower.contains("unknownissuer")
         || lower.contains("invalid peer")
     {
-        out.push_str(CA_HINT);
+        out.push_str(ca_hint());
     }
     out
 }

@@ -45,7 +45,11 @@ impl Client {
     ) -> Result<Vec<String>, RegistryError> {
         let mut created = Vec::new();
         for p in projects {
-            let what = format!("Harbor project {p} on {}", self.host);
+            let what = crate::tr!(
+                "Harbor project {p} on {}",
+                "{} 上的 Harbor 项目 {p}",
+                self.host
+            );
             let exists = self
                 .harbor_request(reqwest::Method::HEAD, &format!("projects?project_name={p}"))
                 .send()
@@ -67,13 +71,13 @@ impl Client {
                 StatusCode::CONFLICT => {}
                 StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
                     return Err(RegistryError::Denied {
-                        what: format!("creating {what}"),
+                        what: crate::tr!("creating {what}", "创建{what}"),
                         status: resp.status().as_u16(),
                     })
                 }
                 s => {
                     return Err(RegistryError::Status {
-                        what: format!("creating {what}"),
+                        what: crate::tr!("creating {what}", "创建{what}"),
                         status: s.as_u16(),
                         message: String::new(),
                         retry_after: None,

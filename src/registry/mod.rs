@@ -82,7 +82,7 @@ const DEFAULT_CHUNK: u64 = 32 * 1024 * 1024;
 
 impl Client {
     pub fn new(host: &str, opts: &RegistryOptions) -> Result<Client, RegistryError> {
-        let what = format!("registry {host}");
+        let what = crate::tr!("registry {host}", "镜像仓库 {host}");
         let plain = opts.plain_http.unwrap_or_else(|| is_loopback(host));
         let api_host = if host == crate::reference::DOCKER_HUB {
             "registry-1.docker.io"
@@ -98,11 +98,14 @@ impl Client {
             .danger_accept_invalid_certs(opts.insecure);
         if let Some(ca) = &opts.ca_file {
             let pem = std::fs::read(ca).map_err(|e| RegistryError::Io {
-                what: format!("{what}: CA file {}", ca.display()),
+                what: crate::tr!("{what}: CA file {}", "{what}: CA 文件 {}", ca.display()),
                 source: e,
             })?;
             let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                RegistryError::transport(&format!("{what}: CA file {}", ca.display()), e)
+                RegistryError::transport(
+                    &crate::tr!("{what}: CA file {}", "{what}: CA 文件 {}", ca.display()),
+                    e,
+                )
             })?;
             for c in certs {
                 builder = builder.add_root_certificate(c);
@@ -193,9 +196,10 @@ impl Client {
                 if self.credentials.is_none() {
                     return Err(RegistryError::Auth {
                         what: what.into(),
-                        detail:
-                            "the registry asks for a user name and password and none is configured"
-                                .into(),
+                        detail: crate::tr!(
+                            "the registry asks for a user name and password and none is configured",
+                            "该仓库要求用户名和密码, 但没有配置"
+                        ),
                     });
                 }
                 Ok(())
@@ -213,7 +217,8 @@ impl Client {
                 if let Some(c) = &self.credentials {
                     req = req.header(AUTHORIZATION, basic_header(c));
                 }
-                let token_what = format!("{what}: token from {realm}");
+                let token_what =
+                    crate::tr!("{what}: token from {realm}", "{what}: 从 {realm} 获取令牌");
                 let resp = req
                     .send()
                     .await
@@ -221,7 +226,11 @@ impl Client {
                 if !resp.status().is_success() {
                     return Err(RegistryError::Auth {
                         what: what.into(),
-                        detail: format!("token server answered HTTP {}", resp.status().as_u16()),
+                        detail: crate::tr!(
+                            "token server answered HTTP {}",
+                            "令牌服务返回 HTTP {}",
+                            resp.status().as_u16()
+                        ),
                     });
                 }
                 let body = read_limited(resp, 1024 * 1024, &token_what).await?;
@@ -234,14 +243,17 @@ impl Client {
                 let t: TokenResponse =
                     serde_json::from_slice(&body).map_err(|e| RegistryError::Auth {
                         what: what.into(),
-                        detail: format!("token server sent malformed JSON: {e}"),
+                        detail: crate::tr!(
+                            "token server sent malformed JSON: {e}",
+                            "令牌服务返回的 JSON 格式错误: {e}"
+                        ),
                     })?;
                 let token = t
                     .token
                     .or(t.access_token)
                     .ok_or_else(|| RegistryError::Auth {
                         what: what.into(),
-                        detail: "token server sent no token".into(),
+                        detail: crate::tr!("token server sent no token", "令牌服务没有返回令牌"),
                     })?;
                 state.tokens.put(
                     scope,
@@ -260,7 +272,11 @@ impl Client {
         repo: &str,
         reference: &str,
     ) -> Result<(RawManifest, Parsed), RegistryError> {
-        let what = format!("manifest {}/{repo}:{reference}", self.host);
+        let what = crate::tr!(
+            "manifest {}/{repo}:{reference}",
+            "清单 {}/{repo}:{reference}",
+            self.host
+        );
         let url = self.url(&format!("{repo}/manifests/{reference}"));
         let resp = self
             .send(&what, &pull_scope(repo), &|| {
@@ -289,7 +305,10 @@ impl Client {
         if let Some(served) = served_digest.and_then(|d| d.parse::<Digest>().ok()) {
             if served != raw.digest {
                 return Err(RegistryError::DigestMismatch {
-                    what: format!("{what} (Docker-Content-Digest header)"),
+                    what: crate::tr!(
+                        "{what} (Docker-Content-Digest header)",
+                        "{what} (Docker-Content-Digest 响应头)"
+                    ),
                     expected: served,
                     actual: raw.digest,
                 });
@@ -306,7 +325,11 @@ impl Client {
         digest: &Digest,
         offset: u64,
     ) -> Result<(Response, u64), RegistryError> {
-        let what = format!("blob {digest} in {}/{repo}", self.host);
+        let what = crate::tr!(
+            "blob {digest} in {}/{repo}",
+            "{}/{repo} 中的数据块 {digest}",
+            self.host
+        );
         let url = self.url(&format!("{repo}/blobs/{digest}"));
         let resp = self
             .send(&what, &pull_scope(repo), &|| {
@@ -333,7 +356,11 @@ impl Client {
         repo: &str,
         digest: &Digest,
     ) -> Result<Option<u64>, RegistryError> {
-        let what = format!("blob {digest} in {}/{repo}", self.host);
+        let what = crate::tr!(
+            "blob {digest} in {}/{repo}",
+            "{}/{repo} 中的数据块 {digest}",
+            self.host
+        );
         let url = self.url(&format!("{repo}/blobs/{digest}"));
         let resp = self
             .send(&what, &pull_scope(repo), &|| Ok(self.http.head(&url)))
@@ -355,7 +382,11 @@ impl Client {
         repo: &str,
         reference: &str,
     ) -> Result<Option<Digest>, RegistryError> {
-        let what = format!("manifest {}/{repo}:{reference}", self.host);
+        let what = crate::tr!(
+            "manifest {}/{repo}:{reference}",
+            "清单 {}/{repo}:{reference}",
+            self.host
+        );
         let url = self.url(&format!("{repo}/manifests/{reference}"));
         let resp = self
             .send(&what, &pull_scope(repo), &|| {
@@ -377,7 +408,11 @@ impl Client {
         digest: &Digest,
         mount_from: Option<&str>,
     ) -> Result<UploadStart, RegistryError> {
-        let what = format!("upload of {digest} to {}/{repo}", self.host);
+        let what = crate::tr!(
+            "upload of {digest} to {}/{repo}",
+            "上传 {digest} 到 {}/{repo}",
+            self.host
+        );
         let (url, scope) = match mount_from {
             Some(from) => (
                 self.url(&format!("{repo}/blobs/uploads/?mount={digest}&from={from}")),
@@ -400,7 +435,10 @@ impl Client {
         let location = header_str(resp.headers(), LOCATION.as_str()).ok_or_else(|| {
             RegistryError::Protocol {
                 what: what.clone(),
-                detail: "upload started without a Location header".into(),
+                detail: crate::tr!(
+                    "upload started without a Location header",
+                    "上传已开始, 但响应没有 Location 头"
+                ),
             }
         })?;
         Ok(UploadStart::Session(self.absolute(&location)))
@@ -415,7 +453,11 @@ impl Client {
         size: u64,
         body: &BodySource,
     ) -> Result<(), RegistryError> {
-        let what = format!("upload of {digest} to {}/{repo}", self.host);
+        let what = crate::tr!(
+            "upload of {digest} to {}/{repo}",
+            "上传 {digest} 到 {}/{repo}",
+            self.host
+        );
         let UploadStart::Session(location) = self.start_upload(repo, digest, None).await? else {
             return Ok(());
         };
@@ -448,7 +490,11 @@ impl Client {
         size: u64,
         body: &BodySource,
     ) -> Result<(), RegistryError> {
-        let what = format!("chunked upload of {digest} to {}/{repo}", self.host);
+        let what = crate::tr!(
+            "chunked upload of {digest} to {}/{repo}",
+            "分块上传 {digest} 到 {}/{repo}",
+            self.host
+        );
         let UploadStart::Session(mut location) = self.start_upload(repo, digest, None).await?
         else {
             return Ok(());
@@ -496,7 +542,11 @@ impl Client {
         media_type: &str,
         bytes: &[u8],
     ) -> Result<(), RegistryError> {
-        let what = format!("manifest {}/{repo}:{reference}", self.host);
+        let what = crate::tr!(
+            "manifest {}/{repo}:{reference}",
+            "清单 {}/{repo}:{reference}",
+            self.host
+        );
         let url = self.url(&format!("{repo}/manifests/{reference}"));
         let resp = self
             .send(&what, &push_scope(repo), &|| {
@@ -514,7 +564,10 @@ impl Client {
         {
             if served != expected {
                 return Err(RegistryError::DigestMismatch {
-                    what: format!("{what}: the registry stored it under another digest"),
+                    what: crate::tr!(
+                        "{what}: the registry stored it under another digest",
+                        "{what}: 仓库以另一个摘要保存了它"
+                    ),
                     expected,
                     actual: served,
                 });
@@ -530,7 +583,11 @@ impl Client {
         repo: &str,
         digest: &Digest,
     ) -> Result<Option<Vec<crate::manifest::Descriptor>>, RegistryError> {
-        let what = format!("referrers of {digest} in {}/{repo}", self.host);
+        let what = crate::tr!(
+            "referrers of {digest} in {}/{repo}",
+            "{}/{repo} 中 {digest} 的引用者",
+            self.host
+        );
         let url = self.url(&format!("{repo}/referrers/{digest}"));
         let resp = self
             .send(&what, &pull_scope(repo), &|| {
@@ -553,7 +610,7 @@ impl Client {
 
     /// All tags of a repository, following `Link: <...>; rel="next"` pages.
     pub async fn tags(&self, repo: &str) -> Result<Vec<String>, RegistryError> {
-        let what = format!("tags of {}/{repo}", self.host);
+        let what = crate::tr!("tags of {}/{repo}", "{}/{repo} 的标签", self.host);
         let mut path = format!("{repo}/tags/list?n=1000");
         let mut tags = Vec::new();
         for _ in 0..10_000 {
@@ -579,7 +636,7 @@ impl Client {
             let page: TagList =
                 serde_json::from_slice(&body).map_err(|e| RegistryError::Protocol {
                     what: what.clone(),
-                    detail: format!("malformed tag list: {e}"),
+                    detail: crate::tr!("malformed tag list: {e}", "标签列表格式错误: {e}"),
                 })?;
             tags.extend(page.tags.unwrap_or_default());
             match next.and_then(|n| n.strip_prefix("/v2/").map(str::to_string)) {
@@ -592,7 +649,7 @@ impl Client {
 
     /// Checks that the registry answers and accepts the credentials (`GET /v2/`).
     pub async fn ping(&self) -> Result<(), RegistryError> {
-        let what = format!("registry {}", self.host);
+        let what = crate::tr!("registry {}", "镜像仓库 {}", self.host);
         let url = format!("{}/v2/", self.base);
         let resp = self.send(&what, "", &|| Ok(self.http.get(&url))).await?;
         check(resp, &what).await.map(|_| ())
@@ -714,7 +771,10 @@ async fn read_limited(resp: Response, limit: usize, what: &str) -> Result<Vec<u8
         if len as usize > limit {
             return Err(RegistryError::Protocol {
                 what: what.into(),
-                detail: format!("response of {len} bytes is over the {limit}-byte limit"),
+                detail: crate::tr!(
+                    "response of {len} bytes is over the {limit}-byte limit",
+                    "响应有 {len} 字节, 超过 {limit} 字节的上限"
+                ),
             });
         }
     }
@@ -725,7 +785,10 @@ async fn read_limited(resp: Response, limit: usize, what: &str) -> Result<Vec<u8
         if out.len() + chunk.len() > limit {
             return Err(RegistryError::Protocol {
                 what: what.into(),
-                detail: format!("response over the {limit}-byte limit"),
+                detail: crate::tr!(
+                    "response over the {limit}-byte limit",
+                    "响应超过 {limit} 字节的上限"
+                ),
             });
         }
         out.extend_from_slice(&chunk);

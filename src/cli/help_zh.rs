@@ -1,0 +1,561 @@
+//! Chinese `--help` and usage errors. clap takes its texts from the English doc comments
+//! in `args.rs`; when Chinese is chosen, the command tree is rewritten from the table
+//! below before parsing. A test keeps the table complete: every command and argument
+//! must have its entry, and no entry may name something that no longer exists.
+
+use clap::builder::{Resettable, StyledStr};
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{Arg, ArgAction, Command};
+use std::error::Error as _;
+
+/// Headings and layout of clap's default template, with Chinese headings.
+const TEMPLATE: &str = "{before-help}{about-with-newline}\n用法: {usage}\n\n{all-args}{after-help}";
+const OPTIONS: &str = "选项";
+const ARGUMENTS: &str = "参数";
+
+/// `(key, text)`: the key is a command path (`""` for ferry itself, `"save"`) for its
+/// description, `"path --id"` for an argument (clap's id: the field name), and
+/// `"@after"` for the text after ferry's own help. A text's first line is the short
+/// help (`-h`); the whole text is the long help (`--help`).
+const TEXTS: &[(&str, &str)] = &[
+    // ferry itself
+    (
+        "",
+        "把容器镜像带进物理隔离 (离线) 网络\n\
+         \n\
+         `ferry save` 从镜像仓库拉取镜像, 生成镜像包 (若干 tar 数据文件加一个 meta.yaml);\n\
+         `ferry verify` 在传输后检查镜像包; `ferry upload` 先校验镜像包, 再把它逐字节原样\n\
+         推送到对端的镜像仓库。`ferry save --inc OLD_META` 生成增量包, 只携带旧镜像包中\n\
+         没有的数据块。",
+    ),
+    (
+        "@after",
+        "同样可以使用 image-transmit 的命令行:\n  \
+         ferry -src=NAME [-lst=FILE] [-inc=META] [-out=PREFIX] [-opt=k=v,...]   save (没有 -lst 时读标准输入)\n  \
+         ferry -dst=NAME -img=META                                          upload\n\
+         NAME 是 cfg.yaml 中的镜像仓库名 (--config FILE, 否则 ./cfg.yaml, 否则 ./data/cfg.yaml)。\n\n\
+         退出状态: 0 全部成功, 1 有镜像或检查失败, 2 用法错误, 130 被中断。",
+    ),
+    (" --quiet", "只输出警告、错误和汇总, 不显示进度条"),
+    (" --verbose", "输出每个步骤的更多细节"),
+    (
+        " --retries",
+        "失败的请求最多重试几次 (连接错误, 5xx, 429, 响应体不完整) \
+         [默认: cfg 的 `retries`, 否则 5]",
+    ),
+    (
+        " --config",
+        "批量任务的配置文件 (镜像仓库、凭据、改名规则、并发数...); 默认使用 ./cfg.yaml, \
+         其次 ./data/cfg.yaml (如果存在)。参见 cfg.example.yaml",
+    ),
+    (
+        " --opt",
+        "为本次运行覆盖 cfg.yaml 中的键: key=value[,key=value...] (maxconn, retries, \
+         singlefile, compressor, lang, outprefix, interval, platform, maxfilesize, files)",
+    ),
+    (" --connect_timeout", "连接镜像仓库时最多等待的秒数"),
+    (
+        " --read_timeout",
+        "读取响应时, 连续多少秒收不到数据就重试该请求",
+    ),
+    // save
+    (
+        "save",
+        "从镜像仓库拉取镜像, 生成镜像包: N 个 tar 数据文件加一个 meta.yaml",
+    ),
+    (
+        "save --images",
+        "镜像引用, 例如 nginx:1.27, registry.example.com:5000/team/app@sha256:...",
+    ),
+    (
+        "save --list",
+        "从 FILE 读取镜像引用, 每行一个 (忽略空行和 # 注释; `SOURCE -> TARGET` 表示改名); \
+         `-` 表示读标准输入。既没有 IMAGE 也没有 --list 时, 若标准输入不是终端, \
+         则从标准输入读取引用",
+    ),
+    (
+        "save --src",
+        "要拉取的源镜像仓库, 即 cfg.yaml 中的名称 [默认: cfg.yaml 中的第一个源]。\
+         此时列表中的行相对于该仓库 (repository:tag), 指向其他主机的完整引用也从它拉取, \
+         与 image-transmit 的做法相同",
+    ),
+    (
+        "save --platform",
+        "多平台镜像只保留这些平台: os/arch[/variant][,...]。只给一个平台时, \
+         镜像会变成该平台自己的 manifest [默认: cfg 的 `platform`, 否则全部平台]",
+    ),
+    (
+        "save --cache",
+        "本地数据块缓存目录, 先读缓存再访问网络 \
+         [默认: cfg 的 `cache.pathname`, 位于 ./data 下]",
+    ),
+    (
+        "save --with_referrers",
+        "同时携带引用各镜像的签名、证明 (attestation) 和 SBOM (通过 OCI referrers API, \
+         否则用 cosign 的 sha256-<hex>.sig/.att/.sbom 和 OCI 回退标签) \
+         [默认: cfg 的 `referrers`]",
+    ),
+    ("save --out", "存放镜像包的目录; 每次保存写入 DIR/YYYYMMDD/"),
+    (
+        "save --files",
+        "把数据块分散到几个 tar 数据文件中 (按大小均衡) [默认: cfg 的 `files`; \
+         cfg 设置 `singlefile: true` 时为 1, 否则 2]",
+    ),
+    (
+        "save --max_file_size",
+        "每个数据文件都不超过 SIZE (例如 FAT32 U 盘用 4G, 或 700M); \
+         镜像包按需要分成多个文件 [默认: cfg 的 `maxfilesize`, 否则不限制]",
+    ),
+    ("save --jobs", "并发下载数 [默认: cfg 的 `maxconn`, 否则 8]"),
+    (
+        "save --prefix",
+        "文件名前缀: PREFIX_full_YYYYMMDDHHMM_N.tar 和 PREFIX_full_YYYYMMDDHHMM_meta.yaml \
+         [默认: cfg 的 `outprefix`, 否则 img]",
+    ),
+    (
+        "save --compress",
+        "压缩数据文件 [默认: cfg 的 `compressor`, 否则 none]\n\
+         none: 普通 tar 数据文件\n\
+         zstd: 用 zstd 压缩的 tar 数据文件 (.tar.zst); 每个条目是独立的 zstd 帧, \
+         因此 upload 仍可单独读取每个数据块",
+    ),
+    (
+        "save --bases",
+        "生成增量包: 跳过这个旧镜像包的元数据中已记录的所有层和 config \
+         (可重复指定多个基础包)。manifest 总是会携带",
+    ),
+    // upload
+    (
+        "upload",
+        "校验镜像包, 然后把它逐字节原样推送到镜像仓库",
+    ),
+    ("upload --meta", "镜像包的元数据文件 (..._meta.yaml)"),
+    (
+        "upload --dst",
+        "目标: cfg.yaml 中目标镜像仓库的名称, `docker` (本机 docker 守护进程), \
+         或 HOST[:PORT][/NAMESPACE] [默认: cfg.yaml 中的第一个目标]\n\
+         `docker` 通过 docker 的 socket 连接, 或使用 DOCKER_HOST=unix://PATH。\
+         带 NAMESPACE 时, app/web:1.0 会推送到 HOST/NAMESPACE/app/web:1.0。\
+         回环地址 (loopback) 使用明文 HTTP, 除非写成 https://HOST",
+    ),
+    ("upload --jobs", "数据块并发上传数 [默认: cfg 的 `maxconn`, 否则 8]"),
+    (
+        "upload --verify",
+        "推送前如何校验镜像包\n\
+         full: 计算每个数据文件的哈希并与元数据比对 (默认; 推送时镜像仓库还会再校验\
+         每个数据块的摘要)\n\
+         size: 只检查每个文件都在且大小与记录一致 (用于可信的拷贝)",
+    ),
+    // verify
+    (
+        "verify",
+        "检查传输后的镜像包: 文件是否齐全、大小, 以及每个文件和每个数据块的 sha256",
+    ),
+    ("verify --meta", "镜像包的元数据文件 (..._meta.yaml)"),
+    ("verify --size_only", "只检查文件是否存在及其大小, 不校验摘要"),
+    // sync
+    (
+        "sync",
+        "在镜像仓库之间直接复制镜像 (不生成文件), 使用同一引擎; --interval 可让它持续运行",
+    ),
+    (
+        "sync --images",
+        "镜像引用, 例如 nginx:1.27, registry.example.com:5000/team/app@sha256:...",
+    ),
+    (
+        "sync --list",
+        "从 FILE 读取镜像引用, 每行一个 (忽略空行和 # 注释; `SOURCE -> TARGET` 表示改名); \
+         `-` 表示读标准输入。既没有 IMAGE 也没有 --list 时, 若标准输入不是终端, \
+         则从标准输入读取引用",
+    ),
+    (
+        "sync --src",
+        "要拉取的源镜像仓库, 即 cfg.yaml 中的名称 [默认: cfg.yaml 中的第一个源]。\
+         此时列表中的行相对于该仓库 (repository:tag), 指向其他主机的完整引用也从它拉取, \
+         与 image-transmit 的做法相同",
+    ),
+    (
+        "sync --platform",
+        "多平台镜像只保留这些平台: os/arch[/variant][,...]。只给一个平台时, \
+         镜像会变成该平台自己的 manifest [默认: cfg 的 `platform`, 否则全部平台]",
+    ),
+    (
+        "sync --cache",
+        "本地数据块缓存目录, 先读缓存再访问网络 \
+         [默认: cfg 的 `cache.pathname`, 位于 ./data 下]",
+    ),
+    (
+        "sync --with_referrers",
+        "同时携带引用各镜像的签名、证明 (attestation) 和 SBOM (通过 OCI referrers API, \
+         否则用 cosign 的 sha256-<hex>.sig/.att/.sbom 和 OCI 回退标签) \
+         [默认: cfg 的 `referrers`]",
+    ),
+    (
+        "sync --dst",
+        "目标: cfg.yaml 中目标的名称, 或 HOST[:PORT][/NAMESPACE] \
+         [默认: cfg.yaml 中的第一个目标]",
+    ),
+    ("sync --jobs", "数据块并发复制数 [默认: cfg 的 `maxconn`, 否则 8]"),
+    (
+        "sync --interval",
+        "持续运行: 每隔 DURATION (例如 30s, 5m, 1h; 纯数字表示秒) 重新解析标签, \
+         复制有变化的内容。Ctrl-C 或 SIGTERM 会在两个数据块之间干净地停止 (退出状态 0)",
+    ),
+    (
+        "sync --watch",
+        "按 cfg 的 `interval` 秒数 (默认 60) 持续运行, 同 image-transmit 的 -watch",
+    ),
+    // export
+    (
+        "export",
+        "把镜像包中的镜像写成 OCI 镜像布局 (OCI image layout) 或 `docker load` 归档",
+    ),
+    ("export --meta", "镜像包的元数据文件"),
+    (
+        "export --images",
+        "要导出的镜像, 写法与镜像包中的记录相同 (保存时给出的引用, 或 repository:tag); \
+         不指定时导出镜像包中的全部镜像 (仅限 --oci)",
+    ),
+    (
+        "export --oci",
+        "把 OCI 镜像布局写入 DIR (index.json 中的条目以 repository:tag 命名)",
+    ),
+    ("export --docker_archive", "把 `docker load` 归档写入 FILE"),
+    (
+        "export --base_dirs",
+        "增量包的基础包所在目录 (默认: 与镜像包在同一目录)",
+    ),
+    (
+        "export --platform",
+        "用于 --docker-archive: 多平台镜像选用的平台 [默认: 本机的平台]",
+    ),
+    // ls
+    ("ls", "列出镜像包的内容: 镜像、数据文件、基础包、失败项"),
+    ("ls --meta", "镜像包的元数据文件"),
+    // serve
+    (
+        "serve",
+        "把镜像包 (及其基础包) 作为只读镜像仓库提供服务, 直接从 tar 文件流式读取",
+    ),
+    ("serve --meta", "镜像包的元数据文件"),
+    ("serve --listen", "监听地址"),
+    (
+        "serve --base_dirs",
+        "增量包的基础包所在目录 (默认: 与镜像包在同一目录)",
+    ),
+    // inspect
+    (
+        "inspect",
+        "查看镜像仓库中的镜像: 摘要、媒体类型、平台、层 (--raw: manifest 的原始字节)",
+    ),
+    ("inspect --image", "镜像引用"),
+    ("inspect --raw", "按镜像仓库返回的原样输出 manifest"),
+    ("inspect --json", "以 JSON 格式输出详情"),
+    // tags
+    ("tags", "列出镜像仓库中某个仓库的标签"),
+    (
+        "tags --repository",
+        "仓库, 例如 registry.example.com:5000/team/app",
+    ),
+    // login
+    (
+        "login",
+        "把镜像仓库的凭据保存到 docker 的 config.json (与 docker 和 skopeo 共用)",
+    ),
+    (
+        "login --registry",
+        "镜像仓库 host[:port], 例如 registry.example.com:5000",
+    ),
+    ("login --username", "用户名"),
+    (
+        "login --password_stdin",
+        "从标准输入读取密码 (一行), 以免密码留在 shell 历史中",
+    ),
+    (
+        "login --no_check",
+        "不向镜像仓库验证凭据就保存 (用于当前连不上的镜像仓库)",
+    ),
+    // logout
+    ("logout", "从 docker 的 config.json 中删除镜像仓库的凭据"),
+    ("logout --registry", "镜像仓库 host[:port]"),
+    // completions
+    (
+        "completions",
+        "输出 shell 补全脚本: ferry completions bash > /etc/bash_completion.d/ferry",
+    ),
+    ("completions --shell", "要生成补全脚本的 shell"),
+];
+
+fn text(key: &str) -> Option<&'static str> {
+    TEXTS.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
+}
+
+/// Sets a short help (first line) and a long help (all of it) from one text.
+fn split(text: &str) -> (String, Option<String>) {
+    let first = text.lines().next().unwrap_or_default().to_string();
+    let long = (text.contains('\n')).then(|| text.to_string());
+    (first, long)
+}
+
+/// The command tree with Chinese texts; `--help`, `-V` and the `help` subcommand too.
+pub fn localize(cmd: Command) -> Command {
+    let mut cmd = localize_at(cmd, "").disable_version_flag(true).arg(
+        Arg::new("version")
+            .short('V')
+            .long("version")
+            .action(ArgAction::Version)
+            .help("显示版本")
+            .help_heading(OPTIONS),
+    );
+    if let Some(after) = text("@after") {
+        cmd = cmd.after_help(after).after_long_help(after);
+    }
+    // The `help` subcommand only exists once the command is built.
+    cmd.build();
+    if cmd.find_subcommand("help").is_some() {
+        cmd = cmd.mut_subcommand("help", |help| {
+            help.about("显示此帮助, 或指定子命令的帮助")
+                .help_template(TEMPLATE)
+                .mut_args(|a| a.help("要查看帮助的子命令").help_heading(ARGUMENTS))
+        });
+    }
+    cmd
+}
+
+fn localize_at(cmd: Command, path: &str) -> Command {
+    let mut cmd = cmd
+        .help_template(TEMPLATE)
+        .subcommand_help_heading("命令")
+        .disable_help_flag(true)
+        .arg(
+            Arg::new("help")
+                .short('h')
+                .long("help")
+                .action(ArgAction::Help)
+                .help("显示帮助 (--help 显示更详细的说明)")
+                .help_heading(OPTIONS),
+        );
+    if let Some(about) = text(path) {
+        let (short, long) = split(about);
+        cmd = cmd.about(short).long_about(resettable(long));
+    }
+    let path_owned = path.to_string();
+    cmd = cmd.mut_args(move |arg| localize_arg(arg, &path_owned));
+    let names: Vec<String> = cmd
+        .get_subcommands()
+        .map(|s| s.get_name().to_string())
+        .collect();
+    for name in names {
+        let sub_path = if path.is_empty() {
+            name.clone()
+        } else {
+            format!("{path} {name}")
+        };
+        cmd = cmd.mut_subcommand(&name, |sub| localize_at(sub, &sub_path));
+    }
+    cmd
+}
+
+fn localize_arg(arg: Arg, path: &str) -> Arg {
+    let id = arg.get_id().as_str().to_string();
+    if id == "help" || id == "version" {
+        return arg;
+    }
+    let heading = if arg.is_positional() {
+        ARGUMENTS
+    } else {
+        OPTIONS
+    };
+    let mut arg = arg.help_heading(heading);
+    let Some(text) = text(&format!("{path} --{id}")) else {
+        return arg;
+    };
+    let (mut short, mut long) = split(text);
+    // clap writes "[default: ...]" and "[possible values: ...]" in English: say it here.
+    // Flags (--quiet) take no value: clap rejects these settings on them, and before the
+    // command is built it still reports `true`/`false` as their possible values.
+    let takes_values = arg.get_action().takes_values();
+    let mut notes = Vec::new();
+    let defaults: Vec<String> = arg
+        .get_default_values()
+        .iter()
+        .map(|v| v.to_string_lossy().into_owned())
+        .collect();
+    if takes_values && !defaults.is_empty() && !arg.is_hide_default_value_set() {
+        notes.push(format!("[默认: {}]", defaults.join(", ")));
+        arg = arg.hide_default_value(true);
+    }
+    let values: Vec<String> = arg
+        .get_possible_values()
+        .iter()
+        .filter(|v| !v.is_hide_set())
+        .map(|v| v.get_name().to_string())
+        .collect();
+    if takes_values && !values.is_empty() && !arg.is_hide_possible_values_set() {
+        notes.push(format!("[可选值: {}]", values.join(", ")));
+        arg = arg.hide_possible_values(true);
+    }
+    if !notes.is_empty() {
+        let notes = notes.join(" ");
+        short = format!("{short} {notes}");
+        long = long.map(|l| format!("{l}\n{notes}"));
+    }
+    arg.help(short).long_help(resettable(long))
+}
+
+fn resettable(text: Option<String>) -> Resettable<StyledStr> {
+    match text {
+        Some(t) => Resettable::Value(t.into()),
+        None => Resettable::Reset,
+    }
+}
+
+/// clap's usage error in Chinese; help and version requests are passed through.
+pub fn render_error(err: &clap::Error) -> Option<String> {
+    let arg = || context(err, ContextKind::InvalidArg);
+    let value = || context(err, ContextKind::InvalidValue);
+    let message = match err.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => return None,
+        ErrorKind::UnknownArgument => format!("未知参数 '{}'", arg()),
+        ErrorKind::InvalidSubcommand => {
+            format!(
+                "未知子命令 '{}'",
+                context(err, ContextKind::InvalidSubcommand)
+            )
+        }
+        ErrorKind::InvalidValue => {
+            let valid = context(err, ContextKind::ValidValue);
+            if valid.is_empty() {
+                format!("{} 的值 '{}' 无效", arg(), value())
+            } else {
+                format!("{} 的值 '{}' 无效 (可选值: {valid})", arg(), value())
+            }
+        }
+        ErrorKind::ValueValidation => {
+            let why = err.source().map(|s| format!(": {s}")).unwrap_or_default();
+            format!("{} 的值 '{}' 无效{why}", arg(), value())
+        }
+        ErrorKind::MissingRequiredArgument => format!("缺少必需的参数: {}", arg()),
+        ErrorKind::MissingSubcommand => "缺少子命令".to_string(),
+        ErrorKind::ArgumentConflict => format!(
+            "{} 不能与 {} 同时使用",
+            arg(),
+            context(err, ContextKind::PriorArg)
+        ),
+        ErrorKind::NoEquals => format!("{} 需要用 '=' 给出值", arg()),
+        ErrorKind::TooManyValues => format!("{} 的值过多: '{}'", arg(), value()),
+        ErrorKind::TooFewValues | ErrorKind::WrongNumberOfValues => {
+            format!("{} 的值的个数不对", arg())
+        }
+        ErrorKind::InvalidUtf8 => "参数不是有效的 UTF-8".to_string(),
+        _ => {
+            // Anything rarer: clap's own words, after a Chinese heading.
+            let rendered = err.render().to_string();
+            let body = rendered.trim_start_matches("error: ").trim_end();
+            return Some(format!("错误: {body}\n"));
+        }
+    };
+    let usage = context(err, ContextKind::Usage).replacen("Usage:", "用法:", 1);
+    let mut out = format!("错误: {message}\n");
+    if !usage.is_empty() {
+        out.push_str(&format!("\n{usage}\n"));
+    }
+    out.push_str("\n更多信息请使用 '--help'\n");
+    Some(out)
+}
+
+fn context(err: &clap::Error, kind: ContextKind) -> String {
+    match err.get(kind) {
+        Some(ContextValue::String(s)) => s.clone(),
+        Some(ContextValue::Strings(v)) => v.join(", "),
+        Some(ContextValue::StyledStr(s)) => s.to_string(),
+        Some(ContextValue::StyledStrs(v)) => v
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        Some(ContextValue::Number(n)) => n.to_string(),
+        Some(ContextValue::Bool(b)) => b.to_string(),
+        _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::args::Cli;
+    use clap::CommandFactory;
+
+    /// Every key the command tree has: commands and their visible arguments.
+    fn keys(cmd: &Command, path: &str, out: &mut Vec<String>) {
+        out.push(path.to_string());
+        for arg in cmd.get_arguments() {
+            let id = arg.get_id().as_str();
+            if arg.is_hide_set() || id == "help" || id == "version" {
+                continue;
+            }
+            if path.is_empty() || !arg.is_global_set() {
+                out.push(format!("{path} --{id}"));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            let sub_path = if path.is_empty() {
+                sub.get_name().to_string()
+            } else {
+                format!("{path} {}", sub.get_name())
+            };
+            keys(sub, &sub_path, out);
+        }
+    }
+
+    #[test]
+    fn every_command_and_argument_has_chinese_help_and_no_entry_is_stale() {
+        let mut expected = Vec::new();
+        keys(&Cli::command(), "", &mut expected);
+        let missing: Vec<&String> = expected.iter().filter(|k| text(k).is_none()).collect();
+        assert!(missing.is_empty(), "no Chinese text for: {missing:#?}");
+        let stale: Vec<&str> = TEXTS
+            .iter()
+            .map(|(k, _)| *k)
+            .filter(|k| *k != "@after" && !expected.iter().any(|e| e == k))
+            .collect();
+        assert!(stale.is_empty(), "Chinese texts for nothing: {stale:#?}");
+        let mut seen = std::collections::HashSet::new();
+        let twice: Vec<&str> = TEXTS
+            .iter()
+            .map(|(k, _)| *k)
+            .filter(|k| !seen.insert(*k))
+            .collect();
+        assert!(twice.is_empty(), "entries given twice: {twice:?}");
+    }
+
+    #[test]
+    fn localized_help_renders_in_chinese() {
+        let mut cmd = localize(Cli::command());
+        let help = cmd.render_long_help().to_string();
+        assert!(help.contains("用法:"), "{help}");
+        assert!(help.contains("命令:"), "{help}");
+        assert!(!help.contains("Usage:"), "{help}");
+        let save = cmd
+            .find_subcommand_mut("save")
+            .expect("save subcommand")
+            .render_long_help()
+            .to_string();
+        assert!(save.contains("选项:"), "{save}");
+        assert!(!save.contains("Options:"), "{save}");
+        assert!(!save.contains("[default:"), "{save}");
+    }
+
+    #[test]
+    fn usage_errors_are_in_chinese() {
+        let cmd = localize(Cli::command());
+        let err = cmd
+            .try_get_matches_from(["ferry", "save", "--no-such-flag"])
+            .expect_err("unknown flag");
+        let text = render_error(&err).expect("a usage error");
+        assert!(text.contains("未知参数 '--no-such-flag'"), "{text}");
+        assert!(text.contains("用法: ferry save"), "{text}");
+    }
+}
