@@ -38,13 +38,38 @@ pub fn t<'a>(english: &'a str, chinese: &'a str) -> &'a str {
     }
 }
 
-/// The message in the chosen language, for messages built with values.
-pub fn pick(english: String, chinese: String) -> String {
-    if is_chinese() {
-        chinese
-    } else {
-        english
+/// The first line of a YAML parser's error, without its `error: ` prefix, with the
+/// parser's common phrases in Chinese when Chinese is chosen (keys and values as given).
+pub fn yaml_error(message: &str) -> String {
+    let line = message.lines().next().unwrap_or(message);
+    let line = line.strip_prefix("error: ").unwrap_or(line).to_string();
+    if !is_chinese() {
+        return line;
     }
+    let mut out = line;
+    // "line 3 column 5: ..." -> "第 3 行第 5 列: ..."
+    if let Some(rest) = out.strip_prefix("line ") {
+        if let Some((pos, tail)) = rest.split_once(": ") {
+            if let Some((l, c)) = pos.split_once(" column ") {
+                out = format!("第 {l} 行第 {c} 列: {tail}");
+            }
+        }
+    }
+    for (english, chinese) in [
+        ("unknown field", "未知的键"),
+        ("missing field", "缺少键"),
+        ("duplicate field", "重复的键"),
+        ("unknown variant", "未知的取值"),
+        (", expected one of", ", 可用的有"),
+        (", expected", ", 应为"),
+        ("invalid type:", "类型错误:"),
+        ("invalid value:", "值无效:"),
+        ("invalid length", "长度无效"),
+        ("invalid ", "无效的 "),
+    ] {
+        out = out.replace(english, chinese);
+    }
+    out
 }
 
 /// A message from a format string in each language, with the same arguments:
@@ -73,6 +98,14 @@ mod tests {
         assert!(means_chinese("ZH_tw"));
         assert!(!means_chinese("en_US"));
         assert!(!means_chinese(""));
+    }
+
+    #[test]
+    fn yaml_errors_lose_their_prefix() {
+        assert_eq!(
+            yaml_error("error: line 1 column 1: unknown field `x`\nmore"),
+            "line 1 column 1: unknown field `x`"
+        );
     }
 
     #[test]

@@ -8,8 +8,9 @@ use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
-    ferry::i18n::init(None);
-    let args = match ferry::cli::legacy::translate(std::env::args().collect()) {
+    let args: Vec<String> = std::env::args().collect();
+    ferry::cli::parse::init_language(&args);
+    let args = match ferry::cli::legacy::translate(args) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("{}: {e}", t("error", "错误"));

@@ -125,12 +125,12 @@ pub struct Failure {
 
 #[derive(Debug, thiserror::Error)]
 pub enum MetaError {
-    #[error("{}", crate::i18n::pick(format!("cannot read {}: {}", .path, .source), format!("无法读取 {}: {}", .path, .source)))]
+    #[error("{}", crate::tr!("cannot read {}: {}", "无法读取 {}: {}", .path, .source))]
     Read {
         path: String,
         source: std::io::Error,
     },
-    #[error("{}", crate::i18n::pick(format!("{} is not a readable bundle meta: {}", .path, .detail), format!("{} 不是可读的镜像包元数据: {}", .path, .detail)))]
+    #[error("{}", crate::tr!("{} is not a readable bundle meta: {}", "{} 不是可读的镜像包元数据: {}", .path, .detail))]
     Malformed { path: String, detail: String },
     #[error("{}", crate::tr!("{} is not a ferry bundle meta (format {:?}, expected {:?})", "{} 不是 ferry 镜像包的元数据 (格式为 {:?}, 应为 {:?})", .path, .found, FORMAT_NAME))]
     NotFerry { path: String, found: String },
@@ -205,7 +205,7 @@ impl Meta {
         let text: &str = &rest;
         let head: Head = serde_saphyr::from_str(text).map_err(|e| MetaError::Malformed {
             path: path.into(),
-            detail: first_line(&e.to_string()),
+            detail: crate::i18n::yaml_error(&e.to_string()),
         })?;
         match head.format.as_deref() {
             Some(FORMAT_NAME) => {}
@@ -224,7 +224,7 @@ impl Meta {
         }
         let mut meta: Meta = serde_saphyr::from_str(text).map_err(|e| MetaError::Malformed {
             path: path.into(),
-            detail: first_line(&e.to_string()),
+            detail: crate::i18n::yaml_error(&e.to_string()),
         })?;
         if let Some(blobs) = fast_blobs {
             meta.blobs = blobs;
@@ -338,10 +338,6 @@ fn scalar(v: &str) -> Option<String> {
         return None;
     }
     Some(v.to_string())
-}
-
-fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or(s).to_string()
 }
 
 #[cfg(test)]

@@ -24,21 +24,21 @@ pub enum VerifyLevel {
 pub enum BundleError {
     #[error("{0}")]
     Meta(#[from] MetaError),
-    #[error("{}", crate::i18n::pick(format!("data file {} is missing", .file), format!("数据文件 {} 缺失", .file)))]
+    #[error("{}", crate::tr!("data file {} is missing", "数据文件 {} 缺失", .file))]
     MissingFile { file: String },
-    #[error("{}", crate::i18n::pick(format!("data file {} has {} bytes, the meta records {} (truncated or altered)", .file, .actual, .expected), format!("数据文件 {} 有 {} 字节, 元数据记录为 {} (被截断或已修改)", .file, .actual, .expected)))]
+    #[error("{}", crate::tr!("data file {} has {} bytes, the meta records {} (truncated or altered)", "数据文件 {} 有 {} 字节, 元数据记录为 {} (被截断或已修改)", .file, .actual, .expected))]
     FileSize {
         file: String,
         expected: u64,
         actual: u64,
     },
-    #[error("{}", crate::i18n::pick(format!("data file {} has sha256 {}, the meta records {} (altered, or from another bundle)", .file, .actual, .expected), format!("数据文件 {} 的 sha256 为 {}, 元数据记录为 {} (已被修改, 或来自另一个镜像包)", .file, .actual, .expected)))]
+    #[error("{}", crate::tr!("data file {} has sha256 {}, the meta records {} (altered, or from another bundle)", "数据文件 {} 的 sha256 为 {}, 元数据记录为 {} (已被修改, 或来自另一个镜像包)", .file, .actual, .expected))]
     FileDigest {
         file: String,
         expected: String,
         actual: String,
     },
-    #[error("{}", crate::i18n::pick(format!("data file {}: entry {} holds bytes with digest {} (corrupt)", .file, .entry, .actual), format!("数据文件 {}: 条目 {} 的内容摘要为 {} (已损坏)", .file, .entry, .actual)))]
+    #[error("{}", crate::tr!("data file {}: entry {} holds bytes with digest {} (corrupt)", "数据文件 {}: 条目 {} 的内容摘要为 {} (已损坏)", .file, .entry, .actual))]
     EntryDigest {
         file: String,
         entry: String,
@@ -52,9 +52,9 @@ pub enum BundleError {
         offset: u64,
         detail: String,
     },
-    #[error("{}", crate::i18n::pick(format!("data file {} lacks blob {} that the meta places there", .file, .digest), format!("数据文件 {} 缺少元数据记录的数据块 {}", .file, .digest)))]
+    #[error("{}", crate::tr!("data file {} lacks blob {} that the meta places there", "数据文件 {} 缺少元数据记录的数据块 {}", .file, .digest))]
     MissingBlob { file: String, digest: Digest },
-    #[error("{}", crate::i18n::pick(format!("data file {} holds {}, which the meta does not place there (data file from another bundle?)", .file, .digest), format!("数据文件 {} 含有元数据未记录的 {} (来自另一个镜像包?)", .file, .digest)))]
+    #[error("{}", crate::tr!("data file {} holds {}, which the meta does not place there (data file from another bundle?)", "数据文件 {} 含有元数据未记录的 {} (来自另一个镜像包?)", .file, .digest))]
     UnexpectedBlob { file: String, digest: Digest },
     #[error("{}", crate::tr!("data file {}: blob {} has {} bytes, the meta records {}", "数据文件 {}: 数据块 {} 有 {} 字节, 元数据记录为 {}", .file, .digest, .actual, .expected))]
     BlobSize {

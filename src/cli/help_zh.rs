@@ -31,7 +31,7 @@ const TEXTS: &[(&str, &str)] = &[
     (
         "@after",
         "同样可以使用 image-transmit 的命令行:\n  \
-         ferry -src=NAME [-lst=FILE] [-inc=META] [-out=PREFIX] [-opt=k=v,...]   save (没有 -lst 时读标准输入)\n  \
+         ferry -src=NAME [-lst=FILE] [-inc=META] [-out=PREFIX] [-opt=k=v,...]   save (无 -lst 时读标准输入)\n  \
          ferry -dst=NAME -img=META                                          upload\n\
          NAME 是 cfg.yaml 中的镜像仓库名 (--config FILE, 否则 ./cfg.yaml, 否则 ./data/cfg.yaml)。\n\n\
          退出状态: 0 全部成功, 1 有镜像或检查失败, 2 用法错误, 130 被中断。",
@@ -45,7 +45,7 @@ const TEXTS: &[(&str, &str)] = &[
     ),
     (
         " --config",
-        "批量任务的配置文件 (镜像仓库、凭据、改名规则、并发数...); 默认使用 ./cfg.yaml, \
+        "批量任务的配置文件 (镜像仓库、凭据、路径改写、并发数...); 默认使用 ./cfg.yaml, \
          其次 ./data/cfg.yaml (如果存在)。参见 cfg.example.yaml",
     ),
     (
@@ -69,20 +69,21 @@ const TEXTS: &[(&str, &str)] = &[
     ),
     (
         "save --list",
-        "从 FILE 读取镜像引用, 每行一个 (忽略空行和 # 注释; `SOURCE -> TARGET` 表示改名); \
-         `-` 表示读标准输入。既没有 IMAGE 也没有 --list 时, 若标准输入不是终端, \
-         则从标准输入读取引用",
+        "从 FILE 读取镜像引用, 每行一个; `-` 表示读标准输入\n\
+         忽略空行和 # 注释; `SOURCE -> TARGET` 表示改名。既没有 IMAGE 也没有 --list 时, \
+         若标准输入不是终端, 则从标准输入读取引用",
     ),
     (
         "save --src",
-        "要拉取的源镜像仓库, 即 cfg.yaml 中的名称 [默认: cfg.yaml 中的第一个源]。\
-         此时列表中的行相对于该仓库 (repository:tag), 指向其他主机的完整引用也从它拉取, \
+        "要拉取的源镜像仓库, 即 cfg.yaml 中的名称 [默认: cfg.yaml 中的第一个源]\n\
+         此时列表中的行相对于该仓库 (repository:tag), 指向其他主机的完整引用也从该仓库拉取, \
          与 image-transmit 的做法相同",
     ),
     (
         "save --platform",
-        "多平台镜像只保留这些平台: os/arch[/variant][,...]。只给一个平台时, \
-         镜像会变成该平台自己的 manifest [默认: cfg 的 `platform`, 否则全部平台]",
+        "多平台镜像只保留这些平台: os/arch[/variant][,...] \
+         [默认: cfg 的 `platform`, 否则全部平台]\n\
+         只给一个平台时, 镜像会变成该平台自己的 manifest",
     ),
     (
         "save --cache",
@@ -91,20 +92,21 @@ const TEXTS: &[(&str, &str)] = &[
     ),
     (
         "save --with_referrers",
-        "同时携带引用各镜像的签名、证明 (attestation) 和 SBOM (通过 OCI referrers API, \
-         否则用 cosign 的 sha256-<hex>.sig/.att/.sbom 和 OCI 回退标签) \
-         [默认: cfg 的 `referrers`]",
+        "同时携带引用各镜像的签名、证明 (attestation) 和 SBOM [默认: cfg 的 `referrers`]\n\
+         通过 OCI referrers API 查找; 不支持时使用 cosign 的 sha256-<hex>.sig/.att/.sbom 标签\
+         和 OCI 回退标签",
     ),
     ("save --out", "存放镜像包的目录; 每次保存写入 DIR/YYYYMMDD/"),
     (
         "save --files",
-        "把数据块分散到几个 tar 数据文件中 (按大小均衡) [默认: cfg 的 `files`; \
+        "数据块分散存放的 tar 数据文件个数 (按大小均衡) [默认: cfg 的 `files`; \
          cfg 设置 `singlefile: true` 时为 1, 否则 2]",
     ),
     (
         "save --max_file_size",
-        "每个数据文件都不超过 SIZE (例如 FAT32 U 盘用 4G, 或 700M); \
-         镜像包按需要分成多个文件 [默认: cfg 的 `maxfilesize`, 否则不限制]",
+        "每个数据文件都不超过 SIZE (例如 FAT32 U 盘用 4G, 或 700M) \
+         [默认: cfg 的 `maxfilesize`, 否则不限制]\n\
+         镜像包需要几个数据文件就会写几个",
     ),
     ("save --jobs", "并发下载数 [默认: cfg 的 `maxconn`, 否则 8]"),
     (
@@ -121,8 +123,9 @@ const TEXTS: &[(&str, &str)] = &[
     ),
     (
         "save --bases",
-        "生成增量包: 跳过这个旧镜像包的元数据中已记录的所有层和 config \
-         (可重复指定多个基础包)。manifest 总是会携带",
+        "生成增量包: 跳过该旧镜像包元数据中已记录的所有层和 config \
+         (可多次指定, 对应多个基础包)\n\
+         manifest 总是会携带",
     ),
     // upload
     (
@@ -142,9 +145,9 @@ const TEXTS: &[(&str, &str)] = &[
     (
         "upload --verify",
         "推送前如何校验镜像包\n\
-         full: 计算每个数据文件的哈希并与元数据比对 (默认; 推送时镜像仓库还会再校验\
-         每个数据块的摘要)\n\
-         size: 只检查每个文件都在且大小与记录一致 (用于可信的拷贝)",
+         full: 计算每个数据文件的哈希并与元数据比对 (默认); 推送时镜像仓库还会再校验\
+         各数据块摘要\n\
+         size: 只检查每个文件都在且大小与记录相符 (用于可信的拷贝)",
     ),
     // verify
     (
@@ -164,20 +167,21 @@ const TEXTS: &[(&str, &str)] = &[
     ),
     (
         "sync --list",
-        "从 FILE 读取镜像引用, 每行一个 (忽略空行和 # 注释; `SOURCE -> TARGET` 表示改名); \
-         `-` 表示读标准输入。既没有 IMAGE 也没有 --list 时, 若标准输入不是终端, \
-         则从标准输入读取引用",
+        "从 FILE 读取镜像引用, 每行一个; `-` 表示读标准输入\n\
+         忽略空行和 # 注释; `SOURCE -> TARGET` 表示改名。既没有 IMAGE 也没有 --list 时, \
+         若标准输入不是终端, 则从标准输入读取引用",
     ),
     (
         "sync --src",
-        "要拉取的源镜像仓库, 即 cfg.yaml 中的名称 [默认: cfg.yaml 中的第一个源]。\
-         此时列表中的行相对于该仓库 (repository:tag), 指向其他主机的完整引用也从它拉取, \
+        "要拉取的源镜像仓库, 即 cfg.yaml 中的名称 [默认: cfg.yaml 中的第一个源]\n\
+         此时列表中的行相对于该仓库 (repository:tag), 指向其他主机的完整引用也从该仓库拉取, \
          与 image-transmit 的做法相同",
     ),
     (
         "sync --platform",
-        "多平台镜像只保留这些平台: os/arch[/variant][,...]。只给一个平台时, \
-         镜像会变成该平台自己的 manifest [默认: cfg 的 `platform`, 否则全部平台]",
+        "多平台镜像只保留这些平台: os/arch[/variant][,...] \
+         [默认: cfg 的 `platform`, 否则全部平台]\n\
+         只给一个平台时, 镜像会变成该平台自己的 manifest",
     ),
     (
         "sync --cache",
@@ -186,9 +190,9 @@ const TEXTS: &[(&str, &str)] = &[
     ),
     (
         "sync --with_referrers",
-        "同时携带引用各镜像的签名、证明 (attestation) 和 SBOM (通过 OCI referrers API, \
-         否则用 cosign 的 sha256-<hex>.sig/.att/.sbom 和 OCI 回退标签) \
-         [默认: cfg 的 `referrers`]",
+        "同时携带引用各镜像的签名、证明 (attestation) 和 SBOM [默认: cfg 的 `referrers`]\n\
+         通过 OCI referrers API 查找; 不支持时使用 cosign 的 sha256-<hex>.sig/.att/.sbom 标签\
+         和 OCI 回退标签",
     ),
     (
         "sync --dst",
@@ -199,7 +203,8 @@ const TEXTS: &[(&str, &str)] = &[
     (
         "sync --interval",
         "持续运行: 每隔 DURATION (例如 30s, 5m, 1h; 纯数字表示秒) 重新解析标签, \
-         复制有变化的内容。Ctrl-C 或 SIGTERM 会在两个数据块之间干净地停止 (退出状态 0)",
+         复制有变化的内容\n\
+         Ctrl-C 或 SIGTERM 会在两个数据块之间干净地停止 (退出状态 0)",
     ),
     (
         "sync --watch",
@@ -340,7 +345,18 @@ fn localize_at(cmd: Command, path: &str) -> Command {
         cmd = cmd.about(short).long_about(resettable(long));
     }
     let path_owned = path.to_string();
-    cmd = cmd.mut_args(move |arg| localize_arg(arg, &path_owned));
+    // Under a custom heading clap sorts by display order, then name: keep the
+    // positionals in their command-line order.
+    let mut position = 0;
+    cmd = cmd.mut_args(move |arg| {
+        let arg = if arg.is_positional() {
+            position += 1;
+            arg.display_order(position)
+        } else {
+            arg
+        };
+        localize_arg(arg, &path_owned)
+    });
     let names: Vec<String> = cmd
         .get_subcommands()
         .map(|s| s.get_name().to_string())

@@ -2,6 +2,7 @@
 
 use super::args::{ExportArgs, InspectArgs, LsArgs, ServeArgs, TagsArgs};
 use super::run::Outcome;
+use crate::bundle::meta::Kind;
 use crate::bundle::reader::Bundle;
 use crate::engine::export;
 use crate::engine::platform::PlatformFilter;
@@ -15,16 +16,25 @@ use std::collections::HashMap;
 use std::io::Write;
 
 pub fn run_ls(args: LsArgs) -> Result<Outcome> {
-    let bundle = Bundle::open(&args.meta).context("cannot open the bundle")?;
+    let bundle = Bundle::open(&args.meta)
+        .with_context(|| crate::tr!("cannot open the bundle", "无法打开镜像包"))?;
     let m = &bundle.meta;
     let mut out = String::new();
-    out.push_str(&format!(
-        "bundle {} ({:?}, created {}, {})\n",
-        m.name, m.kind, m.created, m.tool
+    let kind = match m.kind {
+        Kind::Full => crate::i18n::t("full", "完整包"),
+        Kind::Incremental => crate::i18n::t("incremental", "增量包"),
+    };
+    out.push_str(&crate::tr!(
+        "bundle {} ({kind}, created {}, {})\n",
+        "镜像包 {} ({kind}, 创建于 {}, {})\n",
+        m.name,
+        m.created,
+        m.tool
     ));
     if !m.bases.is_empty() {
-        out.push_str(&format!(
+        out.push_str(&crate::tr!(
             "based on: {}\n",
+            "基础包: {}\n",
             m.bases
                 .iter()
                 .map(|b| b.name.as_str())
@@ -33,20 +43,25 @@ pub fn run_ls(args: LsArgs) -> Result<Outcome> {
         ));
     }
     if !m.platforms.is_empty() {
-        out.push_str(&format!("platforms: {}\n", m.platforms.join(", ")));
+        out.push_str(&crate::tr!(
+            "platforms: {}\n",
+            "平台: {}\n",
+            m.platforms.join(", ")
+        ));
     }
     let sizes: HashMap<_, _> = m.blobs.iter().map(|b| (&b.digest, b.size)).collect();
     let index = bundle
         .verify(crate::bundle::reader::VerifyLevel::Size, &|_| {})
         .ok();
     let images: Vec<_> = m.images.iter().filter(|i| i.subject.is_none()).collect();
-    out.push_str(&format!("images ({}):\n", images.len()));
+    out.push_str(&crate::tr!("images ({}):\n", "镜像 ({}):\n", images.len()));
     for i in images {
         let children = if i.children.is_empty() {
             String::new()
         } else {
-            format!(
+            crate::tr!(
                 ", {} platforms: {}",
+                ", {} 个平台: {}",
                 i.children.len(),
                 i.children
                     .iter()
@@ -75,10 +90,15 @@ pub fn run_ls(args: LsArgs) -> Result<Outcome> {
             out.push('\n');
         }
     }
-    out.push_str(&format!("data files ({}):\n", m.files.len()));
+    out.push_str(&crate::tr!(
+        "data files ({}):\n",
+        "数据文件 ({}):\n",
+        m.files.len()
+    ));
     for f in &m.files {
-        out.push_str(&format!(
+        out.push_str(&crate::tr!(
             "  {}  {}  {} blobs\n",
+            "  {}  {}  {} 个数据块\n",
             f.name,
             HumanBytes(f.size),
             f.blobs
@@ -91,14 +111,19 @@ pub fn run_ls(args: LsArgs) -> Result<Outcome> {
         .map(|b| sizes[&b.digest])
         .sum();
     let from_bases = m.blobs.iter().filter(|b| b.base.is_some()).count();
-    out.push_str(&format!(
+    out.push_str(&crate::tr!(
         "blobs: {} ({} carried, {} left to bases)\n",
+        "数据块: {} (本包携带 {}, {} 个由基础包提供)\n",
         m.blobs.len(),
         HumanBytes(carried),
         from_bases
     ));
     if !m.failed.is_empty() {
-        out.push_str(&format!("failed ({}):\n", m.failed.len()));
+        out.push_str(&crate::tr!(
+            "failed ({}):\n",
+            "失败 ({}):\n",
+            m.failed.len()
+        ));
         for f in &m.failed {
             out.push_str(&format!("  {}: {}\n", f.reference, f.reason));
         }
@@ -145,9 +170,21 @@ fn referrer_counts(m: &crate::bundle::meta::Meta, image: &crate::bundle::meta::I
     }
     let list: Vec<String> = counts
         .iter()
-        .map(|(k, n)| format!("{n} {k}{}", if *n == 1 { "" } else { "s" }))
+        .map(|(k, n)| {
+            if crate::i18n::is_chinese() {
+                let kind = match *k {
+                    "signature" => "签名",
+                    "attestation" => "证明",
+                    "artifact" => "制品",
+                    other => other,
+                };
+                format!("{n} 个{kind}")
+            } else {
+                format!("{n} {k}{}", if *n == 1 { "" } else { "s" })
+            }
+        })
         .collect();
-    format!("    carries {}", list.join(", "))
+    crate::tr!("    carries {}", "    携带 {}", list.join(", "))
 }
 
 fn short_type(media_type: &str) -> &str {
@@ -180,28 +217,43 @@ pub async fn run_inspect(args: InspectArgs, registries: &Registries) -> Result<O
         );
     } else {
         println!("{}", r);
-        println!("digest: {}", raw.digest);
-        println!("media type: {}", raw.media_type);
+        println!("{}", crate::tr!("digest: {}", "摘要: {}", raw.digest));
+        println!(
+            "{}",
+            crate::tr!("media type: {}", "媒体类型: {}", raw.media_type)
+        );
         match &parsed {
             Parsed::Index { manifests } => {
-                println!("platforms:");
+                println!("{}", crate::i18n::t("platforms:", "平台:"));
                 for m in manifests {
                     println!(
                         "  {}  {}",
                         m.platform
                             .as_ref()
                             .map(|p| p.to_string())
-                            .unwrap_or_else(|| "unknown".into()),
+                            .unwrap_or_else(|| crate::i18n::t("unknown", "未知").into()),
                         m.digest
                     );
                 }
             }
             Parsed::Image { config, layers } => {
-                println!("config: {} ({})", config.digest, HumanBytes(config.size));
                 println!(
-                    "layers ({}, {}):",
-                    layers.len(),
-                    HumanBytes(layers.iter().map(|l| l.size).sum())
+                    "{}",
+                    crate::tr!(
+                        "config: {} ({})",
+                        "配置: {} ({})",
+                        config.digest,
+                        HumanBytes(config.size)
+                    )
+                );
+                println!(
+                    "{}",
+                    crate::tr!(
+                        "layers ({}, {}):",
+                        "层 ({}, {}):",
+                        layers.len(),
+                        HumanBytes(layers.iter().map(|l| l.size).sum())
+                    )
                 );
                 for l in layers {
                     println!("  {}  {}", l.digest, HumanBytes(l.size));
@@ -227,8 +279,15 @@ fn describe_manifest(raw: &RawManifest, parsed: &Parsed) -> serde_json::Value {
 }
 
 pub async fn run_tags(args: TagsArgs, registries: &Registries) -> Result<Outcome> {
-    let r = Reference::parse(&format!("{}:probe", args.repository.trim_end_matches(':')))
-        .map_err(|e| anyhow!("invalid repository {:?}: {e}", args.repository))?;
+    let r = Reference::parse(&format!("{}:probe", args.repository.trim_end_matches(':'))).map_err(
+        |e| {
+            anyhow!(crate::tr!(
+                "invalid repository {:?}: {e}",
+                "无效的仓库 {:?}: {e}",
+                args.repository
+            ))
+        },
+    )?;
     let client = registries.client(&r.registry)?;
     for t in client.tags(&r.repository).await? {
         println!("{t}");
@@ -237,29 +296,33 @@ pub async fn run_tags(args: TagsArgs, registries: &Registries) -> Result<Outcome
 }
 
 pub fn run_export(args: ExportArgs, reporter: &Reporter) -> Result<Outcome> {
-    let bundle = Bundle::open(&args.meta).context("cannot open the bundle")?;
+    let bundle = Bundle::open(&args.meta)
+        .with_context(|| crate::tr!("cannot open the bundle", "无法打开镜像包"))?;
     let images = export::select(&bundle, &args.images)?;
     let index = export::locate_all(&bundle, &args.base_dirs, reporter)?;
     if let Some(dir) = &args.oci {
         let n = export::export_oci(&bundle, &images, &index, dir)?;
-        reporter.warn(&format!(
+        reporter.warn(&crate::tr!(
             "wrote {n} images to the OCI layout {}",
+            "已将 {n} 个镜像写入 OCI 目录 {}",
             dir.display()
         ));
     }
     if let Some(file) = &args.docker_archive {
         if args.images.is_empty() {
-            bail!(
+            bail!(crate::tr!(
                 "name the images for the docker archive (see `ferry ls {}`)",
+                "请指定要写入 docker 归档的镜像 (见 `ferry ls {}`)",
                 args.meta.display()
-            );
+            ));
         }
         let platform =
             PlatformFilter::parse(&args.platform.clone().unwrap_or_else(export::host_platform))
                 .map_err(|e| anyhow!("--platform: {e}"))?;
         let n = export::export_docker_archive(&bundle, &images, &index, &platform, file)?;
-        reporter.warn(&format!(
+        reporter.warn(&crate::tr!(
             "wrote {n} images to the docker archive {}",
+            "已将 {n} 个镜像写入 docker 归档 {}",
             file.display()
         ));
     }
@@ -271,15 +334,17 @@ pub async fn run_serve(
     reporter: &Reporter,
     cancel: &tokio_util::sync::CancellationToken,
 ) -> Result<Outcome> {
-    let bundle = Bundle::open(&args.meta).context("cannot open the bundle")?;
+    let bundle = Bundle::open(&args.meta)
+        .with_context(|| crate::tr!("cannot open the bundle", "无法打开镜像包"))?;
     let index = export::locate_all(&bundle, &args.base_dirs, reporter)?;
     let catalog = crate::serve::Catalog::build(&bundle, index)?;
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
+        .with_context(|| crate::tr!("cannot listen on {}", "无法监听 {}", args.listen))?;
     let addr = listener.local_addr()?;
-    reporter.warn(&format!(
+    reporter.warn(&crate::tr!(
         "serving bundle {} read-only at http://{addr}/v2/ (Ctrl-C to stop)",
+        "正在以只读方式提供镜像包 {}: http://{addr}/v2/ (Ctrl-C 停止)",
         bundle.meta.name
     ));
     crate::serve::serve(listener, catalog, cancel.clone()).await?;

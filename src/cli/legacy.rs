@@ -50,7 +50,7 @@ pub fn translate(args: Vec<String>) -> Result<Vec<String>, String> {
             Some((name, None)) => {
                 let v = args
                     .get(i + 1)
-                    .ok_or_else(|| format!("-{name} needs a value"))?;
+                    .ok_or_else(|| crate::tr!("-{name} needs a value", "-{name} 需要一个值"))?;
                 given.insert(name, v.clone());
                 i += 1;
             }
@@ -91,26 +91,35 @@ pub fn translate(args: Vec<String>) -> Result<Vec<String>, String> {
             }
             if let Some(prefix) = get("out") {
                 if prefix.contains('/') || prefix.contains('\\') {
-                    return Err(format!("-out={prefix}: ferry takes a file prefix here; give the folder with --out DIR"));
+                    return Err(crate::tr!("-out={prefix}: ferry takes a file prefix here; give the folder with --out DIR", "-out={prefix}: ferry 在这里接受的是文件名前缀; 输出目录请用 --out DIR 指定"));
                 }
                 out.extend(["--prefix".into(), prefix]);
             }
         }
         (None, Some(_), None) => {
-            return Err("-dst needs -img=META (upload) or -src=NAME (direct mode)".into())
+            return Err(crate::tr!(
+                "-dst needs -img=META (upload) or -src=NAME (direct mode)",
+                "-dst 需要 -img=META (上传) 或 -src=NAME (直接同步)"
+            ))
         }
         (_, None, Some(_)) => {
-            return Err("-img needs -dst=NAME: the target registry to upload to".into())
+            return Err(crate::tr!(
+                "-img needs -dst=NAME: the target registry to upload to",
+                "-img 需要 -dst=NAME: 要上传到的目标仓库"
+            ))
         }
         (None, None, None) => {
-            return Err(
-                "give -src=NAME to save, or -dst=NAME -img=META to upload (see ferry --help)"
-                    .into(),
-            )
+            return Err(crate::tr!(
+                "give -src=NAME to save, or -dst=NAME -img=META to upload (see ferry --help)",
+                "请用 -src=NAME 保存, 或用 -dst=NAME -img=META 上传 (见 ferry --help)"
+            ))
         }
     }
     if given.contains_key("watch") && !out.iter().any(|a| a == "--watch") {
-        return Err("-watch keeps a direct sync (-src with -dst) running".into());
+        return Err(crate::tr!(
+            "-watch keeps a direct sync (-src with -dst) running",
+            "-watch 用于让直接同步 (-src 与 -dst 同时给出) 持续运行"
+        ));
     }
     if let Some(opt) = get("opt") {
         out.extend(["--opt".into(), opt]);

@@ -9,7 +9,7 @@ use std::path::Path;
 /// Parses the (already legacy-translated) arguments; prints help, version or a usage
 /// error and exits as clap does.
 pub fn parse(args: Vec<String>) -> Cli {
-    crate::i18n::init(early_lang(&args).as_deref());
+    init_language(&args);
     let mut cmd = Cli::command();
     if crate::i18n::is_chinese() {
         cmd = super::help_zh::localize(cmd);
@@ -32,6 +32,11 @@ pub fn parse(args: Vec<String>) -> Cli {
     }
 }
 
+/// Chooses the language from the command line, the cfg file or the environment.
+pub fn init_language(args: &[String]) {
+    crate::i18n::init(early_lang(args).as_deref());
+}
+
 /// The `lang` that the run will use, read before parsing: `--opt lang=...`, else the
 /// `lang:` line of the cfg file that `--config` names or that is found by default.
 fn early_lang(args: &[String]) -> Option<String> {
@@ -42,7 +47,7 @@ fn early_lang(args: &[String]) -> Option<String> {
                 .or_else(|| (a == flag).then(|| args.get(i + 1).cloned()).flatten())
         })
     };
-    if let Some(opt) = value_of("--opt") {
+    if let Some(opt) = value_of("--opt").or_else(|| value_of("-opt")) {
         if let Some(lang) = opt
             .split(',')
             .find_map(|kv| kv.trim().strip_prefix("lang="))

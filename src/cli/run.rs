@@ -59,9 +59,17 @@ pub async fn run(cli: Cli, cancel: CancellationToken) -> Result<Outcome> {
                     .trim_start_matches("http://"),
             )?;
             reporter.warn(&if removed {
-                format!("removed the credentials for {}", args.registry)
+                crate::tr!(
+                    "removed the credentials for {}",
+                    "已删除 {} 的凭据",
+                    args.registry
+                )
             } else {
-                format!("no stored credentials for {}", args.registry)
+                crate::tr!(
+                    "no stored credentials for {}",
+                    "没有保存 {} 的凭据",
+                    args.registry
+                )
             });
             Ok(Outcome::Success)
         }
@@ -99,11 +107,11 @@ fn load_config(g: &GlobalArgs, reporter: &Reporter) -> Result<Option<Config>> {
     }
     if let Some(c) = &cfg {
         for key in c.unsupported() {
-            reporter.warn(&if crate::i18n::is_chinese() {
-                format!("{}: 此版本的 ferry 尚不支持 `{key}`, 本次运行中不生效", c.path)
-            } else {
-                format!("{}: `{key}` is not supported by this version of ferry yet; it has no effect on this run", c.path)
-            });
+            reporter.warn(&crate::tr!(
+                "{}: `{key}` is not supported by this version of ferry yet; it has no effect on this run",
+                "{}: 此版本的 ferry 尚不支持 `{key}`, 本次运行中不生效",
+                c.path
+            ));
         }
     }
     Ok(cfg)
@@ -160,8 +168,13 @@ fn read_list(path: &Path) -> Result<Vec<String>> {
     let text = if path == Path::new("-") {
         read_stdin()?
     } else {
-        std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read the image list {}", path.display()))?
+        std::fs::read_to_string(path).with_context(|| {
+            crate::tr!(
+                "cannot read the image list {}",
+                "无法读取镜像列表 {}",
+                path.display()
+            )
+        })?
     };
     Ok(parse_list(&text))
 }
@@ -169,7 +182,12 @@ fn read_list(path: &Path) -> Result<Vec<String>> {
 fn read_stdin() -> Result<String> {
     let mut text = String::new();
     for line in std::io::stdin().lock().lines() {
-        text.push_str(&line.context("cannot read the image list from standard input")?);
+        text.push_str(&line.with_context(|| {
+            crate::tr!(
+                "cannot read the image list from standard input",
+                "无法从标准输入读取镜像列表"
+            )
+        })?);
         text.push('\n');
     }
     Ok(text)
@@ -270,7 +288,7 @@ fn image_requests<'c>(
     }
     let source = match cfg {
         Some(c) => c.source(src)?,
-        None if src.is_some() => bail!("--src names a cfg.yaml source registry, but no cfg.yaml was found (give --config FILE)"),
+        None if src.is_some() => bail!(crate::tr!("--src names a cfg.yaml source registry, but no cfg.yaml was found (give --config FILE)", "--src 指定的是 cfg.yaml 中的源仓库, 但没有找到 cfg.yaml (请用 --config FILE 指定)")),
         None => None,
     };
     let mut requests = Vec::new();
@@ -317,14 +335,16 @@ fn destination<'c>(
         (Some(d), _) => d.to_string(),
         (None, Some(c)) => match c.target(None)? {
             Some(t) => t.name.clone(),
-            None => bail!(
+            None => bail!(crate::tr!(
                 "no target: give --dst HOST[:PORT][/NAMESPACE], or a target registry in {}",
+                "没有目标: 请用 --dst HOST[:PORT][/NAMESPACE] 指定, 或在 {} 中配置目标仓库",
                 c.path
-            ),
+            )),
         },
-        (None, None) => bail!(
-            "no target: give --dst HOST[:PORT][/NAMESPACE] (or a cfg.yaml with a target registry)"
-        ),
+        (None, None) => bail!(crate::tr!(
+            "no target: give --dst HOST[:PORT][/NAMESPACE] (or a cfg.yaml with a target registry)",
+            "没有目标: 请用 --dst HOST[:PORT][/NAMESPACE] 指定 (或使用配置了目标仓库的 cfg.yaml)"
+        )),
     };
     let named = cfg.and_then(|c| c.targets.iter().find(|t| t.name == dst));
     if let (None, Some(c)) = (named, cfg) {
@@ -380,7 +400,13 @@ fn blob_cache(arg: Option<&Path>, cfg: Option<&Config>) -> Result<Option<BlobCac
         entry.and_then(|e| e.keepdays),
         entry.and_then(|e| e.keepsize),
     )
-    .with_context(|| format!("cannot use the cache folder {}", dir.display()))?;
+    .with_context(|| {
+        crate::tr!(
+            "cannot use the cache folder {}",
+            "无法使用缓存目录 {}",
+            dir.display()
+        )
+    })?;
     Ok(Some(cache))
 }
 
@@ -418,10 +444,16 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
         _ => (t, 1),
     };
     let n: f64 = num.parse().map_err(|_| {
-        anyhow!("interval {s:?} is not a duration like 30s, 5m, 1h or a number of seconds")
+        anyhow!(crate::tr!(
+            "interval {s:?} is not a duration like 30s, 5m, 1h or a number of seconds",
+            "间隔 {s:?} 不是 30s、5m、1h 这样的时长, 也不是秒数"
+        ))
     })?;
     if n <= 0.0 {
-        bail!("interval {s:?} must be positive");
+        bail!(crate::tr!(
+            "interval {s:?} must be positive",
+            "间隔 {s:?} 必须大于 0"
+        ));
     }
     Ok(Duration::from_secs_f64(n * mult as f64))
 }
@@ -492,11 +524,15 @@ async fn run_sync(
                 }
             }
             Err(e) if !cancel.is_cancelled() => {
-                reporter.warn(&format!("round {round} failed: {}", describe(&e)));
+                reporter.warn(&crate::tr!(
+                    "round {round} failed: {}",
+                    "第 {round} 轮失败: {}",
+                    describe(&e)
+                ));
                 let summary = crate::engine::report::Summary {
                     action: "sync",
                     total: requests.len(),
-                    failed: vec![("round".into(), describe(&e))],
+                    failed: vec![(crate::tr!("round {round}", "第 {round} 轮"), describe(&e))],
                     ..Default::default()
                 };
                 notifier.send(&summary, reporter).await;
@@ -517,7 +553,8 @@ async fn run_sync(
 /// daemon through its socket.
 async fn upload_to_docker(args: &UploadArgs, reporter: &Reporter) -> Result<Outcome> {
     use crate::engine::{docker_daemon, export};
-    let bundle = Bundle::open(&args.meta).context("cannot open the bundle")?;
+    let bundle = Bundle::open(&args.meta)
+        .with_context(|| crate::tr!("cannot open the bundle", "无法打开镜像包"))?;
     let index = export::locate_all(&bundle, &[], reporter)?;
     let platform = PlatformFilter::parse(&export::host_platform()).map_err(|e| anyhow!("{e}"))?;
     let wanted: Vec<String> = bundle
@@ -589,16 +626,24 @@ async fn run_login(args: LoginArgs, g: &GlobalArgs, reporter: &Reporter) -> Resu
     };
     let host = host.trim_end_matches('/');
     if !args.password_stdin {
-        bail!("give the password on standard input with --password-stdin (it is never taken as an argument)");
+        bail!(crate::tr!("give the password on standard input with --password-stdin (it is never taken as an argument)", "请用 --password-stdin 从标准输入给出密码 (密码不接受以参数给出)"));
     }
     let mut password = String::new();
     std::io::stdin()
         .lock()
         .read_line(&mut password)
-        .context("cannot read the password from standard input")?;
+        .with_context(|| {
+            crate::tr!(
+                "cannot read the password from standard input",
+                "无法从标准输入读取密码"
+            )
+        })?;
     let password = password.trim_end_matches(['\r', '\n']).to_string();
     if password.is_empty() {
-        bail!("empty password on standard input");
+        bail!(crate::tr!(
+            "empty password on standard input",
+            "标准输入中的密码为空"
+        ));
     }
     let credentials = Credentials {
         username: args.username.clone(),
@@ -618,19 +663,19 @@ async fn run_login(args: LoginArgs, g: &GlobalArgs, reporter: &Reporter) -> Resu
         client
             .ping()
             .await
-            .with_context(|| format!("login to {host} failed"))?;
+            .with_context(|| crate::tr!("login to {host} failed", "登录 {host} 失败"))?;
     }
     let stored = config::docker::store(host, &args.username, &password)?;
-    reporter.warn(&if crate::i18n::is_chinese() {
-        format!("登录成功: {host} 的凭据已保存到 {stored}")
-    } else {
-        format!("login succeeded: credentials for {host} stored in {stored}")
-    });
+    reporter.warn(&crate::tr!(
+        "login succeeded: credentials for {host} stored in {stored}",
+        "登录成功: {host} 的凭据已保存到 {stored}"
+    ));
     Ok(Outcome::Success)
 }
 
 fn run_verify(args: VerifyArgs, reporter: &Reporter) -> Result<Outcome> {
-    let bundle = Bundle::open(&args.meta).context("cannot open the bundle")?;
+    let bundle = Bundle::open(&args.meta)
+        .with_context(|| crate::tr!("cannot open the bundle", "无法打开镜像包"))?;
     let level = if args.size_only {
         VerifyLevel::Size
     } else {
@@ -641,8 +686,9 @@ fn run_verify(args: VerifyArgs, reporter: &Reporter) -> Result<Outcome> {
             let bases = if bundle.meta.bases.is_empty() {
                 String::new()
             } else {
-                format!(
+                crate::tr!(
                     ", based on {}",
+                    ", 基于 {}",
                     bundle
                         .meta
                         .bases
@@ -658,11 +704,10 @@ fn run_verify(args: VerifyArgs, reporter: &Reporter) -> Result<Outcome> {
                 index.len(),
                 bundle.meta.images.len(),
             );
-            reporter.warn(&if crate::i18n::is_chinese() {
-                format!("镜像包 {name} 完整: {files} 个数据文件, {blobs} 个数据块, {images} 个镜像{bases}")
-            } else {
-                format!("bundle {name} is complete: {files} data files, {blobs} blobs, {images} images{bases}")
-            });
+            reporter.warn(&crate::tr!(
+                "bundle {name} is complete: {files} data files, {blobs} blobs, {images} images{bases}",
+                "镜像包 {name} 完整: {files} 个数据文件, {blobs} 个数据块, {images} 个镜像{bases}"
+            ));
             Ok(Outcome::Success)
         }
         Err(e) => {

@@ -219,11 +219,7 @@ impl Config {
         } else {
             serde_saphyr::from_str(text).map_err(|e| ConfigError::Invalid {
                 path: path.into(),
-                detail: crate::tr!(
-                    "{}",
-                    "无法解析: {}",
-                    e.to_string().lines().next().unwrap_or("")
-                ),
+                detail: crate::i18n::yaml_error(&e.to_string()),
             })?
         };
         let resolve =

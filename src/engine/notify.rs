@@ -43,7 +43,9 @@ impl Notifier {
             .build()
         {
             Ok(c) => c,
-            Err(e) => return reporter.warn(&format!("notification not sent: {e}")),
+            Err(e) => {
+                return reporter.warn(&crate::tr!("notification not sent: {e}", "通知未发送: {e}"))
+            }
         };
         if let Some(url) = &self.webhook {
             let r = http
@@ -91,21 +93,23 @@ impl Notifier {
 fn report(reporter: &Reporter, what: &str, r: reqwest::Result<reqwest::Response>) {
     match r {
         Ok(resp) if resp.status().is_success() => {
-            reporter.debug(&format!("{what} notification sent"))
+            reporter.debug(&crate::tr!("{what} notification sent", "{what} 通知已发送"))
         }
-        Ok(resp) => reporter.warn(&format!(
+        Ok(resp) => reporter.warn(&crate::tr!(
             "{what} notification failed: HTTP {}",
+            "{what} 通知失败: HTTP {}",
             resp.status().as_u16()
         )),
         // The error names the URL, which for DingTalk holds the token: keep it out.
-        Err(e) => reporter.warn(&format!(
+        Err(e) => reporter.warn(&crate::tr!(
             "{what} notification failed: {}",
+            "{what} 通知失败: {}",
             if e.is_timeout() {
-                "timed out"
+                crate::i18n::t("timed out", "超时")
             } else if e.is_connect() {
-                "cannot connect"
+                crate::i18n::t("cannot connect", "无法连接")
             } else {
-                "request error"
+                crate::i18n::t("request error", "请求错误")
             }
         )),
     }

@@ -21,10 +21,12 @@ impl PlatformFilter {
                 {
                     wanted.push((os.to_string(), arch.to_string(), Some(variant.to_string())))
                 }
-                _ => return Err(crate::tr!(
+                _ => {
+                    return Err(crate::tr!(
                     "platform {p:?} is not os/arch[/variant], e.g. linux/amd64 or linux/arm64/v8",
                     "平台 {p:?} 不是 os/arch[/variant] 形式, 例如 linux/amd64 或 linux/arm64/v8"
-                )),
+                ))
+                }
             }
         }
         Ok(PlatformFilter { wanted })

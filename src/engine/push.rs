@@ -163,10 +163,13 @@ pub async fn push(
         let created = client
             .harbor_ensure_projects(&projects)
             .await
-            .context("cannot prepare the Harbor projects")?;
+            .with_context(|| {
+                crate::tr!("cannot prepare the Harbor projects", "无法准备 Harbor 项目")
+            })?;
         if !created.is_empty() {
-            reporter.info(&format!(
+            reporter.info(&crate::tr!(
                 "created Harbor projects (private): {}",
+                "已创建 Harbor 项目 (私有): {}",
                 created.join(", ")
             ));
         }
@@ -177,7 +180,7 @@ pub async fn push(
         .keys()
         .filter_map(|d| sources.get(d).map(BlobSource::size))
         .sum();
-    let bar = reporter.bytes_bar(total, "push");
+    let bar = reporter.bytes_bar(total, crate::i18n::t("push", "推送"));
     // (blob, bytes sent, repositories where it failed with why)
     type Pushed = (Digest, u64, Vec<(String, String)>);
     let results: Vec<Pushed> = stream::iter(needs.iter())
@@ -198,7 +201,7 @@ pub async fn push(
         .await;
     bar.finish_and_clear();
     if cancel.is_cancelled() {
-        bail!("interrupted: no tag was set for the images not yet complete; run the same command again to finish");
+        bail!(crate::tr!("interrupted: no tag was set for the images not yet complete; run the same command again to finish", "已中断: 尚未完成的镜像没有设置标签; 再次运行同一命令即可完成"));
     }
     // Failures by (blob, repository): an image fails only for its own repository.
     let mut blob_errors: HashMap<(Digest, String), String> = HashMap::new();
@@ -266,17 +269,11 @@ async fn check_bases(
     if base_blobs.is_empty() {
         return Ok(known_in);
     }
-    reporter.info(&if crate::i18n::is_chinese() {
-        format!(
-            "检查目标仓库是否已有基础包携带的 {} 个数据块",
-            base_blobs.len()
-        )
-    } else {
-        format!(
-            "checking that the target has the {} blobs the base bundles carried",
-            base_blobs.len()
-        )
-    });
+    reporter.info(&crate::tr!(
+        "checking that the target has the {} blobs the base bundles carried",
+        "检查目标仓库是否已有基础包携带的 {} 个数据块",
+        base_blobs.len()
+    ));
     let on_retry = |e: &RegistryError, d: Duration| reporter.retrying(e, d);
     let on_retry = &on_retry;
     let found: Vec<(Digest, Option<String>, &str)> = stream::iter(base_blobs)
@@ -298,7 +295,10 @@ async fn check_bases(
         .collect()
         .await;
     if cancel.is_cancelled() {
-        bail!("interrupted; nothing was pushed");
+        bail!(crate::tr!(
+            "interrupted; nothing was pushed",
+            "已中断; 没有推送任何内容"
+        ));
     }
     let mut missing: BTreeMap<&str, usize> = BTreeMap::new();
     for (d, repo, bundle) in found {
@@ -312,16 +312,17 @@ async fn check_bases(
     if !missing.is_empty() {
         let list: Vec<String> = missing
             .iter()
-            .map(|(b, n)| format!("{b} ({n} blob{} missing)", if *n == 1 { "" } else { "s" }))
+            .map(|(b, n)| {
+                let plural = if *n == 1 { "" } else { "s" };
+                crate::tr!("{b} ({n} blob{plural} missing)", "{b} (缺少 {n} 个数据块)")
+            })
             .collect();
-        if crate::i18n::is_chinese() {
-            bail!(
-                "目标仓库 {} 缺少此增量包依赖基础包的数据块: 请先上传 {}。没有推送任何内容。",
-                client.host(),
-                list.join(", ")
-            );
-        }
-        bail!("the target {} lacks blobs that this incremental bundle leaves to its base: upload {} first. Nothing was pushed.", client.host(), list.join(", "));
+        bail!(crate::tr!(
+            "the target {} lacks blobs that this incremental bundle leaves to its base: upload {} first. Nothing was pushed.",
+            "目标仓库 {} 缺少此增量包依赖基础包的数据块: 请先上传 {}。没有推送任何内容。",
+            client.host(),
+            list.join(", ")
+        ));
     }
     Ok(known_in)
 }
@@ -427,8 +428,11 @@ async fn push_one(
         ),
         Some(BlobSource::Base { .. }) | None => {
             return Err(RegistryError::Protocol {
-                what: format!("blob {digest}"),
-                detail: "neither in the bundle nor in the target".into(),
+                what: crate::tr!("blob {digest}", "数据块 {digest}"),
+                detail: crate::tr!(
+                    "neither in the bundle nor in the target",
+                    "既不在镜像包中, 也不在目标仓库中"
+                ),
             });
         }
     };
@@ -480,7 +484,10 @@ fn registry_body(
                         let _ = tx
                             .send(Err(std::io::Error::new(
                                 std::io::ErrorKind::UnexpectedEof,
-                                format!("source body of {digest} ended early"),
+                                crate::tr!(
+                                    "source body of {digest} ended early",
+                                    "{digest} 的源数据提前结束"
+                                ),
                             )))
                             .await;
                         return;
@@ -528,7 +535,7 @@ async fn push_manifests(
         .split_last()
         .ok_or_else(|| RegistryError::Protocol {
             what: p.label.clone(),
-            detail: "no manifest".into(),
+            detail: crate::tr!("no manifest", "没有清单"),
         })?;
     for m in children {
         let d = m.digest.to_string();

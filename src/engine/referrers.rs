@@ -110,8 +110,9 @@ pub async fn discover(
         }
     }
     if !found.is_empty() {
-        reporter.info(&format!(
+        reporter.info(&crate::tr!(
             "{} referrers (signatures, attestations, SBOMs...) found",
+            "找到 {} 个引用者 (签名、证明、SBOM 等)",
             found.len()
         ));
     }

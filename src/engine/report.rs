@@ -142,6 +142,7 @@ impl Summary {
             let action = match self.action {
                 "save" => "保存",
                 "upload" => "上传",
+                "sync" => "同步",
                 other => other,
             };
             format!("{action}: 共 {total} 个镜像, 成功 {ok}, 失败 {failed}, 无效 {invalid}; {bytes}, 用时 {secs:.1} 秒 ({rate}/s)")

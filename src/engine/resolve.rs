@@ -270,7 +270,7 @@ pub async fn resolve_requests(
             Err(e) => invalid.push((request.input.clone(), e.to_string())),
         }
     }
-    let bar = reporter.count_bar(parsed.len() as u64, "resolve");
+    let bar = reporter.count_bar(parsed.len() as u64, crate::i18n::t("resolve", "解析"));
     let on_retry = |e: &RegistryError, d: Duration| reporter.retrying(e, d);
     let on_retry = &on_retry;
     let mut results: Vec<(usize, Result<ResolvedImage, String>)> =

@@ -70,10 +70,14 @@ pub async fn save(
 ) -> Result<SaveOutcome> {
     let started = Instant::now();
     if inputs.is_empty() {
-        bail!("no images to save: give references as arguments, with --list FILE, or on standard input");
+        bail!(crate::tr!("no images to save: give references as arguments, with --list FILE, or on standard input", "没有要保存的镜像: 请以参数、--list FILE 或标准输入给出镜像引用"));
     }
-    let bases =
-        BaseSet::load(&opts.bases).context("cannot use the base bundle given with --inc")?;
+    let bases = BaseSet::load(&opts.bases).with_context(|| {
+        crate::tr!(
+            "cannot use the base bundle given with --inc",
+            "无法使用 --inc 给出的基础包"
+        )
+    })?;
     let kind = if bases.is_empty() {
         Kind::Full
     } else {
@@ -92,7 +96,10 @@ pub async fn save(
     )
     .await;
     if cancel.is_cancelled() {
-        bail!("interrupted before any download; nothing was written");
+        bail!(crate::tr!(
+            "interrupted before any download; nothing was written",
+            "在下载开始前中断; 没有写入任何内容"
+        ));
     }
     let mut summary = Summary {
         action: "save",
@@ -164,23 +171,32 @@ pub async fn save(
             .max_by_key(|(_, s)| *s)
             .cloned()
             .unwrap_or((Digest::of(b""), 0));
-        bail!(
+        bail!(crate::tr!(
             "blob {d} ({}) is larger than the maximum data file size {}; nothing was downloaded",
+            "数据块 {d} ({}) 大于数据文件的大小上限 {}; 没有下载任何内容",
             indicatif::HumanBytes(s),
             indicatif::HumanBytes(opts.max_file_size.unwrap_or(0))
-        );
+        ));
     }
-    let name = naming::choose(&opts.out, &opts.prefix, kind, now, &fingerprint)
-        .with_context(|| format!("cannot claim a bundle name in {}", opts.out.display()))?;
+    let name =
+        naming::choose(&opts.out, &opts.prefix, kind, now, &fingerprint).with_context(|| {
+            crate::tr!(
+                "cannot claim a bundle name in {}",
+                "无法在 {} 中占用镜像包名称",
+                opts.out.display()
+            )
+        })?;
     let mtime = now.timestamp().max(0) as u64;
     let layouts = match opts.max_file_size {
         Some(max) => layout::plan_capped(&to_store, opts.files, max),
         None => layout::plan(&to_store, opts.files),
     };
-    let journal = name
-        .journal
-        .try_clone()
-        .context("cannot use the bundle's journal")?;
+    let journal = name.journal.try_clone().with_context(|| {
+        crate::tr!(
+            "cannot use the bundle's journal",
+            "无法使用镜像包的日志文件"
+        )
+    })?;
     let mut writer = BundleWriter::create(
         &name.dir,
         &name.name,
@@ -190,27 +206,29 @@ pub async fn save(
         mtime,
         opts.compress,
     )
-    .with_context(|| format!("cannot create the data files in {}", name.dir.display()))?;
+    .with_context(|| {
+        crate::tr!(
+            "cannot create the data files in {}",
+            "无法在 {} 中创建数据文件",
+            name.dir.display()
+        )
+    })?;
     if !writer.resumed().is_empty() {
-        reporter.info(&if crate::i18n::is_chinese() {
-            format!(
-                "继续未完成的 {}: 已保存 {} 个数据块",
-                name.name,
-                writer.resumed().len()
-            )
-        } else {
-            format!(
-                "resuming {}: {} blobs already saved",
-                name.name,
-                writer.resumed().len()
-            )
-        });
+        reporter.info(&crate::tr!(
+            "resuming {}: {} blobs already saved",
+            "继续未完成的 {}: 已保存 {} 个数据块",
+            name.name,
+            writer.resumed().len()
+        ));
     }
     for (digest, bytes) in &manifest_bytes {
         if !writer.resumed().contains(digest) {
-            writer
-                .write_small(digest, bytes)
-                .context("cannot write a manifest into the bundle")?;
+            writer.write_small(digest, bytes).with_context(|| {
+                crate::tr!(
+                    "cannot write a manifest into the bundle",
+                    "无法将清单写入镜像包"
+                )
+            })?;
         }
     }
 
@@ -223,7 +241,7 @@ pub async fn save(
         .collect();
     downloads.sort_by(|a, b| b.1.size.cmp(&a.1.size).then_with(|| a.0.cmp(b.0)));
     let total_bytes: u64 = downloads.iter().map(|(_, b)| b.size).sum();
-    let bar = reporter.bytes_bar(total_bytes, "save");
+    let bar = reporter.bytes_bar(total_bytes, crate::i18n::t("save", "保存"));
     // Per data file bars (when few enough to read), and images completed.
     let mut per_file = vec![0u64; writer.file_count()];
     for (d, b) in &downloads {
@@ -235,12 +253,12 @@ pub async fn save(
         per_file
             .iter()
             .enumerate()
-            .map(|(i, n)| reporter.bytes_bar(*n, &format!("file {}", i + 1)))
+            .map(|(i, n)| reporter.bytes_bar(*n, &crate::tr!("file {}", "文件 {}", i + 1)))
             .collect()
     } else {
         Vec::new()
     };
-    let images_bar = reporter.count_bar(images.len() as u64, "images");
+    let images_bar = reporter.count_bar(images.len() as u64, crate::i18n::t("images", "镜像"));
     let pending: Vec<AtomicUsize> = (0..images.len()).map(|_| AtomicUsize::new(0)).collect();
     for (_, b) in &downloads {
         for &i in &b.images {
@@ -273,7 +291,7 @@ pub async fn save(
                         .slot(digest)
                         .ok_or_else(|| RegistryError::Protocol {
                             what: digest.to_string(),
-                            detail: "blob missing from the layout".into(),
+                            detail: crate::tr!("blob missing from the layout", "数据块不在布局中"),
                         })?;
                     let bars: Vec<&ProgressBar> =
                         [Some(bar), file_bar].into_iter().flatten().collect();
@@ -349,7 +367,10 @@ pub async fn save(
                             })
                             .await;
                             if let Ok(Err(e)) = stored {
-                                reporter.warn(&format!("cannot store {digest} in the cache: {e}"));
+                                reporter.warn(&crate::tr!(
+                                    "cannot store {digest} in the cache: {e}",
+                                    "无法将 {digest} 存入缓存: {e}"
+                                ));
                             }
                         }
                     }
@@ -383,12 +404,15 @@ pub async fn save(
     }
     if let Some(cache) = &opts.cache {
         if let Err(e) = cache.evict() {
-            reporter.warn(&format!("cannot clean the cache: {e}"));
+            reporter.warn(&crate::tr!(
+                "cannot clean the cache: {e}",
+                "无法清理缓存: {e}"
+            ));
         }
     }
     file_bars.iter().for_each(ProgressBar::finish_and_clear);
     if cancel.is_cancelled() {
-        bail!("interrupted: the partial bundle {} is kept in {}; run the same command again to finish it", name.name, name.dir.display());
+        bail!(crate::tr!("interrupted: the partial bundle {} is kept in {}; run the same command again to finish it", "已中断: 未完成的镜像包 {} 保留在 {} 中; 再次运行同一命令即可完成", name.name, name.dir.display()));
     }
 
     // A blob that could not be written (disk full, I/O error) stops the save: the
@@ -397,7 +421,7 @@ pub async fn save(
         Err(e @ RegistryError::Io { .. }) => Some(e),
         _ => None,
     }) {
-        bail!("cannot write the bundle in {}: {e}. The partial bundle {} is kept (no meta); free space and run the same command again to finish it", name.dir.display(), name.name);
+        bail!(crate::tr!("cannot write the bundle in {}: {e}. The partial bundle {} is kept (no meta); free space and run the same command again to finish it", "无法在 {} 中写入镜像包: {e}。未完成的镜像包 {} 已保留 (没有元数据); 请释放空间后再次运行同一命令完成", name.dir.display(), name.name));
     }
 
     // Images that lost a blob fail; the blobs only they needed are dropped.
@@ -418,9 +442,12 @@ pub async fn save(
             .filter(|(_, b)| b.images.iter().any(|i| !failed_images.contains_key(i)))
             .map(|(d, _)| d.clone())
             .collect();
-        writer
-            .retain(&keep, mtime)
-            .context("cannot rewrite the data files without the failed images' blobs")?;
+        writer.retain(&keep, mtime).with_context(|| {
+            crate::tr!(
+                "cannot rewrite the data files without the failed images' blobs",
+                "无法在去掉失败镜像的数据块后重写数据文件"
+            )
+        })?;
         blobs.retain(|d, _| keep.contains(d));
     }
     let mut meta_images = Vec::new();
@@ -490,7 +517,7 @@ pub async fn save(
                 .collect(),
             failed: failures,
         })
-        .context("cannot finish the bundle")?;
+        .with_context(|| crate::tr!("cannot finish the bundle", "无法完成镜像包"))?;
     summary.elapsed = started.elapsed();
     Ok(SaveOutcome { meta_path, summary })
 }
@@ -566,11 +593,21 @@ fn fingerprint(inputs: &[ImageRequest], opts: &SaveOptions, bases: &BaseSet) -> 
 }
 
 fn check_writable(out: &std::path::Path) -> Result<()> {
-    std::fs::create_dir_all(out)
-        .with_context(|| format!("cannot create the output folder {}", out.display()))?;
+    std::fs::create_dir_all(out).with_context(|| {
+        crate::tr!(
+            "cannot create the output folder {}",
+            "无法创建输出目录 {}",
+            out.display()
+        )
+    })?;
     let probe = out.join(format!(".ferry-write-test-{}", std::process::id()));
-    std::fs::write(&probe, b"")
-        .with_context(|| format!("the output folder {} is not writable", out.display()))?;
+    std::fs::write(&probe, b"").with_context(|| {
+        crate::tr!(
+            "the output folder {} is not writable",
+            "输出目录 {} 不可写",
+            out.display()
+        )
+    })?;
     let _ = std::fs::remove_file(probe);
     Ok(())
 }
@@ -594,7 +631,7 @@ async fn settle(
         source: std::io::Error::other(e),
     })?;
     result.map_err(|e| RegistryError::Io {
-        what: format!("writing {what} into the bundle"),
+        what: crate::tr!("writing {what} into the bundle", "将 {what} 写入镜像包"),
         source: e,
     })?;
     *written += n;

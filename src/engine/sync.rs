@@ -39,7 +39,7 @@ pub async fn sync(
 ) -> Result<Summary> {
     let started = Instant::now();
     if requests.is_empty() {
-        bail!("no images to sync: give references as arguments, with --list FILE, or on standard input");
+        bail!(crate::tr!("no images to sync: give references as arguments, with --list FILE, or on standard input", "没有要同步的镜像: 请以参数、--list FILE 或标准输入给出镜像引用"));
     }
     let resolved = resolve_requests(
         requests,
@@ -52,7 +52,10 @@ pub async fn sync(
     )
     .await;
     if cancel.is_cancelled() {
-        bail!("interrupted before anything was copied");
+        bail!(crate::tr!(
+            "interrupted before anything was copied",
+            "在复制开始前中断"
+        ));
     }
     let mut resolved = resolved;
     if opts.with_referrers {

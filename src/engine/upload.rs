@@ -40,7 +40,10 @@ impl Destination {
         let rest = rest.trim_end_matches('/');
         let (host, namespace) = rest.split_once('/').unwrap_or((rest, ""));
         if host.is_empty() {
-            bail!("invalid destination {s:?}: expected HOST[:PORT][/NAMESPACE]");
+            bail!(crate::tr!(
+                "invalid destination {s:?}: expected HOST[:PORT][/NAMESPACE]",
+                "无效的目标 {s:?}: 应为 HOST[:PORT][/NAMESPACE]"
+            ));
         }
         // Validate both parts through the reference parser.
         let probe = if namespace.is_empty() {
@@ -48,10 +51,14 @@ impl Destination {
         } else {
             format!("{host}/{namespace}/probe")
         };
-        let parsed = crate::reference::Reference::parse(&probe)
-            .map_err(|e| anyhow::anyhow!("invalid destination {s:?}: {e}"))?;
+        let parsed = crate::reference::Reference::parse(&probe).map_err(|e| {
+            anyhow::anyhow!(crate::tr!(
+                "invalid destination {s:?}: {e}",
+                "无效的目标 {s:?}: {e}"
+            ))
+        })?;
         if parsed.registry != host {
-            bail!("invalid destination {s:?}: {host:?} is not a registry host (a host has a '.' or a ':port', or is localhost)");
+            bail!(crate::tr!("invalid destination {s:?}: {host:?} is not a registry host (a host has a '.' or a ':port', or is localhost)", "无效的目标 {s:?}: {host:?} 不是镜像仓库主机 (主机名含 '.' 或 ':端口', 或为 localhost)"));
         }
         Ok(Destination {
             host: host.to_string(),
@@ -117,7 +124,8 @@ pub async fn upload(
     cancel: &CancellationToken,
 ) -> Result<Summary> {
     let started = Instant::now();
-    let bundle = Bundle::open(meta_path).context("cannot open the bundle")?;
+    let bundle = Bundle::open(meta_path)
+        .with_context(|| crate::tr!("cannot open the bundle", "无法打开镜像包"))?;
     let index = verify_bundle(&bundle, opts.verify, reporter)?;
     let client = registries.client(&opts.destination.host)?;
 
@@ -131,10 +139,11 @@ pub async fn upload(
         }
     }
     if !inconsistent.is_empty() {
-        bail!(
+        bail!(crate::tr!(
             "the bundle is inconsistent, nothing was pushed: {}",
+            "镜像包不一致, 没有推送任何内容: {}",
             inconsistent.join("; ")
-        );
+        ));
     }
     let mut sources: HashMap<Digest, BlobSource> = index
         .into_iter()
@@ -185,7 +194,7 @@ pub fn verify_bundle(
     level: VerifyLevel,
     reporter: &Reporter,
 ) -> Result<HashMap<Digest, BlobLocation>> {
-    let bar = reporter.bytes_bar(bundle.data_bytes(), "verify");
+    let bar = reporter.bytes_bar(bundle.data_bytes(), crate::i18n::t("verify", "校验"));
     let result = bundle.verify(level, &|n| bar.inc(n));
     bar.finish_and_clear();
     result.map_err(|problems| {
@@ -211,14 +220,18 @@ fn plan_image(
     let read = |digest: &Digest,
                 media_type: &str|
      -> Result<(RawManifest, crate::manifest::Parsed), String> {
-        let bytes = bundle
-            .manifest_bytes(digest, index)
-            .map_err(|e| format!("cannot read manifest {digest}: {e}"))?;
+        let bytes = bundle.manifest_bytes(digest, index).map_err(|e| {
+            crate::tr!(
+                "cannot read manifest {digest}: {e}",
+                "无法读取清单 {digest}: {e}"
+            )
+        })?;
         let (raw, parsed) = RawManifest::new(bytes, Some(media_type))
-            .map_err(|e| format!("manifest {digest}: {e}"))?;
+            .map_err(|e| crate::tr!("manifest {digest}: {e}", "清单 {digest}: {e}"))?;
         if &raw.digest != digest {
-            return Err(format!(
+            return Err(crate::tr!(
                 "manifest {digest} has digest {} in the bundle",
+                "清单 {digest} 在镜像包中的摘要为 {}",
                 raw.digest
             ));
         }

@@ -18,25 +18,25 @@ pub enum RegistryError {
         message: String,
         retry_after: Option<std::time::Duration>,
     },
-    #[error("{}", crate::i18n::pick(format!("{}: not found (HTTP 404{})", .what, if .message.is_empty() { String::new() } else { format!(", {}", .message) }), format!("{}: 不存在 (HTTP 404{})", .what, if .message.is_empty() { String::new() } else { format!(", {}", .message) })))]
+    #[error("{}", crate::tr!("{}: not found (HTTP 404{})", "{}: 不存在 (HTTP 404{})", .what, if .message.is_empty() { String::new() } else { format!(", {}", .message) }))]
     NotFound { what: String, message: String },
-    #[error("{}", crate::i18n::pick(format!("{}: access denied (HTTP {}); check the credentials for this registry", .what, .status), format!("{}: 拒绝访问 (HTTP {}); 请检查该仓库的凭据", .what, .status)))]
+    #[error("{}", crate::tr!("{}: access denied (HTTP {}); check the credentials for this registry", "{}: 拒绝访问 (HTTP {}); 请检查该仓库的凭据", .what, .status))]
     Denied { what: String, status: u16 },
-    #[error("{}", crate::i18n::pick(format!("{}: authentication failed: {}", .what, .detail), format!("{}: 认证失败: {}", .what, .detail)))]
+    #[error("{}", crate::tr!("{}: authentication failed: {}", "{}: 认证失败: {}", .what, .detail))]
     Auth { what: String, detail: String },
-    #[error("{}", crate::i18n::pick(format!("{}: content does not match its digest: expected {}, got {}", .what, .expected, .actual), format!("{}: 内容与摘要不符: 应为 {}, 实为 {}", .what, .expected, .actual)))]
+    #[error("{}", crate::tr!("{}: content does not match its digest: expected {}, got {}", "{}: 内容与摘要不符: 应为 {}, 实为 {}", .what, .expected, .actual))]
     DigestMismatch {
         what: String,
         expected: Digest,
         actual: Digest,
     },
-    #[error("{}", crate::i18n::pick(format!("{}: size does not match its descriptor: expected {} bytes, got {}", .what, .expected, .actual), format!("{}: 大小与描述不符: 应为 {} 字节, 实为 {}", .what, .expected, .actual)))]
+    #[error("{}", crate::tr!("{}: size does not match its descriptor: expected {} bytes, got {}", "{}: 大小与描述不符: 应为 {} 字节, 实为 {}", .what, .expected, .actual))]
     SizeMismatch {
         what: String,
         expected: u64,
         actual: u64,
     },
-    #[error("{}", crate::i18n::pick(format!("{}: body ended after {} of {} bytes", .what, .got, .expected), format!("{}: 传输中断, 仅收到 {} / {} 字节", .what, .got, .expected)))]
+    #[error("{}", crate::tr!("{}: body ended after {} of {} bytes", "{}: 传输中断, 仅收到 {} / {} 字节", .what, .got, .expected))]
     Incomplete {
         what: String,
         got: u64,
