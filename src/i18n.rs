@@ -38,6 +38,41 @@ pub fn t<'a>(english: &'a str, chinese: &'a str) -> &'a str {
     }
 }
 
+/// An OS error in the chosen language: the common kinds in Chinese, with the OS's
+/// error number kept so the original can still be looked up.
+pub fn io_error(e: &std::io::Error) -> String {
+    use std::io::ErrorKind::*;
+    if !is_chinese() {
+        return e.to_string();
+    }
+    let what = match e.kind() {
+        NotFound => "文件或目录不存在",
+        PermissionDenied => "权限不足",
+        AlreadyExists => "已存在",
+        StorageFull => "磁盘空间不足",
+        ReadOnlyFilesystem => "文件系统只读",
+        IsADirectory => "是一个目录",
+        NotADirectory => "不是目录",
+        DirectoryNotEmpty => "目录不为空",
+        UnexpectedEof => "数据意外结束",
+        ConnectionRefused => "连接被拒绝",
+        ConnectionReset => "连接被重置",
+        TimedOut => "超时",
+        AddrInUse => "地址已被占用",
+        AddrNotAvailable => "地址不可用",
+        Interrupted => "被中断",
+        _ => return e.to_string(),
+    };
+    match e.raw_os_error() {
+        Some(n) => format!("{what} (os error {n})"),
+        None => match e.get_ref() {
+            // A custom error's own text is ferry's (already translated) or a library's.
+            Some(inner) => inner.to_string(),
+            None => what.to_string(),
+        },
+    }
+}
+
 /// The first line of a YAML parser's error, without its `error: ` prefix, with the
 /// parser's common phrases in Chinese when Chinese is chosen (keys and values as given).
 pub fn yaml_error(message: &str) -> String {

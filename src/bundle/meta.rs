@@ -125,7 +125,7 @@ pub struct Failure {
 
 #[derive(Debug, thiserror::Error)]
 pub enum MetaError {
-    #[error("{}", crate::tr!("cannot read {}: {}", "无法读取 {}: {}", .path, .source))]
+    #[error("{}", crate::tr!("cannot read {}: {}", "无法读取 {}: {}", .path, crate::i18n::io_error(.source)))]
     Read {
         path: String,
         source: std::io::Error,

@@ -63,7 +63,7 @@ pub enum BundleError {
         expected: u64,
         actual: u64,
     },
-    #[error("{file}: {source}")]
+    #[error("{file}: {}", crate::i18n::io_error(.source))]
     Io {
         file: String,
         source: std::io::Error,

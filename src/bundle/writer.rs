@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
-    #[error("{path}: {source}")]
+    #[error("{path}: {}", crate::i18n::io_error(.source))]
     Io {
         path: String,
         source: std::io::Error,

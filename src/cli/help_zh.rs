@@ -450,7 +450,11 @@ pub fn render_error(err: &clap::Error) -> Option<String> {
             }
         }
         ErrorKind::ValueValidation => {
-            let why = err.source().map(|s| format!(": {s}")).unwrap_or_default();
+            // clap's range check says "0 is not in 1..=256".
+            let why = err
+                .source()
+                .map(|s| format!(": {}", s.to_string().replace(" is not in ", " 不在范围 ")))
+                .unwrap_or_default();
             format!("{} 的值 '{}' 无效{why}", arg(), value())
         }
         ErrorKind::MissingRequiredArgument => format!("缺少必需的参数: {}", arg()),

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{}", crate::tr!("cannot read {}: {}", "无法读取 {}: {}", .path, .source))]
+    #[error("{}", crate::tr!("cannot read {}: {}", "无法读取 {}: {}", .path, crate::i18n::io_error(.source)))]
     Read {
         path: String,
         source: std::io::Error,

@@ -169,7 +169,10 @@ impl Summary {
 pub fn describe(e: &anyhow::Error) -> String {
     let mut out = String::new();
     for cause in e.chain() {
-        let text = cause.to_string();
+        let text = match cause.downcast_ref::<std::io::Error>() {
+            Some(io) => crate::i18n::io_error(io),
+            None => cause.to_string(),
+        };
         if out.contains(&text) {
             continue;
         }

@@ -46,7 +46,7 @@ pub enum RegistryError {
     Manifest { what: String, source: ManifestError },
     #[error("{what}: {detail}")]
     Protocol { what: String, detail: String },
-    #[error("{what}: {source}")]
+    #[error("{what}: {}", crate::i18n::io_error(.source))]
     Io {
         what: String,
         source: std::io::Error,
