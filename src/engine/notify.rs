@@ -65,9 +65,10 @@ impl Notifier {
                     dingtalk_sign(ts, secret)
                 ));
             }
-            let text = format!(
+            let text = crate::tr!(
                 "### ferry {}\n- total: {}\n- succeeded: {}\n- failed: {}\n{}",
-                summary.action,
+                "### ferry {}\n- 总数: {}\n- 成功: {}\n- 失败: {}\n{}",
+                summary.action_name(),
                 summary.total,
                 summary.succeeded,
                 summary.failed.len() + summary.invalid.len(),
@@ -78,7 +79,7 @@ impl Notifier {
                     .map(|(r, why)| format!("- {r}: {why}\n"))
                     .collect::<String>()
             );
-            let body = serde_json::json!({"msgtype": "markdown", "markdown": {"title": format!("ferry {}", summary.action), "text": text}});
+            let body = serde_json::json!({"msgtype": "markdown", "markdown": {"title": format!("ferry {}", summary.action_name()), "text": text}});
             let r = http
                 .post(&url)
                 .header("content-type", "application/json")

@@ -121,6 +121,16 @@ impl Summary {
         self.invalid.is_empty() && self.failed.is_empty()
     }
 
+    /// The action (save, upload, sync) in the chosen language.
+    pub fn action_name(&self) -> &'static str {
+        match self.action {
+            "save" => crate::i18n::t("save", "保存"),
+            "upload" => crate::i18n::t("upload", "上传"),
+            "sync" => crate::i18n::t("sync", "同步"),
+            other => other,
+        }
+    }
+
     pub fn print(&self, reporter: &Reporter) {
         let secs = self.elapsed.as_secs_f64();
         let rate = if secs > 0.0 {
@@ -138,17 +148,11 @@ impl Summary {
             self.failed.len(),
             self.invalid.len(),
         );
-        reporter.warn(&if crate::i18n::is_chinese() {
-            let action = match self.action {
-                "save" => "保存",
-                "upload" => "上传",
-                "sync" => "同步",
-                other => other,
-            };
-            format!("{action}: 共 {total} 个镜像, 成功 {ok}, 失败 {failed}, 无效 {invalid}; {bytes}, 用时 {secs:.1} 秒 ({rate}/s)")
-        } else {
-            format!("{}: {total} images, {ok} succeeded, {failed} failed, {invalid} invalid; {bytes} in {secs:.1}s ({rate}/s)", self.action)
-        });
+        let action = self.action_name();
+        reporter.warn(&crate::tr!(
+            "{action}: {total} images, {ok} succeeded, {failed} failed, {invalid} invalid; {bytes} in {secs:.1}s ({rate}/s)",
+            "{action}: 共 {total} 个镜像, 成功 {ok}, 失败 {failed}, 无效 {invalid}; {bytes}, 用时 {secs:.1} 秒 ({rate}/s)"
+        ));
         for (r, why) in &self.invalid {
             reporter.warn(&format!(
                 "  {}: {r}: {why}",
