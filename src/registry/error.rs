@@ -116,6 +116,23 @@ pub(crate) fn describe_reqwest(err: &reqwest::Error) -> String {
         ));
     }
     let lower = out.to_lowercase();
+    if crate::i18n::is_chinese() {
+        // The library's own words stay, for searching; a Chinese reading goes first.
+        let reading = if lower.contains("connection refused") {
+            "连接被拒绝"
+        } else if err.is_timeout() {
+            "请求超时"
+        } else if lower.contains("dns error") || lower.contains("failed to lookup") {
+            "无法解析主机名"
+        } else if err.is_connect() {
+            "无法连接"
+        } else if err.is_body() || err.is_decode() {
+            "读取响应出错"
+        } else {
+            "请求出错"
+        };
+        out = format!("{reading} ({out})");
+    }
     if lower.contains("certificate")
         || lower.contains("unknownissuer")
         || lower.contains("invalid peer")
