@@ -1069,6 +1069,14 @@ fn chain_full_inc1_inc2_uploads_in_order() {
             bundle.meta.name
         );
     }
+    let (at_full, at_inc1) = (
+        text.find(&full.meta.name).unwrap(),
+        text.find(&inc1.meta.name).unwrap(),
+    );
+    assert!(
+        at_full < at_inc1,
+        "the bases are not listed in upload order (full first):\n{text}"
+    );
     assert!(
         partial.catalog().is_empty(),
         "pushed: {:?}",

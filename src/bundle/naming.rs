@@ -114,9 +114,48 @@ fn is_taken(dir: &Path, name: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// A sort key that puts bundle names in the order they were created: by the
+/// `YYYYMMDDHHMM` stamp and `-N` suffix that ferry and image-transmit give them, so
+/// "upload these first" lists a chain of bases oldest first. Other names sort last,
+/// by name.
+pub fn creation_order(name: &str) -> (u8, String, u32, String) {
+    let last = name.rsplit('_').next().unwrap_or(name);
+    let (stamp, n) = match last.split_once('-') {
+        Some((s, n)) => (s, n.parse().unwrap_or(u32::MAX)),
+        None => (last, 1),
+    };
+    if stamp.len() >= 8 && stamp.chars().all(|c| c.is_ascii_digit()) {
+        (0, stamp.to_string(), n, name.to_string())
+    } else {
+        (1, String::new(), 0, name.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn creation_order_follows_the_stamp_not_the_prefix() {
+        let mut names = vec![
+            "zz_inc_202612070900",
+            "aa_full_202611300626-2",
+            "mm_inc_202612010000",
+            "aa_full_202611300626",
+            "hand-named",
+        ];
+        names.sort_by_key(|n| creation_order(n));
+        assert_eq!(
+            names,
+            vec![
+                "aa_full_202611300626",
+                "aa_full_202611300626-2",
+                "mm_inc_202612010000",
+                "zz_inc_202612070900",
+                "hand-named",
+            ]
+        );
+    }
     use chrono::TimeZone;
 
     #[test]

@@ -310,6 +310,9 @@ async fn check_bases(
         }
     }
     if !missing.is_empty() {
+        // Oldest first: the order to upload a chain of bases in.
+        let mut missing: Vec<(&str, usize)> = missing.into_iter().collect();
+        missing.sort_by_key(|(b, _)| crate::bundle::naming::creation_order(b));
         let list: Vec<String> = missing
             .iter()
             .map(|(b, n)| {
