@@ -1923,3 +1923,62 @@ fn sync_through_faults_is_byte_exact() {
     );
     assert_target_has(dst, &corpus);
 }
+
+/// A proxy in front of the target that refuses request bodies over 1 MiB (nginx's
+/// default `client_max_body_size`): the monolithic PUT of a 3 MiB layer gets 413,
+/// ferry falls back to PATCH chunks and shrinks them until they pass, and the image
+/// arrives byte-exact. Small blobs still go in one PUT.
+#[test]
+fn a_body_size_limit_in_front_of_the_target_is_met_with_smaller_chunks() {
+    let mut regs = start_registries(2);
+    let dst = regs.pop().unwrap();
+    let src = regs.pop().unwrap();
+    let img = push_image(
+        &src,
+        "limit/app",
+        "1",
+        Format::Oci,
+        &[
+            layer("limit-big", 3 * 1024 * 1024),
+            layer("limit-small", 4096),
+        ],
+        "limit",
+        false,
+    );
+    let work = tempfile::tempdir().unwrap();
+    let run = save(
+        &work.path().join("out"),
+        &[],
+        std::slice::from_ref(&img.reference),
+    );
+    assert!(run.ok(), "{run}");
+
+    let proxy = Proxy::start_with(&dst.host(), Faults::none().max_request_body(1024 * 1024));
+    let up = ferry_run(&[
+        "upload",
+        run.meta().to_str().unwrap(),
+        "--dst",
+        &proxy.host(),
+    ]);
+    assert!(up.ok(), "upload behind a 1 MiB body limit\n{up}");
+    assert_target_has(&dst, std::slice::from_ref(&img));
+
+    let log = proxy.log();
+    let refused: Vec<&String> = log.iter().filter(|l| l.contains("413 too large")).collect();
+    assert!(
+        refused.iter().any(|l| l.contains(" PUT ")),
+        "the monolithic PUT was not refused: {log:#?}"
+    );
+    assert!(
+        refused.iter().any(|l| l.contains(" PATCH ")),
+        "no chunk was too large at first: {log:#?}"
+    );
+    let patches = log
+        .iter()
+        .filter(|l| l.contains(" PATCH ") && !l.contains("413"))
+        .count();
+    assert!(
+        patches >= 3,
+        "3 MiB in chunks of at most 1 MiB needs at least 3 PATCHes, saw {patches}: {log:#?}"
+    );
+}

@@ -79,6 +79,8 @@ pub fn is_loopback(host: &str) -> bool {
 }
 
 const DEFAULT_CHUNK: u64 = 32 * 1024 * 1024;
+/// The smallest chunk tried when a proxy refuses larger ones.
+const MIN_CHUNK: u64 = 256 * 1024;
 
 impl Client {
     pub fn new(host: &str, opts: &RegistryOptions) -> Result<Client, RegistryError> {
@@ -500,8 +502,9 @@ impl Client {
             return Ok(());
         };
         let mut offset = 0;
+        let mut chunk = DEFAULT_CHUNK;
         while offset < size {
-            let len = DEFAULT_CHUNK.min(size - offset);
+            let len = chunk.min(size - offset);
             let url = location.clone();
             let resp = self
                 .send(&what, &push_scope(repo), &|| {
@@ -518,6 +521,12 @@ impl Client {
                         .body(b))
                 })
                 .await?;
+            // A proxy's body limit (nginx's client_max_body_size is 1 MiB by
+            // default) refuses the chunk before the registry sees it: smaller chunks.
+            if resp.status().as_u16() == 413 && chunk > MIN_CHUNK {
+                chunk = (len / 4).max(MIN_CHUNK);
+                continue;
+            }
             let resp = check(resp, &what).await?;
             if let Some(l) = header_str(resp.headers(), LOCATION.as_str()) {
                 location = self.absolute(&l);

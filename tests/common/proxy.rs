@@ -120,6 +120,10 @@ pub struct Faults {
     /// and over (periodic faults and a fixed number of concurrent clients can
     /// otherwise resonate). `None`: the schedule alone decides.
     pub max_faults_in_a_row: Option<u32>,
+    /// Refuse PUT and PATCH requests whose body is larger than this with
+    /// `413 Request Entity Too Large`, as nginx's `client_max_body_size`
+    /// in front of a registry does. The request is not forwarded.
+    pub max_request_body: Option<usize>,
 }
 
 impl Faults {
@@ -197,6 +201,11 @@ impl Faults {
 
     pub fn hostile(mut self, repository: &str, how: Hostile) -> Faults {
         self.hostile.insert(repository.to_string(), how);
+        self
+    }
+
+    pub fn max_request_body(mut self, bytes: usize) -> Faults {
+        self.max_request_body = Some(bytes);
         self
     }
 }
@@ -699,6 +708,22 @@ fn handle(client: TcpStream, shared: &Shared) -> io::Result<()> {
         if req.method != "HEAD" {
             writer.write_all(body)?;
         }
+        let _ = writer.shutdown(Shutdown::Write);
+        return Ok(());
+    }
+
+    if faults
+        .max_request_body
+        .is_some_and(|max| matches!(req.method.as_str(), "PUT" | "PATCH") && req.body.len() > max)
+    {
+        note(format!("413 too large ({} bytes)", req.body.len()));
+        let body = b"<html><body><h1>413 Request Entity Too Large</h1></body></html>";
+        let head = format!(
+            "HTTP/1.1 413 Request Entity Too Large\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        writer.write_all(head.as_bytes())?;
+        writer.write_all(body)?;
         let _ = writer.shutdown(Shutdown::Write);
         return Ok(());
     }
