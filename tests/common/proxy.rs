@@ -285,6 +285,8 @@ struct Shared {
     pacer: Mutex<Instant>,
     log: Mutex<Vec<String>>,
     stop: AtomicBool,
+    /// Connections being handled (a request may still be on its way upstream).
+    active: AtomicU64,
 }
 
 /// A running proxy; see the module docs. Stops (and frees its port) on drop.
@@ -324,6 +326,7 @@ impl Proxy {
             pacer: Mutex::new(Instant::now()),
             log: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
+            active: AtomicU64::new(0),
         });
         let s = shared.clone();
         let acceptor = thread::Builder::new()
@@ -356,6 +359,19 @@ impl Proxy {
     }
 
     /// Replace the fault configuration (takes effect for the next request).
+    /// Waits until no connection is being handled: after a client is killed, a
+    /// request the proxy had fully received may still be reaching the registry.
+    pub fn wait_idle(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.shared.active.load(Ordering::SeqCst) > 0 {
+            assert!(
+                Instant::now() < deadline,
+                "proxy still busy after {timeout:?}"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn set_faults(&self, faults: Faults) {
         *lock(&self.shared.faults) = faults;
     }
@@ -439,13 +455,18 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         }
         let Ok(conn) = conn else { continue };
         let s = shared.clone();
-        let _ = thread::Builder::new()
+        s.active.fetch_add(1, Ordering::SeqCst);
+        let spawned = thread::Builder::new()
             .name("proxy-conn".into())
             .spawn(move || {
                 if let Err(e) = handle(conn, &s) {
                     lock(&s.log).push(format!("connection ended with an error: {e}"));
                 }
+                s.active.fetch_sub(1, Ordering::SeqCst);
             });
+        if spawned.is_err() {
+            shared.active.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 }
 
