@@ -276,15 +276,17 @@ impl BundleWriter {
                 .map(|f| {
                     let offsets = &offsets;
                     s.spawn(move || -> Result<(u64, String), WriteError> {
-                        f.file.sync_all().map_err(io_err(&f.partial))?;
                         if !super::compress::is_compressed(&f.final_path.to_string_lossy()) {
-                            return hash_file(&f.partial).map_err(io_err(&f.partial));
+                            return sync_and_hash(&f.file, &f.partial)
+                                .map_err(io_err(&f.partial));
                         }
+                        // The plain tar is only read from here on, and then removed.
                         let zst = f.final_path.with_extension("zst.partial");
                         let o = super::compress::compress_tar(&f.file, &f.layout, &zst)
                             .map_err(io_err(&zst))?;
                         offsets.lock().unwrap_or_else(|p| p.into_inner()).extend(o);
-                        hash_file(&zst).map_err(io_err(&zst))
+                        let written = File::open(&zst).map_err(io_err(&zst))?;
+                        sync_and_hash(&written, &zst).map_err(io_err(&zst))
                     })
                 })
                 .collect();
@@ -361,6 +363,20 @@ fn rehash(file: &File, slot: &Slot) -> std::io::Result<Digest> {
 }
 
 /// Size and sha256 (hex) of a whole file.
+/// Makes a data file durable and hashes it at the same time: the hash reads the
+/// page cache while the disk writes, so finishing takes the longer of the two
+/// instead of their sum.
+fn sync_and_hash(file: &File, path: &Path) -> std::io::Result<(u64, String)> {
+    std::thread::scope(|s| {
+        let syncing = s.spawn(|| file.sync_all());
+        let sum = hash_file(path);
+        syncing
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("fsync thread panicked")))?;
+        sum
+    })
+}
+
 pub fn hash_file(path: &Path) -> std::io::Result<(u64, String)> {
     let mut f = File::open(path)?;
     let mut h = Hasher::new();
