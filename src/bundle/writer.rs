@@ -277,8 +277,7 @@ impl BundleWriter {
                     let offsets = &offsets;
                     s.spawn(move || -> Result<(u64, String), WriteError> {
                         if !super::compress::is_compressed(&f.final_path.to_string_lossy()) {
-                            return sync_and_hash(&f.file, &f.partial)
-                                .map_err(io_err(&f.partial));
+                            return sync_and_hash(&f.file, &f.partial).map_err(io_err(&f.partial));
                         }
                         // The plain tar is only read from here on, and then removed.
                         let zst = f.final_path.with_extension("zst.partial");

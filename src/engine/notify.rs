@@ -57,29 +57,12 @@ impl Notifier {
             report(reporter, "webhook", r);
         }
         for (token, secret) in &self.dingtalk {
-            let mut url = format!("https://oapi.dingtalk.com/robot/send?access_token={token}");
-            if let Some(secret) = secret.as_deref().filter(|s| !s.is_empty()) {
-                let ts = chrono::Utc::now().timestamp_millis();
-                url.push_str(&format!(
-                    "&timestamp={ts}&sign={}",
-                    dingtalk_sign(ts, secret)
-                ));
-            }
-            let text = crate::tr!(
-                "### ferry {}\n- total: {}\n- succeeded: {}\n- failed: {}\n{}",
-                "### ferry {}\n- 总数: {}\n- 成功: {}\n- 失败: {}\n{}",
-                summary.action_name(),
-                summary.total,
-                summary.succeeded,
-                summary.failed.len() + summary.invalid.len(),
-                summary
-                    .failed
-                    .iter()
-                    .chain(&summary.invalid)
-                    .map(|(r, why)| format!("- {r}: {why}\n"))
-                    .collect::<String>()
+            let (url, body) = dingtalk_request(
+                token,
+                secret.as_deref(),
+                chrono::Utc::now().timestamp_millis(),
+                summary,
             );
-            let body = serde_json::json!({"msgtype": "markdown", "markdown": {"title": format!("ferry {}", summary.action_name()), "text": text}});
             let r = http
                 .post(&url)
                 .header("content-type", "application/json")
@@ -114,6 +97,42 @@ fn report(reporter: &Reporter, what: &str, r: reqwest::Result<reqwest::Response>
             }
         )),
     }
+}
+
+/// The URL (signed when the robot has a secret) and markdown body of a DingTalk
+/// robot message about `summary`.
+pub fn dingtalk_request(
+    token: &str,
+    secret: Option<&str>,
+    timestamp_ms: i64,
+    summary: &Summary,
+) -> (String, serde_json::Value) {
+    let mut url = format!("https://oapi.dingtalk.com/robot/send?access_token={token}");
+    if let Some(secret) = secret.filter(|s| !s.is_empty()) {
+        url.push_str(&format!(
+            "&timestamp={timestamp_ms}&sign={}",
+            dingtalk_sign(timestamp_ms, secret)
+        ));
+    }
+    let text = crate::tr!(
+        "### ferry {}\n- total: {}\n- succeeded: {}\n- failed: {}\n{}",
+        "### ferry {}\n- 总数: {}\n- 成功: {}\n- 失败: {}\n{}",
+        summary.action_name(),
+        summary.total,
+        summary.succeeded,
+        summary.failed.len() + summary.invalid.len(),
+        summary
+            .failed
+            .iter()
+            .chain(&summary.invalid)
+            .map(|(r, why)| format!("- {r}: {why}\n"))
+            .collect::<String>()
+    );
+    let body = serde_json::json!({
+        "msgtype": "markdown",
+        "markdown": {"title": format!("ferry {}", summary.action_name()), "text": text},
+    });
+    (url, body)
 }
 
 /// DingTalk's signature: base64(HMAC-SHA256(secret, "{timestamp}\n{secret}")), URL-encoded.
@@ -166,11 +185,37 @@ mod tests {
         );
     }
 
+    /// The value DingTalk's own sample code (Python: hmac, base64, quote_plus)
+    /// gives for this timestamp and secret.
     #[test]
-    fn dingtalk_signature_is_url_encoded_base64() {
-        let s = dingtalk_sign(1_600_000_000_000, "SECxxx");
-        assert!(!s.contains('+') && !s.contains('/') && !s.contains('='));
-        assert!(s.len() >= 44);
+    fn dingtalk_signature_matches_dingtalks_sample_code() {
+        assert_eq!(
+            dingtalk_sign(1_600_000_000_000, "SECxxx"),
+            "46z2Kh6PB64ZSqLEX1CgPwbuz6TSyTqZm4N6qNkqUXQ%3D"
+        );
+    }
+
+    #[test]
+    fn dingtalk_request_is_signed_markdown_with_the_failures() {
+        let s = Summary {
+            action: "upload",
+            total: 3,
+            succeeded: 2,
+            failed: vec![("a:1".into(), "HTTP 500".into())],
+            ..Summary::default()
+        };
+        let (url, body) = dingtalk_request("t0k", Some("SECxxx"), 1_600_000_000_000, &s);
+        assert_eq!(
+            url,
+            "https://oapi.dingtalk.com/robot/send?access_token=t0k&timestamp=1600000000000\
+             &sign=46z2Kh6PB64ZSqLEX1CgPwbuz6TSyTqZm4N6qNkqUXQ%3D"
+        );
+        assert_eq!(body["msgtype"], "markdown");
+        let text = body["markdown"]["text"].as_str().unwrap_or_default();
+        assert!(text.contains("- a:1: HTTP 500"), "{text}");
+        assert!(!url.contains("SECxxx"), "the secret itself is never sent");
+        let (unsigned, _) = dingtalk_request("t0k", None, 1, &s);
+        assert!(!unsigned.contains("sign="), "{unsigned}");
     }
 
     #[test]
