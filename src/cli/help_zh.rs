@@ -14,8 +14,9 @@ const OPTIONS: &str = "选项";
 const ARGUMENTS: &str = "参数";
 
 /// `(key, text)`: the key is a command path (`""` for ferry itself, `"save"`) for its
-/// description, `"path --id"` for an argument (clap's id: the field name), and
-/// `"@after"` for the text after ferry's own help. A text's first line is the short
+/// description, `"path --id"` for an argument (clap's id: the field name), `"* --id"`
+/// for an argument several commands share (the source options of save and sync),
+/// and `"@after"` for the text after ferry's own help. A text's first line is the short
 /// help (`-h`); the whole text is the long help (`--help`).
 const TEXTS: &[(&str, &str)] = &[
     // ferry itself
@@ -64,34 +65,34 @@ const TEXTS: &[(&str, &str)] = &[
         "从镜像仓库拉取镜像, 生成镜像包: N 个 tar 数据文件加一个 meta.yaml",
     ),
     (
-        "save --images",
+        "* --images",
         "镜像引用, 例如 nginx:1.27, registry.example.com:5000/team/app@sha256:...",
     ),
     (
-        "save --list",
+        "* --list",
         "从 FILE 读取镜像引用, 每行一个; `-` 表示读标准输入\n\
          忽略空行和 # 注释; `SOURCE -> TARGET` 表示改名。既没有 IMAGE 也没有 --list 时, \
          若标准输入不是终端, 则从标准输入读取引用",
     ),
     (
-        "save --src",
+        "* --src",
         "要拉取的源镜像仓库, 即 cfg.yaml 中的名称 [默认: cfg.yaml 中的第一个源]\n\
          此时列表中的行相对于该仓库 (repository:tag), 指向其他主机的完整引用也从该仓库拉取, \
          与 image-transmit 的做法相同",
     ),
     (
-        "save --platform",
+        "* --platform",
         "多平台镜像只保留这些平台: os/arch[/variant][,...] \
          [默认: cfg 的 `platform`, 否则全部平台]\n\
          只给一个平台时, 镜像会变成该平台自己的 manifest",
     ),
     (
-        "save --cache",
+        "* --cache",
         "本地数据块缓存目录, 先读缓存再访问网络 \
          [默认: cfg 的 `cache.pathname`, 位于 ./data 下]",
     ),
     (
-        "save --with_referrers",
+        "* --with_referrers",
         "同时携带引用各镜像的签名、证明 (attestation) 和 SBOM [默认: cfg 的 `referrers`]\n\
          通过 OCI referrers API 查找; 不支持时使用 cosign 的 sha256-<hex>.sig/.att/.sbom 标签\
          和 OCI 回退标签",
@@ -160,39 +161,6 @@ const TEXTS: &[(&str, &str)] = &[
     (
         "sync",
         "在镜像仓库之间直接复制镜像 (不生成文件), 使用同一引擎; --interval 可让它持续运行",
-    ),
-    (
-        "sync --images",
-        "镜像引用, 例如 nginx:1.27, registry.example.com:5000/team/app@sha256:...",
-    ),
-    (
-        "sync --list",
-        "从 FILE 读取镜像引用, 每行一个; `-` 表示读标准输入\n\
-         忽略空行和 # 注释; `SOURCE -> TARGET` 表示改名。既没有 IMAGE 也没有 --list 时, \
-         若标准输入不是终端, 则从标准输入读取引用",
-    ),
-    (
-        "sync --src",
-        "要拉取的源镜像仓库, 即 cfg.yaml 中的名称 [默认: cfg.yaml 中的第一个源]\n\
-         此时列表中的行相对于该仓库 (repository:tag), 指向其他主机的完整引用也从该仓库拉取, \
-         与 image-transmit 的做法相同",
-    ),
-    (
-        "sync --platform",
-        "多平台镜像只保留这些平台: os/arch[/variant][,...] \
-         [默认: cfg 的 `platform`, 否则全部平台]\n\
-         只给一个平台时, 镜像会变成该平台自己的 manifest",
-    ),
-    (
-        "sync --cache",
-        "本地数据块缓存目录, 先读缓存再访问网络 \
-         [默认: cfg 的 `cache.pathname`, 位于 ./data 下]",
-    ),
-    (
-        "sync --with_referrers",
-        "同时携带引用各镜像的签名、证明 (attestation) 和 SBOM [默认: cfg 的 `referrers`]\n\
-         通过 OCI referrers API 查找; 不支持时使用 cosign 的 sha256-<hex>.sig/.att/.sbom 标签\
-         和 OCI 回退标签",
     ),
     (
         "sync --dst",
@@ -295,6 +263,11 @@ fn text(key: &str) -> Option<&'static str> {
     TEXTS.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
 }
 
+/// An argument's text: its command's own, else the shared one.
+fn arg_text(path: &str, id: &str) -> Option<&'static str> {
+    text(&format!("{path} --{id}")).or_else(|| text(&format!("* --{id}")))
+}
+
 /// Sets a short help (first line) and a long help (all of it) from one text.
 fn split(text: &str) -> (String, Option<String>) {
     let first = text.lines().next().unwrap_or_default().to_string();
@@ -383,7 +356,7 @@ fn localize_arg(arg: Arg, path: &str) -> Arg {
         OPTIONS
     };
     let mut arg = arg.help_heading(heading);
-    let Some(text) = text(&format!("{path} --{id}")) else {
+    let Some(text) = arg_text(path, &id) else {
         return arg;
     };
     let (mut short, mut long) = split(text);
@@ -508,16 +481,16 @@ mod tests {
     use crate::cli::args::Cli;
     use clap::CommandFactory;
 
-    /// Every key the command tree has: commands and their visible arguments.
-    fn keys(cmd: &Command, path: &str, out: &mut Vec<String>) {
-        out.push(path.to_string());
+    /// Every command path, and every (command path, argument id) of a visible argument.
+    fn keys(cmd: &Command, path: &str, out: &mut Vec<(String, Option<String>)>) {
+        out.push((path.to_string(), None));
         for arg in cmd.get_arguments() {
             let id = arg.get_id().as_str();
             if arg.is_hide_set() || id == "help" || id == "version" {
                 continue;
             }
             if path.is_empty() || !arg.is_global_set() {
-                out.push(format!("{path} --{id}"));
+                out.push((path.to_string(), Some(id.to_string())));
             }
         }
         for sub in cmd.get_subcommands() {
@@ -534,12 +507,29 @@ mod tests {
     fn every_command_and_argument_has_chinese_help_and_no_entry_is_stale() {
         let mut expected = Vec::new();
         keys(&Cli::command(), "", &mut expected);
-        let missing: Vec<&String> = expected.iter().filter(|k| text(k).is_none()).collect();
+        let missing: Vec<String> = expected
+            .iter()
+            .filter(|(path, id)| match id {
+                None => text(path).is_none(),
+                Some(id) => arg_text(path, id).is_none(),
+            })
+            .map(|(path, id)| format!("{path} --{}", id.as_deref().unwrap_or("")))
+            .collect();
         assert!(missing.is_empty(), "no Chinese text for: {missing:#?}");
+        // An entry is used when a command or argument takes its text from it.
+        let used = |key: &str| {
+            expected.iter().any(|(path, id)| match id {
+                None => path == key,
+                Some(id) => {
+                    let own = format!("{path} --{id}");
+                    own == key || (text(&own).is_none() && key == format!("* --{id}"))
+                }
+            })
+        };
         let stale: Vec<&str> = TEXTS
             .iter()
             .map(|(k, _)| *k)
-            .filter(|k| *k != "@after" && !expected.iter().any(|e| e == k))
+            .filter(|k| *k != "@after" && !used(k))
             .collect();
         assert!(stale.is_empty(), "Chinese texts for nothing: {stale:#?}");
         let mut seen = std::collections::HashSet::new();
