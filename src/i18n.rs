@@ -38,8 +38,13 @@ pub fn t<'a>(english: &'a str, chinese: &'a str) -> &'a str {
     }
 }
 
+/// Whether a text already has Chinese in it (then it is ferry's own, translated).
+fn has_chinese(text: &str) -> bool {
+    text.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c))
+}
+
 /// An OS error in the chosen language: the common kinds in Chinese, with the OS's
-/// error number kept so the original can still be looked up.
+/// own words kept in parentheses so the original can still be looked up.
 pub fn io_error(e: &std::io::Error) -> String {
     use std::io::ErrorKind::*;
     if !is_chinese() {
@@ -50,46 +55,59 @@ pub fn io_error(e: &std::io::Error) -> String {
         PermissionDenied => "权限不足",
         AlreadyExists => "已存在",
         StorageFull => "磁盘空间不足",
+        FileTooLarge => "文件过大 (文件系统不允许这么大的文件, 例如 FAT32 的 4 GiB 上限)",
         ReadOnlyFilesystem => "文件系统只读",
+        InvalidFilename => "文件名无效或过长",
         IsADirectory => "是一个目录",
         NotADirectory => "不是目录",
         DirectoryNotEmpty => "目录不为空",
+        CrossesDevices => "不能跨文件系统操作",
+        ResourceBusy => "资源忙",
         UnexpectedEof => "数据意外结束",
+        InvalidInput => "无效的输入",
+        InvalidData => "数据无效",
+        BrokenPipe => "管道已断开",
+        Unsupported => "不支持的操作",
+        OutOfMemory => "内存不足",
         ConnectionRefused => "连接被拒绝",
         ConnectionReset => "连接被重置",
+        ConnectionAborted => "连接被中止",
+        NotConnected => "未连接",
+        HostUnreachable => "主机不可达",
+        NetworkUnreachable => "网络不可达",
+        NetworkDown => "网络已断开",
         TimedOut => "超时",
         AddrInUse => "地址已被占用",
         AddrNotAvailable => "地址不可用",
         Interrupted => "被中断",
-        _ => return e.to_string(),
+        _ => "系统错误",
     };
-    match e.raw_os_error() {
-        Some(n) => format!("{what} (os error {n})"),
-        None => match e.get_ref() {
-            // A custom error's own text is ferry's (already translated) or a library's.
-            Some(inner) => inner.to_string(),
-            None => what.to_string(),
-        },
+    let original = e.to_string();
+    if has_chinese(&original) {
+        // A custom error whose text ferry already wrote in Chinese.
+        return original;
     }
+    format!("{what} ({original})")
 }
 
 /// The first line of a YAML parser's error, without its `error: ` prefix, with the
-/// parser's common phrases in Chinese when Chinese is chosen (keys and values as given).
+/// parser's common phrases in Chinese when Chinese is chosen (keys and values as
+/// given; anything unknown stays, in parentheses).
 pub fn yaml_error(message: &str) -> String {
     let line = message.lines().next().unwrap_or(message);
     let line = line.strip_prefix("error: ").unwrap_or(line).to_string();
     if !is_chinese() {
         return line;
     }
-    let mut out = line;
     // "line 3 column 5: ..." -> "第 3 行第 5 列: ..."
-    if let Some(rest) = out.strip_prefix("line ") {
-        if let Some((pos, tail)) = rest.split_once(": ") {
-            if let Some((l, c)) = pos.split_once(" column ") {
-                out = format!("第 {l} 行第 {c} 列: {tail}");
-            }
-        }
-    }
+    let (position, mut text) = match line.strip_prefix("line ").and_then(|rest| {
+        let (pos, tail) = rest.split_once(": ")?;
+        let (l, c) = pos.split_once(" column ")?;
+        Some((format!("第 {l} 行第 {c} 列: "), tail.to_string()))
+    }) {
+        Some((p, t)) => (p, t),
+        None => (String::new(), line),
+    };
     for (english, chinese) in [
         ("unknown field", "未知的键"),
         ("missing field", "缺少键"),
@@ -100,11 +118,21 @@ pub fn yaml_error(message: &str) -> String {
         ("invalid type:", "类型错误:"),
         ("invalid value:", "值无效:"),
         ("invalid length", "长度无效"),
-        ("invalid ", "无效的 "),
+        ("expected sequence start", "此处应为列表"),
+        ("expected mapping start", "此处应为映射 (键: 值)"),
+        ("unclosed bracket", "括号未闭合"),
+        ("unclosed quote", "引号未闭合"),
+        ("invalid u64", "不是有效的非负整数"),
+        ("invalid u32", "不是有效的非负整数"),
+        ("invalid usize", "不是有效的非负整数"),
+        ("invalid boolean", "不是有效的布尔值 (true 或 false)"),
     ] {
-        out = out.replace(english, chinese);
+        text = text.replace(english, chinese);
     }
-    out
+    if !has_chinese(&text) {
+        text = format!("格式错误 ({text})");
+    }
+    format!("{position}{text}")
 }
 
 /// A message from a format string in each language, with the same arguments:

@@ -75,8 +75,8 @@ fn spawn_signal_handler(cancel: CancellationToken) {
         eprintln!(
             "{}",
             t(
-                "stopping: finishing nothing half-way (Ctrl-C again to exit at once)",
-                "正在停止: 不会留下写了一半的内容 (再按一次 Ctrl-C 立即退出)"
+                "stopping: transfers in progress are dropped and nothing incomplete is marked done; run the same command again to resume (Ctrl-C again to exit at once)",
+                "正在停止: 放弃进行中的传输, 不完整的内容不会被当作已完成; 再次运行同一命令即可继续 (再按一次 Ctrl-C 立即退出)"
             )
         );
         cancel.cancel();

@@ -219,6 +219,8 @@ fn a_whole_job_speaks_chinese() {
         ("unknown key", "maxconns: 3\n"),
         ("wrong type", "maxconn: lots\n"),
         ("bad registry", "source:\n- registry: \"ftp://x/y\"\n"),
+        ("not a list", "source: 5\n"),
+        ("broken yaml", "source: [\n"),
     ] {
         let cfg = work.path().join(format!("{}.yaml", name.replace(' ', "-")));
         std::fs::write(&cfg, yaml).unwrap();
@@ -243,6 +245,31 @@ fn a_whole_job_speaks_chinese() {
     record(
         "bad value",
         zh().args(["upload", &meta, "--jobs", "0"])
+            .assert()
+            .code(2)
+            .get_output(),
+    );
+    record(
+        "not a number",
+        zh().args(["--retries", "abc", "save", "x"])
+            .assert()
+            .code(2)
+            .get_output(),
+    );
+    let docker_config = work.path().join("docker");
+    std::fs::create_dir_all(&docker_config).unwrap();
+    std::fs::write(docker_config.join("config.json"), "{oops").unwrap();
+    record(
+        "malformed config.json",
+        zh().env("DOCKER_CONFIG", &docker_config)
+            .args(["logout", "example.com"])
+            .assert()
+            .code(1)
+            .get_output(),
+    );
+    record(
+        "unknown legacy flag",
+        zh().args(["-src=x", "-bogus=1"])
             .assert()
             .code(2)
             .get_output(),

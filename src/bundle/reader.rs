@@ -409,7 +409,7 @@ fn parse_header(
         detail,
     };
     let header = tar::Header::from_byte_slice(block);
-    let sum = header.cksum().map_err(|e| bad(e.to_string()))?;
+    let sum = header.cksum().map_err(|e| bad(tar_error(&e)))?;
     let computed: u32 = block
         .iter()
         .enumerate()
@@ -427,9 +427,9 @@ fn parse_header(
             "头部校验和不符"
         )));
     }
-    let path = header.path().map_err(|e| bad(e.to_string()))?;
+    let path = header.path().map_err(|e| bad(tar_error(&e)))?;
     let name = path.to_string_lossy().into_owned();
-    let size = header.entry_size().map_err(|e| bad(e.to_string()))?;
+    let size = header.entry_size().map_err(|e| bad(tar_error(&e)))?;
     let digest = if transmit {
         super::transmit::entry_digest(&name)
     } else {
@@ -593,6 +593,11 @@ fn scan_tar(
         pos = data_offset + super::layout::padded(size);
     }
     Ok(out)
+}
+
+/// The tar library's complaint about a header, read in the chosen language.
+fn tar_error(e: &std::io::Error) -> String {
+    crate::tr!("{e}", "无效的 tar 头部 ({e})")
 }
 
 /// Reads a whole small blob (a manifest) from its data file.

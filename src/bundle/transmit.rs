@@ -59,7 +59,7 @@ pub fn convert(text: &str, path: &str) -> Result<Converted, MetaError> {
         detail,
     };
     let it: TransmitMeta = serde_saphyr::from_str(text)
-        .map_err(|e| malformed(e.to_string().lines().next().unwrap_or("").to_string()))?;
+        .map_err(|e| malformed(crate::i18n::yaml_error(&e.to_string())))?;
     if let Some(c) = it
         .compressor
         .as_deref()

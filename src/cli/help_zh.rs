@@ -414,6 +414,7 @@ pub fn render_error(err: &clap::Error) -> Option<String> {
                 context(err, ContextKind::InvalidSubcommand)
             )
         }
+        ErrorKind::InvalidValue if value().is_empty() => format!("{} 需要一个值", arg()),
         ErrorKind::InvalidValue => {
             let valid = context(err, ContextKind::ValidValue);
             if valid.is_empty() {
@@ -423,10 +424,9 @@ pub fn render_error(err: &clap::Error) -> Option<String> {
             }
         }
         ErrorKind::ValueValidation => {
-            // clap's range check says "0 is not in 1..=256".
             let why = err
                 .source()
-                .map(|s| format!(": {}", s.to_string().replace(" is not in ", " 不在范围 ")))
+                .map(|s| format!(": {}", value_problem(&s.to_string())))
                 .unwrap_or_default();
             format!("{} 的值 '{}' 无效{why}", arg(), value())
         }
@@ -457,6 +457,24 @@ pub fn render_error(err: &clap::Error) -> Option<String> {
     }
     out.push_str("\n更多信息请使用 '--help'\n");
     Some(out)
+}
+
+/// Why a value was refused, from clap's range check ("0 is not in 1..=256") or
+/// Rust's number parsing, in Chinese.
+fn value_problem(english: &str) -> String {
+    let known = [
+        ("invalid digit found in string", "含有无效的数字"),
+        ("cannot parse integer from empty string", "值为空"),
+        ("number too large to fit in target type", "数值过大"),
+        ("number too small to fit in target type", "数值过小"),
+    ];
+    if let Some((_, chinese)) = known.iter().find(|(e, _)| *e == english) {
+        return chinese.to_string();
+    }
+    if let Some((value, range)) = english.split_once(" is not in ") {
+        return format!("{value} 不在范围 {range} 内");
+    }
+    format!("({english})")
 }
 
 fn context(err: &clap::Error, kind: ContextKind) -> String {

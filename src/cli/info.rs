@@ -189,10 +189,12 @@ fn referrer_counts(m: &crate::bundle::meta::Meta, image: &crate::bundle::meta::I
 
 fn short_type(media_type: &str) -> &str {
     match media_type {
-        crate::manifest::DOCKER_MANIFEST => "docker manifest",
-        crate::manifest::DOCKER_MANIFEST_LIST => "docker manifest list",
-        crate::manifest::OCI_MANIFEST => "OCI manifest",
-        crate::manifest::OCI_INDEX => "OCI index",
+        crate::manifest::DOCKER_MANIFEST => crate::i18n::t("docker manifest", "docker 清单"),
+        crate::manifest::DOCKER_MANIFEST_LIST => {
+            crate::i18n::t("docker manifest list", "docker 清单列表")
+        }
+        crate::manifest::OCI_MANIFEST => crate::i18n::t("OCI manifest", "OCI 清单"),
+        crate::manifest::OCI_INDEX => crate::i18n::t("OCI index", "OCI 索引"),
         other => other,
     }
 }
@@ -279,11 +281,16 @@ fn describe_manifest(raw: &RawManifest, parsed: &Parsed) -> serde_json::Value {
 }
 
 pub async fn run_tags(args: TagsArgs, registries: &Registries) -> Result<Outcome> {
+    // Parsed as an image with a placeholder tag; the error names only what was given.
     let r = Reference::parse(&format!("{}:probe", args.repository.trim_end_matches(':'))).map_err(
         |e| {
+            let why = match &e {
+                crate::reference::ReferenceError::Invalid(_, why) => why.to_string(),
+                other => other.to_string(),
+            };
             anyhow!(crate::tr!(
-                "invalid repository {:?}: {e}",
-                "无效的仓库 {:?}: {e}",
+                "invalid repository {:?}: {why}",
+                "无效的仓库 {:?}: {why}",
                 args.repository
             ))
         },

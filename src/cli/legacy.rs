@@ -13,6 +13,18 @@ fn legacy_flag(arg: &str) -> Option<(&str, Option<&str>)> {
     (VALUE_FLAGS.contains(&name) || name == "watch").then_some((name, value))
 }
 
+/// `-bogus=1` in an image-transmit command line: a word after one dash that is
+/// neither its flag nor a bundle of ferry's short global flags (`-qv`); clap would
+/// read it as `-b -o -g...` and name the wrong letter.
+fn is_unknown_single_dash_flag(arg: &str) -> bool {
+    match arg.strip_prefix('-') {
+        Some(body) if !body.starts_with('-') && body.len() > 1 => {
+            !body.chars().all(|c| "qvhV".contains(c))
+        }
+        _ => false,
+    }
+}
+
 /// Rewrites image-transmit arguments into ferry's; other command lines are returned
 /// unchanged. ferry's own global flags (`--config`, `-q`, `-v`...) may be mixed in.
 pub fn translate(args: Vec<String>) -> Result<Vec<String>, String> {
@@ -53,6 +65,12 @@ pub fn translate(args: Vec<String>) -> Result<Vec<String>, String> {
                     .ok_or_else(|| crate::tr!("-{name} needs a value", "-{name} 需要一个值"))?;
                 given.insert(name, v.clone());
                 i += 1;
+            }
+            None if is_unknown_single_dash_flag(arg) => {
+                return Err(crate::tr!(
+                    "unknown flag {arg} (image-transmit's flags: -src -dst -lst -inc -img -out -opt -watch)",
+                    "未知的参数 {arg} (image-transmit 的参数: -src -dst -lst -inc -img -out -opt -watch)"
+                ))
             }
             None => passthrough.push(arg.clone()),
         }
@@ -130,6 +148,14 @@ pub fn translate(args: Vec<String>) -> Result<Vec<String>, String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_unknown_single_dash_word_is_named_whole() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let e = super::translate(args(&["ferry", "-src=hq", "-bogus=1"])).unwrap_err();
+        assert!(e.contains("-bogus=1"), "{e}");
+        assert!(super::translate(args(&["ferry", "-src=hq", "-qv"])).is_ok());
+    }
+
     use super::*;
 
     fn t(args: &[&str]) -> Result<Vec<String>, String> {

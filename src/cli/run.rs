@@ -75,8 +75,16 @@ pub async fn run(cli: Cli, cancel: CancellationToken) -> Result<Outcome> {
         }
         Command::Completions(args) => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(args.shell, &mut cmd, "ferry", &mut std::io::stdout());
-            Ok(Outcome::Success)
+            if crate::i18n::is_chinese() {
+                cmd = super::help_zh::localize(cmd);
+            }
+            // clap_complete panics on a failed write; a closed pipe (`| head`) is fine.
+            let mut script = Vec::new();
+            clap_complete::generate(args.shell, &mut cmd, "ferry", &mut script);
+            match std::io::Write::write_all(&mut std::io::stdout(), &script) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+                _ => Ok(Outcome::Success),
+            }
         }
     }
 }
@@ -99,8 +107,11 @@ fn load_config(g: &GlobalArgs, reporter: &Reporter) -> Result<Option<Config>> {
         None => None,
     };
     if let Some(spec) = &g.opt {
-        cfg.get_or_insert_with(Config::default)
-            .apply_overrides(spec)?;
+        cfg.get_or_insert_with(|| Config {
+            path: crate::tr!("(no cfg.yaml found)", "(没有找到 cfg.yaml)"),
+            ..Config::default()
+        })
+        .apply_overrides(spec)?;
     }
     if let Some(lang) = cfg.as_ref().and_then(|c| c.file.lang.as_deref()) {
         crate::i18n::init(Some(lang));

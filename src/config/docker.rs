@@ -33,6 +33,15 @@ pub fn config_path() -> Result<PathBuf, DockerConfigError> {
         .ok_or(DockerConfigError::NoHome)
 }
 
+/// A JSON syntax error, by its position: serde_json's own words are English.
+fn json_error(e: &serde_json::Error) -> String {
+    if crate::i18n::is_chinese() {
+        format!("第 {} 行第 {} 列: 不是有效的 JSON", e.line(), e.column())
+    } else {
+        e.to_string()
+    }
+}
+
 fn read() -> Result<(PathBuf, serde_json::Map<String, serde_json::Value>), DockerConfigError> {
     let path = config_path()?;
     let file_err = |detail: String| DockerConfigError::File {
@@ -42,13 +51,13 @@ fn read() -> Result<(PathBuf, serde_json::Map<String, serde_json::Value>), Docke
     let map = match std::fs::read(&path) {
         Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => serde_json::Map::new(),
         Ok(bytes) => match serde_json::from_slice::<serde_json::Value>(&bytes)
-            .map_err(|e| file_err(e.to_string()))?
+            .map_err(|e| file_err(json_error(&e)))?
         {
             serde_json::Value::Object(m) => m,
             _ => return Err(file_err(crate::tr!("not a JSON object", "不是 JSON 对象"))),
         },
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => serde_json::Map::new(),
-        Err(e) => return Err(file_err(e.to_string())),
+        Err(e) => return Err(file_err(crate::i18n::io_error(&e))),
     };
     Ok((path, map))
 }
@@ -62,7 +71,7 @@ fn write(
         detail,
     };
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| file_err(e.to_string()))?;
+        std::fs::create_dir_all(dir).map_err(|e| file_err(crate::i18n::io_error(&e)))?;
     }
     let text = serde_json::to_string_pretty(map).map_err(|e| file_err(e.to_string()))?;
     let tmp = path.with_extension("json.tmp");
@@ -74,11 +83,11 @@ fn write(
             .truncate(true)
             .mode(0o600)
             .open(&tmp)
-            .map_err(|e| file_err(e.to_string()))?;
+            .map_err(|e| file_err(crate::i18n::io_error(&e)))?;
         f.write_all(text.as_bytes())
-            .map_err(|e| file_err(e.to_string()))?;
+            .map_err(|e| file_err(crate::i18n::io_error(&e)))?;
     }
-    std::fs::rename(&tmp, path).map_err(|e| file_err(e.to_string()))
+    std::fs::rename(&tmp, path).map_err(|e| file_err(crate::i18n::io_error(&e)))
 }
 
 /// The credential helper docker would use for `registry`, if any.
@@ -102,13 +111,15 @@ fn run_helper(helper: &str, verb: &str, input: &str) -> Result<(), DockerConfigE
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| err(e.to_string()))?;
+        .map_err(|e| err(crate::i18n::io_error(&e)))?;
     if let Some(mut stdin) = child.stdin.take() {
         stdin
             .write_all(input.as_bytes())
-            .map_err(|e| err(e.to_string()))?;
+            .map_err(|e| err(crate::i18n::io_error(&e)))?;
     }
-    let out = child.wait_with_output().map_err(|e| err(e.to_string()))?;
+    let out = child
+        .wait_with_output()
+        .map_err(|e| err(crate::i18n::io_error(&e)))?;
     if out.status.success() {
         Ok(())
     } else {

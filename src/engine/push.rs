@@ -129,7 +129,7 @@ pub async fn push(
             reporter.info(&format!(
                 "{}: {} {}/{} ({})",
                 p.label,
-                crate::i18n::t("already at", "目标已存在"),
+                crate::i18n::t("already at", "已存在于"),
                 client.host(),
                 p.target_repo,
                 p.digest

@@ -41,9 +41,10 @@ impl Reporter {
         }
         let bar = self.multi.add(ProgressBar::new(total));
         bar.set_style(
-            ProgressStyle::with_template(
+            ProgressStyle::with_template(crate::i18n::t(
                 "{prefix:>9} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {msg}",
-            )
+                "{prefix:>9} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} 剩余 {eta} {msg}",
+            ))
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
         );
@@ -81,10 +82,10 @@ impl Reporter {
 
     /// The note for a request about to be tried again.
     pub fn retrying(&self, e: &crate::registry::RegistryError, wait: Duration) {
-        self.warn(&format!(
-            "{} {:.1}s: {e}",
-            crate::i18n::t("retrying in", "重试, 等待"),
-            wait.as_secs_f64()
+        let secs = wait.as_secs_f64();
+        self.warn(&crate::tr!(
+            "retrying in {secs:.1}s: {e}",
+            "{secs:.1} 秒后重试: {e}"
         ));
     }
 

@@ -182,7 +182,7 @@ pub async fn save(
         naming::choose(&opts.out, &opts.prefix, kind, now, &fingerprint).with_context(|| {
             crate::tr!(
                 "cannot claim a bundle name in {}",
-                "无法在 {} 中占用镜像包名称",
+                "无法在 {} 中预留镜像包名称",
                 opts.out.display()
             )
         })?;

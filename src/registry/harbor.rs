@@ -71,13 +71,13 @@ impl Client {
                 StatusCode::CONFLICT => {}
                 StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
                     return Err(RegistryError::Denied {
-                        what: crate::tr!("creating {what}", "创建{what}"),
+                        what: crate::tr!("creating {what}", "创建 {what}"),
                         status: resp.status().as_u16(),
                     })
                 }
                 s => {
                     return Err(RegistryError::Status {
-                        what: crate::tr!("creating {what}", "创建{what}"),
+                        what: crate::tr!("creating {what}", "创建 {what}"),
                         status: s.as_u16(),
                         message: String::new(),
                         retry_after: None,
