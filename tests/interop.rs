@@ -403,3 +403,78 @@ fn upload_to_docker_streams_a_loadable_archive_to_the_daemon_socket() {
         .assert()
         .code(1);
 }
+
+/// Export reads blobs that only had their sizes checked: a corrupt layer in a data
+/// file fails the export with its digest named, and leaves no file behind.
+#[test]
+fn export_refuses_a_corrupt_blob_and_leaves_nothing_half_written() {
+    let src = Registry::start();
+    let bad = layer("exp-bad", 40_000);
+    let img = push_image(
+        &src,
+        "exp/app",
+        "1",
+        Format::Docker,
+        &[bad.clone()],
+        "exp-app",
+        false,
+    );
+    let work = tempfile::tempdir().unwrap();
+    let meta = save(&[&img.reference], work.path());
+    // Flip one byte in the middle of the layer, wherever its data file holds it.
+    let dir = Path::new(&meta).parent().unwrap().to_path_buf();
+    let window = &bad[20_000..20_032];
+    let mut flipped = false;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "tar") {
+            let mut bytes = std::fs::read(&path).unwrap();
+            if let Some(at) = bytes.windows(window.len()).position(|w| w == window) {
+                bytes[at + 7] ^= 0xff;
+                std::fs::write(&path, bytes).unwrap();
+                flipped = true;
+            }
+        }
+    }
+    assert!(flipped, "layer not found in the data files");
+    let digest = sha256_digest(&bad);
+
+    let oci = work.path().join("oci");
+    let archive = work.path().join("images.tar");
+    for (flag, target) in [("--oci", &oci), ("--docker-archive", &archive)] {
+        let out = ferry()
+            .args(["export", &meta, "exp/app:1", flag])
+            .arg(target)
+            .assert()
+            .code(1)
+            .get_output()
+            .clone();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&digest) && stderr.contains("corrupt"),
+            "{flag}: {stderr}"
+        );
+    }
+    assert!(!archive.exists(), "a docker archive was written");
+    fn partials(dir: &Path, out: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                partials(&path, out);
+            } else if path.to_string_lossy().ends_with(".partial") {
+                out.push(path.display().to_string());
+            }
+        }
+    }
+    let mut left = Vec::new();
+    partials(work.path(), &mut left);
+    assert!(left.is_empty(), "half-written files left: {left:?}");
+    assert!(
+        !oci.join(blob_path(&digest)).exists(),
+        "the corrupt layer was written into the OCI layout"
+    );
+}
+
+fn blob_path(digest: &str) -> String {
+    format!("blobs/sha256/{}", digest.trim_start_matches("sha256:"))
+}

@@ -86,6 +86,17 @@ impl BlobLocation {
         self.open_at(0)
     }
 
+    /// Reads this blob and checks it against `digest` as it goes: the last read
+    /// fails (`InvalidData`) when the bytes are not the blob's. For copies out of
+    /// a bundle that only had its sizes checked (export).
+    pub fn open_verified(&self, digest: &Digest) -> std::io::Result<VerifiedBlob> {
+        Ok(VerifiedBlob {
+            inner: self.open()?,
+            hasher: Some(crate::digest::Hasher::new()),
+            expected: digest.clone(),
+        })
+    }
+
     /// Streams `len` bytes of this blob from `offset`, read (and for `.tar.zst`,
     /// decompressed) on a blocking thread; the channel bounds what is in memory to a
     /// few chunks. A read error arrives as the last item.
@@ -593,6 +604,37 @@ fn scan_tar(
         pos = data_offset + super::layout::padded(size);
     }
     Ok(out)
+}
+
+/// A blob reader that fails at its end when the bytes do not match the digest.
+pub struct VerifiedBlob {
+    inner: Box<dyn Read + Send>,
+    hasher: Option<crate::digest::Hasher>,
+    expected: Digest,
+}
+
+impl Read for VerifiedBlob {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n > 0 {
+            if let Some(h) = self.hasher.as_mut() {
+                h.update(&buf[..n]);
+            }
+        } else if let Some(h) = self.hasher.take() {
+            let actual = h.finish();
+            if actual != self.expected {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    crate::tr!(
+                        "blob {} in the bundle has digest {actual} (corrupt data file)",
+                        "镜像包中的数据块 {} 的摘要为 {actual} (数据文件已损坏)",
+                        self.expected
+                    ),
+                ));
+            }
+        }
+        Ok(n)
+    }
 }
 
 /// The tar library's complaint about a header, read in the chosen language.

@@ -2,7 +2,7 @@
 //! daemon by streaming a `docker load` archive to its API socket (as image-transmit's
 //! `-dst=docker` does), where a socket is there.
 
-use super::export::{export_docker_archive, select};
+use super::export::{export_docker_archive, select, RemovedOnDrop};
 use super::platform::PlatformFilter;
 use crate::bundle::meta::Image;
 use crate::bundle::reader::{BlobLocation, Bundle};
@@ -40,7 +40,7 @@ pub async fn load(
     let path = bundle
         .dir
         .join(format!(".ferry-docker-load-{}.tar", std::process::id()));
-    let _cleanup = Removed(path.clone());
+    let _cleanup = RemovedOnDrop(path.clone());
     export_docker_archive(bundle, &images, index, platform, &path).with_context(|| {
         crate::tr!(
             "cannot write the archive beside the bundle",
@@ -102,13 +102,4 @@ pub async fn load(
         images.len(),
         socket.display()
     ))
-}
-
-/// Removes the temporary archive however the load ends.
-struct Removed(PathBuf);
-
-impl Drop for Removed {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
 }

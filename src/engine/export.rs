@@ -118,6 +118,16 @@ pub fn image_contents(
     Ok((manifests, blobs))
 }
 
+/// Removes a temporary file when dropped, so a failed export leaves nothing
+/// half-written behind (after a successful rename there is nothing left to remove).
+pub struct RemovedOnDrop(pub PathBuf);
+
+impl Drop for RemovedOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 fn copy_blob(loc: &BlobLocation, digest: &Digest, dir: &Path) -> Result<()> {
     let dest = dir.join(digest.blob_path());
     if std::fs::metadata(&dest)
@@ -127,9 +137,10 @@ fn copy_blob(loc: &BlobLocation, digest: &Digest, dir: &Path) -> Result<()> {
         return Ok(());
     }
     let tmp = dest.with_extension("partial");
+    let _cleanup = RemovedOnDrop(tmp.clone());
     let mut out = std::fs::File::create(&tmp)
         .with_context(|| crate::tr!("cannot write {}", "无法写入 {}", tmp.display()))?;
-    let n = std::io::copy(&mut loc.open()?, &mut out)?;
+    let n = std::io::copy(&mut loc.open_verified(digest)?, &mut out)?;
     if n != loc.size {
         bail!(crate::tr!(
             "blob {digest} is cut short in its data file",
@@ -204,21 +215,25 @@ pub fn export_docker_archive(
 ) -> Result<usize> {
     use crate::manifest::Parsed;
     let tmp = file.with_extension("partial");
+    let _cleanup = RemovedOnDrop(tmp.clone());
     let mut builder = tar::Builder::new(
         std::fs::File::create(&tmp)
             .with_context(|| crate::tr!("cannot write {}", "无法写入 {}", tmp.display()))?,
     );
     let mut written: BTreeSet<Digest> = BTreeSet::new();
     let mut entries = Vec::new();
-    let add =
-        |builder: &mut tar::Builder<std::fs::File>, name: &str, loc: &BlobLocation| -> Result<()> {
-            let mut h = tar::Header::new_ustar();
-            h.set_size(loc.size);
-            h.set_mode(0o644);
-            h.set_cksum();
-            builder.append_data(&mut h, name, loc.open()?)?;
-            Ok(())
-        };
+    let add = |builder: &mut tar::Builder<std::fs::File>,
+               name: &str,
+               digest: &Digest,
+               loc: &BlobLocation|
+     -> Result<()> {
+        let mut h = tar::Header::new_ustar();
+        h.set_size(loc.size);
+        h.set_mode(0o644);
+        h.set_cksum();
+        builder.append_data(&mut h, name, loc.open_verified(digest)?)?;
+        Ok(())
+    };
     for image in images {
         let (manifests, _) = image_contents(bundle, image, index)?;
         // The image manifest for the wanted platform.
@@ -269,13 +284,18 @@ pub fn export_docker_archive(
         };
         let config_name = format!("{}.json", config.digest.hex());
         if written.insert(config.digest.clone()) {
-            add(&mut builder, &config_name, find(&config.digest)?)?;
+            add(
+                &mut builder,
+                &config_name,
+                &config.digest,
+                find(&config.digest)?,
+            )?;
         }
         let mut layer_names = Vec::new();
         for l in layers.iter().filter(|l| !l.is_foreign()) {
             let name = format!("{}/layer.tar", l.digest.hex());
             if written.insert(l.digest.clone()) {
-                add(&mut builder, &name, find(&l.digest)?)?;
+                add(&mut builder, &name, &l.digest, find(&l.digest)?)?;
             }
             layer_names.push(name);
         }
