@@ -415,7 +415,7 @@ fn export_refuses_a_corrupt_blob_and_leaves_nothing_half_written() {
         "exp/app",
         "1",
         Format::Docker,
-        &[bad.clone()],
+        std::slice::from_ref(&bad),
         "exp-app",
         false,
     );
