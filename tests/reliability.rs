@@ -1985,3 +1985,40 @@ fn a_body_size_limit_in_front_of_the_target_is_met_with_smaller_chunks() {
         "3 MiB in chunks of at most 1 MiB needs at least 3 PATCHes, saw {patches}: {log:#?}"
     );
 }
+
+/// Ctrl-C stops `ferry verify` while it hashes, instead of after: a data file of
+/// 8 GiB (sparse zeros, so it costs no disk) takes seconds to hash, and SIGINT half
+/// a second in ends the run with 130 and "interrupted", before any verdict.
+#[test]
+fn sigint_stops_verify_while_it_hashes() {
+    let work = tempfile::tempdir().unwrap();
+    let size: u64 = 8 << 30;
+    let data = std::fs::File::create(work.path().join("big_full_202611300000_1.tar")).unwrap();
+    data.set_len(size).unwrap();
+    let meta = work.path().join("big_full_202611300000_meta.yaml");
+    std::fs::write(
+        &meta,
+        format!(
+            "format: ferry-bundle\nversion: 1\ntool: test\ncreated: \"2026-11-30T00:00:00+00:00\"\n\
+             name: big_full_202611300000\nkind: full\nbases: []\nplatforms: []\nfiles:\n\
+             - name: big_full_202611300000_1.tar\n  size: {size}\n  sha256: {}\n  blobs: 0\n\
+             images: []\nblobs: []\nfailed: []\n",
+            "0".repeat(64)
+        ),
+    )
+    .unwrap();
+    let args = vec!["verify".to_string(), meta.display().to_string()];
+    let mut child = Background::spawn(&args, work.path());
+    std::thread::sleep(Duration::from_millis(500));
+    let status = child.signal_and_wait("INT");
+    let stderr = child.stderr();
+    assert_eq!(status.code(), Some(130), "{status}; {stderr}");
+    assert!(
+        stderr.contains("interrupted while checking"),
+        "verify did not stop while hashing:\n{stderr}"
+    );
+    assert!(
+        !stderr.contains("sha256"),
+        "verify reached a verdict:\n{stderr}"
+    );
+}

@@ -206,7 +206,7 @@ impl Bundle {
     pub fn verify(
         &self,
         level: VerifyLevel,
-        progress: &(dyn Fn(u64) + Sync),
+        progress: &(dyn Fn(u64) -> bool + Sync),
     ) -> Result<HashMap<Digest, BlobLocation>, Vec<BundleError>> {
         let results: Vec<Result<Vec<(Digest, BlobLocation)>, BundleError>> =
             std::thread::scope(|s| {
@@ -259,7 +259,7 @@ impl Bundle {
         &self,
         f: &super::meta::DataFile,
         level: VerifyLevel,
-        progress: &(dyn Fn(u64) + Sync),
+        progress: &(dyn Fn(u64) -> bool + Sync),
     ) -> Result<Vec<(Digest, BlobLocation)>, BundleError> {
         let path = self.dir.join(&f.name);
         let io = |source| BundleError::Io {
@@ -301,7 +301,7 @@ impl Bundle {
             }
         };
         if level == VerifyLevel::Size {
-            progress(f.size);
+            let _ = progress(f.size);
         }
         if self.transmit {
             let known: HashSet<&Digest> = self.meta.blobs.iter().map(|b| &b.digest).collect();
@@ -500,14 +500,20 @@ fn scan_headers(path: &Path, name: &str, transmit: bool) -> Result<Vec<ScannedEn
 struct HashingReader<'a, R> {
     inner: R,
     hash: Hasher,
-    progress: &'a (dyn Fn(u64) + Sync),
+    progress: &'a (dyn Fn(u64) -> bool + Sync),
 }
 
 impl<R: Read> Read for HashingReader<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.hash.update(&buf[..n]);
-        (self.progress)(n as u64);
+        if !(self.progress)(n as u64) {
+            // Not ErrorKind::Interrupted: std's readers retry those (EINTR).
+            return Err(std::io::Error::other(crate::i18n::t(
+                "interrupted",
+                "已中断",
+            )));
+        }
         Ok(n)
     }
 }
@@ -519,7 +525,7 @@ fn scan_full(
     name: &str,
     transmit: bool,
     per_entry: bool,
-    progress: &(dyn Fn(u64) + Sync),
+    progress: &(dyn Fn(u64) -> bool + Sync),
 ) -> Result<(Vec<ScannedEntry>, String), BundleError> {
     let io = |source| BundleError::Io {
         file: name.into(),

@@ -50,7 +50,7 @@ pub async fn run(cli: Cli, cancel: CancellationToken) -> Result<Outcome> {
             let cfg = load_config(&cli.global, &reporter)?;
             super::info::run_tags(args, &registries(&cli.global, cfg.as_ref(), &[], None)?).await
         }
-        Command::Verify(args) => run_verify(args, &reporter),
+        Command::Verify(args) => run_verify(args, &reporter, &cancel),
         Command::Login(args) => run_login(args, &cli.global, &reporter).await,
         Command::Logout(args) => {
             let removed = config::docker::erase(
@@ -684,7 +684,11 @@ async fn run_login(args: LoginArgs, g: &GlobalArgs, reporter: &Reporter) -> Resu
     Ok(Outcome::Success)
 }
 
-fn run_verify(args: VerifyArgs, reporter: &Reporter) -> Result<Outcome> {
+fn run_verify(
+    args: VerifyArgs,
+    reporter: &Reporter,
+    cancel: &CancellationToken,
+) -> Result<Outcome> {
     let bundle = Bundle::open(&args.meta)
         .with_context(|| crate::tr!("cannot open the bundle", "无法打开镜像包"))?;
     let level = if args.size_only {
@@ -692,7 +696,7 @@ fn run_verify(args: VerifyArgs, reporter: &Reporter) -> Result<Outcome> {
     } else {
         VerifyLevel::Full
     };
-    match crate::engine::upload::verify_bundle(&bundle, level, reporter) {
+    match crate::engine::upload::verify_bundle(&bundle, level, reporter, cancel) {
         Ok(index) => {
             let bases = if bundle.meta.bases.is_empty() {
                 String::new()

@@ -55,7 +55,9 @@ pub fn locate_all(
     base_dirs: &[PathBuf],
     reporter: &Reporter,
 ) -> Result<HashMap<Digest, BlobLocation>> {
-    let mut index = verify_bundle(bundle, VerifyLevel::Size, reporter)?;
+    // Sizes only: quick, and each blob is checked against its digest as it is copied.
+    let never = tokio_util::sync::CancellationToken::new();
+    let mut index = verify_bundle(bundle, VerifyLevel::Size, reporter, &never)?;
     let mut dirs = vec![bundle.dir.clone()];
     dirs.extend(base_dirs.iter().cloned());
     let mut bases: BTreeSet<String> = bundle
@@ -76,7 +78,7 @@ pub fn locate_all(
         let base = Bundle::open(&meta).with_context(|| {
             crate::tr!("cannot open base bundle {name}", "无法打开基础包 {name}")
         })?;
-        for (d, loc) in verify_bundle(&base, VerifyLevel::Size, reporter)? {
+        for (d, loc) in verify_bundle(&base, VerifyLevel::Size, reporter, &never)? {
             index.entry(d).or_insert(loc);
         }
     }

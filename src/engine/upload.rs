@@ -126,7 +126,7 @@ pub async fn upload(
     let started = Instant::now();
     let bundle = Bundle::open(meta_path)
         .with_context(|| crate::tr!("cannot open the bundle", "无法打开镜像包"))?;
-    let index = verify_bundle(&bundle, opts.verify, reporter)?;
+    let index = verify_bundle(&bundle, opts.verify, reporter, cancel)?;
     let client = registries.client(&opts.destination.host)?;
 
     // Read every image's manifests back and find the blobs they need.
@@ -189,14 +189,26 @@ pub async fn upload(
 }
 
 /// Verifies the bundle before anything touches the target.
+/// Checks a bundle at `level`; Ctrl-C stops the hashing at once (nothing has been
+/// written yet, so there is nothing to finish).
 pub fn verify_bundle(
     bundle: &Bundle,
     level: VerifyLevel,
     reporter: &Reporter,
+    cancel: &CancellationToken,
 ) -> Result<HashMap<Digest, BlobLocation>> {
     let bar = reporter.bytes_bar(bundle.data_bytes(), crate::i18n::t("verify", "校验"));
-    let result = bundle.verify(level, &|n| bar.inc(n));
+    let result = bundle.verify(level, &|n| {
+        bar.inc(n);
+        !cancel.is_cancelled()
+    });
     bar.finish_and_clear();
+    if cancel.is_cancelled() {
+        bail!(crate::tr!(
+            "interrupted while checking the bundle",
+            "校验镜像包时中断"
+        ));
+    }
     result.map_err(|problems| {
         let lines: Vec<String> = problems.iter().map(|p| format!("  {p}")).collect();
         anyhow::anyhow!(
