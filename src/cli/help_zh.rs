@@ -291,10 +291,19 @@ pub fn localize(cmd: Command) -> Command {
     // The `help` subcommand only exists once the command is built.
     cmd.build();
     if cmd.find_subcommand("help").is_some() {
+        const HELP_ABOUT: &str = "显示此帮助, 或指定子命令的帮助";
         cmd = cmd.mut_subcommand("help", |help| {
-            help.about("显示此帮助, 或指定子命令的帮助")
+            let help = help
+                .about(HELP_ABOUT)
                 .help_template(TEMPLATE)
-                .mut_args(|a| a.help("要查看帮助的子命令").help_heading(ARGUMENTS))
+                .subcommand_help_heading("命令")
+                .mut_args(|a| a.help("要查看帮助的子命令").help_heading(ARGUMENTS));
+            // `ferry help help` lists the help tree, which has a `help` of its own.
+            if help.find_subcommand("help").is_some() {
+                help.mut_subcommand("help", |inner| inner.about(HELP_ABOUT))
+            } else {
+                help
+            }
         });
     }
     cmd
