@@ -290,6 +290,7 @@ fn a_whole_job_speaks_chinese() {
         &["save", "--help"],
         &["upload", "-h"],
         &["sync", "--help"],
+        &["help", "help"],
     ] {
         let out = zh().args(help).assert().success().get_output().clone();
         assert!(text(&out).contains("用法:"), "{}", text(&out));
