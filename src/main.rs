@@ -1,7 +1,7 @@
 //! Entry point: parse the command line, wire Ctrl-C/SIGTERM to cancellation, run,
 //! and turn the result into an exit status.
 
-use ferry::cli::run::{run, Outcome};
+use ferry::cli::run::{is_usage_error, run, Outcome};
 use ferry::engine::report::describe;
 use ferry::i18n::t;
 use std::process::ExitCode;
@@ -37,23 +37,21 @@ fn main() -> ExitCode {
     let cancel = CancellationToken::new();
     runtime.block_on(async {
         spawn_signal_handler(cancel.clone());
-        let result = run(cli, cancel.clone()).await;
-        if let Ok(Outcome::Stopped) = result {
-            return ExitCode::SUCCESS;
-        }
-        if cancel.is_cancelled() {
-            if let Err(e) = &result {
-                eprintln!("{}: {}", t("error", "错误"), describe(e));
-            }
-            eprintln!("{}", t("interrupted", "已中断"));
-            return ExitCode::from(130);
-        }
-        match result {
+        // A run that finished reports how it went, even if Ctrl-C came at its very
+        // end (the bundle is complete: "run again" would be wrong advice).
+        match run(cli, cancel.clone()).await {
             Ok(Outcome::Success | Outcome::Stopped) => ExitCode::SUCCESS,
             Ok(Outcome::Failed) => ExitCode::from(1),
             Err(e) => {
                 eprintln!("{}: {}", t("error", "错误"), describe(&e));
-                ExitCode::from(1)
+                if cancel.is_cancelled() {
+                    eprintln!("{}", t("interrupted", "已中断"));
+                    ExitCode::from(130)
+                } else if is_usage_error(&e) {
+                    ExitCode::from(2)
+                } else {
+                    ExitCode::from(1)
+                }
             }
         }
     })

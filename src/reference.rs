@@ -24,6 +24,17 @@ pub enum ReferenceError {
     Invalid(String, &'static str),
 }
 
+impl ReferenceError {
+    /// What is wrong, without the reference: for callers that parsed a reference
+    /// they built themselves and name what the user gave instead.
+    pub fn reason(&self) -> String {
+        match self {
+            ReferenceError::Invalid(_, why) => why.to_string(),
+            other => other.to_string(),
+        }
+    }
+}
+
 impl Reference {
     pub fn parse(input: &str) -> Result<Reference, ReferenceError> {
         let s = input.trim();

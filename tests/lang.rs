@@ -184,7 +184,7 @@ fn a_whole_job_speaks_chinese() {
         zh().current_dir(work.path())
             .args(["upload", &meta])
             .assert()
-            .code(1)
+            .code(2)
             .get_output(),
     );
 

@@ -1111,3 +1111,115 @@ fn concurrent_identical_saves_keep_both_bundles() {
         assert_bundle_holds(&bundle, &given_as_reference(&images), &raw);
     }
 }
+
+// ---------------------------------------------------------------------------
+// Requests that cannot be honoured
+
+/// Two list lines renamed to the same target tag would overwrite each other on
+/// every upload: both fail, naming each other, and the tag is never set.
+#[test]
+fn two_images_renamed_to_one_tag_both_fail_and_the_tag_is_not_set() {
+    let src = Registry::start();
+    let dst = Registry::start();
+    let images = seed_small(&src);
+    let work = tempfile::tempdir().unwrap();
+    let list = work.path().join("images.lst");
+    fs::write(
+        &list,
+        format!(
+            "{} -> coll/x:1\n{} -> coll/x:1\n{} -> coll/y:1\n",
+            images[0].reference, images[1].reference, images[0].reference
+        ),
+    )
+    .unwrap();
+    let out = work.path().join("out");
+    let meta = run(&["save", "--list", path_str(&list), "--out", path_str(&out)])
+        .assert_code(0)
+        .meta_path();
+    let up = upload(&meta, &dst.host(), &[]);
+    up.assert_code(1)
+        .assert_stderr_names("coll/x:1 is also the target of");
+    assert!(
+        dst.tags("coll/x").is_empty(),
+        "the contested tag was set: {:?}",
+        dst.tags("coll/x")
+    );
+    assert_eq!(
+        skopeo_inspect_raw_digest(&format!("{}/coll/y:1", dst.host())),
+        images[0].digest,
+        "the uncontested rename of the same image still went through"
+    );
+}
+
+/// Values that cannot work are usage errors (exit 2) with nothing written: a
+/// prefix that would leave the output folder, an unknown platform, a bad size.
+#[test]
+fn bad_values_are_usage_errors_and_write_nothing() {
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("out");
+    for (flag, value, names) in [
+        ("--prefix", "../../evil", "--prefix"),
+        ("--platform", "bogus", "--platform"),
+        ("--max-file-size", "12Q", "--max-file-size"),
+    ] {
+        run(&[
+            "save",
+            "127.0.0.1:1/never/used:1",
+            "--out",
+            path_str(&out),
+            flag,
+            value,
+        ])
+        .assert_code(2)
+        .assert_stderr_names(names);
+    }
+    assert!(
+        all_files(work.path()).is_empty(),
+        "{:?}",
+        all_files(work.path())
+    );
+    run(&["upload", "nowhere_meta.yaml", "--dst", "HOST//ns"])
+        .assert_code(2)
+        .assert_stderr_names("HOST//ns");
+}
+
+/// An unreachable target fails the upload once, before any image or blob is
+/// tried (each would otherwise retry on its own).
+#[test]
+fn an_unreachable_target_fails_the_upload_once() {
+    let src = Registry::start();
+    let images = seed_small(&src);
+    let work = tempfile::tempdir().unwrap();
+    let meta = save_ok(&refs_of(&images), &work.path().join("out"), &[]);
+    let up = upload(&meta, "127.0.0.1:1/x", &["--retries", "0"]);
+    up.assert_code(1).assert_stderr_names("127.0.0.1:1");
+    for img in &images {
+        assert!(
+            !up.stderr.contains(&format!("failed: {}", img.reference)),
+            "each image failed on its own:\n{}",
+            up.stderr
+        );
+    }
+}
+
+/// `verify` finds an image whose manifest is in no data file (a meta edited by
+/// hand), as upload would.
+#[test]
+fn verify_names_an_image_whose_manifest_is_missing() {
+    let src = Registry::start();
+    let images = seed_small(&src);
+    let work = tempfile::tempdir().unwrap();
+    let meta = save_ok(&refs_of(&images), &work.path().join("out"), &[]);
+    let text = fs::read_to_string(&meta).unwrap();
+    let fake = format!("sha256:{}", "1".repeat(64));
+    let edited = text.replacen(&images[0].digest, &fake, 1);
+    assert_ne!(edited, text);
+    // The blob list must still match the data files: only the image's pointer moves.
+    let (head, tail) = edited.split_at(edited.find("\nblobs:").unwrap());
+    fs::write(
+        &meta,
+        format!("{head}{}", tail.replace(&fake, &images[0].digest)),
+    )
+    .unwrap();
+    verify(&meta, &[]).assert_code(1).assert_stderr_names(&fake);
+}

@@ -114,6 +114,24 @@ fn is_taken(dir: &Path, name: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// A file name prefix must stay a name: no path separators, no `..`, nothing a
+/// file system refuses, so the bundle lands in its folder under `--out`.
+pub fn check_prefix(prefix: &str) -> Result<(), String> {
+    let bad = prefix.is_empty()
+        || prefix == "."
+        || prefix.contains(['/', '\\', '\0'])
+        || prefix.contains("..")
+        || prefix.starts_with('-')
+        || prefix.len() > 100;
+    if bad {
+        return Err(crate::tr!(
+            "{prefix:?} is not a file name prefix (letters, digits, '-', '_', '.'; no '/' or '..')",
+            "{prefix:?} 不是合法的文件名前缀 (字母、数字、'-'、'_'、'.'; 不能含 '/' 或 '..')"
+        ));
+    }
+    Ok(())
+}
+
 /// A sort key that puts bundle names in the order they were created: by the
 /// `YYYYMMDDHHMM` stamp and `-N` suffix that ferry and image-transmit give them, so
 /// "upload these first" lists a chain of bases oldest first. Other names sort last,
@@ -134,6 +152,16 @@ pub fn creation_order(name: &str) -> (u8, String, u32, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prefixes_stay_file_names() {
+        for good in ["img", "site-a_v1.2", "镜像"] {
+            assert!(check_prefix(good).is_ok(), "{good}");
+        }
+        for bad in ["", "../../evil", "a/b", "a\\b", "..", ".", "-x"] {
+            assert!(check_prefix(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn creation_order_follows_the_stamp_not_the_prefix() {

@@ -56,6 +56,8 @@ pub enum BundleError {
     MissingBlob { file: String, digest: Digest },
     #[error("{}", crate::tr!("data file {} holds {}, which the meta does not place there (data file from another bundle?)", "数据文件 {} 含有元数据未记录的 {} (来自另一个镜像包?)", .file, .digest))]
     UnexpectedBlob { file: String, digest: Digest },
+    #[error("{}", crate::tr!("image {}: its manifest {} is in no data file of the bundle", "镜像 {}: 其清单 {} 不在镜像包的任何数据文件中", .image, .digest))]
+    MissingManifest { image: String, digest: Digest },
     #[error("{}", crate::tr!("data file {}: blob {} has {} bytes, the meta records {}", "数据文件 {}: 数据块 {} 有 {} 字节, 元数据记录为 {}", .file, .digest, .actual, .expected))]
     BlobSize {
         file: String,
@@ -245,6 +247,21 @@ impl Bundle {
                         digest: b.digest.clone(),
                     });
                     break;
+                }
+            }
+        }
+        if problems.is_empty() {
+            // Manifests are always carried: every image must find its own.
+            for image in &self.meta.images {
+                let own =
+                    std::iter::once(&image.digest).chain(image.children.iter().map(|c| &c.digest));
+                for digest in own {
+                    if !index.contains_key(digest) && !self.inline_manifests.contains_key(digest) {
+                        problems.push(BundleError::MissingManifest {
+                            image: image.reference.clone(),
+                            digest: digest.clone(),
+                        });
+                    }
                 }
             }
         }

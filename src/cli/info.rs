@@ -284,10 +284,7 @@ pub async fn run_tags(args: TagsArgs, registries: &Registries) -> Result<Outcome
     // Parsed as an image with a placeholder tag; the error names only what was given.
     let r = Reference::parse(&format!("{}:probe", args.repository.trim_end_matches(':'))).map_err(
         |e| {
-            let why = match &e {
-                crate::reference::ReferenceError::Invalid(_, why) => why.to_string(),
-                other => other.to_string(),
-            };
+            let why = e.reason();
             anyhow!(crate::tr!(
                 "invalid repository {:?}: {why}",
                 "无效的仓库 {:?}: {why}",

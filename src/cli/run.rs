@@ -23,6 +23,23 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+/// A command line or cfg.yaml that asks for something impossible: exit status 2, like
+/// clap's own usage errors.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Whether an error is the user's request, not the work: a [`UsageError`] or a
+/// cfg.yaml problem anywhere in its chain.
+pub fn is_usage_error(e: &anyhow::Error) -> bool {
+    e.chain()
+        .any(|c| c.is::<UsageError>() || c.is::<config::ConfigError>())
+}
+
+fn usage(message: String) -> anyhow::Error {
+    UsageError(message).into()
+}
+
 /// How a command ended, for the exit status.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -168,7 +185,9 @@ fn jobs(arg: Option<u16>, cfg: Option<&Config>) -> usize {
 
 /// Reads image references from a list: one a line, blank lines and `#` comments skipped.
 pub fn parse_list(text: &str) -> Vec<String> {
-    text.lines()
+    // Windows editors may start the file with a byte-order mark.
+    text.trim_start_matches('\u{feff}')
+        .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .map(str::to_string)
@@ -225,6 +244,12 @@ async fn run_save(
         None => file.and_then(|f| f.compressor.as_deref()) == Some("zstd"),
     };
     let singlefile = file.and_then(|f| f.singlefile).unwrap_or(false);
+    if let (true, None, Some(n)) = (singlefile, args.files, file.and_then(|f| f.files)) {
+        reporter.warn(&crate::tr!(
+            "cfg `singlefile: true` and `files: {n}` disagree; singlefile wins (one data file)",
+            "cfg 中的 `singlefile: true` 与 `files: {n}` 相互矛盾; 以 singlefile 为准 (一个数据文件)"
+        ));
+    }
     let files = match args.files {
         Some(n) => usize::from(n),
         None if singlefile => 1,
@@ -241,21 +266,26 @@ async fn run_save(
         .clone()
         .or_else(|| file.and_then(|f| f.maxfilesize.clone()))
     {
-        Some(s) => Some(config::parse_size(&s).map_err(|e| anyhow!("--max-file-size: {e}"))?),
+        Some(s) => {
+            Some(config::parse_size(&s).map_err(|e| usage(format!("--max-file-size: {e}")))?)
+        }
         None => None,
     };
+    let prefix = args
+        .prefix
+        .clone()
+        .or_else(|| file.and_then(|f| f.outprefix.clone()))
+        .unwrap_or_else(|| "img".into());
+    crate::bundle::naming::check_prefix(&prefix).map_err(|e| usage(format!("--prefix: {e}")))?;
     let opts = SaveOptions {
         out: args.out.clone(),
-        prefix: args
-            .prefix
-            .clone()
-            .or_else(|| file.and_then(|f| f.outprefix.clone()))
-            .unwrap_or_else(|| "img".into()),
+        prefix,
         files,
         jobs: jobs(args.jobs, cfg),
         bases: args.bases.clone(),
         retry: retry_policy(g, cfg),
-        platforms: PlatformFilter::parse(&platform).map_err(|e| anyhow!("--platform: {e}"))?,
+        platforms: PlatformFilter::parse(&platform)
+            .map_err(|e| usage(format!("--platform: {e}")))?,
         max_file_size,
         compress,
         cache: blob_cache(args.source.cache.as_deref(), cfg)?,
@@ -299,7 +329,7 @@ fn image_requests<'c>(
     }
     let source = match cfg {
         Some(c) => c.source(src)?,
-        None if src.is_some() => bail!(crate::tr!("--src names a cfg.yaml source registry, but no cfg.yaml was found (give --config FILE)", "--src 指定的是 cfg.yaml 中的源仓库, 但没有找到 cfg.yaml (请用 --config FILE 指定)")),
+        None if src.is_some() => return Err(usage(crate::tr!("--src names a cfg.yaml source registry, but no cfg.yaml was found (give --config FILE)", "--src 指定的是 cfg.yaml 中的源仓库, 但没有找到 cfg.yaml (请用 --config FILE 指定)"))),
         None => None,
     };
     let mut requests = Vec::new();
@@ -346,16 +376,20 @@ fn destination<'c>(
         (Some(d), _) => d.to_string(),
         (None, Some(c)) => match c.target(None)? {
             Some(t) => t.name.clone(),
-            None => bail!(crate::tr!(
-                "no target: give --dst HOST[:PORT][/NAMESPACE], or a target registry in {}",
-                "没有目标: 请用 --dst HOST[:PORT][/NAMESPACE] 指定, 或在 {} 中配置目标仓库",
-                c.path
-            )),
+            None => {
+                return Err(usage(crate::tr!(
+                    "no target: give --dst HOST[:PORT][/NAMESPACE], or a target registry in {}",
+                    "没有目标: 请用 --dst HOST[:PORT][/NAMESPACE] 指定, 或在 {} 中配置目标仓库",
+                    c.path
+                )))
+            }
         },
-        (None, None) => bail!(crate::tr!(
+        (None, None) => {
+            return Err(usage(crate::tr!(
             "no target: give --dst HOST[:PORT][/NAMESPACE] (or a cfg.yaml with a target registry)",
             "没有目标: 请用 --dst HOST[:PORT][/NAMESPACE] 指定 (或使用配置了目标仓库的 cfg.yaml)"
-        )),
+        )))
+        }
     };
     let named = cfg.and_then(|c| c.targets.iter().find(|t| t.name == dst));
     if let (None, Some(c)) = (named, cfg) {
@@ -376,7 +410,7 @@ fn destination<'c>(
             None,
         ),
         None => {
-            let d = Destination::parse(&dst)?;
+            let d = Destination::parse(&dst).map_err(|e| usage(e.to_string()))?;
             let extra = d.plain_http.map(|p| {
                 (
                     d.host.clone(),
@@ -455,16 +489,16 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
         _ => (t, 1),
     };
     let n: f64 = num.parse().map_err(|_| {
-        anyhow!(crate::tr!(
+        usage(crate::tr!(
             "interval {s:?} is not a duration like 30s, 5m, 1h or a number of seconds",
             "间隔 {s:?} 不是 30s、5m、1h 这样的时长, 也不是秒数"
         ))
     })?;
     if n <= 0.0 {
-        bail!(crate::tr!(
+        return Err(usage(crate::tr!(
             "interval {s:?} must be positive",
             "间隔 {s:?} 必须大于 0"
-        ));
+        )));
     }
     Ok(Duration::from_secs_f64(n * mult as f64))
 }
@@ -499,7 +533,8 @@ async fn run_sync(
         destination,
         jobs: jobs(args.jobs, cfg),
         retry: retry_policy(g, cfg),
-        platforms: PlatformFilter::parse(&platform).map_err(|e| anyhow!("--platform: {e}"))?,
+        platforms: PlatformFilter::parse(&platform)
+            .map_err(|e| usage(format!("--platform: {e}")))?,
     };
     let used: Vec<&NamedRegistry> = source.into_iter().chain(named).collect();
     let registries = registries(g, cfg, &used, extra)?;
@@ -637,7 +672,7 @@ async fn run_login(args: LoginArgs, g: &GlobalArgs, reporter: &Reporter) -> Resu
     };
     let host = host.trim_end_matches('/');
     if !args.password_stdin {
-        bail!(crate::tr!("give the password on standard input with --password-stdin (it is never taken as an argument)", "请用 --password-stdin 从标准输入给出密码 (密码不接受以参数给出)"));
+        return Err(usage(crate::tr!("give the password on standard input with --password-stdin (it is never taken as an argument)", "请用 --password-stdin 从标准输入给出密码 (密码不接受以参数给出)")));
     }
     let mut password = String::new();
     std::io::stdin()
@@ -725,6 +760,7 @@ fn run_verify(
             ));
             Ok(Outcome::Success)
         }
+        Err(e) if cancel.is_cancelled() => Err(e),
         Err(e) => {
             reporter.warn(&describe(&e));
             Ok(Outcome::Failed)
@@ -741,6 +777,14 @@ mod tests {
         assert_eq!(
             parse_list("a\n\n  # note\n b:1 \n#x\n"),
             vec!["a".to_string(), "b:1".to_string()]
+        );
+    }
+
+    #[test]
+    fn lists_may_start_with_a_byte_order_mark_and_use_crlf() {
+        assert_eq!(
+            parse_list("\u{feff}a:1\r\nb:2\r\n"),
+            vec!["a:1".to_string(), "b:2".to_string()]
         );
     }
 }

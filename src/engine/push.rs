@@ -109,15 +109,34 @@ pub async fn push(
     let on_retry = &on_retry;
     let jobs = opts.jobs.max(1);
     let mut outcome = PushOutcome::default();
+    let images = without_tag_conflicts(images, &mut outcome, reporter);
+    if images.is_empty() {
+        return Ok(outcome);
+    }
+
+    // A target that cannot be reached fails the run once, instead of every image
+    // and every blob retrying on its own.
+    if let Err(e @ RegistryError::Transport { .. }) =
+        retry(opts.retry, cancel, on_retry, || client.ping()).await
+    {
+        return Err(e.into());
+    }
 
     // Images whose tag already points at the same digest are done.
-    let present: Vec<bool> = stream::iter(&images)
+    let present: Vec<Result<bool, RegistryError>> = stream::iter(&images)
         .map(|p| async move {
-            match &p.target_tag {
-                Some(tag) => {
-                    matches!(retry(opts.retry, cancel, on_retry, || client.manifest_digest(&p.target_repo, tag)).await, Ok(Some(d)) if d == p.digest)
-                }
-                None => false,
+            let Some(tag) = &p.target_tag else {
+                return Ok(false);
+            };
+            match retry(opts.retry, cancel, on_retry, || {
+                client.manifest_digest(&p.target_repo, tag)
+            })
+            .await
+            {
+                Ok(found) => Ok(found.as_ref() == Some(&p.digest)),
+                // Unreachable now: the image fails here rather than in each blob.
+                Err(e @ RegistryError::Transport { .. }) => Err(e),
+                Err(_) => Ok(false),
             }
         })
         .buffered(jobs)
@@ -125,6 +144,15 @@ pub async fn push(
         .await;
     let mut todo = Vec::new();
     for (p, present) in images.into_iter().zip(present) {
+        let present = match present {
+            Ok(present) => present,
+            Err(e) => {
+                let why = e.to_string();
+                reporter.warn(&format!("{}: {why}", p.label));
+                outcome.failed.push((p.label, why));
+                continue;
+            }
+        };
         if present {
             reporter.info(&format!(
                 "{}: {} {}/{} ({})",
@@ -243,6 +271,65 @@ pub async fn push(
         }
     }
     Ok(outcome)
+}
+
+/// Two different images aimed at the same tag (two list lines renamed to one target,
+/// or a repository rewrite that folds two paths into one) would overwrite each other
+/// on every run: both fail, with the other named.
+fn without_tag_conflicts(
+    images: Vec<PushImage>,
+    outcome: &mut PushOutcome,
+    reporter: &Reporter,
+) -> Vec<PushImage> {
+    let mut by_tag: HashMap<(String, String), Vec<(&str, &Digest)>> = HashMap::new();
+    for p in &images {
+        if let Some(tag) = &p.target_tag {
+            by_tag
+                .entry((p.target_repo.clone(), tag.clone()))
+                .or_default()
+                .push((p.label.as_str(), &p.digest));
+        }
+    }
+    // By (label, repository, tag): one image may go to several targets.
+    let mut reasons: HashMap<(String, String, String), String> = HashMap::new();
+    for ((repo, tag), claims) in &by_tag {
+        for (label, digest) in claims {
+            let others: Vec<&str> = claims
+                .iter()
+                .filter(|(_, d)| d != digest)
+                .map(|(l, _)| *l)
+                .collect();
+            if !others.is_empty() {
+                reasons.insert(
+                    (label.to_string(), repo.clone(), tag.clone()),
+                    crate::tr!(
+                        "{repo}:{tag} is also the target of {}, a different image; give each its own tag",
+                        "{repo}:{tag} 也是 {} 的目标, 而那是另一个镜像; 请为它们各自指定标签",
+                        others.join(", ")
+                    ),
+                );
+            }
+        }
+    }
+    if reasons.is_empty() {
+        return images;
+    }
+    let mut kept = Vec::new();
+    for p in images {
+        let key = (
+            p.label.clone(),
+            p.target_repo.clone(),
+            p.target_tag.clone().unwrap_or_default(),
+        );
+        match reasons.remove(&key) {
+            Some(why) => {
+                reporter.warn(&format!("{}: {why}", p.label));
+                outcome.failed.push((p.label, why));
+            }
+            None => kept.push(p),
+        }
+    }
+    kept
 }
 
 /// Blobs left to a base bundle must already be in the target: finds a repository

@@ -52,9 +52,10 @@ impl Destination {
             format!("{host}/{namespace}/probe")
         };
         let parsed = crate::reference::Reference::parse(&probe).map_err(|e| {
+            let why = e.reason();
             anyhow::anyhow!(crate::tr!(
-                "invalid destination {s:?}: {e}",
-                "无效的目标 {s:?}: {e}"
+                "invalid destination {s:?}: {why}",
+                "无效的目标 {s:?}: {why}"
             ))
         })?;
         if parsed.registry != host {

@@ -274,11 +274,7 @@ impl Client {
         repo: &str,
         reference: &str,
     ) -> Result<(RawManifest, Parsed), RegistryError> {
-        let what = crate::tr!(
-            "manifest {}/{repo}:{reference}",
-            "清单 {}/{repo}:{reference}",
-            self.host
-        );
+        let what = self.manifest_what(repo, reference);
         let url = self.url(&format!("{repo}/manifests/{reference}"));
         let resp = self
             .send(&what, &pull_scope(repo), &|| {
@@ -384,11 +380,7 @@ impl Client {
         repo: &str,
         reference: &str,
     ) -> Result<Option<Digest>, RegistryError> {
-        let what = crate::tr!(
-            "manifest {}/{repo}:{reference}",
-            "清单 {}/{repo}:{reference}",
-            self.host
-        );
+        let what = self.manifest_what(repo, reference);
         let url = self.url(&format!("{repo}/manifests/{reference}"));
         let resp = self
             .send(&what, &pull_scope(repo), &|| {
@@ -551,11 +543,7 @@ impl Client {
         media_type: &str,
         bytes: &[u8],
     ) -> Result<(), RegistryError> {
-        let what = crate::tr!(
-            "manifest {}/{repo}:{reference}",
-            "清单 {}/{repo}:{reference}",
-            self.host
-        );
+        let what = self.manifest_what(repo, reference);
         let url = self.url(&format!("{repo}/manifests/{reference}"));
         let resp = self
             .send(&what, &push_scope(repo), &|| {
@@ -679,6 +667,20 @@ impl Client {
             })
             .await?;
         check(resp, &what).await
+    }
+
+    /// "manifest host/repo:tag", or "host/repo@sha256:..." for a digest.
+    fn manifest_what(&self, repo: &str, reference: &str) -> String {
+        let sep = if reference.starts_with("sha256:") {
+            '@'
+        } else {
+            ':'
+        };
+        crate::tr!(
+            "manifest {}/{repo}{sep}{reference}",
+            "清单 {}/{repo}{sep}{reference}",
+            self.host
+        )
     }
 
     fn absolute(&self, location: &str) -> String {
