@@ -11,7 +11,7 @@ use crate::manifest::{Descriptor, ManifestError, Parsed, RawManifest};
 use crate::reference::Reference;
 use crate::registry::{Client, RegistryError};
 use futures_util::{stream, StreamExt};
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -273,12 +273,31 @@ pub async fn resolve_requests(
     let bar = reporter.count_bar(parsed.len() as u64, crate::i18n::t("resolve", "解析"));
     let on_retry = |e: &RegistryError, d: Duration| reporter.retrying(e, d);
     let on_retry = &on_retry;
+    // A registry that cannot be reached fails its images at once, instead of each
+    // image retrying on its own.
+    let hosts: BTreeSet<&str> = parsed.iter().map(|(_, r, _)| r.registry.as_str()).collect();
+    let unreachable: HashMap<&str, String> = stream::iter(hosts)
+        .map(|host| async move {
+            let client = registries.client(host).ok()?;
+            match retry(policy, cancel, on_retry, || client.ping()).await {
+                Err(e @ RegistryError::Transport { .. }) => Some((host, e.to_string())),
+                _ => None,
+            }
+        })
+        .buffer_unordered(jobs.max(1))
+        .filter_map(|x| async move { x })
+        .collect()
+        .await;
+    let unreachable = &unreachable;
     let mut results: Vec<(usize, Result<ResolvedImage, String>)> =
         stream::iter(parsed.iter().enumerate())
             .map(|(i, (input, reference, rename))| {
                 let bar = &bar;
                 async move {
                     let r = match registries.client(&reference.registry) {
+                        _ if unreachable.contains_key(reference.registry.as_str()) => {
+                            Err(unreachable[reference.registry.as_str()].clone())
+                        }
                         Ok(client) => resolve(
                             &client, reference, input, platforms, policy, cancel, on_retry,
                         )
