@@ -331,3 +331,70 @@ fn sync_carries_referrers_too() {
         assert_eq!(&manifest_digest(&raw), digest, "{tag} synced byte-exact");
     }
 }
+
+/// A renamed image (`SOURCE -> TARGET` in the list) takes its signatures along to
+/// the new repository, where cosign looks for them; nothing lands under the
+/// source's repository name. Through a bundle and through sync alike.
+#[test]
+fn signatures_follow_a_renamed_image() {
+    let src = Registry::start();
+    let image = push_image(
+        &src,
+        "orig/app",
+        "1",
+        Format::Oci,
+        &[layer("ref-rename", 20_000)],
+        "ref-rename",
+        false,
+    );
+    let signed = sign(&src, "orig/app", image, "MEUCIQD-rename");
+    let work = tempfile::tempdir().unwrap();
+    let list = work.path().join("images.lst");
+    std::fs::write(
+        &list,
+        format!("{} -> signed/app:9\n", signed.image.reference),
+    )
+    .unwrap();
+    let list = list.to_str().unwrap();
+
+    let via_bundle = Registry::start();
+    let meta = save(work.path(), "out", &["--list", list], &[]);
+    ferry()
+        .current_dir(work.path())
+        .args(["upload", &meta, "--dst", &via_bundle.host()])
+        .assert()
+        .success();
+    let via_sync = Registry::start();
+    ferry()
+        .current_dir(work.path())
+        .args([
+            "sync",
+            "--list",
+            list,
+            "--dst",
+            &via_sync.host(),
+            "--with-referrers",
+        ])
+        .assert()
+        .success();
+
+    for dst in [&via_bundle, &via_sync] {
+        assert_eq!(
+            skopeo_inspect_raw(&format!("{}/signed/app:9", dst.host())),
+            signed.image.manifest
+        );
+        for (tag, digest) in &signed.artifacts {
+            let raw = skopeo_inspect_raw(&format!("{}/signed/app:{tag}", dst.host()));
+            assert_eq!(
+                &manifest_digest(&raw),
+                digest,
+                "{tag} next to the renamed image"
+            );
+        }
+        assert!(
+            dst.tags("orig/app").is_empty(),
+            "artifacts went to the source's repository: {:?}",
+            dst.tags("orig/app")
+        );
+    }
+}

@@ -12,7 +12,8 @@ pub fn parse_line(line: &str) -> ListEntry {
     match line.split_once("->") {
         Some((s, t)) => ListEntry {
             source: s.trim().to_string(),
-            rename: Some(t.trim().to_string()).filter(|t| !t.is_empty()),
+            // An empty target is kept, so that it is reported, not ignored.
+            rename: Some(t.trim().to_string()),
         },
         None => ListEntry {
             source: line.trim().to_string(),

@@ -16,6 +16,16 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+/// The repository of a rename target `repo/path:tag` or `repo/path@sha256:...`.
+fn repository_of(rename: &str) -> &str {
+    let without_digest = rename.split('@').next().unwrap_or(rename);
+    let last_slash = without_digest.rfind('/').map(|i| i + 1).unwrap_or(0);
+    match without_digest[last_slash..].rfind(':') {
+        Some(i) => &without_digest[..last_slash + i],
+        None => without_digest,
+    }
+}
+
 /// The tag suffixes cosign and the OCI referrers fallback use.
 const FALLBACK_SUFFIXES: [&str; 4] = ["", ".sig", ".att", ".sbom"];
 
@@ -40,18 +50,26 @@ pub async fn discover(
 ) -> Vec<ResolvedImage> {
     let on_retry = |e: &RegistryError, d: Duration| reporter.retrying(e, d);
     let mut seen: HashSet<Digest> = HashSet::new();
-    let mut queue: VecDeque<(Reference, Digest)> = VecDeque::new();
+    // (where the subject is, its digest, the repository it goes to when renamed):
+    // a renamed image's signatures go where the image goes, which is where cosign
+    // looks for them.
+    let mut queue: VecDeque<(Reference, Digest, Option<String>)> = VecDeque::new();
     for img in images {
+        let renamed_repo = img.rename.as_deref().map(|r| repository_of(r).to_string());
         for m in img.manifests() {
             if seen.insert(m.digest.clone()) {
-                queue.push_back((img.reference.clone(), m.digest.clone()));
+                queue.push_back((
+                    img.reference.clone(),
+                    m.digest.clone(),
+                    renamed_repo.clone(),
+                ));
             }
         }
     }
     let mut tags: HashMap<(String, String), Vec<String>> = HashMap::new();
     let mut found = Vec::new();
     let none = PlatformFilter::default();
-    while let Some((at, subject)) = queue.pop_front() {
+    while let Some((at, subject, renamed_repo)) = queue.pop_front() {
         if cancel.is_cancelled() {
             break;
         }
@@ -97,9 +115,13 @@ pub async fn discover(
                             && !found.iter().any(|f: &ResolvedImage| f.reference == r) =>
                 {
                     img.subject = Some(subject.clone());
+                    img.rename = renamed_repo.as_ref().map(|repo| match &r.tag {
+                        Some(tag) => format!("{repo}:{tag}"),
+                        None => format!("{repo}@{}", img.top.digest),
+                    });
                     for m in img.manifests() {
                         if seen.insert(m.digest.clone()) {
-                            queue.push_back((r.clone(), m.digest.clone()));
+                            queue.push_back((r.clone(), m.digest.clone(), renamed_repo.clone()));
                         }
                     }
                     found.push(img);
@@ -117,4 +139,15 @@ pub async fn discover(
         ));
     }
     found
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rename_repository_drops_tag_and_digest() {
+        assert_eq!(super::repository_of("signed/app:9"), "signed/app");
+        assert_eq!(super::repository_of("app"), "app");
+        let d = format!("signed/app@sha256:{}", "a".repeat(64));
+        assert_eq!(super::repository_of(&d), "signed/app");
+    }
 }

@@ -239,6 +239,23 @@ pub struct Resolved {
     pub failed: Vec<(String, String)>,
 }
 
+/// `repository:tag` at the target for a list line's `-> TARGET`. A bare name stays
+/// as written: Docker Hub's `library/` applies to Docker Hub, not to a private
+/// target (`-> nginx:1` goes to `TARGET/nginx:1`).
+fn rename_target(text: &str) -> Result<String, crate::reference::ReferenceError> {
+    let parsed = Reference::parse(text)?;
+    let short = parsed.short();
+    let names_host = text.split_once('/').is_some_and(|(first, _)| {
+        first.contains('.') || first.contains(':') || first == "localhost"
+    });
+    if !names_host && !text.starts_with("library/") {
+        if let Some(rest) = short.strip_prefix("library/") {
+            return Ok(rest.to_string());
+        }
+    }
+    Ok(short)
+}
+
 /// Parses and resolves every request concurrently (manifests only), keeping the
 /// input order. One bad reference does not stop the others.
 #[allow(clippy::too_many_arguments)]
@@ -254,8 +271,8 @@ pub async fn resolve_requests(
     let mut invalid = Vec::new();
     let mut parsed = Vec::new();
     for request in requests {
-        let rename = match request.rename.as_deref().map(Reference::parse) {
-            Some(Ok(target)) => Some(target.short()),
+        let rename = match request.rename.as_deref().map(rename_target) {
+            Some(Ok(target)) => Some(target),
             Some(Err(e)) => {
                 invalid.push((
                     request.input.clone(),
@@ -334,5 +351,20 @@ pub async fn resolve_requests(
         images,
         invalid,
         failed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rename_targets_keep_bare_names() {
+        assert_eq!(super::rename_target("nginx:1").unwrap(), "nginx:1");
+        assert_eq!(super::rename_target("team/app:2").unwrap(), "team/app:2");
+        assert_eq!(
+            super::rename_target("library/nginx:1").unwrap(),
+            "library/nginx:1"
+        );
+        assert_eq!(super::rename_target("reg.io:5000/a/b:1").unwrap(), "a/b:1");
+        assert!(super::rename_target("").is_err());
     }
 }
