@@ -36,7 +36,11 @@ impl Catalog {
         };
         for image in &bundle.meta.images {
             let (manifests, blobs) = image_contents(bundle, image, &index)?;
-            let repo = image.repository.clone();
+            // A renamed image is served where upload would put it.
+            let (repo, tag) = match &image.target {
+                Some(target) => split_name(target),
+                None => (image.repository.clone(), image.tag.clone()),
+            };
             let set = c.members.entry(repo.clone()).or_default();
             for m in manifests {
                 set.insert(m.digest.clone());
@@ -44,17 +48,32 @@ impl Catalog {
                     .insert(m.digest.clone(), (m.media_type.clone(), m.bytes));
             }
             set.extend(blobs);
-            if let Some(tag) = &image.tag {
+            if let Some(tag) = tag {
                 c.tags
                     .entry(repo)
                     .or_default()
-                    .insert(tag.clone(), image.digest.clone());
+                    .insert(tag, image.digest.clone());
             } else {
                 c.tags.entry(repo).or_default();
             }
         }
         c.blobs = index;
         Ok(c)
+    }
+}
+
+/// `repository:tag` (or `repository@digest`) into its repository and tag.
+fn split_name(name: &str) -> (String, Option<String>) {
+    if let Some((repo, _digest)) = name.split_once('@') {
+        return (repo.to_string(), None);
+    }
+    let last_slash = name.rfind('/').map(|i| i + 1).unwrap_or(0);
+    match name[last_slash..].rfind(':') {
+        Some(i) => (
+            name[..last_slash + i].to_string(),
+            Some(name[last_slash + i + 1..].to_string()),
+        ),
+        None => (name.to_string(), Some("latest".to_string())),
     }
 }
 

@@ -1261,3 +1261,37 @@ fn entries_for_the_same_host_keep_their_own_credentials() {
         app.digest
     );
 }
+
+/// Docker Hub logins live under docker's own key (`https://index.docker.io/v1/`),
+/// so `docker`, skopeo and ferry find each other's; logout removes that entry too.
+#[test]
+fn docker_hub_logins_use_dockers_key() {
+    let home = tempfile::tempdir().unwrap();
+    let config = home.path().join("config.json");
+    ferry()
+        .env("DOCKER_CONFIG", home.path())
+        .args([
+            "login",
+            "docker.io",
+            "-u",
+            "hubuser",
+            "--password-stdin",
+            "--no-check",
+        ])
+        .write_stdin("hubpass\n")
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
+    assert!(
+        v["auths"]["https://index.docker.io/v1/"]["auth"].is_string(),
+        "{v}"
+    );
+    assert!(v["auths"].get("docker.io").is_none(), "{v}");
+    ferry()
+        .env("DOCKER_CONFIG", home.path())
+        .args(["logout", "docker.io"])
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
+    assert_eq!(v["auths"], serde_json::json!({}), "{v}");
+}

@@ -478,3 +478,87 @@ fn export_refuses_a_corrupt_blob_and_leaves_nothing_half_written() {
 fn blob_path(digest: &str) -> String {
     format!("blobs/sha256/{}", digest.trim_start_matches("sha256:"))
 }
+
+/// Exporting into an existing layout adds to it (the images already there stay),
+/// a renamed image is exported under its new name, and a damaged blob already in
+/// the layout is written again rather than trusted for its size.
+#[test]
+fn oci_export_adds_to_a_layout_uses_renames_and_repairs_blobs() {
+    let src = Registry::start();
+    let one = push_image(
+        &src,
+        "lay/one",
+        "1",
+        Format::Oci,
+        &[layer("lay-one", 30_000)],
+        "lay-one",
+        false,
+    );
+    let two = push_image(
+        &src,
+        "lay/two",
+        "1",
+        Format::Oci,
+        &[layer("lay-two", 30_000)],
+        "lay-two",
+        false,
+    );
+    let work = tempfile::tempdir().unwrap();
+    let list = work.path().join("images.lst");
+    std::fs::write(
+        &list,
+        format!("{}\n{} -> renamed/two:7\n", one.reference, two.reference),
+    )
+    .unwrap();
+    let out = ferry()
+        .current_dir(work.path())
+        .args(["save", "--list", list.to_str().unwrap(), "--out", "b", "-q"])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let meta = work
+        .path()
+        .join(String::from_utf8_lossy(&out.stdout).trim());
+    let layout = work.path().join("layout");
+    for name in ["lay/one:1", "renamed/two:7"] {
+        ferry()
+            .arg("export")
+            .arg(&meta)
+            .arg(name)
+            .arg("--oci")
+            .arg(&layout)
+            .assert()
+            .success();
+    }
+    for (name, img) in [("lay/one:1", &one), ("renamed/two:7", &two)] {
+        let raw = skopeo(&[
+            "inspect",
+            "--raw",
+            &format!("oci:{}:{name}", layout.display()),
+        ])
+        .unwrap();
+        assert_eq!(manifest_digest(&raw), img.digest, "{name} in the layout");
+    }
+    // Damage a layer in the layout; the next export writes it again.
+    let damaged = layout.join(format!(
+        "blobs/sha256/{}",
+        sha256_digest(&layer("lay-one", 30_000)).trim_start_matches("sha256:")
+    ));
+    let mut bytes = std::fs::read(&damaged).unwrap();
+    bytes[100] ^= 0xff;
+    std::fs::write(&damaged, &bytes).unwrap();
+    ferry()
+        .arg("export")
+        .arg(&meta)
+        .arg("lay/one:1")
+        .arg("--oci")
+        .arg(&layout)
+        .assert()
+        .success();
+    assert_eq!(
+        sha256_digest(&std::fs::read(&damaged).unwrap()),
+        sha256_digest(&layer("lay-one", 30_000)),
+        "the damaged blob was kept"
+    );
+}

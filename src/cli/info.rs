@@ -299,13 +299,17 @@ pub async fn run_tags(args: TagsArgs, registries: &Registries) -> Result<Outcome
     Ok(Outcome::Success)
 }
 
-pub fn run_export(args: ExportArgs, reporter: &Reporter) -> Result<Outcome> {
+pub fn run_export(
+    args: ExportArgs,
+    reporter: &Reporter,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> Result<Outcome> {
     let bundle = Bundle::open(&args.meta)
         .with_context(|| crate::tr!("cannot open the bundle", "无法打开镜像包"))?;
     let images = export::select(&bundle, &args.images)?;
     let index = export::locate_all(&bundle, &args.base_dirs, reporter)?;
     if let Some(dir) = &args.oci {
-        let n = export::export_oci(&bundle, &images, &index, dir)?;
+        let n = export::export_oci(&bundle, &images, &index, dir, cancel)?;
         reporter.warn(&crate::tr!(
             "wrote {n} images to the OCI layout {}",
             "已将 {n} 个镜像写入 OCI 目录 {}",
@@ -323,7 +327,7 @@ pub fn run_export(args: ExportArgs, reporter: &Reporter) -> Result<Outcome> {
         let platform =
             PlatformFilter::parse(&args.platform.clone().unwrap_or_else(export::host_platform))
                 .map_err(|e| anyhow!("--platform: {e}"))?;
-        let n = export::export_docker_archive(&bundle, &images, &index, &platform, file)?;
+        let n = export::export_docker_archive(&bundle, &images, &index, &platform, file, cancel)?;
         reporter.warn(&crate::tr!(
             "wrote {n} images to the docker archive {}",
             "已将 {n} 个镜像写入 docker 归档 {}",

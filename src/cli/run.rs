@@ -56,7 +56,7 @@ pub async fn run(cli: Cli, cancel: CancellationToken) -> Result<Outcome> {
         Command::Save(args) => run_save(args, &cli.global, &reporter, &cancel).await,
         Command::Upload(args) => run_upload(args, &cli.global, &reporter, &cancel).await,
         Command::Sync(args) => run_sync(args, &cli.global, &reporter, &cancel).await,
-        Command::Export(args) => super::info::run_export(args, &reporter),
+        Command::Export(args) => super::info::run_export(args, &reporter, &cancel),
         Command::Ls(args) => super::info::run_ls(args),
         Command::Serve(args) => super::info::run_serve(args, &reporter, &cancel).await,
         Command::Inspect(args) => {
@@ -597,7 +597,11 @@ async fn run_sync(
 
 /// `--dst docker` (legacy `-dst=docker`): the images go into the local docker
 /// daemon through its socket.
-async fn upload_to_docker(args: &UploadArgs, reporter: &Reporter) -> Result<Outcome> {
+async fn upload_to_docker(
+    args: &UploadArgs,
+    reporter: &Reporter,
+    cancel: &CancellationToken,
+) -> Result<Outcome> {
     use crate::engine::{docker_daemon, export};
     let bundle = Bundle::open(&args.meta)
         .with_context(|| crate::tr!("cannot open the bundle", "无法打开镜像包"))?;
@@ -616,6 +620,7 @@ async fn upload_to_docker(args: &UploadArgs, reporter: &Reporter) -> Result<Outc
         &index,
         &platform,
         &docker_daemon::socket_path(),
+        cancel,
     )
     .await?;
     reporter.warn(&done);
@@ -634,7 +639,7 @@ async fn run_upload(
         || args.dst_name.as_deref() == Some("docker")
             && cfg.is_none_or(|c| c.target(Some("docker")).is_err())
     {
-        return upload_to_docker(&args, reporter).await;
+        return upload_to_docker(&args, reporter, cancel).await;
     }
     let (destination, named, extra) =
         destination(args.dst.as_deref(), args.dst_name.as_deref(), cfg)?;

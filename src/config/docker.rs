@@ -127,10 +127,31 @@ fn run_helper(helper: &str, verb: &str, input: &str) -> Result<(), DockerConfigE
     }
 }
 
+/// Docker Hub's names: the docker CLI keeps its login under the v1 URL.
+const DOCKER_HUB_KEY: &str = "https://index.docker.io/v1/";
+
+fn is_docker_hub(host: &str) -> bool {
+    matches!(
+        host,
+        "docker.io" | "index.docker.io" | "registry-1.docker.io" | "index.docker.io/v1"
+    )
+}
+
+/// The `auths` key (and credential-helper server URL) under which docker itself
+/// looks for `registry`.
+fn docker_key(registry: &str) -> &str {
+    if is_docker_hub(registry) {
+        DOCKER_HUB_KEY
+    } else {
+        registry
+    }
+}
+
 /// Stores credentials for `registry` (a credential helper when one is configured,
 /// else `auths` in config.json). Returns where they went.
 pub fn store(registry: &str, username: &str, password: &str) -> Result<String, DockerConfigError> {
     let (path, mut map) = read()?;
+    let registry = docker_key(registry);
     if let Some(helper) = helper_for(&map, registry) {
         let input =
             serde_json::json!({"ServerURL": registry, "Username": username, "Secret": password})
@@ -159,9 +180,10 @@ pub fn store(registry: &str, username: &str, password: &str) -> Result<String, D
 pub fn erase(registry: &str) -> Result<bool, DockerConfigError> {
     let (path, mut map) = read()?;
     if let Some(helper) = helper_for(&map, registry) {
-        run_helper(&helper, "erase", registry)?;
+        run_helper(&helper, "erase", docker_key(registry))?;
         return Ok(true);
     }
+    let hub = is_docker_hub(registry);
     let removed = map
         .get_mut("auths")
         .and_then(|a| a.as_object_mut())
@@ -169,10 +191,11 @@ pub fn erase(registry: &str) -> Result<bool, DockerConfigError> {
             let keys: Vec<String> = a
                 .keys()
                 .filter(|k| {
-                    k.trim_start_matches("https://")
+                    let host = k
+                        .trim_start_matches("https://")
                         .trim_start_matches("http://")
-                        .trim_end_matches('/')
-                        == registry
+                        .trim_end_matches('/');
+                    host == registry || hub && is_docker_hub(host)
                 })
                 .cloned()
                 .collect();

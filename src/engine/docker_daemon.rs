@@ -28,6 +28,7 @@ pub async fn load(
     index: &HashMap<Digest, BlobLocation>,
     platform: &PlatformFilter,
     socket: &Path,
+    cancel: &tokio_util::sync::CancellationToken,
 ) -> Result<String> {
     if !socket.exists() {
         bail!(crate::tr!(
@@ -41,7 +42,7 @@ pub async fn load(
         .dir
         .join(format!(".ferry-docker-load-{}.tar", std::process::id()));
     let _cleanup = RemovedOnDrop(path.clone());
-    export_docker_archive(bundle, &images, index, platform, &path).with_context(|| {
+    export_docker_archive(bundle, &images, index, platform, &path, cancel).with_context(|| {
         crate::tr!(
             "cannot write the archive beside the bundle",
             "无法在镜像包旁写入归档文件"

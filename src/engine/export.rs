@@ -8,20 +8,45 @@ use crate::bundle::reader::{BlobLocation, Bundle, VerifyLevel};
 use crate::digest::Digest;
 use crate::manifest::RawManifest;
 use anyhow::{anyhow, bail, Context, Result};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use tokio_util::sync::CancellationToken;
 
 /// The annotation that names an image inside a layout (`skopeo copy oci:DIR:NAME`).
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
 /// Whether an image of the bundle is the one a user named: the reference as given
-/// at save time, or its `repository:tag`.
+/// at save time, its `repository:tag`, or the name the list renamed it to.
 pub fn matches(image: &Image, wanted: &str) -> bool {
     image.reference == wanted
+        || image.target.as_deref() == Some(wanted)
         || image
             .tag
             .as_ref()
             .is_some_and(|t| format!("{}:{t}", image.repository) == wanted)
+}
+
+/// The name an image carries out of the bundle: where the list renamed it to
+/// (as upload would push it), else its own `repository[:tag]`.
+pub fn image_name(image: &Image) -> String {
+    if let Some(target) = &image.target {
+        return target.clone();
+    }
+    match &image.tag {
+        Some(t) => format!("{}:{t}", image.repository),
+        None => image.repository.clone(),
+    }
+}
+
+/// Stops an export between blobs on Ctrl-C; the temporary files go with it.
+fn check_cancelled(cancel: &CancellationToken) -> Result<()> {
+    if cancel.is_cancelled() {
+        bail!(crate::tr!(
+            "interrupted; the export was not finished",
+            "已中断; 导出没有完成"
+        ));
+    }
+    Ok(())
 }
 
 /// The images of a bundle that a user named (all when none are named).
@@ -73,6 +98,10 @@ pub fn locate_all(
             .map(|d| d.join(format!("{name}_meta.yaml")))
             .find(|p| p.is_file())
         else {
+            reporter.warn(&crate::tr!(
+                "base bundle {name} is neither beside the bundle nor in a --base folder: the images that need its blobs are incomplete",
+                "基础包 {name} 既不在镜像包旁边, 也不在 --base 目录中: 需要其数据块的镜像不完整"
+            ));
             continue;
         };
         let base = Bundle::open(&meta).with_context(|| {
@@ -132,10 +161,10 @@ impl Drop for RemovedOnDrop {
 
 fn copy_blob(loc: &BlobLocation, digest: &Digest, dir: &Path) -> Result<()> {
     let dest = dir.join(digest.blob_path());
-    if std::fs::metadata(&dest)
-        .map(|m| m.len() == loc.size)
-        .unwrap_or(false)
-    {
+    // A blob already in the layout (an earlier export) is kept only if it is intact.
+    let intact = std::fs::metadata(&dest).is_ok_and(|m| m.len() == loc.size)
+        && crate::bundle::writer::hash_file(&dest).is_ok_and(|(_, hex)| hex == digest.hex());
+    if intact {
         return Ok(());
     }
     let tmp = dest.with_extension("partial");
@@ -160,6 +189,7 @@ pub fn export_oci(
     images: &[&Image],
     index: &HashMap<Digest, BlobLocation>,
     dir: &Path,
+    cancel: &CancellationToken,
 ) -> Result<usize> {
     std::fs::create_dir_all(dir.join("blobs/sha256"))
         .with_context(|| crate::tr!("cannot create {}", "无法创建 {}", dir.display()))?;
@@ -173,24 +203,44 @@ pub fn export_oci(
             }
         }
         for d in blobs {
+            check_cancelled(cancel)?;
             let loc = index.get(&d).ok_or_else(|| anyhow!(crate::tr!("{}: blob {d} is in neither the bundle nor a base bundle found beside it (give --base DIR)", "{}: 数据块 {d} 既不在镜像包中, 也不在其旁边找到的基础包中 (请用 --base DIR 指定)", image.reference)))?;
             copy_blob(loc, &d, dir)?;
         }
         let mut entry = serde_json::json!({"mediaType": image.media_type, "digest": image.digest, "size": manifests[0].bytes.len()});
-        let name = match &image.tag {
-            Some(t) => format!("{}:{t}", image.repository),
-            None => image.repository.clone(),
-        };
-        entry["annotations"] = serde_json::json!({ REF_NAME: name });
+        entry["annotations"] = serde_json::json!({ REF_NAME: image_name(image) });
         entries.push(entry);
+    }
+    let written = entries.len();
+    // An existing layout keeps its other images: entries under other names stay.
+    let index_path = dir.join("index.json");
+    if let Ok(old) = std::fs::read(&index_path) {
+        let old: serde_json::Value = serde_json::from_slice(&old).with_context(|| {
+            crate::tr!(
+                "{} exists and is not an OCI index",
+                "{} 已存在, 但不是 OCI 索引",
+                index_path.display()
+            )
+        })?;
+        let name_of =
+            |e: &serde_json::Value| e["annotations"][REF_NAME].as_str().map(str::to_string);
+        let new_names: HashSet<String> = entries.iter().filter_map(name_of).collect();
+        let kept: Vec<serde_json::Value> = old["manifests"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| name_of(e).is_some_and(|n| !new_names.contains(&n)))
+            .cloned()
+            .collect();
+        entries.splice(0..0, kept);
     }
     std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)?;
     let index_json = serde_json::json!({"schemaVersion": 2, "mediaType": crate::manifest::OCI_INDEX, "manifests": entries});
-    std::fs::write(
-        dir.join("index.json"),
-        serde_json::to_vec_pretty(&index_json)?,
-    )?;
-    Ok(entries.len())
+    let tmp = dir.join("index.json.partial");
+    let _cleanup = RemovedOnDrop(tmp.clone());
+    std::fs::write(&tmp, serde_json::to_vec_pretty(&index_json)?)?;
+    std::fs::rename(&tmp, &index_path)?;
+    Ok(written)
 }
 
 /// The platform `docker load` would want on this machine.
@@ -214,6 +264,7 @@ pub fn export_docker_archive(
     index: &HashMap<Digest, BlobLocation>,
     platform: &super::platform::PlatformFilter,
     file: &Path,
+    cancel: &CancellationToken,
 ) -> Result<usize> {
     use crate::manifest::Parsed;
     let tmp = file.with_extension("partial");
@@ -297,15 +348,19 @@ pub fn export_docker_archive(
         for l in layers.iter().filter(|l| !l.is_foreign()) {
             let name = format!("{}/layer.tar", l.digest.hex());
             if written.insert(l.digest.clone()) {
+                check_cancelled(cancel)?;
                 add(&mut builder, &name, &l.digest, find(&l.digest)?)?;
             }
             layer_names.push(name);
         }
-        let tags: Vec<String> = image
-            .tag
-            .iter()
-            .map(|t| format!("{}:{t}", image.repository))
-            .collect();
+        // docker load names an image by repository:tag; one addressed by digest
+        // only gets none.
+        let name = image_name(image);
+        let tags: Vec<String> = if image.tag.is_some() || image.target.is_some() {
+            vec![name]
+        } else {
+            Vec::new()
+        };
         entries.push(
             serde_json::json!({"Config": config_name, "RepoTags": tags, "Layers": layer_names}),
         );
