@@ -193,16 +193,22 @@ fn route(catalog: &Catalog, method: &str, path: &str, range: Option<&str>) -> Re
             ("Content-Type".into(), "application/octet-stream".into()),
             ("Accept-Ranges".into(), "bytes".into()),
         ];
-        let (status, start, end) = match range.and_then(|r| parse_range(r, loc.size)) {
-            Some((s, e)) => {
+        let wanted = range.map_or(Wanted::Whole, |r| parse_range(r, loc.size));
+        let (status, start, end) = match wanted {
+            Wanted::Part(s, e) => {
                 headers.push((
                     "Content-Range".into(),
                     format!("bytes {s}-{e}/{}", loc.size),
                 ));
                 (206, s, e + 1)
             }
-            None if range.is_some() => return error(416, "RANGE_INVALID", "invalid range"),
-            None => (200, 0, loc.size),
+            Wanted::Unsatisfiable => {
+                let mut r = error(416, "RANGE_INVALID", "invalid range");
+                r.headers
+                    .push(("Content-Range".into(), format!("bytes */{}", loc.size)));
+                return r;
+            }
+            Wanted::Whole => (200, 0, loc.size),
         };
         return Response {
             status,
@@ -218,16 +224,49 @@ fn route(catalog: &Catalog, method: &str, path: &str, range: Option<&str>) -> Re
 }
 
 /// `bytes=START-[END]` within `size`, as (start, inclusive end).
-fn parse_range(header: &str, size: u64) -> Option<(u64, u64)> {
-    let spec = header.trim().strip_prefix("bytes=")?;
-    let (s, e) = spec.split_once('-')?;
-    let start: u64 = s.trim().parse().ok()?;
-    let end: u64 = if e.trim().is_empty() {
-        size.checked_sub(1)?
-    } else {
-        e.trim().parse().ok()?
+/// What a `Range` header asks of a blob of `size` bytes (RFC 9110 §14.1.2).
+#[derive(Debug, PartialEq, Eq)]
+enum Wanted {
+    /// No usable range (malformed, another unit, several ranges): the whole blob.
+    Whole,
+    /// Bytes `start..=end`, the end clamped to the blob.
+    Part(u64, u64),
+    /// A range that starts past the end: 416.
+    Unsatisfiable,
+}
+
+fn parse_range(header: &str, size: u64) -> Wanted {
+    let Some(spec) = header.trim().strip_prefix("bytes=") else {
+        return Wanted::Whole;
     };
-    (start <= end && end < size).then_some((start, end))
+    let Some((s, e)) = spec.split_once('-').filter(|_| !spec.contains(',')) else {
+        return Wanted::Whole;
+    };
+    let (s, e) = (s.trim(), e.trim());
+    if s.is_empty() {
+        // A suffix: the last N bytes.
+        return match e.parse::<u64>() {
+            Ok(0) => Wanted::Unsatisfiable,
+            Ok(_) if size == 0 => Wanted::Unsatisfiable,
+            Ok(n) => Wanted::Part(size.saturating_sub(n), size - 1),
+            Err(_) => Wanted::Whole,
+        };
+    }
+    let Ok(start) = s.parse::<u64>() else {
+        return Wanted::Whole;
+    };
+    let end = if e.is_empty() {
+        None
+    } else {
+        match e.parse::<u64>() {
+            Ok(end) if end >= start => Some(end),
+            _ => return Wanted::Whole,
+        }
+    };
+    if start >= size {
+        return Wanted::Unsatisfiable;
+    }
+    Wanted::Part(start, end.map_or(size - 1, |end| end.min(size - 1)))
 }
 
 fn reason(status: u16) -> &'static str {
@@ -348,10 +387,17 @@ mod tests {
 
     #[test]
     fn ranges_parse_within_the_blob() {
-        assert_eq!(parse_range("bytes=0-9", 100), Some((0, 9)));
-        assert_eq!(parse_range("bytes=90-", 100), Some((90, 99)));
-        assert_eq!(parse_range("bytes=90-200", 100), None);
-        assert_eq!(parse_range("items=1-2", 100), None);
+        assert_eq!(parse_range("bytes=0-9", 100), Wanted::Part(0, 9));
+        assert_eq!(parse_range("bytes=90-", 100), Wanted::Part(90, 99));
+        assert_eq!(parse_range("bytes=90-200", 100), Wanted::Part(90, 99));
+        assert_eq!(parse_range("bytes=-5", 100), Wanted::Part(95, 99));
+        assert_eq!(parse_range("bytes=-500", 100), Wanted::Part(0, 99));
+        assert_eq!(parse_range("bytes=100-", 100), Wanted::Unsatisfiable);
+        assert_eq!(parse_range("bytes=-0", 100), Wanted::Unsatisfiable);
+        assert_eq!(parse_range("items=1-2", 100), Wanted::Whole);
+        assert_eq!(parse_range("bytes=abc", 100), Wanted::Whole);
+        assert_eq!(parse_range("bytes=0-0,5-6", 100), Wanted::Whole);
+        assert_eq!(parse_range("bytes=9-3", 100), Wanted::Whole);
     }
 
     #[test]
