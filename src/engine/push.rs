@@ -125,11 +125,10 @@ pub async fn push(
     // Images whose tag already points at the same digest are done.
     let present: Vec<Result<bool, RegistryError>> = stream::iter(&images)
         .map(|p| async move {
-            let Some(tag) = &p.target_tag else {
-                return Ok(false);
-            };
+            // An image addressed by digest only is there when its manifest is.
+            let reference = p.target_tag.as_deref().unwrap_or(p.digest.as_str());
             match retry(opts.retry, cancel, on_retry, || {
-                client.manifest_digest(&p.target_repo, tag)
+                client.manifest_digest(&p.target_repo, reference)
             })
             .await
             {

@@ -150,8 +150,9 @@ impl Summary {
             self.invalid.len(),
         );
         let action = self.action_name();
+        let noun = if total == 1 { "image" } else { "images" };
         reporter.warn(&crate::tr!(
-            "{action}: {total} images, {ok} succeeded, {failed} failed, {invalid} invalid; {bytes} in {secs:.1}s ({rate}/s)",
+            "{action}: {total} {noun}, {ok} succeeded, {failed} failed, {invalid} invalid; {bytes} in {secs:.1}s ({rate}/s)",
             "{action}: 共 {total} 个镜像, 成功 {ok}, 失败 {failed}, 无效 {invalid}; {bytes}, 用时 {secs:.1} 秒 ({rate}/s)"
         ));
         for (r, why) in &self.invalid {
