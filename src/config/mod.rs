@@ -471,6 +471,13 @@ fn expand_env(
     let mut out = String::new();
     let mut rest = value;
     while let Some(start) = rest.find("${") {
+        // `$${` is a literal `${` (a password may contain one).
+        if rest[..start].ends_with('$') {
+            out.push_str(&rest[..start - 1]);
+            out.push_str("${");
+            rest = &rest[start + 2..];
+            continue;
+        }
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
         let Some(end) = after.find('}') else {
@@ -559,6 +566,15 @@ singlefile: false
 outprefix: team
 platform: linux/amd64
 "#;
+
+    #[test]
+    fn a_doubled_dollar_keeps_a_literal_brace() {
+        let env = |v: &str| (v == "X").then(|| "x".to_string());
+        assert_eq!(
+            expand_env("a$${X}b${X}", "w", "p", &env).unwrap(),
+            "a${X}bx"
+        );
+    }
 
     #[test]
     fn reads_image_transmit_files() {
