@@ -352,7 +352,10 @@ fn signatures_follow_a_renamed_image() {
     let list = work.path().join("images.lst");
     std::fs::write(
         &list,
-        format!("{} -> signed/app:9\n", signed.image.reference),
+        format!(
+            "{0} -> signed/app:9\n{0} -> second/app:3\n",
+            signed.image.reference
+        ),
     )
     .unwrap();
     let list = list.to_str().unwrap();
@@ -379,17 +382,15 @@ fn signatures_follow_a_renamed_image() {
         .success();
 
     for dst in [&via_bundle, &via_sync] {
-        assert_eq!(
-            skopeo_inspect_raw(&format!("{}/signed/app:9", dst.host())),
-            signed.image.manifest
-        );
-        for (tag, digest) in &signed.artifacts {
-            let raw = skopeo_inspect_raw(&format!("{}/signed/app:{tag}", dst.host()));
+        for (repo, tag) in [("signed/app", "9"), ("second/app", "3")] {
             assert_eq!(
-                &manifest_digest(&raw),
-                digest,
-                "{tag} next to the renamed image"
+                skopeo_inspect_raw(&format!("{}/{repo}:{tag}", dst.host())),
+                signed.image.manifest
             );
+            for (artifact, digest) in &signed.artifacts {
+                let raw = skopeo_inspect_raw(&format!("{}/{repo}:{artifact}", dst.host()));
+                assert_eq!(&manifest_digest(&raw), digest, "{artifact} next to {repo}");
+            }
         }
         assert!(
             dst.tags("orig/app").is_empty(),

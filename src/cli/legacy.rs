@@ -13,13 +13,14 @@ fn legacy_flag(arg: &str) -> Option<(&str, Option<&str>)> {
     (VALUE_FLAGS.contains(&name) || name == "watch").then_some((name, value))
 }
 
-/// `-bogus=1` in an image-transmit command line: a word after one dash that is
-/// neither its flag nor a bundle of ferry's short global flags (`-qv`); clap would
-/// read it as `-b -o -g...` and name the wrong letter.
+/// `-bogus=1` in an image-transmit command line: a word after one dash that is not
+/// its flag and does not start with one of ferry's short flags (`-qv`, `-j4`,
+/// `-odir` stay clap's); clap would read it as `-b -o -g...` and name the wrong letter.
 fn is_unknown_single_dash_flag(arg: &str) -> bool {
+    const SHORT_FLAGS: &str = "qvhVjlod";
     match arg.strip_prefix('-') {
         Some(body) if !body.starts_with('-') && body.len() > 1 => {
-            !body.chars().all(|c| "qvhV".contains(c))
+            body.contains('=') || !body.starts_with(|c| SHORT_FLAGS.contains(c))
         }
         _ => false,
     }
@@ -28,11 +29,16 @@ fn is_unknown_single_dash_flag(arg: &str) -> bool {
 /// Rewrites image-transmit arguments into ferry's; other command lines are returned
 /// unchanged. ferry's own global flags (`--config`, `-q`, `-v`...) may be mixed in.
 pub fn translate(args: Vec<String>) -> Result<Vec<String>, String> {
-    const SUBCOMMANDS: [&str; 8] = [
+    const SUBCOMMANDS: [&str; 13] = [
         "save",
         "upload",
         "verify",
         "sync",
+        "export",
+        "ls",
+        "serve",
+        "inspect",
+        "tags",
         "login",
         "logout",
         "completions",
@@ -154,6 +160,10 @@ mod tests {
         let e = super::translate(args(&["ferry", "-src=hq", "-bogus=1"])).unwrap_err();
         assert!(e.contains("-bogus=1"), "{e}");
         assert!(super::translate(args(&["ferry", "-src=hq", "-qv"])).is_ok());
+        assert!(super::translate(args(&["ferry", "-src=hq", "-lst=l", "-j4"])).is_ok());
+        assert!(super::translate(args(&["ferry", "-src=hq", "-lst=-"])).is_ok());
+        let modern = args(&["ferry", "ls", "m.yaml", "--opt", "lang=zh_CN"]);
+        assert_eq!(super::translate(modern.clone()).unwrap(), modern);
     }
 
     use super::*;

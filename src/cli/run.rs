@@ -271,10 +271,12 @@ async fn run_save(
         }
         None => None,
     };
+    // An empty prefix (image-transmit cfgs carry empty keys) means the default.
     let prefix = args
         .prefix
         .clone()
         .or_else(|| file.and_then(|f| f.outprefix.clone()))
+        .filter(|p| !p.is_empty())
         .unwrap_or_else(|| "img".into());
     crate::bundle::naming::check_prefix(&prefix).map_err(|e| usage(format!("--prefix: {e}")))?;
     let opts = SaveOptions {

@@ -179,7 +179,7 @@ pub fn store(registry: &str, username: &str, password: &str) -> Result<String, D
 /// Removes stored credentials for `registry`; returns whether there were any.
 pub fn erase(registry: &str) -> Result<bool, DockerConfigError> {
     let (path, mut map) = read()?;
-    if let Some(helper) = helper_for(&map, registry) {
+    if let Some(helper) = helper_for(&map, docker_key(registry)) {
         run_helper(&helper, "erase", docker_key(registry))?;
         return Ok(true);
     }

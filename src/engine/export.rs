@@ -34,7 +34,7 @@ pub fn image_name(image: &Image) -> String {
     }
     match &image.tag {
         Some(t) => format!("{}:{t}", image.repository),
-        None => image.repository.clone(),
+        None => format!("{}@{}", image.repository, image.digest),
     }
 }
 
@@ -194,16 +194,21 @@ pub fn export_oci(
     std::fs::create_dir_all(dir.join("blobs/sha256"))
         .with_context(|| crate::tr!("cannot create {}", "无法创建 {}", dir.display()))?;
     let mut entries = Vec::new();
+    let mut done: HashSet<Digest> = HashSet::new();
     for image in images {
         let (manifests, blobs) = image_contents(bundle, image, index)?;
         for m in &manifests {
             let path = dir.join(m.digest.blob_path());
-            if !path.exists() {
+            if std::fs::read(&path).ok().as_deref() != Some(&m.bytes[..]) {
                 std::fs::write(&path, &m.bytes)?;
             }
         }
         for d in blobs {
             check_cancelled(cancel)?;
+            // A layer shared by many images is copied (or checked) once.
+            if !done.insert(d.clone()) {
+                continue;
+            }
             let loc = index.get(&d).ok_or_else(|| anyhow!(crate::tr!("{}: blob {d} is in neither the bundle nor a base bundle found beside it (give --base DIR)", "{}: 数据块 {d} 既不在镜像包中, 也不在其旁边找到的基础包中 (请用 --base DIR 指定)", image.reference)))?;
             copy_blob(loc, &d, dir)?;
         }
@@ -229,7 +234,7 @@ pub fn export_oci(
             .as_array()
             .into_iter()
             .flatten()
-            .filter(|e| name_of(e).is_some_and(|n| !new_names.contains(&n)))
+            .filter(|e| name_of(e).is_none_or(|n| !new_names.contains(&n)))
             .cloned()
             .collect();
         entries.splice(0..0, kept);

@@ -260,6 +260,9 @@ pub async fn push(
         .buffer_unordered(jobs)
         .collect()
         .await;
+    if cancel.is_cancelled() {
+        bail!(crate::tr!("interrupted: no tag was set for the images not yet complete; run the same command again to finish", "已中断: 尚未完成的镜像没有设置标签; 再次运行同一命令即可完成"));
+    }
     for (label, r) in results {
         match r {
             Ok(()) => outcome.succeeded += 1,
@@ -289,44 +292,45 @@ fn without_tag_conflicts(
                 .push((p.label.as_str(), &p.digest));
         }
     }
-    // By (label, repository, tag): one image may go to several targets.
-    let mut reasons: HashMap<(String, String, String), String> = HashMap::new();
-    for ((repo, tag), claims) in &by_tag {
-        for (label, digest) in claims {
-            let others: Vec<&str> = claims
-                .iter()
-                .filter(|(_, d)| d != digest)
-                .map(|(l, _)| *l)
+    // Every image aimed at a contested tag fails, each naming the others.
+    let contested: HashMap<(String, String), Vec<(String, Digest)>> = by_tag
+        .into_iter()
+        .filter(|(_, claims)| claims.iter().any(|(_, d)| *d != claims[0].1))
+        .map(|(key, claims)| {
+            let claims = claims
+                .into_iter()
+                .map(|(l, d)| (l.to_string(), d.clone()))
                 .collect();
-            if !others.is_empty() {
-                reasons.insert(
-                    (label.to_string(), repo.clone(), tag.clone()),
-                    crate::tr!(
-                        "{repo}:{tag} is also the target of {}, a different image; give each its own tag",
-                        "{repo}:{tag} 也是 {} 的目标, 而那是另一个镜像; 请为它们各自指定标签",
-                        others.join(", ")
-                    ),
-                );
-            }
-        }
-    }
-    if reasons.is_empty() {
+            (key, claims)
+        })
+        .collect();
+    if contested.is_empty() {
         return images;
     }
     let mut kept = Vec::new();
     for p in images {
         let key = (
-            p.label.clone(),
             p.target_repo.clone(),
             p.target_tag.clone().unwrap_or_default(),
         );
-        match reasons.remove(&key) {
-            Some(why) => {
-                reporter.warn(&format!("{}: {why}", p.label));
-                outcome.failed.push((p.label, why));
-            }
-            None => kept.push(p),
-        }
+        let Some(claims) = p.target_tag.as_ref().and(contested.get(&key)) else {
+            kept.push(p);
+            continue;
+        };
+        let mut others: Vec<&str> = claims
+            .iter()
+            .filter(|(_, d)| *d != p.digest)
+            .map(|(l, _)| l.as_str())
+            .collect();
+        others.dedup();
+        let (repo, tag) = key;
+        let why = crate::tr!(
+            "{repo}:{tag} is also the target of {}, a different image; give each its own tag",
+            "{repo}:{tag} 也是 {} 的目标, 而那是另一个镜像; 请为它们各自指定标签",
+            others.join(", ")
+        );
+        reporter.warn(&format!("{}: {why}", p.label));
+        outcome.failed.push((p.label, why));
     }
     kept
 }

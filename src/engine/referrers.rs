@@ -49,15 +49,15 @@ pub async fn discover(
     cancel: &CancellationToken,
 ) -> Vec<ResolvedImage> {
     let on_retry = |e: &RegistryError, d: Duration| reporter.retrying(e, d);
-    let mut seen: HashSet<Digest> = HashSet::new();
     // (where the subject is, its digest, the repository it goes to when renamed):
     // a renamed image's signatures go where the image goes, which is where cosign
-    // looks for them.
+    // looks for them; an image listed under two names gets them under both.
+    let mut seen: HashSet<(Digest, Option<String>)> = HashSet::new();
     let mut queue: VecDeque<(Reference, Digest, Option<String>)> = VecDeque::new();
     for img in images {
         let renamed_repo = img.rename.as_deref().map(|r| repository_of(r).to_string());
         for m in img.manifests() {
-            if seen.insert(m.digest.clone()) {
+            if seen.insert((m.digest.clone(), renamed_repo.clone())) {
                 queue.push_back((
                     img.reference.clone(),
                     m.digest.clone(),
@@ -109,24 +109,28 @@ pub async fn discover(
         for r in candidates {
             let input = format!("{r} ({} of {subject})", kind_of_tag(r.tag.as_deref()));
             match resolve(&client, &r, &input, &none, policy, cancel, &on_retry).await {
-                Ok(mut img)
-                    if !seen.contains(&img.top.digest)
-                        || r.tag.is_some()
-                            && !found.iter().any(|f: &ResolvedImage| f.reference == r) =>
-                {
-                    img.subject = Some(subject.clone());
-                    img.rename = renamed_repo.as_ref().map(|repo| match &r.tag {
+                Ok(mut img) => {
+                    let rename = renamed_repo.as_ref().map(|repo| match &r.tag {
                         Some(tag) => format!("{repo}:{tag}"),
                         None => format!("{repo}@{}", img.top.digest),
                     });
+                    let new = !seen.contains(&(img.top.digest.clone(), renamed_repo.clone()))
+                        || r.tag.is_some()
+                            && !found
+                                .iter()
+                                .any(|f: &ResolvedImage| f.reference == r && f.rename == rename);
+                    if !new {
+                        continue;
+                    }
+                    img.subject = Some(subject.clone());
+                    img.rename = rename;
                     for m in img.manifests() {
-                        if seen.insert(m.digest.clone()) {
+                        if seen.insert((m.digest.clone(), renamed_repo.clone())) {
                             queue.push_back((r.clone(), m.digest.clone(), renamed_repo.clone()));
                         }
                     }
                     found.push(img);
                 }
-                Ok(_) => {}
                 Err(e) => reporter.warn(&format!("{input}: {e}")),
             }
         }

@@ -204,7 +204,7 @@ pub fn verify_bundle(
         !cancel.is_cancelled()
     });
     bar.finish_and_clear();
-    if cancel.is_cancelled() {
+    if result.is_err() && cancel.is_cancelled() {
         bail!(crate::tr!(
             "interrupted while checking the bundle",
             "校验镜像包时中断"
