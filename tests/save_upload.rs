@@ -1127,8 +1127,8 @@ fn two_images_renamed_to_one_tag_both_fail_and_the_tag_is_not_set() {
     fs::write(
         &list,
         format!(
-            "{} -> coll/x:1\n{} -> coll/x:1\n{} -> coll/y:1\n",
-            images[0].reference, images[1].reference, images[0].reference
+            "{0} -> coll/x:1\n{1} -> coll/x:1\n{0} -> coll/y:1\n{0} -> coll/x:1\n",
+            images[0].reference, images[1].reference
         ),
     )
     .unwrap();
