@@ -277,7 +277,7 @@ pub async fn push(
 
 /// Two different images aimed at the same tag (two list lines renamed to one target,
 /// or a repository rewrite that folds two paths into one) would overwrite each other
-/// on every run: both fail, with the other named.
+/// on every run: every image aimed at that tag fails, naming the others.
 fn without_tag_conflicts(
     images: Vec<PushImage>,
     outcome: &mut PushOutcome,
