@@ -5,6 +5,16 @@ use crate::digest::Digest;
 use std::fmt;
 
 pub const DOCKER_HUB: &str = "docker.io";
+/// Where `docker login` keeps Docker Hub credentials in config.json.
+pub const DOCKER_HUB_LOGIN_KEY: &str = "https://index.docker.io/v1/";
+
+/// Whether a host (or a config.json key without its scheme) names Docker Hub.
+pub fn is_docker_hub(host: &str) -> bool {
+    matches!(
+        host.trim_end_matches('/').trim_end_matches("/v1"),
+        "docker.io" | "index.docker.io" | "registry-1.docker.io"
+    )
+}
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Reference {
@@ -79,9 +89,10 @@ impl Reference {
             }
             _ => (DOCKER_HUB.to_string(), name.to_string()),
         };
-        let registry = match registry.as_str() {
-            "index.docker.io" | "registry-1.docker.io" => DOCKER_HUB.to_string(),
-            _ => registry,
+        let registry = if is_docker_hub(&registry) {
+            DOCKER_HUB.to_string()
+        } else {
+            registry
         };
         if !valid_host(&registry) {
             return Err(bad(crate::i18n::t(
@@ -137,6 +148,21 @@ impl Reference {
             s.push_str(d.as_str());
         }
         s
+    }
+}
+
+/// Splits `repository[:tag][@digest]`, a reference without its host as
+/// [`Reference::short`] writes it (and as list renames are recorded), into the
+/// repository and the tag.
+pub fn split_short(name: &str) -> (&str, Option<&str>) {
+    let without_digest = name.split('@').next().unwrap_or(name);
+    let last_slash = without_digest.rfind('/').map(|i| i + 1).unwrap_or(0);
+    match without_digest[last_slash..].rfind(':') {
+        Some(i) => (
+            &without_digest[..last_slash + i],
+            Some(&without_digest[last_slash + i + 1..]),
+        ),
+        None => (without_digest, None),
     }
 }
 

@@ -38,7 +38,12 @@ impl Catalog {
             let (manifests, blobs) = image_contents(bundle, image, &index)?;
             // A renamed image is served where upload would put it.
             let (repo, tag) = match &image.target {
-                Some(target) => split_name(target),
+                Some(target) => {
+                    let (repo, tag) = crate::reference::split_short(target);
+                    // Neither tag nor digest means latest, as everywhere.
+                    let tag = tag.or((!target.contains('@')).then_some("latest"));
+                    (repo.to_string(), tag.map(str::to_string))
+                }
                 None => (image.repository.clone(), image.tag.clone()),
             };
             let set = c.members.entry(repo.clone()).or_default();
@@ -59,21 +64,6 @@ impl Catalog {
         }
         c.blobs = index;
         Ok(c)
-    }
-}
-
-/// `repository:tag` (or `repository@digest`) into its repository and tag.
-fn split_name(name: &str) -> (String, Option<String>) {
-    if let Some((repo, _digest)) = name.split_once('@') {
-        return (repo.to_string(), None);
-    }
-    let last_slash = name.rfind('/').map(|i| i + 1).unwrap_or(0);
-    match name[last_slash..].rfind(':') {
-        Some(i) => (
-            name[..last_slash + i].to_string(),
-            Some(name[last_slash + i + 1..].to_string()),
-        ),
-        None => (name.to_string(), Some("latest".to_string())),
     }
 }
 

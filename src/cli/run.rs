@@ -1,8 +1,8 @@
 //! Command handlers: read inputs, build the engine's options, print results.
 
 use super::args::{
-    Cli, Command, Compression, GlobalArgs, LoginArgs, SaveArgs, SyncArgs, UploadArgs, VerifyArgs,
-    VerifyMode,
+    Cli, Command, Compression, GlobalArgs, LoginArgs, SaveArgs, SourceArgs, SyncArgs, UploadArgs,
+    VerifyArgs, VerifyMode,
 };
 use crate::bundle::reader::{Bundle, VerifyLevel};
 use crate::config::{self, rewrite, Config, NamedRegistry};
@@ -223,6 +223,16 @@ fn read_stdin() -> Result<String> {
     Ok(text)
 }
 
+/// The platform filter of save and sync: `--platform`, else cfg `platform`, else all.
+fn platforms(source: &SourceArgs, cfg: Option<&Config>) -> Result<PlatformFilter> {
+    let platform = source
+        .platform
+        .clone()
+        .or_else(|| cfg.and_then(|c| c.file.platform.clone()))
+        .unwrap_or_default();
+    PlatformFilter::parse(&platform).map_err(|e| usage(format!("--platform: {e}")))
+}
+
 async fn run_save(
     args: SaveArgs,
     g: &GlobalArgs,
@@ -255,12 +265,6 @@ async fn run_save(
         None if singlefile => 1,
         None => file.and_then(|f| f.files).unwrap_or(2),
     };
-    let platform = args
-        .source
-        .platform
-        .clone()
-        .or_else(|| file.and_then(|f| f.platform.clone()))
-        .unwrap_or_default();
     let max_file_size = match args
         .max_file_size
         .clone()
@@ -286,8 +290,7 @@ async fn run_save(
         jobs: jobs(args.jobs, cfg),
         bases: args.bases.clone(),
         retry: retry_policy(g, cfg),
-        platforms: PlatformFilter::parse(&platform)
-            .map_err(|e| usage(format!("--platform: {e}")))?,
+        platforms: platforms(&args.source, cfg)?,
         max_file_size,
         compress,
         cache: blob_cache(args.source.cache.as_deref(), cfg)?,
@@ -522,12 +525,6 @@ async fn run_sync(
     )?;
     let (destination, named, extra) =
         destination(args.dst.as_deref(), args.dst_name.as_deref(), cfg)?;
-    let platform = args
-        .source
-        .platform
-        .clone()
-        .or_else(|| cfg.and_then(|c| c.file.platform.clone()))
-        .unwrap_or_default();
     let opts = SyncOptions {
         cache: blob_cache(args.source.cache.as_deref(), cfg)?,
         with_referrers: args.source.with_referrers
@@ -535,8 +532,7 @@ async fn run_sync(
         destination,
         jobs: jobs(args.jobs, cfg),
         retry: retry_policy(g, cfg),
-        platforms: PlatformFilter::parse(&platform)
-            .map_err(|e| usage(format!("--platform: {e}")))?,
+        platforms: platforms(&args.source, cfg)?,
     };
     let used: Vec<&NamedRegistry> = source.into_iter().chain(named).collect();
     let registries = registries(g, cfg, &used, extra)?;

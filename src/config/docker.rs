@@ -2,6 +2,7 @@
 //! skopeo and ferry share logins. Reading (with credential helpers) is done by the
 //! `docker_credential` crate; this module writes.
 
+use crate::reference::{is_docker_hub, DOCKER_HUB_LOGIN_KEY};
 use base64::Engine as _;
 use std::io::Write;
 use std::path::PathBuf;
@@ -127,21 +128,11 @@ fn run_helper(helper: &str, verb: &str, input: &str) -> Result<(), DockerConfigE
     }
 }
 
-/// Docker Hub's names: the docker CLI keeps its login under the v1 URL.
-const DOCKER_HUB_KEY: &str = "https://index.docker.io/v1/";
-
-fn is_docker_hub(host: &str) -> bool {
-    matches!(
-        host,
-        "docker.io" | "index.docker.io" | "registry-1.docker.io" | "index.docker.io/v1"
-    )
-}
-
 /// The `auths` key (and credential-helper server URL) under which docker itself
 /// looks for `registry`.
 fn docker_key(registry: &str) -> &str {
     if is_docker_hub(registry) {
-        DOCKER_HUB_KEY
+        DOCKER_HUB_LOGIN_KEY
     } else {
         registry
     }

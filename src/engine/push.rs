@@ -5,7 +5,7 @@
 //! as the exact bytes given.
 
 use super::report::Reporter;
-use super::retry::{retry, RetryPolicy};
+use super::retry::{retry, unreachable, RetryPolicy};
 use crate::bundle::reader::BlobLocation;
 use crate::digest::Digest;
 use crate::manifest::RawManifest;
@@ -87,6 +87,14 @@ pub async fn push_in_order(
     reporter: &Reporter,
     cancel: &CancellationToken,
 ) -> Result<PushOutcome> {
+    // A target that cannot be reached fails the run once, instead of every image
+    // and every blob retrying on its own.
+    let on_retry = |e: &RegistryError, d: Duration| reporter.retrying(e, d);
+    if !images.is_empty() {
+        if let Some(e) = unreachable(client, opts.retry, cancel, &on_retry).await {
+            return Err(e.into());
+        }
+    }
     let (referrers, images): (Vec<_>, Vec<_>) = images.into_iter().partition(|p| p.referrer);
     let mut outcome = push(client, images, sources, opts, reporter, cancel).await?;
     if !referrers.is_empty() {
@@ -97,7 +105,7 @@ pub async fn push_in_order(
     Ok(outcome)
 }
 
-pub async fn push(
+async fn push(
     client: &Arc<Client>,
     images: Vec<PushImage>,
     sources: &HashMap<Digest, BlobSource>,
@@ -112,14 +120,6 @@ pub async fn push(
     let images = without_tag_conflicts(images, &mut outcome, reporter);
     if images.is_empty() {
         return Ok(outcome);
-    }
-
-    // A target that cannot be reached fails the run once, instead of every image
-    // and every blob retrying on its own.
-    if let Err(e @ RegistryError::Transport { .. }) =
-        retry(opts.retry, cancel, on_retry, || client.ping()).await
-    {
-        return Err(e.into());
     }
 
     // Images whose tag already points at the same digest are done.
@@ -228,7 +228,7 @@ pub async fn push(
         .await;
     bar.finish_and_clear();
     if cancel.is_cancelled() {
-        bail!(crate::tr!("interrupted: no tag was set for the images not yet complete; run the same command again to finish", "已中断: 尚未完成的镜像没有设置标签; 再次运行同一命令即可完成"));
+        return Err(interrupted());
     }
     // Failures by (blob, repository): an image fails only for its own repository.
     let mut blob_errors: HashMap<(Digest, String), String> = HashMap::new();
@@ -261,7 +261,7 @@ pub async fn push(
         .collect()
         .await;
     if cancel.is_cancelled() {
-        bail!(crate::tr!("interrupted: no tag was set for the images not yet complete; run the same command again to finish", "已中断: 尚未完成的镜像没有设置标签; 再次运行同一命令即可完成"));
+        return Err(interrupted());
     }
     for (label, r) in results {
         match r {
@@ -273,6 +273,14 @@ pub async fn push(
         }
     }
     Ok(outcome)
+}
+
+/// The error of a push stopped by Ctrl-C: tags are set only for complete images.
+fn interrupted() -> anyhow::Error {
+    anyhow::anyhow!(crate::tr!(
+        "interrupted: no tag was set for the images not yet complete; run the same command again to finish",
+        "已中断: 尚未完成的镜像没有设置标签; 再次运行同一命令即可完成"
+    ))
 }
 
 /// Two different images aimed at the same tag (two list lines renamed to one target,

@@ -18,12 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 /// The repository of a rename target `repo/path:tag` or `repo/path@sha256:...`.
 fn repository_of(rename: &str) -> &str {
-    let without_digest = rename.split('@').next().unwrap_or(rename);
-    let last_slash = without_digest.rfind('/').map(|i| i + 1).unwrap_or(0);
-    match without_digest[last_slash..].rfind(':') {
-        Some(i) => &without_digest[..last_slash + i],
-        None => without_digest,
-    }
+    crate::reference::split_short(rename).0
 }
 
 /// The tag suffixes cosign and the OCI referrers fallback use.

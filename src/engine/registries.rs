@@ -52,7 +52,7 @@ impl Registries {
 pub fn docker_config_credentials(host: &str) -> Option<Credentials> {
     let keys: Vec<String> = if host == crate::reference::DOCKER_HUB {
         vec![
-            "https://index.docker.io/v1/".into(),
+            crate::reference::DOCKER_HUB_LOGIN_KEY.into(),
             "index.docker.io".into(),
             "docker.io".into(),
         ]

@@ -4,7 +4,7 @@
 use super::platform::PlatformFilter;
 use super::registries::Registries;
 use super::report::Reporter;
-use super::retry::{retry, RetryPolicy};
+use super::retry::{retry, unreachable, RetryPolicy};
 use crate::bundle::meta::BlobKind;
 use crate::digest::Digest;
 use crate::manifest::{Descriptor, ManifestError, Parsed, RawManifest};
@@ -296,10 +296,8 @@ pub async fn resolve_requests(
     let unreachable: HashMap<&str, String> = stream::iter(hosts)
         .map(|host| async move {
             let client = registries.client(host).ok()?;
-            match retry(policy, cancel, on_retry, || client.ping()).await {
-                Err(e @ RegistryError::Transport { .. }) => Some((host, e.to_string())),
-                _ => None,
-            }
+            let e = unreachable(&client, policy, cancel, on_retry).await?;
+            Some((host, e.to_string()))
         })
         .buffer_unordered(jobs.max(1))
         .filter_map(|x| async move { x })

@@ -60,6 +60,22 @@ where
     }
 }
 
+/// Why `client` cannot be reached at all (connection refused, DNS, TLS...), after
+/// the usual retries; `None` when it answers, whatever it answers (a 401 is an
+/// answer). Checked once per registry, so a dead one fails its run or images at
+/// once instead of every request retrying on its own.
+pub async fn unreachable(
+    client: &crate::registry::Client,
+    policy: RetryPolicy,
+    cancel: &CancellationToken,
+    on_retry: &(dyn Fn(&RegistryError, Duration) + Sync),
+) -> Option<RegistryError> {
+    match retry(policy, cancel, on_retry, || client.ping()).await {
+        Err(e @ RegistryError::Transport { .. }) => Some(e),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
