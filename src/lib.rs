@@ -13,3 +13,4 @@ pub mod manifest;
 pub mod reference;
 pub mod registry;
 pub mod serve;
+pub mod transport;

@@ -6,13 +6,11 @@
 //! ferry's own plan. Every test starts its own registries, so they run in
 //! parallel; layers are a few KiB to stay fast on small machines.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::common::*;
 use ferry::bundle::meta::{BlobKind, Kind, Meta};
 
 // ---------------------------------------------------------------------------

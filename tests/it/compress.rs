@@ -1,8 +1,7 @@
 //! `--compress zstd`: `.tar.zst` data files that verify, upload byte-exact, and
 //! decompress with the standard zstd tool into an ordinary bundle tar.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::path::Path;
 
 fn save_zstd(src: &Registry, refs: &[&str], out: &Path) -> String {

@@ -1,8 +1,7 @@
 //! `ferry sync`: registry to registry with no files, and the daemon mode that
 //! re-syncs on an interval and notifies a webhook.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::process::{Command, Stdio};

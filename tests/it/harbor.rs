@@ -2,8 +2,7 @@
 //! A small fake answers Harbor's project API and forwards the registry API to a
 //! real docker-registry.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};

@@ -1,8 +1,7 @@
 //! Interop: export a bundle as an OCI layout and a docker archive that skopeo
 //! reads, and the read-only helpers `ls`, `inspect`, `tags`.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::path::Path;
 
 fn save(refs: &[&str], out: &Path) -> String {

@@ -1,7 +1,6 @@
 //! `lang` (cfg) or `LANG` picks English or Chinese for the messages people read.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 #[test]
 fn chinese_from_lang_or_cfg_and_english_otherwise() {

@@ -5,8 +5,7 @@
 //! the bundles it makes with the `tar` crate and `ferry::bundle::meta::Meta`,
 //! never with ferry's own bundle reader.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use ferry::bundle::meta::{BlobKind, Kind, Meta};
 use sha2::{Digest as _, Sha256};

@@ -4,15 +4,13 @@
 //! the tests are independent and can run in parallel. Results are checked
 //! with skopeo (an independent client) or by reading the bundle directly.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 const FERRY: &str = env!("CARGO_BIN_EXE_ferry");
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(180);

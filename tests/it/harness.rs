@@ -1,12 +1,10 @@
 //! Tests of the integration-test harness itself (tests/common).
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 
 fn process_alive(pid: u32) -> bool {
     // A reaped child has no /proc entry; a zombie would still show "Z".

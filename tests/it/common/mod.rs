@@ -8,7 +8,7 @@
 //!   deterministic images pushed with skopeo and verified byte-exact.
 //! * [`ferry`]: the binary under test.
 //!
-//! Use from a test file with `mod common; use common::*;`.
+//! Use from a test module with `use crate::common::*;`.
 #![allow(dead_code, unused_imports)]
 
 pub mod corpus;

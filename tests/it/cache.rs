@@ -2,8 +2,7 @@
 //! pushes from the cache. Proved by deleting the blobs from the source registry's
 //! storage after the first save: any download would then fail.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 fn delete_blobs(reg: &Registry, img: &PushedImage) {
     for b in &img.blobs {

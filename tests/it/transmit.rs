@@ -3,8 +3,7 @@
 //! format's description: meta with `datafiles:`, `blobs:` (hex → refs), `manifests:`
 //! (ref → manifest JSON), and tar entries `<hex>.json` / `<hex>.tar.gz`.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::path::{Path, PathBuf};
 
 /// Writes an image-transmit bundle holding `image` (pushed to `reg` as repo:tag).

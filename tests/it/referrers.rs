@@ -2,8 +2,7 @@
 //! The artifacts are built here the way cosign and ORAS lay them out and pushed with
 //! plain registry API calls; skopeo checks what arrives at the target.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::path::Path;
 use std::time::Duration;
 

@@ -6,8 +6,7 @@
 //! `./cfg.yaml` and `./data/` are its own) with its own `DOCKER_CONFIG`, and
 //! starts its own registries, seeded and checked with skopeo.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use base64::Engine as _;
 use ferry::bundle::meta::Meta;

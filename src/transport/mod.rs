@@ -1,0 +1,172 @@
+//! Endpoints: where images live. Every endpoint is an [`ImageSource`], an
+//! [`ImageSink`], or both, and every command is one copy between two of them
+//! (see `engine::copy`). The traits are the only currency between commands: raw
+//! manifest bytes with their media type, blobs as checked byte streams.
+//!
+//! Addressing follows the registry's model: a *repository* (`library/nginx`) and a
+//! *reference* inside it (a tag or a `sha256:` digest). Endpoints that hold one
+//! nameless image (a docker archive of one image, an OCI layout entry without a
+//! name) accept any repository.
+
+pub mod checked;
+pub mod spec;
+
+use crate::digest::Digest;
+use crate::manifest::{Parsed, RawManifest};
+use bytes::Bytes;
+use futures_util::Stream;
+use std::pin::Pin;
+
+pub use checked::CheckedStream;
+pub use spec::{parse_transport, TransportSpec};
+
+/// A blob's bytes as they arrive; an error ends the stream.
+pub type BlobStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
+
+/// Why an endpoint could not do what was asked. Kept typed until printed, so the
+/// engine decides on retries and reports without reading message text.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("{0}")]
+    Registry(#[from] crate::registry::RegistryError),
+    #[error("{0}")]
+    Bundle(#[from] crate::bundle::reader::BundleError),
+    #[error("{}", crate::tr!("{} not found in {}", "{} 中没有 {}", .what, .endpoint))]
+    NotFound { endpoint: String, what: String },
+    #[error("{}", crate::tr!("{}: {} has digest {}, expected {}", "{}: {} 的摘要为 {}, 应为 {}", .endpoint, .what, .actual, .expected))]
+    DigestMismatch {
+        endpoint: String,
+        what: String,
+        expected: Digest,
+        actual: Digest,
+    },
+    #[error("{}", crate::tr!("{}: {}", "{}: {}", .endpoint, .reason))]
+    Unsupported { endpoint: String, reason: String },
+    #[error("{}", crate::tr!("{}: {}", "{}: {}", .endpoint, .reason))]
+    Invalid { endpoint: String, reason: String },
+    #[error("{}: {}", .endpoint, crate::i18n::io_error(.source))]
+    Io {
+        endpoint: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}", crate::i18n::t("interrupted", "已中断"))]
+    Cancelled,
+}
+
+impl TransportError {
+    /// Worth another try (a network fault, a 5xx), as the registry client decides.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            TransportError::Registry(e) => e.is_retryable(),
+            _ => false,
+        }
+    }
+
+    pub fn io(endpoint: impl Into<String>, source: std::io::Error) -> TransportError {
+        TransportError::Io {
+            endpoint: endpoint.into(),
+            source,
+        }
+    }
+}
+
+pub type Result<T, E = TransportError> = std::result::Result<T, E>;
+
+/// A blob as a manifest names it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct BlobRef {
+    pub digest: Digest,
+    pub size: u64,
+    pub media_type: String,
+}
+
+/// Where images come from. Implementations check what they hand out: a manifest's
+/// bytes match the digest asked for, and a blob stream opened at offset 0 fails at
+/// its end (or as soon as it runs over `size`) when its bytes are not the blob's.
+#[async_trait::async_trait]
+pub trait ImageSource: Send + Sync {
+    /// Names the endpoint in messages (`docker://host`, `bundle:PATH`, `oci:DIR`).
+    fn describe(&self) -> String;
+
+    /// The repositories this source can list without being told (a bundle, a
+    /// layout, an archive); `None` for a registry, whose catalog is not asked.
+    async fn repositories(&self) -> Result<Option<Vec<String>>> {
+        Ok(None)
+    }
+
+    /// The tags of a repository.
+    async fn list_tags(&self, repository: &str) -> Result<Vec<String>>;
+
+    /// A manifest by tag or digest: the exact bytes, media type and digest.
+    async fn get_manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+    ) -> Result<(RawManifest, Parsed)>;
+
+    /// Streams a blob's bytes from `offset` on; checked against `blob` when
+    /// `offset` is 0.
+    async fn open_blob(&self, repository: &str, blob: &BlobRef, offset: u64) -> Result<BlobStream>;
+
+    /// Manifests that refer to `subject` (signatures, attestations, SBOMs): the
+    /// referrers API where the source has one. Empty by default.
+    async fn referrers(&self, _repository: &str, _subject: &Digest) -> Result<Vec<RawManifest>> {
+        Ok(Vec::new())
+    }
+}
+
+/// Where images go. The engine calls, per image: `has_blob` (and `mount_blob`)
+/// to skip what is there, `put_blob` for the rest, then `put_manifest` children
+/// first and the tagged top manifest last; `finish` once at the end of the run.
+#[async_trait::async_trait]
+pub trait ImageSink: Send + Sync {
+    fn describe(&self) -> String;
+
+    /// Whether the sink stores indexes (manifest lists). A docker archive, a docker
+    /// engine or containerd's import take one platform's image: for them the engine
+    /// picks the child that `--platform` (else the host's) names.
+    fn supports_index(&self) -> bool {
+        true
+    }
+
+    /// How many blobs the sink takes at once; `Some(1)` for a sink that writes one
+    /// stream (an archive), `None` to let the engine decide.
+    fn concurrency_limit(&self) -> Option<usize> {
+        None
+    }
+
+    /// Whether the sink already has this blob (so it need not be sent).
+    async fn has_blob(&self, repository: &str, blob: &BlobRef) -> Result<bool>;
+
+    /// Asks the sink to take the blob from another of its repositories without
+    /// sending the bytes; `Ok(false)` when it cannot (the default).
+    async fn mount_blob(&self, _repository: &str, _blob: &BlobRef, _from: &str) -> Result<bool> {
+        Ok(false)
+    }
+
+    /// Takes a blob, reading it from `source` (which it may reopen at an offset to
+    /// retry or resume).
+    async fn put_blob(
+        &self,
+        repository: &str,
+        blob: &BlobRef,
+        source: &dyn ImageSource,
+        source_repository: &str,
+    ) -> Result<u64>;
+
+    /// Takes a manifest's exact bytes; `tag` is set for the top manifest of a
+    /// tagged image, `None` for children and digest-only images.
+    async fn put_manifest(
+        &self,
+        repository: &str,
+        tag: Option<&str>,
+        manifest: &RawManifest,
+    ) -> Result<()>;
+
+    /// Ends the run: writes an index, closes an archive, hands a load to an engine.
+    /// Nothing a sink wrote is complete before this returns.
+    async fn finish(&self) -> Result<()> {
+        Ok(())
+    }
+}

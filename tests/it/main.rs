@@ -1,0 +1,16 @@
+//! ferry's integration tests: one binary (one link) with the shared harness in `common`.
+
+mod batch;
+mod cache;
+mod common;
+mod compress;
+mod harbor;
+mod harness;
+mod incremental;
+mod interop;
+mod lang;
+mod referrers;
+mod reliability;
+mod save_upload;
+mod sync;
+mod transmit;
