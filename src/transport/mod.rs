@@ -73,6 +73,9 @@ impl TransportError {
 
 pub type Result<T, E = TransportError> = std::result::Result<T, E>;
 
+/// A source as sinks hold it while they read from it.
+pub type SharedSource = std::sync::Arc<dyn ImageSource>;
+
 /// A blob as a manifest names it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct BlobRef {
@@ -146,12 +149,13 @@ pub trait ImageSink: Send + Sync {
     }
 
     /// Takes a blob, reading it from `source` (which it may reopen at an offset to
-    /// retry or resume).
+    /// retry or resume; shared, so a sink may read it from a task of its own).
+    /// Returns the bytes it read.
     async fn put_blob(
         &self,
         repository: &str,
         blob: &BlobRef,
-        source: &dyn ImageSource,
+        source: SharedSource,
         source_repository: &str,
     ) -> Result<u64>;
 
