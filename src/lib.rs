@@ -13,4 +13,5 @@ pub mod manifest;
 pub mod reference;
 pub mod registry;
 pub mod serve;
+pub mod text;
 pub mod transport;

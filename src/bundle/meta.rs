@@ -229,14 +229,62 @@ impl Meta {
         if let Some(blobs) = fast_blobs {
             meta.blobs = blobs;
         }
+        meta.sanitize_text();
         Ok(meta)
     }
 
     pub fn to_yaml(&self) -> Result<String, MetaError> {
-        serde_saphyr::to_string(self).map_err(|e| MetaError::Malformed {
+        let mut clean = std::borrow::Cow::Borrowed(self);
+        if self.has_unsafe_text() {
+            clean.to_mut().sanitize_text();
+        }
+        serde_saphyr::to_string(&*clean).map_err(|e| MetaError::Malformed {
             path: self.name.clone(),
             detail: e.to_string(),
         })
+    }
+
+    /// The free text of a meta (failure reasons, references as given, tool, time,
+    /// platforms) without terminal control sequences: it is printed by `ls`,
+    /// `verify` and `upload`, and copied into the next meta.
+    pub fn sanitize_text(&mut self) {
+        let clean = |s: &mut String| {
+            if let std::borrow::Cow::Owned(c) = crate::text::sanitize(s) {
+                *s = c;
+            }
+        };
+        clean(&mut self.tool);
+        clean(&mut self.created);
+        self.platforms.iter_mut().for_each(clean);
+        for f in &mut self.failed {
+            clean(&mut f.reference);
+            clean(&mut f.reason);
+        }
+        for i in &mut self.images {
+            clean(&mut i.reference);
+            for c in &mut i.children {
+                if let Some(p) = c.platform.as_mut() {
+                    clean(p);
+                }
+            }
+        }
+    }
+
+    fn has_unsafe_text(&self) -> bool {
+        let bad = |s: &str| matches!(crate::text::sanitize(s), std::borrow::Cow::Owned(_));
+        bad(&self.tool)
+            || bad(&self.created)
+            || self.platforms.iter().any(|p| bad(p))
+            || self
+                .failed
+                .iter()
+                .any(|f| bad(&f.reference) || bad(&f.reason))
+            || self.images.iter().any(|i| {
+                bad(&i.reference)
+                    || i.children
+                        .iter()
+                        .any(|c| c.platform.as_deref().is_some_and(bad))
+            })
     }
 }
 
@@ -431,6 +479,26 @@ mod tests {
             Meta::parse(odd.as_bytes(), "m").unwrap().blobs.len(),
             m.blobs.len()
         );
+    }
+
+    #[test]
+    fn terminal_escapes_are_stripped_on_read_and_write() {
+        let mut m = sample();
+        m.failed[0].reason = "\u{1b}]0;owned\u{7}\u{1b}[2Jnot found\r\nfake: line".into();
+        m.failed[0].reference = "app\u{1b}[31m:1".into();
+        let yaml = m.to_yaml().unwrap();
+        assert!(!yaml.contains('\u{1b}') && !yaml.contains("\\e"), "{yaml}");
+        let back = Meta::parse(yaml.as_bytes(), "m").unwrap();
+        assert_eq!(back.failed[0].reason, "not found fake: line");
+        assert_eq!(back.failed[0].reference, "app:1");
+        // A meta written by someone else with raw escapes is cleaned when read.
+        let raw = sample()
+            .to_yaml()
+            .unwrap()
+            .replace("reason: not found", "reason: \"\\e[2Jgone\\a\"");
+        assert!(raw.contains("\\e[2J"), "{raw}");
+        let read = Meta::parse(raw.as_bytes(), "m").unwrap();
+        assert_eq!(read.failed[0].reason, "gone");
     }
 
     #[test]

@@ -160,7 +160,7 @@ pub fn convert(text: &str, path: &str) -> Result<Converted, MetaError> {
             offset: None,
         });
     }
-    let meta = Meta {
+    let mut meta = Meta {
         format: "image-transmit".into(),
         version: 0,
         tool: "image-transmit".into(),
@@ -193,6 +193,7 @@ pub fn convert(text: &str, path: &str) -> Result<Converted, MetaError> {
         blobs,
         failed,
     };
+    meta.sanitize_text();
     Ok(Converted { meta, manifests })
 }
 
