@@ -8,7 +8,9 @@
 //! nameless image (a docker archive of one image, an OCI layout entry without a
 //! name) accept any repository.
 
+pub mod bundle;
 pub mod checked;
+pub mod registry;
 pub mod spec;
 
 use crate::digest::Digest;

@@ -1,0 +1,306 @@
+//! The registry endpoint (`docker://`): a source and a sink over one registry
+//! [`Client`]. Retries live here, once, around each whole request (the engine and
+//! the commands never wrap a call in a retry of their own); a streamed upload body
+//! is rebuilt from the source for each try.
+
+use super::{
+    BlobRef, BlobStream, CheckedStream, ImageSink, ImageSource, Result, SharedSource,
+    TransportError,
+};
+use crate::digest::Digest;
+use crate::engine::retry::{retry, RetryPolicy};
+use crate::manifest::{Parsed, RawManifest};
+use crate::registry::{Client, RegistryError, UploadStart};
+use futures_util::StreamExt;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Hears each request that is about to be tried again (for the progress log).
+pub type RetryNotice = Arc<dyn Fn(&RegistryError, Duration) + Send + Sync>;
+
+/// How a registry endpoint retries: the policy, Ctrl-C, and who hears of retries.
+#[derive(Clone)]
+pub struct Retrying {
+    pub policy: RetryPolicy,
+    pub cancel: CancellationToken,
+    pub notice: RetryNotice,
+}
+
+impl Retrying {
+    pub fn new(policy: RetryPolicy, cancel: CancellationToken, notice: RetryNotice) -> Retrying {
+        Retrying {
+            policy,
+            cancel,
+            notice,
+        }
+    }
+
+    /// Runs `op` with the retry policy.
+    pub async fn run<T, F, Fut>(&self, op: F) -> Result<T, RegistryError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, RegistryError>>,
+    {
+        let notice = self.notice.clone();
+        retry(self.policy, &self.cancel, &move |e, d| notice(e, d), op).await
+    }
+}
+
+/// One registry, as a source and as a sink.
+#[derive(Clone)]
+pub struct RegistryEndpoint {
+    client: Arc<Client>,
+    retrying: Retrying,
+}
+
+impl RegistryEndpoint {
+    pub fn new(client: Arc<Client>, retrying: Retrying) -> RegistryEndpoint {
+        RegistryEndpoint { client, retrying }
+    }
+
+    pub fn client(&self) -> &Arc<Client> {
+        &self.client
+    }
+
+    pub fn retrying(&self) -> &Retrying {
+        &self.retrying
+    }
+}
+
+/// Streams `resp`'s body, dropping the first `skip` bytes (a registry that answered
+/// a Range request from an earlier offset than asked, or ignored it).
+fn body_from(resp: reqwest::Response, skip: u64) -> BlobStream {
+    let mut skip = skip;
+    Box::pin(resp.bytes_stream().filter_map(move |chunk| {
+        let out = match chunk {
+            Err(e) => Some(Err(std::io::Error::other(e))),
+            Ok(mut c) => {
+                if skip > 0 {
+                    let n = usize::try_from(skip).unwrap_or(usize::MAX).min(c.len());
+                    let _ = c.split_to(n);
+                    skip -= n as u64;
+                }
+                (!c.is_empty()).then_some(Ok(c))
+            }
+        };
+        std::future::ready(out)
+    }))
+}
+
+#[async_trait::async_trait]
+impl ImageSource for RegistryEndpoint {
+    fn describe(&self) -> String {
+        format!("docker://{}", self.client.host())
+    }
+
+    async fn list_tags(&self, repository: &str) -> Result<Vec<String>> {
+        Ok(self.retrying.run(|| self.client.tags(repository)).await?)
+    }
+
+    async fn get_manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+    ) -> Result<(RawManifest, Parsed)> {
+        Ok(self
+            .retrying
+            .run(|| self.client.get_manifest(repository, reference))
+            .await?)
+    }
+
+    async fn open_blob(&self, repository: &str, blob: &BlobRef, offset: u64) -> Result<BlobStream> {
+        let (resp, start) = self
+            .retrying
+            .run(|| self.client.get_blob(repository, &blob.digest, offset))
+            .await?;
+        let body = body_from(resp, offset.saturating_sub(start));
+        if offset == 0 {
+            let what = crate::tr!(
+                "blob {0} in {1}/{repository}",
+                "{1}/{repository} 中的数据块 {0}",
+                blob.digest,
+                self.client.host()
+            );
+            return Ok(CheckedStream::new(body, blob.digest.clone(), blob.size, what).boxed());
+        }
+        Ok(body)
+    }
+
+    async fn referrers(&self, repository: &str, subject: &Digest) -> Result<Vec<RawManifest>> {
+        let Some(found) = self
+            .retrying
+            .run(|| self.client.referrers(repository, subject))
+            .await?
+        else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for d in found {
+            let digest = d.digest.to_string();
+            let (raw, _) = self
+                .retrying
+                .run(|| self.client.get_manifest(repository, &digest))
+                .await?;
+            out.push(raw);
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait::async_trait]
+impl ImageSink for RegistryEndpoint {
+    fn describe(&self) -> String {
+        format!("docker://{}", self.client.host())
+    }
+
+    async fn has_blob(&self, repository: &str, blob: &BlobRef) -> Result<bool> {
+        Ok(self
+            .retrying
+            .run(|| self.client.blob_exists(repository, &blob.digest))
+            .await?
+            .is_some())
+    }
+
+    async fn mount_blob(&self, repository: &str, blob: &BlobRef, from: &str) -> Result<bool> {
+        let started = self
+            .retrying
+            .run(|| {
+                self.client
+                    .start_upload(repository, &blob.digest, Some(from))
+            })
+            .await?;
+        Ok(matches!(started, UploadStart::Mounted))
+    }
+
+    async fn put_blob(
+        &self,
+        repository: &str,
+        blob: &BlobRef,
+        source: SharedSource,
+        source_repository: &str,
+    ) -> Result<u64> {
+        let body = stream_body(source, source_repository.to_string(), blob.clone());
+        self.retrying
+            .run(|| {
+                self.client
+                    .push_blob(repository, &blob.digest, blob.size, &body)
+            })
+            .await?;
+        Ok(blob.size)
+    }
+
+    async fn put_manifest(
+        &self,
+        repository: &str,
+        tag: Option<&str>,
+        manifest: &RawManifest,
+    ) -> Result<()> {
+        let reference = tag
+            .map(str::to_string)
+            .unwrap_or_else(|| manifest.digest.to_string());
+        Ok(self
+            .retrying
+            .run(|| {
+                self.client.put_manifest(
+                    repository,
+                    &reference,
+                    &manifest.media_type,
+                    &manifest.bytes,
+                )
+            })
+            .await?)
+    }
+}
+
+impl RegistryEndpoint {
+    /// The digest the repository has under `reference`, if any (an image already
+    /// at the target is skipped).
+    pub async fn manifest_digest(
+        &self,
+        repository: &str,
+        reference: &str,
+    ) -> Result<Option<Digest>> {
+        Ok(self
+            .retrying
+            .run(|| self.client.manifest_digest(repository, reference))
+            .await?)
+    }
+}
+
+/// A request body for `len` bytes of a blob from `offset`, read from the source on
+/// a task of its own; rebuilt for every try of the upload. The first try streams
+/// the checked stream, so bytes that are not the blob's end the upload with an
+/// error instead of being stored.
+fn stream_body(
+    source: SharedSource,
+    source_repository: String,
+    blob: BlobRef,
+) -> impl Fn(u64, u64) -> std::io::Result<reqwest::Body> + Send + Sync {
+    move |offset, len| {
+        let (source, repo, blob) = (source.clone(), source_repository.clone(), blob.clone());
+        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(4);
+        tokio::spawn(async move {
+            let mut stream = match source.open_blob(&repo, &blob, offset).await {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+                    return;
+                }
+            };
+            let mut left = len;
+            while left > 0 {
+                let mut chunk = match stream.next().await {
+                    Some(Ok(c)) => c,
+                    Some(Err(e)) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
+                    None => {
+                        let _ = tx
+                            .send(Err(std::io::Error::new(
+                                std::io::ErrorKind::UnexpectedEof,
+                                crate::tr!(
+                                    "source of {} ended early",
+                                    "{} 的源数据提前结束",
+                                    blob.digest
+                                ),
+                            )))
+                            .await;
+                        return;
+                    }
+                };
+                if chunk.len() as u64 > left {
+                    chunk.truncate(usize::try_from(left).unwrap_or(usize::MAX));
+                }
+                left -= chunk.len() as u64;
+                if tx.send(Ok(chunk)).await.is_err() {
+                    return;
+                }
+            }
+            // The whole blob was asked for: let the checked stream see its end, so
+            // a digest mismatch fails the upload before the registry commits it.
+            if offset == 0 {
+                if let Some(Err(e)) = stream.next().await {
+                    let _ = tx.send(Err(e)).await;
+                }
+            }
+        });
+        Ok(reqwest::Body::wrap_stream(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        ))
+    }
+}
+
+impl From<TransportError> for RegistryError {
+    fn from(e: TransportError) -> RegistryError {
+        match e {
+            TransportError::Registry(r) => r,
+            TransportError::Cancelled => RegistryError::Cancelled,
+            other => RegistryError::Protocol {
+                what: String::new(),
+                detail: other.to_string(),
+            },
+        }
+    }
+}
