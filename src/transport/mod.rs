@@ -10,6 +10,7 @@
 
 pub mod bundle;
 pub mod checked;
+pub mod docker_archive;
 pub mod registry;
 pub mod spec;
 
