@@ -11,6 +11,9 @@
 pub mod bundle;
 pub mod checked;
 pub mod docker_archive;
+pub mod file_io;
+pub mod image_names;
+pub mod oci_layout;
 pub mod registry;
 pub mod spec;
 

@@ -14,3 +14,4 @@ mod reliability;
 mod save_upload;
 mod sync;
 mod transmit;
+mod transports;

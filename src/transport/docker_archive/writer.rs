@@ -18,15 +18,13 @@
 //! `docker load` reads `manifest.json`; containerd and skopeo (≥ 1.10) can read the
 //! OCI layout, whose manifest entries are the exact manifest bytes of the source.
 
-use crate::digest::{Digest, Hasher};
+use crate::digest::Digest;
 use crate::manifest::{RawManifest, OCI_INDEX};
 use std::collections::HashMap;
 use std::io::{Read, Write};
 
 /// The tar block size; entries are padded to it.
 const BLOCK: usize = 512;
-/// How much of a blob is copied at a time.
-const CHUNK: usize = 256 * 1024;
 /// containerd's annotation for an image's full name in an OCI index.
 pub const IMAGE_NAME_ANNOTATION: &str = "io.containerd.image.name";
 /// The OCI annotation for an image's name (docker writes the tag only).
@@ -183,52 +181,7 @@ impl<W: Write + Send> ArchiveWriter<W> {
         self.start()?;
         self.out
             .write_all(header(&blob_entry(digest), size, false)?.as_bytes())?;
-        let mut hasher = Hasher::new();
-        let mut buf = vec![0u8; CHUNK];
-        let mut left = size;
-        while left > 0 {
-            let want = usize::try_from(left).unwrap_or(CHUNK).min(CHUNK);
-            let n = match reader.read(&mut buf[..want]) {
-                Ok(0) => {
-                    let seen = size - left;
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        crate::tr!(
-                            "blob {digest} ended after {seen} of {size} bytes",
-                            "数据块 {digest} 只有 {size} 字节中的 {seen} 字节"
-                        ),
-                    ));
-                }
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            let chunk = buf.get(..n).unwrap_or_default();
-            hasher.update(chunk);
-            self.out.write_all(chunk)?;
-            left -= n as u64;
-        }
-        let mut one = [0u8; 1];
-        loop {
-            match reader.read(&mut one) {
-                Ok(0) => break,
-                Ok(_) => {
-                    return Err(invalid_data(crate::tr!(
-                        "blob {digest} has more than the {size} bytes declared",
-                        "数据块 {digest} 超过声明的 {size} 字节"
-                    )))
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        let actual = hasher.finish();
-        if &actual != digest {
-            return Err(invalid_data(crate::tr!(
-                "blob bytes have digest {actual}, expected {digest}",
-                "数据块内容摘要为 {actual}, 应为 {digest}"
-            )));
-        }
+        crate::transport::file_io::copy_checked(reader, &mut self.out, digest, size)?;
         self.out.write_all(&[0u8; BLOCK][..padding(size)])?;
         self.blobs.insert(digest.clone(), size);
         self.spoilt = false;
