@@ -53,6 +53,15 @@ pub struct GlobalArgs {
     /// Seconds of silence while reading a response before the request is tried again.
     #[arg(long, global = true, default_value_t = 120, value_name = "SECS")]
     pub read_timeout: u64,
+    /// Seconds a small response (manifest, token, tag list, error) may take in all,
+    /// however slowly it trickles in, before the request is tried again.
+    #[arg(long, global = true, default_value_t = 120, value_name = "SECS")]
+    pub response_timeout: u64,
+    /// Slowest average speed, in bytes/s, a blob download may keep over a --read-timeout
+    /// window of waiting before it is tried again (resuming); uploads get their size at
+    /// this speed. 0: no minimum.
+    #[arg(long, global = true, default_value_t = 1024, value_name = "BYTES")]
+    pub min_rate: u64,
 }
 
 #[derive(Subcommand, Debug)]

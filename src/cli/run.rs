@@ -172,6 +172,8 @@ fn registries(
     let timeouts = Timeouts {
         connect: Some(Duration::from_secs(g.connect_timeout.max(1))),
         read: Some(Duration::from_secs(g.read_timeout.max(1))),
+        response: Some(Duration::from_secs(g.response_timeout.max(1))),
+        min_rate: Some(g.min_rate),
     };
     Ok(Registries::new(configured, timeouts))
 }

@@ -1,6 +1,10 @@
-//! docker's `config.json`: where `ferry login` stores credentials, so that docker,
-//! skopeo and ferry share logins. Reading (with credential helpers) is done by the
-//! `docker_credential` crate; this module writes.
+//! Stored logins. Reading follows containers-auth.json(5), as skopeo and podman do:
+//! `$REGISTRY_AUTH_FILE` (else `$XDG_RUNTIME_DIR/containers/auth.json`), then
+//! `$XDG_CONFIG_HOME/containers/auth.json` (else `~/.config/containers/auth.json`),
+//! then docker's `config.json` (`$DOCKER_CONFIG`, else `~/.docker`); the first file
+//! with credentials for the registry wins, credential helpers included (parsed by
+//! the `docker_credential` crate). Writing (`ferry login`) goes to docker's
+//! `config.json`, so that docker, skopeo and ferry share logins.
 
 use crate::reference::{is_docker_hub, DOCKER_HUB_LOGIN_KEY};
 use base64::Engine as _;
@@ -32,6 +36,72 @@ pub fn config_path() -> Result<PathBuf, DockerConfigError> {
     std::env::var_os("HOME")
         .map(|h| PathBuf::from(h).join(".docker").join("config.json"))
         .ok_or(DockerConfigError::NoHome)
+}
+
+/// The files searched for stored credentials, in containers-auth.json(5)'s order.
+pub fn auth_files() -> Vec<PathBuf> {
+    let var = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    let mut files = Vec::new();
+    if let Some(f) = var("REGISTRY_AUTH_FILE") {
+        files.push(f);
+    } else if let Some(run) = var("XDG_RUNTIME_DIR") {
+        files.push(run.join("containers").join("auth.json"));
+    }
+    if let Some(conf) = var("XDG_CONFIG_HOME").or_else(|| var("HOME").map(|h| h.join(".config"))) {
+        files.push(conf.join("containers").join("auth.json"));
+    }
+    if let Ok(docker) = config_path() {
+        files.push(docker);
+    }
+    let mut seen = std::collections::HashSet::new();
+    files.retain(|f| seen.insert(f.clone()));
+    files
+}
+
+/// The keys a login for `host` may be stored under: docker writes Docker Hub as
+/// `https://index.docker.io/v1/`, skopeo as `docker.io`; other registries as the
+/// bare host, sometimes with a scheme.
+fn lookup_keys(host: &str) -> Vec<String> {
+    if is_docker_hub(host) {
+        vec![
+            DOCKER_HUB_LOGIN_KEY.into(),
+            "index.docker.io".into(),
+            "docker.io".into(),
+        ]
+    } else {
+        vec![
+            host.to_string(),
+            format!("https://{host}"),
+            format!("http://{host}"),
+        ]
+    }
+}
+
+/// Credentials stored for `host` by `docker login`, `skopeo login`, `podman login`
+/// or `ferry login`, and the file they came from. Missing or unreadable files mean
+/// no stored login, as docker and skopeo behave. Identity tokens are not used.
+pub fn stored_credentials(host: &str) -> Option<(crate::registry::auth::Credentials, PathBuf)> {
+    let keys = lookup_keys(host);
+    for file in auth_files() {
+        let Ok(bytes) = std::fs::read(&file) else {
+            continue;
+        };
+        for key in &keys {
+            if let Ok(docker_credential::DockerCredential::UsernamePassword(username, password)) =
+                docker_credential::get_credential_from_reader(bytes.as_slice(), key)
+            {
+                return Some((
+                    crate::registry::auth::Credentials { username, password },
+                    file,
+                ));
+            }
+        }
+    }
+    None
 }
 
 /// A JSON syntax error, by its position: serde_json's own words are English.
@@ -75,20 +145,51 @@ fn write(
         std::fs::create_dir_all(dir).map_err(|e| file_err(crate::i18n::io_error(&e)))?;
     }
     let text = serde_json::to_string_pretty(map).map_err(|e| file_err(e.to_string()))?;
-    let tmp = path.with_extension("json.tmp");
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new()
+    let (tmp, mut f) = create_temp(path).map_err(|e| file_err(crate::i18n::io_error(&e)))?;
+    let written = f
+        .write_all(text.as_bytes())
+        .and_then(|()| f.sync_all())
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(file_err(crate::i18n::io_error(&e)));
+    }
+    Ok(())
+}
+
+/// A new temporary file beside `path`, mode 0600, under a name nobody else has:
+/// created with O_CREAT|O_EXCL, which never follows a symlink and never opens an
+/// existing file, so a file or symlink planted there is never written through
+/// (another name is tried instead).
+fn create_temp(path: &std::path::Path) -> std::io::Result<(PathBuf, std::fs::File)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "config.json".into());
+    let mut last = None;
+    for attempt in 0..64u32 {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let tmp = dir.join(format!(
+            ".{name}.{}.{nanos:08x}{attempt}.tmp",
+            std::process::id()
+        ));
+        match std::fs::OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(0o600)
             .open(&tmp)
-            .map_err(|e| file_err(crate::i18n::io_error(&e)))?;
-        f.write_all(text.as_bytes())
-            .map_err(|e| file_err(crate::i18n::io_error(&e)))?;
+        {
+            Ok(f) => return Ok((tmp, f)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(e),
+        }
     }
-    std::fs::rename(&tmp, path).map_err(|e| file_err(crate::i18n::io_error(&e)))
+    Err(last.unwrap_or_else(|| std::io::Error::other("no free temporary name")))
 }
 
 /// The credential helper docker would use for `registry`, if any.

@@ -1,22 +1,27 @@
 //! One registry client per host, shared by all the work of a command, with
-//! credentials from docker's config.json (and its credential helpers).
+//! credentials from cfg.yaml or else the stored logins (containers-auth.json and
+//! docker's config.json, credential helpers included).
 
-use crate::registry::auth::Credentials;
 use crate::registry::{Client, RegistryError, RegistryOptions};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// Time bounds given on the command line (see [`crate::registry::limits`]).
 #[derive(Clone, Debug, Default)]
 pub struct Timeouts {
     pub connect: Option<Duration>,
     pub read: Option<Duration>,
+    /// Overall deadline of a small response.
+    pub response: Option<Duration>,
+    /// Minimum average speed of a blob body, bytes/s (0: none).
+    pub min_rate: Option<u64>,
 }
 
 #[derive(Default)]
 pub struct Registries {
     clients: Mutex<HashMap<String, Arc<Client>>>,
-    /// Options given explicitly for a host (cfg.yaml); others use config.json.
+    /// Options given explicitly for a host (cfg.yaml); others use stored logins.
     configured: HashMap<String, RegistryOptions>,
     timeouts: Timeouts,
 }
@@ -35,40 +40,22 @@ impl Registries {
         if let Some(c) = clients.get(host) {
             return Ok(c.clone());
         }
-        let mut opts = self.configured.get(host).cloned().unwrap_or_default();
-        if opts.credentials.is_none() {
-            opts.credentials = docker_config_credentials(host);
+        let configured = self.configured.get(host);
+        let mut opts = configured.cloned().unwrap_or_default();
+        if opts.credentials.is_some() {
+            opts.credentials_from = opts
+                .credentials_from
+                .or_else(|| Some("cfg.yaml".to_string()));
+        } else if let Some((c, file)) = crate::config::docker::stored_credentials(host) {
+            opts.credentials = Some(c);
+            opts.credentials_from = Some(file.display().to_string());
         }
         opts.connect_timeout = opts.connect_timeout.or(self.timeouts.connect);
         opts.read_timeout = opts.read_timeout.or(self.timeouts.read);
+        opts.response_timeout = opts.response_timeout.or(self.timeouts.response);
+        opts.min_rate = opts.min_rate.or(self.timeouts.min_rate);
         let client = Arc::new(Client::new(host, &opts)?);
         clients.insert(host.to_string(), client.clone());
         Ok(client)
     }
-}
-
-/// Credentials that `docker login` (or skopeo, or `ferry login`) stored for `host`.
-/// Missing or unreadable config means anonymous access, as docker behaves.
-pub fn docker_config_credentials(host: &str) -> Option<Credentials> {
-    let keys: Vec<String> = if host == crate::reference::DOCKER_HUB {
-        vec![
-            crate::reference::DOCKER_HUB_LOGIN_KEY.into(),
-            "index.docker.io".into(),
-            "docker.io".into(),
-        ]
-    } else {
-        vec![
-            host.to_string(),
-            format!("https://{host}"),
-            format!("http://{host}"),
-        ]
-    };
-    for key in keys {
-        if let Ok(docker_credential::DockerCredential::UsernamePassword(username, password)) =
-            docker_credential::get_credential(&key)
-        {
-            return Some(Credentials { username, password });
-        }
-    }
-    None
 }

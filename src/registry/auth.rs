@@ -82,11 +82,21 @@ fn parse_params(s: &str) -> HashMap<String, String> {
 #[derive(Clone)]
 pub struct Token {
     pub value: String,
-    pub expires: Instant,
+    /// When to fetch a new one instead of using this: shortly before it expires.
+    pub refresh_at: Instant,
 }
 
-/// Tokens by scope string. A token is treated as expired 30 s early so that a long
-/// request does not start with a token about to lapse.
+/// A token server's `expires_in` is trusted up to a day (a larger or absurd value,
+/// up to 2^64-1, means "a day").
+pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+/// The distribution spec's lifetime of a token that names none.
+pub const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
+const MAX_REFRESH_MARGIN: Duration = Duration::from_secs(30);
+
+/// Tokens by scope string. A token is replaced a fifth of its lifetime (at most
+/// 30 s) before it expires, so that no request is sent with a token the server
+/// already said it would refuse: a 3-second token is refreshed after 2.4 s, a
+/// 5-minute one after 4.5 minutes.
 #[derive(Default)]
 pub struct TokenCache {
     tokens: HashMap<String, Token>,
@@ -96,18 +106,23 @@ impl TokenCache {
     pub fn get(&self, scope: &str) -> Option<String> {
         self.tokens
             .get(scope)
-            .filter(|t| t.expires > Instant::now() + Duration::from_secs(30))
+            .filter(|t| Instant::now() < t.refresh_at)
             .map(|t| t.value.clone())
     }
 
-    pub fn put(&mut self, scope: &str, value: String, lifetime: Duration) {
-        self.tokens.insert(
-            scope.to_string(),
-            Token {
-                value,
-                expires: Instant::now() + lifetime,
-            },
-        );
+    /// Stores a token requested at `requested` that lives `expires_in` seconds
+    /// (the spec's 60 when the server names none).
+    pub fn put(&mut self, scope: &str, value: String, requested: Instant, expires_in: Option<u64>) {
+        let lifetime = expires_in
+            .map(Duration::from_secs)
+            .unwrap_or(DEFAULT_TOKEN_LIFETIME)
+            .min(MAX_TOKEN_LIFETIME);
+        let margin = (lifetime / 5).min(MAX_REFRESH_MARGIN);
+        let refresh_at = requested
+            .checked_add(lifetime.saturating_sub(margin))
+            .unwrap_or(requested);
+        self.tokens
+            .insert(scope.to_string(), Token { value, refresh_at });
     }
 
     pub fn forget(&mut self, scope: &str) {
@@ -149,11 +164,29 @@ mod tests {
     }
 
     #[test]
-    fn tokens_expire_early() {
+    fn tokens_are_refreshed_before_they_expire() {
         let mut cache = TokenCache::default();
-        cache.put("a", "t".into(), Duration::from_secs(10));
-        assert_eq!(cache.get("a"), None, "a token with 10 s left is not reused");
-        cache.put("b", "t".into(), Duration::from_secs(300));
+        let long_ago = Instant::now()
+            .checked_sub(Duration::from_secs(9))
+            .unwrap_or_else(Instant::now);
+        cache.put("a", "t".into(), long_ago, Some(10));
+        assert_eq!(
+            cache.get("a"),
+            None,
+            "a token with 1 s of 10 left is not reused"
+        );
+        cache.put("b", "t".into(), Instant::now(), Some(300));
         assert_eq!(cache.get("b").as_deref(), Some("t"));
+        cache.put("c", "t".into(), Instant::now(), None);
+        assert_eq!(cache.get("c").as_deref(), Some("t"), "60 s by default");
+    }
+
+    #[test]
+    fn absurd_lifetimes_do_not_panic() {
+        let mut cache = TokenCache::default();
+        cache.put("max", "t".into(), Instant::now(), Some(u64::MAX));
+        assert_eq!(cache.get("max").as_deref(), Some("t"));
+        cache.put("zero", "t".into(), Instant::now(), Some(0));
+        assert_eq!(cache.get("zero"), None);
     }
 }

@@ -51,6 +51,10 @@ pub enum RegistryError {
         what: String,
         source: std::io::Error,
     },
+    /// Not tried: this registry refused the credentials earlier in the run (the
+    /// first failure said what to fix; the rest of its work fails at once).
+    #[error("{}", crate::tr!("{}: not tried: {} refused the credentials earlier in this run (see the first authentication error)", "{}: 未尝试: {} 在本次运行中已拒绝过凭据 (见第一条认证错误)", .what, .host))]
+    AuthFailedEarlier { what: String, host: String },
     #[error("{}", crate::i18n::t("cancelled", "已取消"))]
     Cancelled,
 }
@@ -77,16 +81,81 @@ impl RegistryError {
         }
     }
 
-    pub(crate) fn transport(what: &str, err: reqwest::Error) -> RegistryError {
-        let detail = describe_reqwest(&err);
-        // An untrusted certificate stays untrusted: trying again only delays the answer.
-        let retryable = !err.is_redirect() && !err.is_builder() && !detail.contains(ca_hint());
+    /// A transport fault (a reqwest error, or a blob body that stopped moving).
+    pub(crate) fn transport(what: &str, err: impl TransportFault) -> RegistryError {
+        err.into_registry_error(what)
+    }
+
+    /// Whether the registry answered a TLS handshake in plain HTTP.
+    pub fn is_plain_http_answer(&self) -> bool {
+        matches!(self, RegistryError::Transport { detail, .. } if detail.contains(plain_http_hint()))
+    }
+}
+
+/// Something that failed on the wire, turned into a [`RegistryError::Transport`].
+pub trait TransportFault {
+    fn into_registry_error(self, what: &str) -> RegistryError;
+}
+
+impl TransportFault for reqwest::Error {
+    fn into_registry_error(self, what: &str) -> RegistryError {
+        let detail = describe_reqwest(&self);
+        // An untrusted certificate stays untrusted, and a registry that speaks plain
+        // HTTP will not start speaking TLS: trying again only delays the answer.
+        let retryable = !self.is_redirect()
+            && !self.is_builder()
+            && !detail.contains(ca_hint())
+            && !detail.contains(plain_http_hint());
         RegistryError::Transport {
             what: what.to_string(),
             detail,
             retryable,
         }
     }
+}
+
+impl TransportFault for super::limits::BodyError {
+    fn into_registry_error(self, what: &str) -> RegistryError {
+        match self {
+            super::limits::BodyError::Http(e) => e.into_registry_error(what),
+            slow @ super::limits::BodyError::TooSlow { .. } => RegistryError::Transport {
+                what: what.to_string(),
+                detail: slow.to_string(),
+                // A slow patch of a real link may pass; a drip is bounded by the retries.
+                retryable: true,
+            },
+        }
+    }
+}
+
+/// What a registry said, made safe to print: control characters (terminal escape
+/// sequences, carriage returns that overwrite a line, bidirectional overrides that
+/// reorder it) become spaces or go, and the text is cut at `max` characters.
+pub fn clean_text(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    for (n, c) in text.chars().enumerate() {
+        if n >= max {
+            out.push('…');
+            break;
+        }
+        if c == '\n' || c == '\t' || c == '\r' {
+            out.push(' ');
+        } else if !c.is_control() && !is_bidi_control(c) {
+            out.push(c);
+        }
+    }
+    out.trim().to_string()
+}
+
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+fn plain_http_hint() -> &'static str {
+    crate::i18n::t(
+        " — the registry answers in plain HTTP, not HTTPS: give it as http://HOST (or set `insecure: true` for it in cfg.yaml)",
+        " — 该仓库使用明文 HTTP 而不是 HTTPS: 请写成 http://主机 (或在 cfg.yaml 中为它设置 `insecure: true`)",
+    )
 }
 
 fn ca_hint() -> &'static str {
@@ -116,6 +185,9 @@ pub(crate) fn describe_reqwest(err: &reqwest::Error) -> String {
         ));
     }
     let lower = out.to_lowercase();
+    // rustls, when a plain-HTTP server answers its ClientHello: "received corrupt
+    // message of type InvalidContentType".
+    let plain_http = lower.contains("invalidcontenttype");
     if crate::i18n::is_chinese() {
         // The library's own words stay, for searching; a Chinese reading goes first.
         let reading = if lower.contains("connection refused") {
@@ -139,5 +211,8 @@ pub(crate) fn describe_reqwest(err: &reqwest::Error) -> String {
     {
         out.push_str(ca_hint());
     }
-    out
+    if plain_http {
+        out.push_str(plain_http_hint());
+    }
+    clean_text(&out, 2000)
 }

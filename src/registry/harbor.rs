@@ -10,7 +10,8 @@ impl Client {
     fn harbor_request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         let r = self
             .http
-            .request(method, format!("{}/api/v2.0/{path}", self.base));
+            .request(method, format!("{}/api/v2.0/{path}", self.base()))
+            .timeout(self.limits.response_timeout);
         match &self.credentials {
             Some(c) => r.header(AUTHORIZATION, basic_header(c)),
             None => r,
@@ -29,7 +30,7 @@ impl Client {
         if !resp.status().is_success() {
             return false;
         }
-        let Ok(body) = resp.bytes().await else {
+        let Ok(body) = self.read_limited(resp, 64 * 1024, "systeminfo").await else {
             return false;
         };
         serde_json::from_slice::<serde_json::Value>(&body)

@@ -1,31 +1,47 @@
 //! A thin client for the OCI distribution API on reqwest: manifests as raw bytes,
 //! blobs streamed both ways, basic and bearer auth with per-scope tokens, and
 //! cross-repository mounts. Retries are the caller's (they wrap whole operations).
+//!
+//! What it trusts and refuses (README "Security model"): credentials go only to the
+//! registry's own origin ([`origin`]); redirects are followed by hand, never from
+//! HTTPS down to HTTP; every response is bounded in size and time ([`limits`]);
+//! what a registry says reaches a message only through [`error::clean_text`].
 
 pub mod auth;
 pub mod error;
 pub mod harbor;
+pub mod limits;
+pub mod origin;
 
 use crate::digest::Digest;
 use crate::manifest::{Parsed, RawManifest, ACCEPT_MANIFESTS, MAX_MANIFEST_BYTES};
 use auth::{parse_challenge, Challenge, Credentials, TokenCache};
 use base64::Engine as _;
+use error::clean_text;
 pub use error::RegistryError;
 use futures_util::StreamExt;
+pub use limits::{BlobResponse, BlobStream, BodyError, Limits};
+use origin::{Origin, RealmRule};
 use reqwest::header::{
-    HeaderMap, ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, RANGE,
+    HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, RANGE,
     WWW_AUTHENTICATE,
 };
-use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use reqwest::{Method, Request, RequestBuilder, Response, StatusCode, Url};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
 /// How to reach one registry.
 #[derive(Clone, Debug, Default)]
 pub struct RegistryOptions {
     pub credentials: Option<Credentials>,
-    /// Skip TLS certificate verification.
+    /// Where the credentials were found (cfg.yaml, an auth file), named when the
+    /// registry refuses them.
+    pub credentials_from: Option<String>,
+    /// Skip TLS certificate verification; for a registry given without a scheme,
+    /// also fall back to plain HTTP when it answers TLS in HTTP (docker's
+    /// `insecure-registries`).
     pub insecure: bool,
     /// An extra CA certificate (PEM) to trust.
     pub ca_file: Option<PathBuf>,
@@ -33,8 +49,13 @@ pub struct RegistryOptions {
     /// means HTTPS except for loopback hosts, as docker does.
     pub plain_http: Option<bool>,
     pub connect_timeout: Option<Duration>,
-    /// Longest silence while reading a response before the request fails.
+    /// Longest silence while reading a response before the request fails; also the
+    /// window of the blob speed rule.
     pub read_timeout: Option<Duration>,
+    /// Overall deadline of a small response (manifest, token, tag page, error).
+    pub response_timeout: Option<Duration>,
+    /// Minimum average speed of a blob body, bytes/s (0: no minimum).
+    pub min_rate: Option<u64>,
 }
 
 /// Where a started blob upload stands.
@@ -50,18 +71,53 @@ pub enum UploadStart {
 pub type BodySource = dyn Fn(u64, u64) -> std::io::Result<reqwest::Body> + Send + Sync;
 
 pub struct Client {
+    /// Follows no redirect by itself: [`Client::follow`] does, by ferry's rules.
     http: reqwest::Client,
     base: String,
+    origin: Origin,
+    /// The plain-HTTP base and origin an `insecure` registry falls back to.
+    fallback: Option<(String, Origin)>,
+    fell_back: AtomicBool,
     host: String,
     credentials: Option<Credentials>,
+    credentials_from: Option<String>,
+    limits: Limits,
     auth: Mutex<AuthState>,
+    /// Set when the registry refused the credentials (or needs some and has none):
+    /// its remaining work fails at once instead of collecting one 401 per request.
+    refused: AtomicBool,
 }
 
 #[derive(Default)]
 struct AuthState {
     challenge: Option<Challenge>,
     tokens: TokenCache,
+    /// A plain-HTTP token realm on another host that was asked for anonymous
+    /// tokens, the credentials withheld (named when access is then denied).
+    withheld_from: Option<String>,
 }
+
+/// What a request carried.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Presented {
+    Nothing,
+    Basic,
+    Bearer,
+}
+
+/// How long a request may take (see [`limits`]).
+#[derive(Clone, Copy)]
+enum Kind {
+    /// A small response, complete within `response_timeout`.
+    Small,
+    /// A blob body: headers within `response_timeout`, then the speed rule.
+    Blob,
+    /// A blob upload of this many bytes.
+    Upload(u64),
+}
+
+/// Redirects followed for one request.
+const MAX_REDIRECTS: usize = 10;
 
 /// Whether `host` (with optional port) is a loopback address, reached over plain HTTP
 /// when no scheme is given.
@@ -91,10 +147,18 @@ impl Client {
         } else {
             host
         };
+        let limits = Limits {
+            response_timeout: opts
+                .response_timeout
+                .unwrap_or(limits::DEFAULT_RESPONSE_TIMEOUT),
+            read_timeout: opts.read_timeout.unwrap_or(limits::DEFAULT_READ_TIMEOUT),
+            min_rate: opts.min_rate.unwrap_or(limits::DEFAULT_MIN_RATE),
+        };
         let mut builder = reqwest::Client::builder()
             .user_agent(concat!("ferry/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(opts.connect_timeout.unwrap_or(Duration::from_secs(30)))
-            .read_timeout(opts.read_timeout.unwrap_or(Duration::from_secs(120)))
+            .read_timeout(limits.read_timeout)
+            .redirect(reqwest::redirect::Policy::none())
             .pool_max_idle_per_host(64)
             .tcp_nodelay(true)
             .danger_accept_invalid_certs(opts.insecure);
@@ -116,12 +180,35 @@ impl Client {
         let http = builder
             .build()
             .map_err(|e| RegistryError::transport(&what, e))?;
+        let base_of = |scheme: &str| -> Result<(String, Origin), RegistryError> {
+            let base = format!("{scheme}://{api_host}");
+            Url::parse(&base)
+                .ok()
+                .and_then(|u| Origin::of(&u))
+                .map(|o| (base, o))
+                .ok_or_else(|| RegistryError::Protocol {
+                    what: what.clone(),
+                    detail: crate::tr!("not a valid registry host", "不是有效的仓库主机名"),
+                })
+        };
+        let (base, origin) = base_of(if plain { "http" } else { "https" })?;
+        let fallback = if opts.insecure && opts.plain_http.is_none() && !plain {
+            Some(base_of("http")?)
+        } else {
+            None
+        };
         Ok(Client {
             http,
-            base: format!("{}://{}", if plain { "http" } else { "https" }, api_host),
+            base,
+            origin,
+            fallback,
+            fell_back: AtomicBool::new(false),
             host: host.to_string(),
             credentials: opts.credentials.clone(),
+            credentials_from: opts.credentials_from.clone(),
+            limits,
             auth: Mutex::new(AuthState::default()),
+            refused: AtomicBool::new(false),
         })
     }
 
@@ -129,141 +216,424 @@ impl Client {
         &self.host
     }
 
+    /// `scheme://host[:port]` of the registry as it is reached now.
+    fn base(&self) -> &str {
+        match &self.fallback {
+            Some((b, _)) if self.fell_back.load(Ordering::Relaxed) => b,
+            _ => &self.base,
+        }
+    }
+
+    /// The origin the credentials belong to.
+    fn origin(&self) -> &Origin {
+        match &self.fallback {
+            Some((_, o)) if self.fell_back.load(Ordering::Relaxed) => o,
+            _ => &self.origin,
+        }
+    }
+
     fn url(&self, path: &str) -> String {
-        format!("{}/v2/{}", self.base, path)
+        format!("{}/v2/{}", self.base(), path)
     }
 
     /// Sends a request with the auth this scope needs, answering one 401 challenge
-    /// (fetching a token, or switching to basic auth) and sending again.
+    /// (fetching a token, or switching to basic auth) and sending again. Credentials
+    /// are attached only to requests for the registry's own origin.
     async fn send(
         &self,
         what: &str,
         scope: &str,
+        kind: Kind,
         build: &(dyn Fn() -> Result<RequestBuilder, RegistryError> + Sync),
     ) -> Result<Response, RegistryError> {
+        if self.refused.load(Ordering::Relaxed) {
+            return Err(self.refused_earlier(what));
+        }
         let mut answered = false;
+        let mut tried_fallback = false;
         loop {
-            let mut req = build()?;
-            if let Some(h) = self.auth_header(scope).await {
-                req = req.header(AUTHORIZATION, h);
-            }
-            let resp = req
-                .send()
-                .await
+            let mut req = build()?
+                .build()
                 .map_err(|e| RegistryError::transport(what, e))?;
-            if resp.status() != StatusCode::UNAUTHORIZED || answered {
-                if resp.status() == StatusCode::UNAUTHORIZED {
-                    return Err(RegistryError::Denied {
-                        what: what.to_string(),
-                        status: 401,
-                    });
+            self.apply_fallback(&mut req);
+            *req.timeout_mut() = match kind {
+                Kind::Small => Some(self.limits.response_timeout),
+                Kind::Blob => None,
+                Kind::Upload(size) => self.limits.upload_deadline(size),
+            };
+            let ours = Origin::of(req.url()).as_ref() == Some(self.origin());
+            let (presented, header) = if ours {
+                self.authorization(what, scope).await?
+            } else {
+                (Presented::Nothing, None)
+            };
+            if let Some(h) = &header {
+                req.headers_mut().insert(AUTHORIZATION, h.clone());
+            }
+            let target = req.url().clone();
+            let header_deadline = match kind {
+                Kind::Blob => Some(self.limits.response_timeout),
+                _ => None,
+            };
+            let resp = match self.follow(req, what, header_deadline).await {
+                Err(e)
+                    if e.is_plain_http_answer() && self.fallback.is_some() && !tried_fallback =>
+                {
+                    // docker's insecure-registries: HTTPS first, then plain HTTP.
+                    self.fell_back.store(true, Ordering::Relaxed);
+                    tried_fallback = true;
+                    continue;
                 }
+                r => r?,
+            };
+            if resp.status() != StatusCode::UNAUTHORIZED {
                 return Ok(resp);
+            }
+            if !ours {
+                return Err(RegistryError::Auth {
+                    what: what.to_string(),
+                    detail: crate::tr!(
+                        "{} asks for credentials, but it is not the registry's own origin {}: they are not sent there",
+                        "{} 要求凭据, 但它不是仓库本身的源 {}: 不会向它发送凭据",
+                        origin_of(&target),
+                        self.origin()
+                    ),
+                });
             }
             let challenge = resp
                 .headers()
                 .get(WWW_AUTHENTICATE)
                 .and_then(|v| v.to_str().ok())
-                .and_then(parse_challenge)
-                .ok_or_else(|| RegistryError::Denied {
+                .and_then(parse_challenge);
+            let basic_refused =
+                presented == Presented::Basic && matches!(challenge, Some(Challenge::Basic) | None);
+            if basic_refused || (answered && presented == Presented::Basic) {
+                return Err(self.refuse(what, None));
+            }
+            if answered {
+                return Err(self.denied(what).await);
+            }
+            let Some(challenge) = challenge else {
+                return Err(RegistryError::Denied {
                     what: what.to_string(),
                     status: 401,
-                })?;
-            self.authenticate(what, scope, challenge).await?;
+                });
+            };
+            self.authenticate(what, scope, challenge, header.as_ref())
+                .await?;
             answered = true;
         }
     }
 
-    async fn auth_header(&self, scope: &str) -> Option<String> {
-        let state = self.auth.lock().await;
-        match &state.challenge {
-            Some(Challenge::Basic) => self.credentials.as_ref().map(basic_header),
-            Some(Challenge::Bearer { .. }) => {
-                state.tokens.get(scope).map(|t| format!("Bearer {t}"))
-            }
-            None => None,
+    /// Rewrites a request for the registry's HTTPS origin to plain HTTP once an
+    /// `insecure` registry has fallen back.
+    fn apply_fallback(&self, req: &mut Request) {
+        if !self.fell_back.load(Ordering::Relaxed) {
+            return;
+        }
+        if Origin::of(req.url()).as_ref() == Some(&self.origin) {
+            let _ = req.url_mut().set_scheme("http");
         }
     }
 
+    /// Sends `req`, following redirects by ferry's rules: never from HTTPS down to
+    /// HTTP, at most [`MAX_REDIRECTS`], only for GET and HEAD, and with the
+    /// `Authorization` header dropped for good once the target leaves the origin
+    /// the header was meant for. `header_deadline` bounds the wait for each
+    /// answer's headers (requests with a body-wide timeout carry it themselves).
+    async fn follow(
+        &self,
+        mut req: Request,
+        what: &str,
+        header_deadline: Option<Duration>,
+    ) -> Result<Response, RegistryError> {
+        let cred_origin = Origin::of(req.url());
+        for _ in 0..=MAX_REDIRECTS {
+            let next = if matches!(*req.method(), Method::GET | Method::HEAD) {
+                req.try_clone()
+            } else {
+                None
+            };
+            let from = req.url().clone();
+            let sent = self.http.execute(req);
+            let resp = match header_deadline {
+                Some(d) => tokio::time::timeout(d, sent)
+                    .await
+                    .map_err(|_| self.deadline_error(what))?,
+                None => sent.await,
+            }
+            .map_err(|e| RegistryError::transport(what, e))?;
+            if !resp.status().is_redirection() {
+                return Ok(resp);
+            }
+            let location = header_str(resp.headers(), LOCATION.as_str());
+            let (Some(mut next), Some(location)) = (next, location) else {
+                return Ok(resp);
+            };
+            let to = from.join(&location).map_err(|_| RegistryError::Protocol {
+                what: what.to_string(),
+                detail: crate::tr!(
+                    "redirect to an invalid URL {:?}",
+                    "重定向到无效的地址 {:?}",
+                    clean_text(&location, 200)
+                ),
+            })?;
+            origin::redirect_allowed(&from, &to).map_err(|detail| RegistryError::Protocol {
+                what: what.to_string(),
+                detail,
+            })?;
+            if Origin::of(&to) != cred_origin {
+                next.headers_mut().remove(AUTHORIZATION);
+            }
+            *next.url_mut() = to;
+            req = next;
+        }
+        Err(RegistryError::Transport {
+            what: what.to_string(),
+            detail: crate::tr!(
+                "more than {MAX_REDIRECTS} redirects (a redirect loop?)",
+                "重定向超过 {MAX_REDIRECTS} 次 (重定向循环?)"
+            ),
+            retryable: false,
+        })
+    }
+
+    fn deadline_error(&self, what: &str) -> RegistryError {
+        RegistryError::Transport {
+            what: what.to_string(),
+            detail: crate::tr!(
+                "no complete answer within {} s (--response-timeout)",
+                "{} 秒内没有完整的响应 (--response-timeout)",
+                self.limits.response_timeout.as_secs()
+            ),
+            retryable: true,
+        }
+    }
+
+    /// The `Authorization` header for this scope: basic credentials, or a bearer
+    /// token, fetched before it is needed once the registry is known to want one
+    /// (a new scope, or a token about to expire, costs no 401 round trip).
+    async fn authorization(
+        &self,
+        what: &str,
+        scope: &str,
+    ) -> Result<(Presented, Option<HeaderValue>), RegistryError> {
+        let mut state = self.auth.lock().await;
+        match state.challenge.clone() {
+            None => Ok((Presented::Nothing, None)),
+            Some(Challenge::Basic) => Ok(match &self.credentials {
+                Some(c) => (Presented::Basic, Some(basic_header_value(c)?)),
+                None => (Presented::Nothing, None),
+            }),
+            Some(Challenge::Bearer { realm, service }) => {
+                let token = match state.tokens.get(scope) {
+                    Some(t) => t,
+                    None => {
+                        self.fetch_token(&mut state, what, scope, &realm, service.as_deref())
+                            .await?
+                    }
+                };
+                Ok((Presented::Bearer, Some(bearer_value(what, &token)?)))
+            }
+        }
+    }
+
+    /// Answers a 401 challenge: remembers it, and for bearer auth fetches a token
+    /// (unless another request already replaced the one this request carried).
     async fn authenticate(
         &self,
         what: &str,
         scope: &str,
         challenge: Challenge,
+        presented: Option<&HeaderValue>,
     ) -> Result<(), RegistryError> {
         let mut state = self.auth.lock().await;
         state.challenge = Some(challenge.clone());
         match challenge {
             Challenge::Basic => {
                 if self.credentials.is_none() {
-                    return Err(RegistryError::Auth {
-                        what: what.into(),
-                        detail: crate::tr!(
-                            "the registry asks for a user name and password and none is configured",
-                            "该仓库要求用户名和密码, 但没有配置"
-                        ),
-                    });
+                    return Err(self.refuse(what, None));
                 }
                 Ok(())
             }
             Challenge::Bearer { realm, service } => {
+                if let Some(t) = state.tokens.get(scope) {
+                    let fresh = bearer_value(what, &t).ok();
+                    if fresh.is_some() && fresh.as_ref() != presented {
+                        return Ok(());
+                    }
+                }
                 state.tokens.forget(scope);
-                let mut query: Vec<(&str, &str)> = Vec::new();
-                if let Some(s) = &service {
-                    query.push(("service", s));
-                }
-                for s in scope.split(' ').filter(|s| !s.is_empty()) {
-                    query.push(("scope", s));
-                }
-                let mut req = self.http.get(&realm).query(&query);
-                if let Some(c) = &self.credentials {
-                    req = req.header(AUTHORIZATION, basic_header(c));
-                }
-                let token_what =
-                    crate::tr!("{what}: token from {realm}", "{what}: 从 {realm} 获取令牌");
-                let resp = req
-                    .send()
+                self.fetch_token(&mut state, what, scope, &realm, service.as_deref())
                     .await
-                    .map_err(|e| RegistryError::transport(&token_what, e))?;
-                if !resp.status().is_success() {
-                    return Err(RegistryError::Auth {
-                        what: what.into(),
-                        detail: crate::tr!(
-                            "token server answered HTTP {}",
-                            "令牌服务返回 HTTP {}",
-                            resp.status().as_u16()
-                        ),
-                    });
-                }
-                let body = read_limited(resp, 1024 * 1024, &token_what).await?;
-                #[derive(serde::Deserialize)]
-                struct TokenResponse {
-                    token: Option<String>,
-                    access_token: Option<String>,
-                    expires_in: Option<u64>,
-                }
-                let t: TokenResponse =
-                    serde_json::from_slice(&body).map_err(|e| RegistryError::Auth {
-                        what: what.into(),
-                        detail: crate::tr!(
-                            "token server sent malformed JSON: {e}",
-                            "令牌服务返回的 JSON 格式错误: {e}"
-                        ),
-                    })?;
-                let token = t
-                    .token
-                    .or(t.access_token)
-                    .ok_or_else(|| RegistryError::Auth {
-                        what: what.into(),
-                        detail: crate::tr!("token server sent no token", "令牌服务没有返回令牌"),
-                    })?;
-                state.tokens.put(
-                    scope,
-                    token,
-                    Duration::from_secs(t.expires_in.unwrap_or(60).max(60)),
-                );
-                Ok(())
+                    .map(|_| ())
             }
+        }
+    }
+
+    /// Fetches a token for `scope` from the realm, by the realm rule of
+    /// [`origin::realm_rule`], and caches it for its lifetime.
+    async fn fetch_token(
+        &self,
+        state: &mut AuthState,
+        what: &str,
+        scope: &str,
+        realm: &str,
+        service: Option<&str>,
+    ) -> Result<String, RegistryError> {
+        let shown_realm = clean_text(realm, 200);
+        let token_what = crate::tr!(
+            "{what}: token from {shown_realm}",
+            "{what}: 从 {shown_realm} 获取令牌"
+        );
+        let mut url = Url::parse(realm).map_err(|_| {
+            self.refuse(
+                what,
+                Some(crate::tr!(
+                    "the token realm {shown_realm:?} is not a URL",
+                    "令牌服务地址 {shown_realm:?} 不是有效的地址"
+                )),
+            )
+        })?;
+        let rule = origin::realm_rule(self.origin(), &url)
+            .map_err(|detail| self.refuse(what, Some(detail)))?;
+        let send_credentials = rule == RealmRule::SendCredentials && self.credentials.is_some();
+        if rule == RealmRule::Anonymous && self.credentials.is_some() {
+            state.withheld_from = Some(shown_realm.clone());
+        }
+        {
+            let mut q = url.query_pairs_mut();
+            if let Some(s) = service {
+                q.append_pair("service", s);
+            }
+            for s in scope.split(' ').filter(|s| !s.is_empty()) {
+                q.append_pair("scope", s);
+            }
+        }
+        let mut req = self
+            .http
+            .get(url)
+            .timeout(self.limits.response_timeout)
+            .build()
+            .map_err(|e| RegistryError::transport(&token_what, e))?;
+        if let (true, Some(c)) = (send_credentials, &self.credentials) {
+            req.headers_mut()
+                .insert(AUTHORIZATION, basic_header_value(c)?);
+        }
+        let requested = Instant::now();
+        let resp = self.follow(req, &token_what, None).await?;
+        let status = resp.status();
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            return Err(self.refuse(
+                what,
+                Some(if send_credentials {
+                    crate::tr!(
+                        "the token server {shown_realm} refused the user name and password (HTTP {})",
+                        "令牌服务 {shown_realm} 拒绝了用户名和密码 (HTTP {})",
+                        status.as_u16()
+                    )
+                } else {
+                    crate::tr!(
+                        "the token server {shown_realm} gives no anonymous token (HTTP {}); a user name and password are needed",
+                        "令牌服务 {shown_realm} 不提供匿名令牌 (HTTP {}); 需要用户名和密码",
+                        status.as_u16()
+                    )
+                }),
+            ));
+        }
+        let resp = self.check(resp, &token_what).await?;
+        let body = self.read_limited(resp, 1024 * 1024, &token_what).await?;
+        #[derive(serde::Deserialize)]
+        struct TokenResponse {
+            token: Option<String>,
+            access_token: Option<String>,
+            expires_in: Option<serde_json::Value>,
+        }
+        let t: TokenResponse = serde_json::from_slice(&body).map_err(|e| RegistryError::Auth {
+            what: what.into(),
+            detail: crate::tr!(
+                "token server sent malformed JSON: {}",
+                "令牌服务返回的 JSON 格式错误: {}",
+                clean_text(&e.to_string(), 300)
+            ),
+        })?;
+        let token = t
+            .token
+            .filter(|t| !t.is_empty())
+            .or(t.access_token)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| RegistryError::Auth {
+                what: what.into(),
+                detail: crate::tr!("token server sent no token", "令牌服务没有返回令牌"),
+            })?;
+        bearer_value(what, &token)?;
+        state
+            .tokens
+            .put(scope, token.clone(), requested, lifetime_secs(t.expires_in));
+        Ok(token)
+    }
+
+    /// Marks the registry as refusing this run's credentials and says what to fix;
+    /// `detail` replaces the default reason.
+    fn refuse(&self, what: &str, detail: Option<String>) -> RegistryError {
+        self.refused.store(true, Ordering::Relaxed);
+        let host = &self.host;
+        let from = self
+            .credentials_from
+            .as_deref()
+            .map(|f| crate::tr!(" (from {f})", " (来自 {f})"))
+            .unwrap_or_default();
+        let reason = match (detail, &self.credentials) {
+            (Some(d), _) => d,
+            (None, Some(_)) => crate::tr!(
+                "the registry refused the user name and password{from}",
+                "仓库拒绝了用户名和密码{from}"
+            ),
+            (None, None) => crate::tr!(
+                "the registry asks for a user name and password and none is configured",
+                "该仓库要求用户名和密码, 但没有配置"
+            ),
+        };
+        let fix = if self.credentials.is_some() {
+            crate::tr!(
+                "check the user name and password for {host} (cfg.yaml, or `ferry login {host}`)",
+                "请检查 {host} 的用户名和密码 (cfg.yaml, 或 `ferry login {host}`)"
+            )
+        } else {
+            crate::tr!(
+                "give credentials for {host} in cfg.yaml or with `ferry login {host}`",
+                "请在 cfg.yaml 中或用 `ferry login {host}` 为 {host} 提供凭据"
+            )
+        };
+        RegistryError::Auth {
+            what: what.to_string(),
+            detail: format!("{reason}; {fix}"),
+        }
+    }
+
+    fn refused_earlier(&self, what: &str) -> RegistryError {
+        RegistryError::AuthFailedEarlier {
+            what: what.to_string(),
+            host: self.host.clone(),
+        }
+    }
+
+    /// A 401 for a token just issued: this scope is not allowed (or, on some
+    /// registries, the repository does not exist).
+    async fn denied(&self, what: &str) -> RegistryError {
+        let state = self.auth.lock().await;
+        match &state.withheld_from {
+            Some(realm) => RegistryError::Auth {
+                what: what.to_string(),
+                detail: crate::tr!(
+                    "access denied with an anonymous token: the credentials were not sent to the token realm {realm}, which is plain HTTP on another host (see README, Security model)",
+                    "匿名令牌被拒绝访问: 凭据没有发送给令牌服务 {realm}, 因为它是另一台主机上的明文 HTTP 服务 (见 README 的安全模型一节)"
+                ),
+            },
+            None => RegistryError::Denied {
+                what: what.to_string(),
+                status: 401,
+            },
         }
     }
 
@@ -277,14 +647,14 @@ impl Client {
         let what = self.manifest_what(repo, reference);
         let url = self.url(&format!("{repo}/manifests/{reference}"));
         let resp = self
-            .send(&what, &pull_scope(repo), &|| {
+            .send(&what, &pull_scope(repo), Kind::Small, &|| {
                 Ok(self.http.get(&url).header(ACCEPT, ACCEPT_MANIFESTS))
             })
             .await?;
-        let resp = check(resp, &what).await?;
+        let resp = self.check(resp, &what).await?;
         let content_type = header_str(resp.headers(), CONTENT_TYPE.as_str());
         let served_digest = header_str(resp.headers(), "docker-content-digest");
-        let bytes = read_limited(resp, MAX_MANIFEST_BYTES, &what).await?;
+        let bytes = self.read_limited(resp, MAX_MANIFEST_BYTES, &what).await?;
         let (raw, parsed) = RawManifest::new(bytes, content_type.as_deref()).map_err(|e| {
             RegistryError::Manifest {
                 what: what.clone(),
@@ -316,13 +686,14 @@ impl Client {
     }
 
     /// Starts streaming a blob from `offset`. Returns the response and the offset
-    /// it really starts at (0 when the registry ignored the Range request).
+    /// it really starts at (0 when the registry ignored the Range request). Its body
+    /// fails when it moves too slowly (see [`limits`]).
     pub async fn get_blob(
         &self,
         repo: &str,
         digest: &Digest,
         offset: u64,
-    ) -> Result<(Response, u64), RegistryError> {
+    ) -> Result<(BlobResponse, u64), RegistryError> {
         let what = crate::tr!(
             "blob {digest} in {}/{repo}",
             "{}/{repo} 中的数据块 {digest}",
@@ -330,7 +701,7 @@ impl Client {
         );
         let url = self.url(&format!("{repo}/blobs/{digest}"));
         let resp = self
-            .send(&what, &pull_scope(repo), &|| {
+            .send(&what, &pull_scope(repo), Kind::Blob, &|| {
                 let r = self.http.get(&url);
                 Ok(if offset > 0 {
                     r.header(RANGE, format!("bytes={offset}-"))
@@ -339,13 +710,13 @@ impl Client {
                 })
             })
             .await?;
-        let resp = check(resp, &what).await?;
+        let resp = self.check(resp, &what).await?;
         let start = if resp.status() == StatusCode::PARTIAL_CONTENT {
             offset
         } else {
             0
         };
-        Ok((resp, start))
+        Ok((BlobResponse::new(resp, self.limits), start))
     }
 
     /// The size of a blob when the repository has it.
@@ -361,12 +732,14 @@ impl Client {
         );
         let url = self.url(&format!("{repo}/blobs/{digest}"));
         let resp = self
-            .send(&what, &pull_scope(repo), &|| Ok(self.http.head(&url)))
+            .send(&what, &pull_scope(repo), Kind::Small, &|| {
+                Ok(self.http.head(&url))
+            })
             .await?;
         if resp.status() == StatusCode::NOT_FOUND {
             return Ok(None);
         }
-        let resp = check(resp, &what).await?;
+        let resp = self.check(resp, &what).await?;
         Ok(Some(
             header_str(resp.headers(), CONTENT_LENGTH.as_str())
                 .and_then(|v| v.parse().ok())
@@ -383,14 +756,14 @@ impl Client {
         let what = self.manifest_what(repo, reference);
         let url = self.url(&format!("{repo}/manifests/{reference}"));
         let resp = self
-            .send(&what, &pull_scope(repo), &|| {
+            .send(&what, &pull_scope(repo), Kind::Small, &|| {
                 Ok(self.http.head(&url).header(ACCEPT, ACCEPT_MANIFESTS))
             })
             .await?;
         if resp.status() == StatusCode::NOT_FOUND {
             return Ok(None);
         }
-        let resp = check(resp, &what).await?;
+        let resp = self.check(resp, &what).await?;
         Ok(header_str(resp.headers(), "docker-content-digest").and_then(|d| d.parse().ok()))
     }
 
@@ -418,11 +791,11 @@ impl Client {
             ),
         };
         let resp = self
-            .send(&what, &scope, &|| {
+            .send(&what, &scope, Kind::Small, &|| {
                 Ok(self.http.post(&url).header(CONTENT_LENGTH, "0"))
             })
             .await?;
-        let resp = check(resp, &what).await?;
+        let resp = self.check(resp, &what).await?;
         if resp.status() == StatusCode::CREATED && mount_from.is_some() {
             return Ok(UploadStart::Mounted);
         }
@@ -457,7 +830,7 @@ impl Client {
         };
         let url = with_digest(&location, digest);
         let resp = self
-            .send(&what, &push_scope(repo), &|| {
+            .send(&what, &push_scope(repo), Kind::Upload(size), &|| {
                 let b = body(0, size).map_err(|e| RegistryError::Io {
                     what: what.clone(),
                     source: e,
@@ -473,7 +846,7 @@ impl Client {
         match resp.status().as_u16() {
             201 | 204 => Ok(()),
             413 | 416 => self.push_blob_chunked(repo, digest, size, body).await,
-            _ => check(resp, &what).await.map(|_| ()),
+            _ => self.check(resp, &what).await.map(|_| ()),
         }
     }
 
@@ -499,7 +872,7 @@ impl Client {
             let len = chunk.min(size - offset);
             let url = location.clone();
             let resp = self
-                .send(&what, &push_scope(repo), &|| {
+                .send(&what, &push_scope(repo), Kind::Upload(len), &|| {
                     let b = body(offset, len).map_err(|e| RegistryError::Io {
                         what: what.clone(),
                         source: e,
@@ -519,7 +892,7 @@ impl Client {
                 chunk = (len / 4).max(MIN_CHUNK);
                 continue;
             }
-            let resp = check(resp, &what).await?;
+            let resp = self.check(resp, &what).await?;
             if let Some(l) = header_str(resp.headers(), LOCATION.as_str()) {
                 location = self.absolute(&l);
             }
@@ -527,11 +900,11 @@ impl Client {
         }
         let url = with_digest(&location, digest);
         let resp = self
-            .send(&what, &push_scope(repo), &|| {
+            .send(&what, &push_scope(repo), Kind::Small, &|| {
                 Ok(self.http.put(&url).header(CONTENT_LENGTH, "0"))
             })
             .await?;
-        check(resp, &what).await.map(|_| ())
+        self.check(resp, &what).await.map(|_| ())
     }
 
     /// Pushes manifest bytes unchanged under a tag or digest, and checks that the
@@ -546,7 +919,7 @@ impl Client {
         let what = self.manifest_what(repo, reference);
         let url = self.url(&format!("{repo}/manifests/{reference}"));
         let resp = self
-            .send(&what, &push_scope(repo), &|| {
+            .send(&what, &push_scope(repo), Kind::Small, &|| {
                 Ok(self
                     .http
                     .put(&url)
@@ -554,7 +927,7 @@ impl Client {
                     .body(bytes.to_vec()))
             })
             .await?;
-        let resp = check(resp, &what).await?;
+        let resp = self.check(resp, &what).await?;
         let expected = Digest::of(bytes);
         if let Some(served) = header_str(resp.headers(), "docker-content-digest")
             .and_then(|d| d.parse::<Digest>().ok())
@@ -587,7 +960,7 @@ impl Client {
         );
         let url = self.url(&format!("{repo}/referrers/{digest}"));
         let resp = self
-            .send(&what, &pull_scope(repo), &|| {
+            .send(&what, &pull_scope(repo), Kind::Small, &|| {
                 Ok(self
                     .http
                     .get(&url)
@@ -597,59 +970,111 @@ impl Client {
         if matches!(resp.status().as_u16(), 404 | 405 | 400) {
             return Ok(None);
         }
-        let resp = check(resp, &what).await?;
-        let body = read_limited(resp, MAX_MANIFEST_BYTES, &what).await?;
+        let resp = self.check(resp, &what).await?;
+        let body = self.read_limited(resp, MAX_MANIFEST_BYTES, &what).await?;
         match RawManifest::new(body, Some(crate::manifest::OCI_INDEX)) {
             Ok((_, Parsed::Index { manifests })) => Ok(Some(manifests)),
             _ => Ok(None),
         }
     }
 
-    /// All tags of a repository, following `Link: <...>; rel="next"` pages.
+    /// All tags of a repository, following `Link: <...>; rel="next"` pages on the
+    /// registry's own origin. Bounded: [`limits::MAX_TAG_PAGES`] pages of
+    /// [`limits::MAX_TAG_PAGE_BYTES`], [`limits::MAX_TAGS`] tags, no page twice, and
+    /// every tag must follow the distribution spec's grammar.
     pub async fn tags(&self, repo: &str) -> Result<Vec<String>, RegistryError> {
         let what = crate::tr!("tags of {}/{repo}", "{}/{repo} 的标签", self.host);
-        let mut path = format!("{repo}/tags/list?n=1000");
+        let protocol = |detail: String| RegistryError::Protocol {
+            what: what.clone(),
+            detail,
+        };
+        let mut url = Url::parse(&self.url(&format!("{repo}/tags/list?n=1000")))
+            .map_err(|_| protocol(crate::tr!("invalid repository name", "仓库名无效")))?;
+        let mut seen = std::collections::HashSet::new();
         let mut tags = Vec::new();
-        for _ in 0..10_000 {
-            let url = self.url(&path);
+        for _ in 0..limits::MAX_TAG_PAGES {
+            seen.insert(url.to_string());
+            let page_url = url.clone();
             let resp = self
-                .send(&what, &pull_scope(repo), &|| Ok(self.http.get(&url)))
-                .await?;
-            let resp = check(resp, &what).await?;
-            let next = header_str(resp.headers(), "link").and_then(|l| {
-                l.split(';').next().map(|u| {
-                    u.trim()
-                        .trim_start_matches('<')
-                        .trim_end_matches('>')
-                        .to_string()
+                .send(&what, &pull_scope(repo), Kind::Small, &|| {
+                    Ok(self.http.get(page_url.clone()))
                 })
-            });
-            let body = read_limited(resp, 16 * 1024 * 1024, &what).await?;
+                .await?;
+            let resp = self.check(resp, &what).await?;
+            let next = header_str(resp.headers(), "link").and_then(|l| next_link(&l));
+            let body = self
+                .read_limited(resp, limits::MAX_TAG_PAGE_BYTES, &what)
+                .await?;
             #[derive(serde::Deserialize)]
             struct TagList {
                 #[serde(default)]
                 tags: Option<Vec<String>>,
             }
-            let page: TagList =
-                serde_json::from_slice(&body).map_err(|e| RegistryError::Protocol {
-                    what: what.clone(),
-                    detail: crate::tr!("malformed tag list: {e}", "标签列表格式错误: {e}"),
-                })?;
-            tags.extend(page.tags.unwrap_or_default());
-            match next.and_then(|n| n.strip_prefix("/v2/").map(str::to_string)) {
-                Some(p) => path = p,
-                None => break,
+            let page: TagList = serde_json::from_slice(&body).map_err(|e| {
+                protocol(crate::tr!(
+                    "malformed tag list: {}",
+                    "标签列表格式错误: {}",
+                    clean_text(&e.to_string(), 300)
+                ))
+            })?;
+            drop(body);
+            for t in page.tags.unwrap_or_default() {
+                if !valid_tag(&t) {
+                    return Err(protocol(crate::tr!(
+                        "the registry listed an invalid tag {:?}",
+                        "仓库列出了无效的标签 {:?}",
+                        clean_text(&t, 140)
+                    )));
+                }
+                if tags.len() >= limits::MAX_TAGS {
+                    return Err(protocol(crate::tr!(
+                        "more than {} tags; refused",
+                        "标签超过 {} 个; 已拒绝",
+                        limits::MAX_TAGS
+                    )));
+                }
+                tags.push(t);
             }
+            let Some(next) = next else {
+                return Ok(tags);
+            };
+            let next = url.join(&next).map_err(|_| {
+                protocol(crate::tr!(
+                    "the next-page link {:?} is not a URL",
+                    "下一页链接 {:?} 不是有效的地址",
+                    clean_text(&next, 200)
+                ))
+            })?;
+            if Origin::of(&next).as_ref() != Some(self.origin()) {
+                return Err(protocol(crate::tr!(
+                    "the next-page link leads to another origin ({}); refused",
+                    "下一页链接指向另一个源 ({}); 已拒绝",
+                    origin_of(&next)
+                )));
+            }
+            if seen.contains(next.as_str()) {
+                return Err(protocol(crate::tr!(
+                    "the next-page links go round in a loop",
+                    "下一页链接构成了循环"
+                )));
+            }
+            url = next;
         }
-        Ok(tags)
+        Err(protocol(crate::tr!(
+            "more than {} pages; refused",
+            "超过 {} 页; 已拒绝",
+            limits::MAX_TAG_PAGES
+        )))
     }
 
     /// Checks that the registry answers and accepts the credentials (`GET /v2/`).
     pub async fn ping(&self) -> Result<(), RegistryError> {
         let what = crate::tr!("registry {}", "镜像仓库 {}", self.host);
-        let url = format!("{}/v2/", self.base);
-        let resp = self.send(&what, "", &|| Ok(self.http.get(&url))).await?;
-        check(resp, &what).await.map(|_| ())
+        let url = format!("{}/v2/", self.base());
+        let resp = self
+            .send(&what, "", Kind::Small, &|| Ok(self.http.get(&url)))
+            .await?;
+        self.check(resp, &what).await.map(|_| ())
     }
 
     /// Generic request for callers that need an endpoint this client does not wrap.
@@ -662,11 +1087,11 @@ impl Client {
         let what = format!("{method} {}/v2/{path}", self.host);
         let url = self.url(path);
         let resp = self
-            .send(&what, scope, &|| {
+            .send(&what, scope, Kind::Small, &|| {
                 Ok(self.http.request(method.clone(), &url))
             })
             .await?;
-        check(resp, &what).await
+        self.check(resp, &what).await
     }
 
     /// "manifest host/repo:tag", or "host/repo@sha256:..." for a digest.
@@ -683,15 +1108,139 @@ impl Client {
         )
     }
 
+    /// An upload `Location`, made absolute against the registry's URL.
     fn absolute(&self, location: &str) -> String {
-        if location.starts_with("http://") || location.starts_with("https://") {
-            location.to_string()
-        } else if location.starts_with('/') {
-            format!("{}{}", self.base, location)
-        } else {
-            format!("{}/{}", self.base, location)
+        match Url::parse(self.base()).and_then(|b| b.join(location)) {
+            Ok(u) => u.to_string(),
+            Err(_) => format!("{}/{}", self.base(), location.trim_start_matches('/')),
         }
     }
+
+    /// Maps an unsuccessful status to an error with the registry's own message.
+    async fn check(&self, resp: Response, what: &str) -> Result<Response, RegistryError> {
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
+        let retry_after = header_str(resp.headers(), "retry-after")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let body = self
+            .read_limited(resp, 64 * 1024, what)
+            .await
+            .unwrap_or_default();
+        let message = registry_message(&body);
+        Err(match status.as_u16() {
+            404 => RegistryError::NotFound {
+                what: what.to_string(),
+                message,
+            },
+            401 | 403 => RegistryError::Denied {
+                what: what.to_string(),
+                status: status.as_u16(),
+            },
+            s => RegistryError::Status {
+                what: what.to_string(),
+                status: s,
+                message,
+                retry_after,
+            },
+        })
+    }
+
+    /// Reads a whole response body, refusing more than `limit` bytes or taking
+    /// longer than the response deadline.
+    async fn read_limited(
+        &self,
+        resp: Response,
+        limit: usize,
+        what: &str,
+    ) -> Result<Vec<u8>, RegistryError> {
+        tokio::time::timeout(
+            self.limits.response_timeout,
+            read_limited(resp, limit, what),
+        )
+        .await
+        .map_err(|_| self.deadline_error(what))?
+    }
+}
+
+fn basic_header_value(c: &Credentials) -> Result<HeaderValue, RegistryError> {
+    let mut v = HeaderValue::from_str(&basic_header(c)).map_err(|_| RegistryError::Auth {
+        what: String::new(),
+        detail: crate::i18n::t(
+            "the credentials cannot be sent in an HTTP header",
+            "凭据无法放入 HTTP 头",
+        )
+        .to_string(),
+    })?;
+    v.set_sensitive(true);
+    Ok(v)
+}
+
+fn bearer_value(what: &str, token: &str) -> Result<HeaderValue, RegistryError> {
+    let mut v =
+        HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| RegistryError::Auth {
+            what: what.to_string(),
+            detail: crate::i18n::t(
+                "the token server sent a token that is not a valid header value",
+                "令牌服务返回的令牌不是有效的 HTTP 头值",
+            )
+            .to_string(),
+        })?;
+    v.set_sensitive(true);
+    Ok(v)
+}
+
+/// A token answer's `expires_in`, whatever type the server chose: whole seconds,
+/// negative and non-numbers as 0, anything huge saturating (the cache clamps it).
+fn lifetime_secs(v: Option<serde_json::Value>) -> Option<u64> {
+    match v? {
+        serde_json::Value::Number(n) => Some(
+            n.as_u64()
+                .or_else(|| n.as_f64().map(|f| if f > 0.0 { f as u64 } else { 0 }))
+                .unwrap_or(0),
+        ),
+        serde_json::Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// `scheme://host:port` of a URL, for messages.
+fn origin_of(url: &Url) -> String {
+    Origin::of(url)
+        .map(|o| o.to_string())
+        .unwrap_or_else(|| clean_text(url.as_str(), 200))
+}
+
+/// The target of the `rel="next"` entry of a `Link` header.
+fn next_link(header: &str) -> Option<String> {
+    header.split(',').find_map(|entry| {
+        let (target, params) = entry.split_once(';').unwrap_or((entry, ""));
+        let rel_next = params.split(';').any(|p| {
+            p.trim()
+                .replace(' ', "")
+                .eq_ignore_ascii_case("rel=\"next\"")
+                || p.trim().replace(' ', "").eq_ignore_ascii_case("rel=next")
+        });
+        // A lone link without rel (older registries) means "next" too.
+        if rel_next || params.trim().is_empty() {
+            let t = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+            Some(t.to_string())
+        } else {
+            None
+        }
+    })
+}
+
+/// A tag as the distribution spec defines it: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
+fn valid_tag(t: &str) -> bool {
+    let b = t.as_bytes();
+    b.len() <= 128
+        && b.first()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
 }
 
 pub(crate) fn basic_header(c: &Credentials) -> String {
@@ -720,37 +1269,6 @@ fn header_str(h: &HeaderMap, name: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-/// Maps an unsuccessful status to an error with the registry's own message.
-async fn check(resp: Response, what: &str) -> Result<Response, RegistryError> {
-    let status = resp.status();
-    if status.is_success() {
-        return Ok(resp);
-    }
-    let retry_after = header_str(resp.headers(), "retry-after")
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
-    let body = read_limited(resp, 64 * 1024, what)
-        .await
-        .unwrap_or_default();
-    let message = registry_message(&body);
-    Err(match status.as_u16() {
-        404 => RegistryError::NotFound {
-            what: what.to_string(),
-            message,
-        },
-        401 | 403 => RegistryError::Denied {
-            what: what.to_string(),
-            status: status.as_u16(),
-        },
-        s => RegistryError::Status {
-            what: what.to_string(),
-            status: s,
-            message,
-            retry_after,
-        },
-    })
-}
-
 /// The first `errors[].code: message` of a registry error body.
 fn registry_message(body: &[u8]) -> String {
     #[derive(serde::Deserialize)]
@@ -764,22 +1282,23 @@ fn registry_message(body: &[u8]) -> String {
         #[serde(default)]
         message: String,
     }
-    match serde_json::from_slice::<Errors>(body) {
+    let text = match serde_json::from_slice::<Errors>(body) {
         Ok(e) => e
             .errors
             .first()
             .map(|i| format!("{}: {}", i.code, i.message))
             .unwrap_or_default(),
-        Err(_) => String::from_utf8_lossy(&body[..body.len().min(200)])
-            .trim()
-            .to_string(),
-    }
+        Err(_) => {
+            String::from_utf8_lossy(body.get(..body.len().min(600)).unwrap_or(body)).into_owned()
+        }
+    };
+    clean_text(&text, 300)
 }
 
 /// Reads a whole response body, refusing more than `limit` bytes.
 async fn read_limited(resp: Response, limit: usize, what: &str) -> Result<Vec<u8>, RegistryError> {
     if let Some(len) = resp.content_length() {
-        if len as usize > limit {
+        if len > limit as u64 {
             return Err(RegistryError::Protocol {
                 what: what.into(),
                 detail: crate::tr!(
@@ -793,7 +1312,7 @@ async fn read_limited(resp: Response, limit: usize, what: &str) -> Result<Vec<u8
     let mut stream = resp.bytes_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| RegistryError::transport(what, e))?;
-        if out.len() + chunk.len() > limit {
+        if out.len().saturating_add(chunk.len()) > limit {
             return Err(RegistryError::Protocol {
                 what: what.into(),
                 detail: crate::tr!(
@@ -849,5 +1368,52 @@ mod tests {
             "MANIFEST_UNKNOWN: manifest unknown"
         );
         assert_eq!(registry_message(b"plain text"), "plain text");
+    }
+
+    #[test]
+    fn registry_text_loses_terminal_escapes() {
+        let hostile = br#"{"errors":[{"code":"DENIED","message":"\u001b]0;pwned\u0007\u001b[2J\rok\u202egnp.exe"}]}"#;
+        let m = registry_message(hostile);
+        assert!(!m.chars().any(|c| c.is_control()), "{m:?}");
+        assert!(!m.contains('\u{202e}'), "{m:?}");
+        assert!(m.starts_with("DENIED: "), "{m:?}");
+        let raw = registry_message(b"\x1b[31mred\x1b[0m");
+        assert!(!raw.contains('\x1b'), "{raw:?}");
+    }
+
+    #[test]
+    fn next_links_are_found_by_rel() {
+        assert_eq!(
+            next_link(r#"</v2/r/tags/list?last=a&n=2>; rel="next""#).as_deref(),
+            Some("/v2/r/tags/list?last=a&n=2")
+        );
+        assert_eq!(
+            next_link(r#"<https://x/prev>; rel="prev", <https://x/next>; rel="next""#).as_deref(),
+            Some("https://x/next")
+        );
+        assert_eq!(next_link("</v2/x>").as_deref(), Some("/v2/x"));
+        assert_eq!(next_link(r#"<https://x/prev>; rel="prev""#), None);
+    }
+
+    #[test]
+    fn tags_follow_the_grammar() {
+        for good in ["latest", "1.0", "_x", "A-b.c_D", &"t".repeat(128)] {
+            assert!(valid_tag(good), "{good:?}");
+        }
+        for bad in ["", ".x", "-x", "a/b", "a b", "a\u{1b}[2J", &"t".repeat(129)] {
+            assert!(!valid_tag(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn token_lifetimes_of_any_json_type() {
+        use serde_json::json;
+        assert_eq!(lifetime_secs(None), None);
+        assert_eq!(lifetime_secs(Some(json!(300))), Some(300));
+        assert_eq!(lifetime_secs(Some(json!(u64::MAX))), Some(u64::MAX));
+        assert_eq!(lifetime_secs(Some(json!(1e300))), Some(u64::MAX));
+        assert_eq!(lifetime_secs(Some(json!(-5))), Some(0));
+        assert_eq!(lifetime_secs(Some(json!("60"))), Some(60));
+        assert_eq!(lifetime_secs(Some(json!([1]))), None);
     }
 }
