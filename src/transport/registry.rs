@@ -70,7 +70,7 @@ impl RegistryEndpoint {
 
 /// Streams `resp`'s body, dropping the first `skip` bytes (a registry that answered
 /// a Range request from an earlier offset than asked, or ignored it).
-fn body_from(resp: reqwest::Response, skip: u64) -> BlobStream {
+fn body_from(resp: crate::registry::BlobResponse, skip: u64) -> BlobStream {
     let mut skip = skip;
     Box::pin(resp.bytes_stream().filter_map(move |chunk| {
         let out = match chunk {
