@@ -6,6 +6,7 @@
 pub mod bundle;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod digest;
 pub mod engine;
 pub mod i18n;
@@ -13,5 +14,6 @@ pub mod manifest;
 pub mod reference;
 pub mod registry;
 pub mod serve;
+pub mod server;
 pub mod text;
 pub mod transport;

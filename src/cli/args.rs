@@ -111,6 +111,45 @@ pub struct SyncArgs {
     /// Keep running at cfg `interval` seconds (default 60), like image-transmit's -watch.
     #[arg(long, conflicts_with = "interval")]
     pub watch: bool,
+    /// Keep running and listen on ADDR (HOST:PORT) for registry push notifications at POST /events
+    /// (docker-registry's `notifications:` endpoints, Harbor webhooks): a push of a listed image is
+    /// synced within seconds. GET /metrics (Prometheus) and GET /healthz are served there too. With
+    /// --interval, full rounds still run as a safety net.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// The secret that POST /events must carry in its Authorization header (as SECRET or `Bearer
+    /// SECRET`); without one, anyone who reaches ADDR can trigger a sync.
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "FERRY_EVENTS_SECRET",
+        hide_env_values = true,
+        requires = "listen"
+    )]
+    pub events_secret: Option<String>,
+    #[command(flatten)]
+    pub http: HttpArgs,
+}
+
+/// How the HTTP server of `serve` and `sync --listen` holds against its clients.
+#[derive(Args, Debug, Clone)]
+pub struct HttpArgs {
+    /// Most connections served at once; more wait until one closes.
+    #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_connections: u32,
+    /// Time a client has to send a request's headers (also how long a kept-alive connection may sit
+    /// idle between requests): 30s, 5m, or seconds.
+    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    pub header_timeout: String,
+    /// A connection on which no byte moves either way for this long is closed.
+    #[arg(long, value_name = "DURATION", default_value = "2m")]
+    pub idle_timeout: String,
+    /// Serve HTTPS with this certificate chain (PEM, the server's certificate first); needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -152,6 +191,8 @@ pub struct ServeArgs {
     /// Folders where base bundles of an increment are (default: beside the bundle).
     #[arg(long = "base", value_name = "DIR")]
     pub base_dirs: Vec<PathBuf>,
+    #[command(flatten)]
+    pub http: HttpArgs,
 }
 
 #[derive(Args, Debug)]

@@ -188,6 +188,28 @@ const TEXTS: &[(&str, &str)] = &[
         "sync --watch",
         "按 cfg 的 `interval` 秒数 (默认 60) 持续运行, 同 image-transmit 的 -watch",
     ),
+    (
+        "sync --listen",
+        "持续运行并在 ADDR (HOST:PORT) 的 POST /events 接收镜像仓库的推送通知 \
+         (docker-registry 的 `notifications:` 端点、Harbor 的 webhook): 列表中的镜像被推送后几秒内即同步\n\
+         同一地址还提供 GET /metrics (Prometheus) 和 GET /healthz; 同时给出 --interval 时仍按间隔做完整同步作为兜底",
+    ),
+    (
+        "sync --events_secret",
+        "POST /events 必须在 Authorization 请求头中携带的密钥 (SECRET 或 `Bearer SECRET`); \
+         不设置时, 任何能访问 ADDR 的客户端都能触发同步",
+    ),
+    ("sync --max_connections", "同时服务的最大连接数; 超出的连接等待已有连接关闭"),
+    (
+        "sync --header_timeout",
+        "客户端发送请求头的时限 (也是保持连接在两个请求之间可空闲的时长): 30s、5m 或秒数",
+    ),
+    ("sync --idle_timeout", "连接上在这段时间内双向都没有任何字节传输时关闭"),
+    (
+        "sync --tls_cert",
+        "用此证书链提供 HTTPS (PEM, 服务器证书在前); 需要同时给出 --tls-key",
+    ),
+    ("sync --tls_key", "--tls-cert 的私钥 (PEM)"),
     // export
     (
         "export",
@@ -226,6 +248,17 @@ const TEXTS: &[(&str, &str)] = &[
         "serve --base_dirs",
         "增量包的基础包所在目录 (默认: 与镜像包在同一目录)",
     ),
+    ("serve --max_connections", "同时服务的最大连接数; 超出的连接等待已有连接关闭"),
+    (
+        "serve --header_timeout",
+        "客户端发送请求头的时限 (也是保持连接在两个请求之间可空闲的时长): 30s、5m 或秒数",
+    ),
+    ("serve --idle_timeout", "连接上在这段时间内双向都没有任何字节传输时关闭"),
+    (
+        "serve --tls_cert",
+        "用此证书链提供 HTTPS (PEM, 服务器证书在前); 需要同时给出 --tls-key",
+    ),
+    ("serve --tls_key", "--tls-cert 的私钥 (PEM)"),
     // inspect
     (
         "inspect",

@@ -342,19 +342,34 @@ pub async fn run_serve(
     reporter: &Reporter,
     cancel: &tokio_util::sync::CancellationToken,
 ) -> Result<Outcome> {
-    let bundle = Bundle::open(&args.meta)
-        .with_context(|| crate::tr!("cannot open the bundle", "无法打开镜像包"))?;
-    let index = export::locate_all(&bundle, &args.base_dirs, reporter)?;
-    let catalog = crate::serve::Catalog::build(&bundle, index)?;
-    let listener = tokio::net::TcpListener::bind(&args.listen)
-        .await
-        .with_context(|| crate::tr!("cannot listen on {}", "无法监听 {}", args.listen))?;
-    let addr = listener.local_addr()?;
+    let source =
+        crate::transport::bundle::BundleSource::open(&args.meta, &args.base_dirs, reporter)?;
+    let app = crate::serve::router(std::sync::Arc::new(source), reporter.clone()).await?;
+    let server = bind_server(&args.listen, &args.http).await?;
     reporter.warn(&crate::tr!(
-        "serving bundle {} read-only at http://{addr}/v2/ (Ctrl-C to stop)",
-        "正在以只读方式提供镜像包 {}: http://{addr}/v2/ (Ctrl-C 停止)",
-        bundle.meta.name
+        "serving bundle {} read-only at {}/v2/ (Ctrl-C to stop)",
+        "正在以只读方式提供镜像包 {}: {}/v2/ (Ctrl-C 停止)",
+        args.meta.display(),
+        server.base_url()
     ));
-    crate::serve::serve(listener, catalog, cancel.clone()).await?;
+    server.run(app, reporter.clone(), cancel.clone()).await;
     Ok(Outcome::Stopped)
+}
+
+/// The HTTP server of `serve` and `sync --listen`, bound, with its limits and TLS.
+pub async fn bind_server(
+    listen: &str,
+    http: &super::args::HttpArgs,
+) -> Result<crate::server::Server> {
+    let limits = crate::server::Limits {
+        max_connections: usize::try_from(http.max_connections).unwrap_or(usize::MAX),
+        header_timeout: super::run::parse_duration(&http.header_timeout)?,
+        idle_timeout: super::run::parse_duration(&http.idle_timeout)?,
+        ..Default::default()
+    };
+    let tls = match (&http.tls_cert, &http.tls_key) {
+        (Some(cert), Some(key)) => Some(crate::server::tls::acceptor(cert, key)?),
+        _ => None,
+    };
+    Ok(crate::server::Server::bind(listen, limits, tls).await?)
 }

@@ -546,7 +546,7 @@ async fn run_sync(
         (None, false) => None,
     };
     let notifier = notifier(cfg);
-    let Some(interval) = interval else {
+    if interval.is_none() && args.listen.is_none() {
         let summary = sync(&requests, &opts, &registries, reporter, cancel).await?;
         summary.print(reporter);
         notifier.send(&summary, reporter).await;
@@ -555,21 +555,52 @@ async fn run_sync(
         } else {
             Outcome::Failed
         });
-    };
+    }
     // Daemon: every round re-resolves the tags and copies what changed; errors of
     // single images, or a registry being down, are reported and the next round runs.
+    // A round says one summary line (per-image lines only with --verbose).
+    let round_reporter = if g.verbose {
+        reporter.clone()
+    } else {
+        Reporter::new(crate::engine::report::Verbosity::Quiet)
+    };
+    let daemon = match &args.listen {
+        Some(addr) => Some(start_daemon(addr, &args, &requests, reporter, cancel).await?),
+        None => None,
+    };
+    let target = format!("{}/{}", opts.destination.host, opts.destination.namespace)
+        .trim_end_matches('/')
+        .to_string();
+    // None: a full round; Some: the images that events announced.
+    let mut due: Option<Vec<usize>> = None;
     let mut round = 0u64;
     loop {
         round += 1;
-        match sync(&requests, &opts, &registries, reporter, cancel).await {
+        let round_requests: Vec<ImageRequest> = match &due {
+            None => requests.clone(),
+            Some(due) => due
+                .iter()
+                .filter_map(|&i| requests.get(i).cloned())
+                .collect(),
+        };
+        let started = std::time::Instant::now();
+        match sync(&round_requests, &opts, &registries, &round_reporter, cancel).await {
             Ok(summary) => {
                 summary.print(reporter);
+                if let Some(d) = &daemon {
+                    let inputs: Vec<String> =
+                        round_requests.iter().map(|r| r.input.clone()).collect();
+                    d.metrics().round(&target, &inputs, &summary);
+                }
                 if summary.bytes > 0 || !summary.is_success() || summary.succeeded > 0 && round == 1
                 {
                     notifier.send(&summary, reporter).await;
                 }
             }
             Err(e) if !cancel.is_cancelled() => {
+                if let Some(d) = &daemon {
+                    d.metrics().round_failed(started.elapsed());
+                }
                 reporter.warn(&crate::tr!(
                     "round {round} failed: {}",
                     "第 {round} 轮失败: {}",
@@ -577,7 +608,7 @@ async fn run_sync(
                 ));
                 let summary = crate::engine::report::Summary {
                     action: "sync",
-                    total: requests.len(),
+                    total: round_requests.len(),
                     failed: vec![(crate::tr!("round {round}", "第 {round} 轮"), describe(&e))],
                     ..Default::default()
                 };
@@ -585,14 +616,46 @@ async fn run_sync(
             }
             Err(_) => {}
         }
-        tokio::select! {
+        let tick = async {
+            match interval {
+                Some(i) => tokio::time::sleep(i).await,
+                None => std::future::pending().await,
+            }
+        };
+        let events = async {
+            match &daemon {
+                Some(d) => d.next_round().await,
+                None => std::future::pending().await,
+            }
+        };
+        due = tokio::select! {
             _ = cancel.cancelled() => {
                 reporter.warn(crate::i18n::t("stopped", "已停止"));
                 return Ok(Outcome::Stopped);
             }
-            _ = tokio::time::sleep(interval) => {}
-        }
+            _ = tick => None,
+            announced = events => Some(announced),
+        };
     }
+}
+
+/// `sync --listen`: the events, metrics and health routes on their own server.
+async fn start_daemon(
+    addr: &str,
+    args: &SyncArgs,
+    requests: &[ImageRequest],
+    reporter: &Reporter,
+    cancel: &CancellationToken,
+) -> Result<crate::daemon::Daemon> {
+    let daemon = crate::daemon::Daemon::new(requests, args.events_secret.clone(), reporter.clone());
+    let server = super::info::bind_server(addr, &args.http).await?;
+    reporter.warn(&crate::tr!(
+        "listening for registry notifications at {0}/events (metrics at {0}/metrics)",
+        "在 {0}/events 接收镜像仓库通知 (指标: {0}/metrics)",
+        server.base_url()
+    ));
+    tokio::spawn(server.run(daemon.router(), reporter.clone(), cancel.clone()));
+    Ok(daemon)
 }
 
 /// `--dst docker` (legacy `-dst=docker`): the images go into the local docker

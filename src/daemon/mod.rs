@@ -1,0 +1,262 @@
+//! `ferry sync --listen ADDR`: the sync daemon's HTTP side, on the shared server
+//! stack ([`crate::server`]).
+//!
+//! * `POST /events` takes registry push notifications ([`events`]) and queues the
+//!   listed images they announce ([`Selector`], [`queue`]); the sync loop (in the
+//!   CLI) runs a round over what is queued, with the same engine entry point as
+//!   every other round.
+//! * `GET /metrics` is Prometheus text ([`metrics`]); `GET /healthz` says the
+//!   daemon is up and how its rounds went.
+//!
+//! With a shared secret, `/events` wants it in the `Authorization` header, as the
+//! secret itself or `Bearer SECRET` (distribution's endpoint `headers:`, Harbor's
+//! "auth header"), compared in constant time.
+
+pub mod events;
+pub mod metrics;
+pub mod queue;
+
+use crate::engine::report::Reporter;
+use crate::engine::resolve::ImageRequest;
+use crate::reference::Reference;
+use crate::server::error_response;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use events::Pushed;
+use metrics::{EventResult, Metrics};
+use queue::Queue;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Largest notification body read (distribution batches events; a few KB each).
+const MAX_EVENT_BODY: usize = 1024 * 1024;
+/// After the first event of a burst, how long to wait for the rest before a round.
+const SETTLE: Duration = Duration::from_millis(500);
+
+/// Which listed images a push concerns: same repository, and the same tag (or, for
+/// an image listed by digest, the same digest). The registry host is not compared:
+/// a registry behind a proxy or a load balancer does not know the name clients use.
+pub struct Selector {
+    listed: Vec<Option<Reference>>,
+}
+
+impl Selector {
+    pub fn new(requests: &[ImageRequest]) -> Selector {
+        Selector {
+            listed: requests
+                .iter()
+                .map(|r| Reference::parse(&r.fetch).ok())
+                .collect(),
+        }
+    }
+
+    /// Indexes (into the request list) of the images `push` announces.
+    pub fn select(&self, push: &Pushed) -> Vec<usize> {
+        self.listed
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| {
+                let r = r.as_ref()?;
+                if r.repository != push.repository {
+                    return None;
+                }
+                let by_tag = r.digest.is_none()
+                    && push.tag.is_some()
+                    && r.tag.as_deref().unwrap_or("latest") == push.tag.as_deref()?;
+                let by_digest = r.digest.is_some() && r.digest == push.digest;
+                (by_tag || by_digest).then_some(i)
+            })
+            .collect()
+    }
+}
+
+struct Shared {
+    selector: Selector,
+    queue: Queue,
+    metrics: Metrics,
+    secret: Option<String>,
+    reporter: Reporter,
+}
+
+/// The daemon's state, shared by its routes and the sync loop.
+#[derive(Clone)]
+pub struct Daemon {
+    shared: Arc<Shared>,
+}
+
+impl Daemon {
+    pub fn new(requests: &[ImageRequest], secret: Option<String>, reporter: Reporter) -> Daemon {
+        Daemon {
+            shared: Arc::new(Shared {
+                selector: Selector::new(requests),
+                queue: Queue::default(),
+                metrics: Metrics::default(),
+                secret: secret.filter(|s| !s.is_empty()),
+                reporter,
+            }),
+        }
+    }
+
+    /// `/events`, `/metrics` and `/healthz`, to run on a [`crate::server::Server`].
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/events", post(events_route))
+            .route("/metrics", get(metrics_route))
+            .route("/healthz", get(healthz_route))
+            .layer(DefaultBodyLimit::max(MAX_EVENT_BODY))
+            .with_state(self.shared.clone())
+    }
+
+    /// Waits for announced images, lets a burst settle, and returns them (indexes
+    /// into the request list), each once.
+    pub async fn next_round(&self) -> Vec<usize> {
+        loop {
+            self.shared.queue.wait().await;
+            tokio::time::sleep(SETTLE).await;
+            let due: Vec<usize> = self.shared.queue.take().into_iter().collect();
+            if !due.is_empty() {
+                return due;
+            }
+        }
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.shared.metrics
+    }
+}
+
+/// Whether `headers` carry the secret (always, without one).
+fn authorized(secret: Option<&str>, headers: &HeaderMap) -> bool {
+    use subtle::ConstantTimeEq;
+    let Some(secret) = secret else {
+        return true;
+    };
+    let Some(given) = headers.get(header::AUTHORIZATION) else {
+        return false;
+    };
+    let given = given.as_bytes();
+    let bearer = format!("Bearer {secret}");
+    let plain: bool = given.ct_eq(secret.as_bytes()).into();
+    let with_scheme: bool = given.ct_eq(bearer.as_bytes()).into();
+    plain | with_scheme
+}
+
+async fn events_route(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    if !authorized(s.secret.as_deref(), &headers) {
+        s.metrics.event(EventResult::Refused, 1);
+        s.reporter.warn(crate::i18n::t(
+            "refused a notification without the right secret",
+            "已拒绝一个未携带正确密钥的通知",
+        ));
+        return error_response(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHORIZED",
+            "wrong or missing secret",
+        );
+    }
+    let pushed = match events::parse(&body) {
+        Ok(p) => p,
+        Err(e) => {
+            s.metrics.event(EventResult::Refused, 1);
+            return error_response(StatusCode::BAD_REQUEST, "INVALID", &e.to_string());
+        }
+    };
+    let mut selected = 0u64;
+    for p in &pushed {
+        let hits = s.selector.select(p);
+        if hits.is_empty() {
+            s.metrics.event(EventResult::Ignored, 1);
+            continue;
+        }
+        selected += 1;
+        s.reporter.debug(&crate::tr!(
+            "pushed: {}:{} - queued for the next round",
+            "已推送: {}:{} - 已排入下一轮",
+            p.repository,
+            p.tag.as_deref().unwrap_or("-")
+        ));
+        s.queue.push(hits);
+    }
+    s.metrics.event(EventResult::Selected, selected);
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        serde_json::json!({"received": pushed.len(), "selected": selected}).to_string(),
+    )
+        .into_response()
+}
+
+async fn metrics_route(State(s): State<Arc<Shared>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        s.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn healthz_route(State(s): State<Arc<Shared>>) -> Response {
+    let (rounds, last_success) = s.metrics.health();
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        serde_json::json!({"status": "ok", "rounds": rounds, "last_success": last_success})
+            .to_string(),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn push(repo: &str, tag: Option<&str>) -> Pushed {
+        Pushed {
+            repository: repo.into(),
+            tag: tag.map(Into::into),
+            digest: None,
+        }
+    }
+
+    #[test]
+    fn pushes_select_listed_images_only() {
+        let d = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+        let requests: Vec<ImageRequest> = [
+            "127.0.0.1:5000/team/app:1".to_string(),
+            "127.0.0.1:5000/team/app".to_string(),
+            format!("127.0.0.1:5000/team/pinned@{d}"),
+            "nginx:1.27".to_string(),
+        ]
+        .iter()
+        .map(|r| ImageRequest::plain(r))
+        .collect();
+        let s = Selector::new(&requests);
+        assert_eq!(s.select(&push("team/app", Some("1"))), vec![0]);
+        assert_eq!(s.select(&push("team/app", Some("latest"))), vec![1]);
+        assert!(s.select(&push("team/app", Some("2"))).is_empty());
+        assert!(s.select(&push("team/app", None)).is_empty());
+        assert!(s.select(&push("team/other", Some("1"))).is_empty());
+        assert_eq!(s.select(&push("library/nginx", Some("1.27"))), vec![3]);
+        let mut pinned = push("team/pinned", Some("x"));
+        pinned.digest = d.parse().ok();
+        assert_eq!(s.select(&pinned), vec![2]);
+    }
+
+    #[test]
+    fn the_secret_is_checked() {
+        let mut h = HeaderMap::new();
+        assert!(authorized(None, &h));
+        assert!(!authorized(Some("s3"), &h));
+        h.insert(header::AUTHORIZATION, "Bearer s3".parse().unwrap());
+        assert!(authorized(Some("s3"), &h));
+        h.insert(header::AUTHORIZATION, "s3".parse().unwrap());
+        assert!(authorized(Some("s3"), &h));
+        h.insert(header::AUTHORIZATION, "Bearer s4".parse().unwrap());
+        assert!(!authorized(Some("s3"), &h));
+    }
+}
