@@ -5,11 +5,13 @@
 
 use crate::common::*;
 use ferry::manifest::{Parsed, RawManifest};
+use ferry::transport::docker_archive::{DockerArchiveSink, DockerArchiveSource};
 use ferry::transport::image_names::RefNaming;
 use ferry::transport::oci_layout::{OciLayoutSink, OciLayoutSource};
 use ferry::transport::registry::{RegistryEndpoint, Retrying};
 use ferry::transport::{BlobRef, ImageSink, ImageSource, SharedSource};
 use futures_util::StreamExt;
+use std::path::Path;
 use std::sync::Arc;
 
 fn registry_source(reg: &Registry) -> SharedSource {
@@ -269,4 +271,193 @@ fn skopeo_layouts_read_and_rewritten_byte_exact() {
     // The OCI image from the registry kept its bytes through skopeo and us.
     let b = skopeo(&["inspect", "--raw", &format!("oci:{}:oci", ours.display())]).unwrap();
     assert_eq!(manifest_digest(&b), corpus[1].digest);
+}
+
+/// The image a docker archive holds for a corpus entry: the entry itself, or
+/// the linux/amd64 child of an index.
+fn single_platform(image: &PushedImage) -> &PushedImage {
+    image
+        .children
+        .iter()
+        .find(|c| c.platform.as_deref() == Some("linux/amd64"))
+        .unwrap_or(image)
+}
+
+/// The config of an image as skopeo reads it out of an archive (raw bytes).
+fn skopeo_config(archive: &Path, reference: &str) -> Vec<u8> {
+    let name = format!("docker-archive:{}:{reference}", archive.display());
+    skopeo(&["inspect", "--config", "--raw", &name])
+        .unwrap_or_else(|e| panic!("skopeo inspect --config {name}: {e}"))
+}
+
+fn config_digest(manifest: &[u8]) -> String {
+    let v: serde_json::Value = serde_json::from_slice(manifest).unwrap();
+    v["config"]["digest"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn corpus_into_a_docker_archive_and_back_byte_exact() {
+    let reg = Registry::start();
+    let corpus = seed_corpus(&reg);
+    let src = registry_source(&reg);
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("corpus.tar");
+    block_on(async {
+        let sink = DockerArchiveSink::create(&file, RefNaming::RepositoryTag).unwrap();
+        for image in &corpus {
+            let full = format!("{}/{}", reg.host(), image.repo);
+            copy(
+                &src,
+                &image.repo,
+                &image.tag,
+                &sink,
+                &full,
+                Some(&image.tag),
+            )
+            .await;
+        }
+        sink.finish().await.unwrap();
+
+        let archive = DockerArchiveSource::open(&file, None).unwrap();
+        // team/sub/app's two tags are one image with two names.
+        assert_eq!(archive.images().len(), corpus.len() - 1);
+        for image in &corpus {
+            let want = single_platform(image);
+            let (raw, _) = archive.get_manifest(&image.repo, &image.tag).await.unwrap();
+            assert_eq!(raw.bytes, want.manifest, "{}:{}", image.repo, image.tag);
+            assert_eq!(raw.media_type, want.media_type);
+            for b in &want.blobs {
+                let blob = BlobRef {
+                    digest: b.digest.parse().unwrap(),
+                    size: b.size,
+                    media_type: b.media_type.clone(),
+                };
+                let bytes = drain_blob(&archive, &image.repo, &blob).await.unwrap();
+                assert_eq!(sha256_digest(&bytes), b.digest);
+            }
+        }
+    });
+    // skopeo reads every image by its full name (registry host included), with
+    // the config (the image ID) unchanged, and copies it out checking each layer.
+    for image in &corpus {
+        let want = single_platform(image);
+        let name = format!("{}/{}:{}", reg.host(), image.repo, image.tag);
+        let config = skopeo_config(&file, &name);
+        assert_eq!(
+            sha256_digest(&config),
+            config_digest(&want.manifest),
+            "{name}"
+        );
+    }
+    let out = work.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let name = format!("docker-archive:{}:{}", file.display(), corpus[0].reference);
+    skopeo_copy(&name, &format!("oci:{}:x", out.display()), &[])
+        .unwrap_or_else(|e| panic!("skopeo copy {name}: {e}"));
+}
+
+#[test]
+fn skopeo_archives_read_and_rewritten_byte_exact() {
+    let reg = Registry::start();
+    let corpus = seed_corpus(&reg);
+    let work = tempfile::tempdir().unwrap();
+    let theirs = work.path().join("skopeo.tar");
+    let ours = work.path().join("ours.tar");
+    // skopeo writes the legacy layout, layers uncompressed.
+    skopeo_copy(
+        &docker_ref(&corpus[0].reference),
+        &format!("docker-archive:{}:mine/app:1", theirs.display()),
+        &[],
+    )
+    .unwrap();
+    let src: SharedSource = Arc::new(DockerArchiveSource::open(&theirs, None).unwrap());
+    let synthesised = block_on(async {
+        let (raw, parsed) = src.get_manifest("mine/app", "1").await.unwrap();
+        // A new manifest, but the same config (image ID).
+        assert_eq!(
+            config_digest(&raw.bytes),
+            config_digest(&corpus[0].manifest)
+        );
+        let Parsed::Image { layers, .. } = parsed else {
+            panic!("an image")
+        };
+        assert!(layers
+            .iter()
+            .all(|l| l.media_type == "application/vnd.docker.image.rootfs.diff.tar"));
+        let sink = DockerArchiveSink::create(&ours, RefNaming::Verbatim).unwrap();
+        copy(&src, "mine/app", "1", &sink, "mine/app", Some("mine/app:2")).await;
+        sink.finish().await.unwrap();
+        let back = DockerArchiveSource::open(&ours, Some("mine/app:2")).unwrap();
+        let (again, _) = back.get_manifest("mine/app", "2").await.unwrap();
+        assert_eq!(
+            again.bytes, raw.bytes,
+            "the synthesised manifest travels byte-exact"
+        );
+        raw
+    });
+    let config = skopeo_config(&ours, "mine/app:2");
+    assert_eq!(sha256_digest(&config), config_digest(&synthesised.bytes));
+    let out = work.path().join("out");
+    skopeo_copy(
+        &format!("docker-archive:{}:mine/app:2", ours.display()),
+        &format!("oci:{}:x", out.display()),
+        &[],
+    )
+    .unwrap();
+}
+
+#[test]
+fn hostile_layouts_and_archives_are_refused() {
+    let work = tempfile::tempdir().unwrap();
+    // index.json naming a path instead of a digest.
+    let layout = work.path().join("layout");
+    std::fs::create_dir_all(layout.join("blobs/sha256")).unwrap();
+    std::fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        layout.join("index.json"),
+        r#"{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:../../../../../etc/passwd","size":1}]}"#,
+    )
+    .unwrap();
+    let err = OciLayoutSource::open(&layout).err().expect("refused");
+    assert!(err.to_string().contains("invalid digest"), "{err}");
+
+    // A docker archive whose first header claims 2^64 - 1 bytes.
+    let mut h = tar::Header::new_gnu();
+    h.set_path("manifest.json").unwrap();
+    h.set_mode(0o644);
+    h.set_size(u64::MAX);
+    h.set_cksum();
+    let mut bytes = h.as_bytes().to_vec();
+    bytes.extend_from_slice(&[0u8; 2048]);
+    let archive = work.path().join("forged.tar");
+    std::fs::write(&archive, &bytes).unwrap();
+    let err = DockerArchiveSource::open(&archive, None)
+        .err()
+        .expect("refused");
+    assert!(
+        err.to_string().contains("more than the file holds"),
+        "{err}"
+    );
+
+    // A layout blob whose bytes do not match its digest is never served whole.
+    let real = b"the real layer";
+    let digest = sha256_digest(real);
+    let hex = digest.trim_start_matches("sha256:");
+    std::fs::write(
+        layout.join("index.json"),
+        r#"{"schemaVersion":2,"manifests":[]}"#,
+    )
+    .unwrap();
+    std::fs::write(layout.join("blobs/sha256").join(hex), b"the fake layer").unwrap();
+    let src = OciLayoutSource::open(&layout).unwrap();
+    let blob = BlobRef {
+        digest: digest.parse().unwrap(),
+        size: real.len() as u64,
+        media_type: String::new(),
+    };
+    assert!(block_on(drain_blob(&src, "x", &blob)).is_err());
 }

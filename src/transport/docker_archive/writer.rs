@@ -120,6 +120,13 @@ impl<W: Write + Send> ArchiveWriter<W> {
         self.blobs.contains_key(digest)
     }
 
+    /// Whether an error left a tar entry half written: the archive can only be
+    /// thrown away. (Errors that wrote nothing, such as an image whose blobs are
+    /// missing, leave the writer usable.)
+    pub fn is_spoilt(&self) -> bool {
+        self.spoilt
+    }
+
     /// How many images [`add_image`](Self::add_image) has taken so far.
     pub fn image_count(&self) -> usize {
         self.images.len()
