@@ -55,17 +55,42 @@ impl Registry {
     /// Start an anonymous (no auth) registry. Panics (with the registry log)
     /// if it does not answer `GET /v2/` within 20 s.
     pub fn start() -> Registry {
-        Self::launch(None)
+        Self::launch(None, String::new())
+    }
+
+    /// Start an anonymous registry that posts a notification for every event to
+    /// `url` (distribution's `notifications: endpoints:`), with an
+    /// `Authorization: AUTHORIZATION` header when given.
+    pub fn start_with_notifications(url: &str, authorization: Option<&str>) -> Registry {
+        let headers = match authorization {
+            Some(a) => format!(
+                "      headers:\n        Authorization: [{}]\n",
+                serde_json::to_string(a).expect("json string")
+            ),
+            None => String::new(),
+        };
+        Self::launch(
+            None,
+            format!(
+                "notifications:\n  endpoints:\n    - name: ferry\n      url: {}\n{headers}      \
+                 timeout: 2s\n      threshold: 3\n      backoff: 1s\n",
+                serde_json::to_string(url).expect("json string")
+            ),
+        )
     }
 
     /// Start a registry requiring HTTP basic auth (htpasswd, bcrypt) for the
     /// single user `user`. The helpers on `Registry` (catalog, tags, get) and
     /// the corpus push functions send these credentials automatically.
     pub fn start_with_htpasswd(user: &str, password: &str) -> Registry {
-        Self::launch(Some((user.to_string(), password.to_string())))
+        Self::launch(
+            Some((user.to_string(), password.to_string())),
+            String::new(),
+        )
     }
 
-    fn launch(creds: Option<(String, String)>) -> Registry {
+    /// `extra`: more top-level sections of the registry's config file.
+    fn launch(creds: Option<(String, String)>, extra: String) -> Registry {
         let dir = tempfile::Builder::new()
             .prefix("ferry-registry-")
             .tempdir()
@@ -108,7 +133,7 @@ impl Registry {
                  log:\n  level: error\n  accesslog:\n    disabled: true\n\
                  storage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\n\
                  http:\n  addr: 127.0.0.1:{port}\n  headers:\n    X-Ferry-Test-Registry: [\"{nonce}\"]\n\
-                 {auth_section}",
+                 {auth_section}{extra}",
                 storage = yaml_str(&storage),
             );
             fs::write(&config_path, config).expect("writing registry config");
