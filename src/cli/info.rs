@@ -342,10 +342,10 @@ pub async fn run_serve(
     reporter: &Reporter,
     cancel: &tokio_util::sync::CancellationToken,
 ) -> Result<Outcome> {
+    let server = bind_server(&args.listen, &args.http).await?;
     let source =
         crate::transport::bundle::BundleSource::open(&args.meta, &args.base_dirs, reporter)?;
     let app = crate::serve::router(std::sync::Arc::new(source), reporter.clone()).await?;
-    let server = bind_server(&args.listen, &args.http).await?;
     reporter.warn(&crate::tr!(
         "serving bundle {} read-only at {}/v2/ (Ctrl-C to stop)",
         "正在以只读方式提供镜像包 {}: {}/v2/ (Ctrl-C 停止)",
@@ -361,10 +361,13 @@ pub async fn bind_server(
     listen: &str,
     http: &super::args::HttpArgs,
 ) -> Result<crate::server::Server> {
+    // A year is "never" here, and keeps deadline arithmetic far from overflowing.
+    let at_most_a_year =
+        |d: std::time::Duration| d.min(std::time::Duration::from_secs(365 * 86400));
     let limits = crate::server::Limits {
         max_connections: usize::try_from(http.max_connections).unwrap_or(usize::MAX),
-        header_timeout: super::run::parse_duration(&http.header_timeout)?,
-        idle_timeout: super::run::parse_duration(&http.idle_timeout)?,
+        header_timeout: at_most_a_year(super::run::parse_duration(&http.header_timeout)?),
+        idle_timeout: at_most_a_year(super::run::parse_duration(&http.idle_timeout)?),
         ..Default::default()
     };
     let tls = match (&http.tls_cert, &http.tls_key) {

@@ -497,17 +497,23 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
     };
     let n: f64 = num.parse().map_err(|_| {
         usage(crate::tr!(
-            "interval {s:?} is not a duration like 30s, 5m, 1h or a number of seconds",
-            "间隔 {s:?} 不是 30s、5m、1h 这样的时长, 也不是秒数"
+            "{s:?} is not a duration like 30s, 5m, 1h or a number of seconds",
+            "{s:?} 不是 30s、5m、1h 这样的时长, 也不是秒数"
         ))
     })?;
     if n <= 0.0 {
         return Err(usage(crate::tr!(
-            "interval {s:?} must be positive",
-            "间隔 {s:?} 必须大于 0"
+            "duration {s:?} must be positive",
+            "时长 {s:?} 必须大于 0"
         )));
     }
-    Ok(Duration::from_secs_f64(n * mult as f64))
+    // `inf`, `1e300`: no panic, a usage error.
+    Duration::try_from_secs_f64(n * mult as f64).map_err(|_| {
+        usage(crate::tr!(
+            "{s:?} is not a duration like 30s, 5m, 1h or a number of seconds",
+            "{s:?} 不是 30s、5m、1h 这样的时长, 也不是秒数"
+        ))
+    })
 }
 
 async fn run_sync(
