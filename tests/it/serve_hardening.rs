@@ -456,3 +456,78 @@ fn flip_byte(files: &[PathBuf], digest: &str) -> bool {
     }
     false
 }
+
+#[test]
+fn heads_and_ranges_answer_as_a_registry_does() {
+    let work = tempfile::tempdir().unwrap();
+    let (_src, img, meta) = bundle_of_one(work.path(), "ranges");
+    let served = Served::start(&meta, &[], &[], None);
+    let req = |method: &str, path: &str, headers: &[(&str, &str)]| {
+        http_request(
+            method,
+            &format!("{}{path}", served.base()),
+            None,
+            headers,
+            None,
+            Duration::from_secs(30),
+        )
+        .unwrap()
+    };
+    let manifest = format!("/v2/{}/manifests/1", img.repo);
+    let head = req("HEAD", &manifest, &[]);
+    assert_eq!(head.status, 200);
+    assert_eq!(
+        head.header("content-length"),
+        Some(img.manifest.len().to_string().as_str())
+    );
+    assert_eq!(
+        head.header("docker-content-digest"),
+        Some(img.digest.as_str())
+    );
+    assert_eq!(head.header("content-type"), Some(img.media_type.as_str()));
+    assert!(head.body.is_empty());
+    let by_digest = req(
+        "GET",
+        &format!("/v2/{}/manifests/{}", img.repo, img.digest),
+        &[],
+    );
+    assert_eq!(by_digest.body, img.manifest);
+
+    let blob = img.blobs.iter().max_by_key(|b| b.size).unwrap();
+    let path = format!("/v2/{}/blobs/{}", img.repo, blob.digest);
+    let whole = req("GET", &path, &[]);
+    assert_eq!(whole.status, 200);
+    assert_eq!(sha256_digest(&whole.body), blob.digest);
+    let head = req("HEAD", &path, &[]);
+    assert_eq!(head.status, 200);
+    assert_eq!(
+        head.header("content-length"),
+        Some(blob.size.to_string().as_str())
+    );
+    let size = blob.size as usize;
+    let part = req("GET", &path, &[("Range", "bytes=100-199")]);
+    assert_eq!(part.status, 206);
+    assert_eq!(part.body, whole.body[100..200]);
+    assert_eq!(
+        part.header("content-range"),
+        Some(format!("bytes 100-199/{size}").as_str())
+    );
+    let tail = req("GET", &path, &[("Range", "bytes=-10")]);
+    assert_eq!(tail.status, 206);
+    assert_eq!(tail.body, whole.body[size - 10..]);
+    let past = req("GET", &path, &[("Range", &format!("bytes={size}-"))]);
+    assert_eq!(past.status, 416);
+    assert_eq!(
+        past.header("content-range"),
+        Some(format!("bytes */{size}").as_str())
+    );
+    // A blob of another repository, or an unknown one, is not served here.
+    assert_eq!(
+        req("GET", &format!("/v2/nope/blobs/{}", blob.digest), &[]).status,
+        404
+    );
+    let tags = req("GET", &format!("/v2/{}/tags/list", img.repo), &[]).json();
+    assert_eq!(tags["tags"], serde_json::json!(["1"]));
+    let catalog = req("GET", "/v2/_catalog", &[]).json();
+    assert_eq!(catalog["repositories"], serde_json::json!([img.repo]));
+}
