@@ -160,11 +160,11 @@ impl TarIndex {
                 .entry_size()
                 .map_err(|e| ScanError::Malformed(pos, e.to_string()))?;
             let kind = header.entry_type();
-            let size = match (
-                kind.is_pax_local_extensions() || kind.is_gnu_longname() || kind.is_gnu_longlink(),
-                pending.size.take(),
-            ) {
-                (false, Some(pax)) => pax,
+            let meta_entry =
+                kind.is_pax_local_extensions() || kind.is_gnu_longname() || kind.is_gnu_longlink();
+            // A PAX `size` record is for the next real entry, not for a name header.
+            let size = match pending.size {
+                Some(pax) if !meta_entry => pax,
                 _ => header_size,
             };
             let end = data_start
@@ -351,6 +351,23 @@ mod tests {
         assert!(matches!(scan(&[7u8; 1024]), Err(ScanError::BadHeader(0))));
         // A header cut short.
         assert!(scan(&bytes[..100]).is_err());
+    }
+
+    #[test]
+    fn a_pax_size_is_for_the_entry_after_a_long_name_header() {
+        let long = format!("{}/layer.tar", "e".repeat(150));
+        let mut b = tar::Builder::new(Vec::new());
+        b.append_pax_extensions([("size", &b"3"[..])]).unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_size(3);
+        h.set_mode(0o644);
+        b.append_data(&mut h, &long, &b"abc"[..]).unwrap();
+        let bytes = b.into_inner().unwrap();
+        let idx = scan(&bytes).unwrap();
+        let r = idx.get(&long).unwrap();
+        assert_eq!(r.size, 3);
+        let at = usize::try_from(r.offset).unwrap();
+        assert_eq!(&bytes[at..at + 3], b"abc");
     }
 
     #[test]
