@@ -12,6 +12,8 @@ command -v skopeo >/dev/null 2>&1 || need+=(skopeo)
 for tool in curl sha256sum tar gzip openssl; do
   command -v "$tool" >/dev/null 2>&1 || need+=("$([ "$tool" = sha256sum ] && echo coreutils || echo "$tool")")
 done
+# ssh-keygen: the signing tests make keys and check signatures with OpenSSH itself.
+command -v ssh-keygen >/dev/null 2>&1 || need+=(openssh-client)
 if [ "${#need[@]}" -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2
   SUDO=""

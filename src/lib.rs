@@ -15,5 +15,6 @@ pub mod reference;
 pub mod registry;
 pub mod serve;
 pub mod server;
+pub mod sign;
 pub mod text;
 pub mod transport;

@@ -90,6 +90,33 @@ pub enum Command {
     Logout(LogoutArgs),
     /// Print a shell completion script: ferry completions bash > /etc/bash_completion.d/ferry
     Completions(CompletionsArgs),
+    /// Sign a saved bundle: write META.sig, an SSH signature (`ssh-keygen -Y sign`, namespace
+    /// ferry-bundle) over the meta, which records every data file's sha256.
+    Sign(SignArgs),
+}
+
+/// `--trust FILE`: the bundle must carry a good signature by a key of this file.
+#[derive(Args, Debug, Clone)]
+pub struct TrustArg {
+    /// Refuse the bundle unless META.sig is a good SSH signature (namespace ferry-bundle) by a key of
+    /// this OpenSSH allowed_signers file; checked before anything of the bundle is read or pushed, and
+    /// for an increment's base bundles too when they are read [default: cfg `trust`].
+    #[arg(long, value_name = "FILE")]
+    pub trust: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct SignArgs {
+    /// The bundle's meta file; the signature goes beside it as META.sig.
+    #[arg(value_name = "META")]
+    pub meta: PathBuf,
+    /// The OpenSSH private key to sign with (Ed25519, ECDSA or RSA, as ssh-keygen writes it; an
+    /// encrypted key asks for its passphrase on the terminal) [default: cfg `sign.key`].
+    #[arg(long, value_name = "KEY")]
+    pub key: Option<PathBuf>,
+    /// Read the key's passphrase from this environment variable [default: cfg `sign.passphrase_env`].
+    #[arg(long, value_name = "NAME")]
+    pub passphrase_env: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -129,6 +156,8 @@ pub struct SyncArgs {
     pub events_secret: Option<String>,
     #[command(flatten)]
     pub http: HttpArgs,
+    #[command(flatten)]
+    pub cosign: CosignArg,
 }
 
 /// How the HTTP server of `serve` and `sync --listen` holds against its clients.
@@ -150,6 +179,16 @@ pub struct HttpArgs {
     /// The private key of --tls-cert (PEM).
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+}
+
+/// `--require-cosign KEY.pub`: the image policy of upload and sync.
+#[derive(Args, Debug, Clone)]
+pub struct CosignArg {
+    /// Push only images that carry a cosign signature by this public key (cosign.pub: PEM, ECDSA
+    /// P-256) whose payload names the image's manifest digest; the others fail with the reason.
+    /// Signatures are cosign's sha256-<hex>.sig images (for upload: saved with --with-referrers).
+    #[arg(long, value_name = "KEY.pub")]
+    pub require_cosign: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -178,6 +217,8 @@ pub struct ExportArgs {
     /// For --docker-archive: the platform of multi-platform images [default: this machine's].
     #[arg(long, value_name = "OS/ARCH")]
     pub platform: Option<String>,
+    #[command(flatten)]
+    pub trust: TrustArg,
 }
 
 #[derive(Args, Debug)]
@@ -193,6 +234,8 @@ pub struct ServeArgs {
     pub base_dirs: Vec<PathBuf>,
     #[command(flatten)]
     pub http: HttpArgs,
+    #[command(flatten)]
+    pub trust: TrustArg,
 }
 
 #[derive(Args, Debug)]
@@ -200,6 +243,10 @@ pub struct LsArgs {
     /// The bundle's meta file.
     #[arg(value_name = "META")]
     pub meta: PathBuf,
+    /// Also check the signature's key against this OpenSSH allowed_signers file and name the signer
+    /// [default: cfg `trust`].
+    #[arg(long, value_name = "FILE")]
+    pub trust: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -311,6 +358,15 @@ pub struct SaveArgs {
     /// (repeat for several bases). Manifests are always carried.
     #[arg(long = "inc", value_name = "OLD_META")]
     pub bases: Vec<PathBuf>,
+    /// Sign the bundle: write META.sig, an SSH signature (as `ssh-keygen -Y sign -n ferry-bundle`
+    /// makes) over the meta with this OpenSSH private key; an encrypted key's passphrase is asked
+    /// for before the save starts [default: cfg `sign.key`].
+    #[arg(long, value_name = "KEY")]
+    pub sign: Option<PathBuf>,
+    /// With --inc: refuse a base bundle whose META.sig is not a good signature by a key of this
+    /// OpenSSH allowed_signers file, before anything is downloaded [default: cfg `trust`].
+    #[arg(long, value_name = "FILE")]
+    pub trust: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -350,6 +406,10 @@ pub struct UploadArgs {
     /// How to check the bundle before pushing.
     #[arg(long, value_enum, default_value_t = VerifyMode::Full)]
     pub verify: VerifyMode,
+    #[command(flatten)]
+    pub trust: TrustArg,
+    #[command(flatten)]
+    pub cosign: CosignArg,
 }
 
 #[derive(Args, Debug)]
@@ -360,4 +420,6 @@ pub struct VerifyArgs {
     /// Check only presence and sizes, not digests.
     #[arg(long)]
     pub size_only: bool,
+    #[command(flatten)]
+    pub trust: TrustArg,
 }

@@ -300,6 +300,51 @@ const TEXTS: &[(&str, &str)] = &[
         "输出 shell 补全脚本: ferry completions bash > /etc/bash_completion.d/ferry",
     ),
     ("completions --shell", "要生成补全脚本的 shell"),
+    // signatures
+    (
+        "sign",
+        "为已保存的镜像包签名: 写出 META.sig, 即对元数据的 SSH 签名 (`ssh-keygen -Y sign`, \
+         命名空间 ferry-bundle); 元数据记录了每个数据文件的 sha256",
+    ),
+    ("sign --meta", "镜像包的元数据文件; 签名写在其旁边, 名为 META.sig"),
+    (
+        "sign --key",
+        "用于签名的 OpenSSH 私钥 (Ed25519、ECDSA 或 RSA, 即 ssh-keygen 生成的格式; \
+         加密的私钥会在终端上询问密码) [默认: cfg 的 `sign.key`]",
+    ),
+    (
+        "sign --passphrase_env",
+        "从此环境变量读取私钥的密码 [默认: cfg 的 `sign.passphrase_env`]",
+    ),
+    (
+        "save --sign",
+        "为镜像包签名: 用此 OpenSSH 私钥对元数据生成 SSH 签名 META.sig (与 \
+         `ssh-keygen -Y sign -n ferry-bundle` 相同); 加密私钥的密码在保存开始前询问 \
+         [默认: cfg 的 `sign.key`]",
+    ),
+    (
+        "save --trust",
+        "与 --inc 一起使用: 基础包的 META.sig 若不是此 OpenSSH allowed_signers 文件中某个密钥\
+         的有效签名, 则在下载任何内容之前拒绝该基础包 [默认: cfg 的 `trust`]",
+    ),
+    (
+        "* --trust",
+        "除非 META.sig 是此 OpenSSH allowed_signers 文件中某个密钥的有效 SSH 签名 \
+         (命名空间 ferry-bundle), 否则拒绝该镜像包\n\
+         在读取或推送镜像包的任何内容之前检查; 读取增量包的基础包时也检查基础包 \
+         [默认: cfg 的 `trust`]",
+    ),
+    (
+        "ls --trust",
+        "同时用此 OpenSSH allowed_signers 文件核对签名的密钥, 并给出签名者 \
+         [默认: cfg 的 `trust`]",
+    ),
+    (
+        "* --require_cosign",
+        "只推送带有此公钥 (cosign.pub: PEM, ECDSA P-256) 所做 cosign 签名、\
+         且签名内容指明该镜像清单摘要的镜像; 其余镜像以失败告终并给出原因\n\
+         签名是 cosign 的 sha256-<hex>.sig 镜像 (upload 时: 需用 --with-referrers 保存)",
+    ),
 ];
 
 fn text(key: &str) -> Option<&'static str> {

@@ -15,7 +15,7 @@ use indicatif::HumanBytes;
 use std::collections::HashMap;
 use std::io::Write;
 
-pub fn run_ls(args: LsArgs) -> Result<Outcome> {
+pub fn run_ls(args: LsArgs, trust: Option<&crate::sign::Trust>) -> Result<Outcome> {
     let bundle = Bundle::open(&args.meta)
         .with_context(|| crate::tr!("cannot open the bundle", "无法打开镜像包"))?;
     let m = &bundle.meta;
@@ -31,6 +31,7 @@ pub fn run_ls(args: LsArgs) -> Result<Outcome> {
         m.created,
         m.tool
     ));
+    out.push_str(&super::signing::signature_line(&args.meta, trust));
     if !m.bases.is_empty() {
         out.push_str(&crate::tr!(
             "based on: {}\n",
@@ -301,11 +302,12 @@ pub async fn run_tags(args: TagsArgs, registries: &Registries) -> Result<Outcome
 
 pub fn run_export(
     args: ExportArgs,
+    trust: Option<&crate::sign::Trust>,
     reporter: &Reporter,
     cancel: &tokio_util::sync::CancellationToken,
 ) -> Result<Outcome> {
-    let bundle = Bundle::open(&args.meta)
-        .with_context(|| crate::tr!("cannot open the bundle", "无法打开镜像包"))?;
+    let bundle = super::signing::open_bundle(&args.meta, trust, reporter)?;
+    super::signing::check_bases(&bundle, &args.base_dirs, trust, reporter)?;
     let images = export::select(&bundle, &args.images)?;
     let index = export::locate_all(&bundle, &args.base_dirs, reporter)?;
     if let Some(dir) = &args.oci {
@@ -339,12 +341,23 @@ pub fn run_export(
 
 pub async fn run_serve(
     args: ServeArgs,
+    trust: Option<&crate::sign::Trust>,
     reporter: &Reporter,
     cancel: &tokio_util::sync::CancellationToken,
 ) -> Result<Outcome> {
     let server = bind_server(&args.listen, &args.http).await?;
-    let source =
-        crate::transport::bundle::BundleSource::open(&args.meta, &args.base_dirs, reporter)?;
+    let source = match trust {
+        // The signature (and the bases' chain) before anything of the bundle is read.
+        Some(t) => {
+            let bundle = super::signing::open_bundle(&args.meta, Some(t), reporter)?;
+            super::signing::check_bases(&bundle, &args.base_dirs, Some(t), reporter)?;
+            let index = export::locate_all(&bundle, &args.base_dirs, reporter)?;
+            crate::transport::bundle::BundleSource::new(bundle, index)
+        }
+        None => {
+            crate::transport::bundle::BundleSource::open(&args.meta, &args.base_dirs, reporter)?
+        }
+    };
     let app = crate::serve::router(std::sync::Arc::new(source), reporter.clone()).await?;
     reporter.warn(&crate::tr!(
         "serving bundle {} read-only at {}/v2/ (Ctrl-C to stop)",

@@ -6,3 +6,4 @@ pub mod info;
 pub mod legacy;
 pub mod parse;
 pub mod run;
+pub mod signing;

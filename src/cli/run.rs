@@ -56,9 +56,21 @@ pub async fn run(cli: Cli, cancel: CancellationToken) -> Result<Outcome> {
         Command::Save(args) => run_save(args, &cli.global, &reporter, &cancel).await,
         Command::Upload(args) => run_upload(args, &cli.global, &reporter, &cancel).await,
         Command::Sync(args) => run_sync(args, &cli.global, &reporter, &cancel).await,
-        Command::Export(args) => super::info::run_export(args, &reporter, &cancel),
-        Command::Ls(args) => super::info::run_ls(args),
-        Command::Serve(args) => super::info::run_serve(args, &reporter, &cancel).await,
+        Command::Export(args) => {
+            let trust =
+                super::signing::trust_for(&cli.global, args.trust.trust.as_deref(), &reporter)?;
+            super::info::run_export(args, trust.as_ref(), &reporter, &cancel)
+        }
+        Command::Ls(args) => {
+            let trust = super::signing::trust_for(&cli.global, args.trust.as_deref(), &reporter)?;
+            super::info::run_ls(args, trust.as_ref())
+        }
+        Command::Serve(args) => {
+            let trust =
+                super::signing::trust_for(&cli.global, args.trust.trust.as_deref(), &reporter)?;
+            super::info::run_serve(args, trust.as_ref(), &reporter, &cancel).await
+        }
+        Command::Sign(args) => super::signing::run_sign(args, &cli.global, &reporter),
         Command::Inspect(args) => {
             let cfg = load_config(&cli.global, &reporter)?;
             super::info::run_inspect(args, &registries(&cli.global, cfg.as_ref(), &[], None)?).await
@@ -67,7 +79,11 @@ pub async fn run(cli: Cli, cancel: CancellationToken) -> Result<Outcome> {
             let cfg = load_config(&cli.global, &reporter)?;
             super::info::run_tags(args, &registries(&cli.global, cfg.as_ref(), &[], None)?).await
         }
-        Command::Verify(args) => run_verify(args, &reporter, &cancel),
+        Command::Verify(args) => {
+            let trust =
+                super::signing::trust_for(&cli.global, args.trust.trust.as_deref(), &reporter)?;
+            run_verify(args, trust.as_ref(), &reporter, &cancel)
+        }
         Command::Login(args) => run_login(args, &cli.global, &reporter).await,
         Command::Logout(args) => {
             let removed = config::docker::erase(
@@ -118,7 +134,7 @@ fn verbosity(g: &GlobalArgs) -> Verbosity {
 
 /// The cfg file in force (`--config`, ./cfg.yaml or ./data/cfg.yaml) with `--opt`
 /// applied; keys whose feature is not there yet are reported, not ignored.
-fn load_config(g: &GlobalArgs, reporter: &Reporter) -> Result<Option<Config>> {
+pub(super) fn load_config(g: &GlobalArgs, reporter: &Reporter) -> Result<Option<Config>> {
     let mut cfg = match config::find(g.config.as_deref()) {
         Some(path) => Some(Config::load(&path)?),
         None => None,
@@ -285,6 +301,10 @@ async fn run_save(
         .filter(|p| !p.is_empty())
         .unwrap_or_else(|| "img".into());
     crate::bundle::naming::check_prefix(&prefix).map_err(|e| usage(format!("--prefix: {e}")))?;
+    // Bases are checked, and the key decrypted, before anything is downloaded.
+    let trust = super::signing::load_trust(args.trust.as_deref(), cfg)?;
+    super::signing::check_save_bases(&args.bases, trust.as_ref(), reporter)?;
+    let signing_key = super::signing::signing_key(args.sign.as_deref(), None, cfg)?;
     let opts = SaveOptions {
         out: args.out.clone(),
         prefix,
@@ -308,6 +328,9 @@ async fn run_save(
     )
     .await?;
     outcome.summary.print(reporter);
+    if let Some(key) = &signing_key {
+        super::signing::sign_saved(&outcome.meta_path, key, reporter)?;
+    }
     println!("{}", outcome.meta_path.display());
     notifier(cfg).send(&outcome.summary, reporter).await;
     Ok(if outcome.summary.is_success() {
@@ -541,6 +564,7 @@ async fn run_sync(
         jobs: jobs(args.jobs, cfg),
         retry: retry_policy(g, cfg),
         platforms: platforms(&args.source, cfg)?,
+        require_cosign: super::signing::cosign_key(args.cosign.require_cosign.as_deref())?,
     };
     let used: Vec<&NamedRegistry> = source.into_iter().chain(named).collect();
     let registries = registries(g, cfg, &used, extra)?;
@@ -668,12 +692,19 @@ async fn start_daemon(
 /// daemon through its socket.
 async fn upload_to_docker(
     args: &UploadArgs,
+    meta_sha256: Option<&str>,
     reporter: &Reporter,
     cancel: &CancellationToken,
 ) -> Result<Outcome> {
     use crate::engine::{docker_daemon, export};
     let bundle = Bundle::open(&args.meta)
         .with_context(|| crate::tr!("cannot open the bundle", "无法打开镜像包"))?;
+    if meta_sha256.is_some_and(|s| s != bundle.meta_sha256) {
+        return Err(crate::sign::SignError::MetaChanged {
+            path: args.meta.clone(),
+        }
+        .into());
+    }
     let index = export::locate_all(&bundle, &[], reporter)?;
     let platform = PlatformFilter::parse(&export::host_platform()).map_err(|e| anyhow!("{e}"))?;
     let wanted: Vec<String> = bundle
@@ -704,11 +735,24 @@ async fn run_upload(
 ) -> Result<Outcome> {
     let cfg = load_config(g, reporter)?;
     let cfg = cfg.as_ref();
+    // The signature first: nothing of an untrusted bundle is read or pushed.
+    let trust = super::signing::load_trust(args.trust.trust.as_deref(), cfg)?;
+    let meta_sha256 = match &trust {
+        Some(t) => Some(super::signing::open_bundle(&args.meta, Some(t), reporter)?.meta_sha256),
+        None => None,
+    };
+    let require_cosign = super::signing::cosign_key(args.cosign.require_cosign.as_deref())?;
     if args.dst.as_deref() == Some("docker")
         || args.dst_name.as_deref() == Some("docker")
             && cfg.is_none_or(|c| c.target(Some("docker")).is_err())
     {
-        return upload_to_docker(&args, reporter, cancel).await;
+        if require_cosign.is_some() {
+            return Err(usage(crate::tr!(
+                "--require-cosign is not supported with --dst docker yet; upload to a registry",
+                "--dst docker 暂不支持 --require-cosign; 请上传到镜像仓库"
+            )));
+        }
+        return upload_to_docker(&args, meta_sha256.as_deref(), reporter, cancel).await;
     }
     let (destination, named, extra) =
         destination(args.dst.as_deref(), args.dst_name.as_deref(), cfg)?;
@@ -720,6 +764,8 @@ async fn run_upload(
             VerifyMode::Size => VerifyLevel::Size,
         },
         retry: retry_policy(g, cfg),
+        meta_sha256,
+        require_cosign,
     };
     let summary = upload(
         &args.meta,
@@ -795,11 +841,11 @@ async fn run_login(args: LoginArgs, g: &GlobalArgs, reporter: &Reporter) -> Resu
 
 fn run_verify(
     args: VerifyArgs,
+    trust: Option<&crate::sign::Trust>,
     reporter: &Reporter,
     cancel: &CancellationToken,
 ) -> Result<Outcome> {
-    let bundle = Bundle::open(&args.meta)
-        .with_context(|| crate::tr!("cannot open the bundle", "无法打开镜像包"))?;
+    let bundle = super::signing::open_bundle(&args.meta, trust, reporter)?;
     let level = if args.size_only {
         VerifyLevel::Size
     } else {

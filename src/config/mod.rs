@@ -147,6 +147,24 @@ pub struct FileConfig {
     /// ferry: notifications (a JSON webhook).
     #[serde(default)]
     pub notify: Option<NotifyEntry>,
+    /// ferry: sign every bundle saved (`--sign`), and `ferry sign`'s default key.
+    #[serde(default)]
+    pub sign: Option<SignEntry>,
+    /// ferry: an OpenSSH allowed_signers file; bundles must be signed by one of its
+    /// keys (`--trust`).
+    #[serde(default)]
+    pub trust: Option<PathBuf>,
+}
+
+/// ferry: the key that signs bundles.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignEntry {
+    /// An OpenSSH private key file.
+    pub key: PathBuf,
+    /// The environment variable that holds an encrypted key's passphrase.
+    #[serde(default)]
+    pub passphrase_env: Option<String>,
 }
 
 /// A registry of the cfg file, resolved: name, host, and how to reach it.

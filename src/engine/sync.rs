@@ -27,6 +27,8 @@ pub struct SyncOptions {
     pub cache: Option<super::cache::BlobCache>,
     /// Also copy the signatures, attestations and SBOMs that refer to each image.
     pub with_referrers: bool,
+    /// `--require-cosign`: copy only images signed by this cosign key.
+    pub require_cosign: Option<std::sync::Arc<crate::sign::cosign::CosignKey>>,
 }
 
 /// One round of copying every requested image.
@@ -63,6 +65,10 @@ pub async fn sync(
             super::referrers::discover(&resolved.images, registries, opts.retry, reporter, cancel)
                 .await;
         resolved.images.extend(found);
+    }
+    let mut refused = Vec::new();
+    if let Some(key) = &opts.require_cosign {
+        refused = cosign_policy(&mut resolved.images, key, registries).await;
     }
     let target = registries.client(&opts.destination.host)?;
     let mut sources: HashMap<Digest, BlobSource> = HashMap::new();
@@ -107,6 +113,7 @@ pub async fn sync(
     )
     .await?;
     let mut failed = resolved.failed;
+    failed.extend(refused);
     failed.extend(outcome.failed);
     Ok(Summary {
         action: "sync",
@@ -117,6 +124,56 @@ pub async fn sync(
         bytes: outcome.bytes,
         elapsed: started.elapsed(),
     })
+}
+
+/// `--require-cosign`: drops every image without a good cosign signature by `key`
+/// in its source repository, and everything that refers to it; returns why.
+async fn cosign_policy(
+    images: &mut Vec<ResolvedImage>,
+    key: &crate::sign::cosign::CosignKey,
+    registries: &Registries,
+) -> Vec<(String, String)> {
+    use std::collections::HashSet;
+    let mut refused = HashSet::new();
+    let mut reasons = Vec::new();
+    for (i, img) in images.iter().enumerate() {
+        if img.subject.is_some() {
+            continue;
+        }
+        let verdict = match registries.client(&img.reference.registry) {
+            Ok(client) => {
+                let source = crate::sign::cosign::RegistrySignatures {
+                    client: &client,
+                    repository: &img.reference.repository,
+                };
+                crate::sign::cosign::check_image(key, &img.top.digest, &source)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(why) = verdict {
+            refused.insert(i);
+            reasons.push((img.input.clone(), why));
+        }
+    }
+    let shape: Vec<_> = images
+        .iter()
+        .map(|m| {
+            (
+                m.manifests().map(|r| r.digest.clone()).collect(),
+                m.subject.clone(),
+            )
+        })
+        .collect();
+    let held = crate::sign::cosign::hold_back(&shape, &refused);
+    let mut i = 0;
+    images.retain(|_| {
+        let keep = !held.contains(&i);
+        i += 1;
+        keep
+    });
+    reasons
 }
 
 /// Where a resolved image goes: renamed (`SOURCE -> TARGET`) or rewritten path.

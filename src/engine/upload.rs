@@ -115,6 +115,11 @@ pub struct UploadOptions {
     pub jobs: usize,
     pub verify: VerifyLevel,
     pub retry: RetryPolicy,
+    /// The sha256 the meta must have: that of the bytes whose signature was checked
+    /// (`--trust`), so the bundle pushed is the one that was vouched for.
+    pub meta_sha256: Option<String>,
+    /// `--require-cosign`: push only images signed by this cosign key.
+    pub require_cosign: Option<std::sync::Arc<crate::sign::cosign::CosignKey>>,
 }
 
 pub async fn upload(
@@ -127,6 +132,16 @@ pub async fn upload(
     let started = Instant::now();
     let bundle = Bundle::open(meta_path)
         .with_context(|| crate::tr!("cannot open the bundle", "无法打开镜像包"))?;
+    if opts
+        .meta_sha256
+        .as_ref()
+        .is_some_and(|s| s != &bundle.meta_sha256)
+    {
+        return Err(crate::sign::SignError::MetaChanged {
+            path: meta_path.to_path_buf(),
+        }
+        .into());
+    }
     let index = verify_bundle(&bundle, opts.verify, reporter, cancel)?;
     let client = registries.client(&opts.destination.host)?;
 
@@ -166,6 +181,17 @@ pub async fn upload(
         .iter()
         .filter(|i| i.subject.is_none())
         .count();
+    let mut refused = Vec::new();
+    if let Some(key) = &opts.require_cosign {
+        let source = crate::sign::cosign::BundleSignatures {
+            bundle: &bundle,
+            index: &index_for_signatures(&sources),
+            target: Some((&client, &opts.destination)),
+        };
+        let (kept, why) = cosign_policy(&bundle, images, key, &source).await;
+        images = kept;
+        refused = why;
+    }
     let outcome = push_in_order(
         &client,
         images,
@@ -178,15 +204,68 @@ pub async fn upload(
         cancel,
     )
     .await?;
+    refused.extend(outcome.failed);
     Ok(Summary {
         action: "upload",
         total,
         succeeded: outcome.succeeded + outcome.unchanged,
         invalid: Vec::new(),
-        failed: outcome.failed,
+        failed: refused,
         bytes: outcome.bytes,
         elapsed: started.elapsed(),
     })
+}
+
+/// The bundle's own blobs, for reading signature payloads.
+fn index_for_signatures(sources: &HashMap<Digest, BlobSource>) -> HashMap<Digest, BlobLocation> {
+    sources
+        .iter()
+        .filter_map(|(d, s)| match s {
+            BlobSource::Bundle(loc) => Some((d.clone(), loc.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `--require-cosign`: keeps the images (in the bundle's order, as planned) whose
+/// top manifest carries a good cosign signature by `key`, with their referrers;
+/// the others, and everything that refers to them, are held back with the reason.
+async fn cosign_policy(
+    bundle: &Bundle,
+    images: Vec<PushImage>,
+    key: &crate::sign::cosign::CosignKey,
+    source: &crate::sign::cosign::BundleSignatures<'_>,
+) -> (Vec<PushImage>, Vec<(String, String)>) {
+    use std::collections::HashSet;
+    let meta = &bundle.meta.images;
+    let mut refused = HashSet::new();
+    let mut reasons = Vec::new();
+    for (i, image) in meta.iter().enumerate() {
+        if image.subject.is_some() {
+            continue;
+        }
+        if let Err(e) = crate::sign::cosign::check_image(key, &image.digest, source).await {
+            refused.insert(i);
+            reasons.push((image.reference.clone(), e.to_string()));
+        }
+    }
+    let shape: Vec<_> = meta
+        .iter()
+        .map(|m| {
+            let own = std::iter::once(m.digest.clone())
+                .chain(m.children.iter().map(|c| c.digest.clone()))
+                .collect();
+            (own, m.subject.clone())
+        })
+        .collect();
+    let held = crate::sign::cosign::hold_back(&shape, &refused);
+    let kept = images
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| !held.contains(i))
+        .map(|(_, p)| p)
+        .collect();
+    (kept, reasons)
 }
 
 /// Verifies the bundle before anything touches the target.

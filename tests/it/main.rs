@@ -14,6 +14,7 @@ mod referrers;
 mod reliability;
 mod save_upload;
 mod serve_hardening;
+mod signing;
 mod sync;
 mod transmit;
 mod transports;

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 /// Pushes blobs and a manifest with the registry API; returns the manifest digest.
-fn push_raw(
+pub(crate) fn push_raw(
     reg: &Registry,
     repo: &str,
     tag: &str,
@@ -52,7 +52,11 @@ fn push_raw(
 const EMPTY_CONFIG: &[u8] = b"{}";
 
 /// A cosign-style signature (`.sig`) or attestation (`.att`) manifest.
-fn cosign_manifest(layer_type: &str, payload: &[u8], annotation: &str) -> (Vec<u8>, Vec<u8>) {
+pub(crate) fn cosign_manifest(
+    layer_type: &str,
+    payload: &[u8],
+    annotation: &str,
+) -> (Vec<u8>, Vec<u8>) {
     let config =
         br#"{"architecture":"","os":"","config":{},"rootfs":{"type":"layers","diff_ids":[]}}"#
             .to_vec();
