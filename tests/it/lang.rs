@@ -69,7 +69,7 @@ fn chinese_from_lang_or_cfg_and_english_otherwise() {
 /// The English phrases left in `text`: three or more lowercase words in a row, which
 /// a Chinese message would not have. References, digests and paths have no spaces;
 /// lists of cfg keys (`a, b, c`) and `ferry ...` command examples are not prose.
-fn english_phrases(text: &str) -> Vec<String> {
+pub(crate) fn english_phrases(text: &str) -> Vec<String> {
     let mut found = Vec::new();
     for line in text.lines() {
         let mut run = Vec::new();

@@ -434,6 +434,76 @@ fn changed_swapped_untrusted_or_missing_signatures_are_refused_by_every_command(
         .assert()
         .success();
     assert!(oci.join("index.json").is_file());
+
+    // Every message of this in Chinese.
+    std::fs::remove_file(w.join("cfg.yaml")).unwrap();
+    let zh = |args: &[&str]| {
+        let out = ferry()
+            .current_dir(w)
+            .args(args)
+            .env("LANG", "zh_CN.UTF-8")
+            .env_remove("LC_ALL")
+            .env_remove("LC_MESSAGES")
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let english = crate::lang::english_phrases(&text);
+        assert!(english.is_empty(), "{args:?}: {english:?}\n{text}");
+        text
+    };
+    let t = allowed.to_str().unwrap();
+    let d = dst.host();
+    for (args, expect) in [
+        (
+            vec!["verify", changed.to_str().unwrap(), "--trust", t],
+            "不符",
+        ),
+        (
+            vec!["verify", unsigned.to_str().unwrap(), "--trust", t],
+            "没有签名",
+        ),
+        (
+            vec![
+                "upload",
+                untrusted.to_str().unwrap(),
+                "--dst",
+                &d,
+                "--trust",
+                t,
+            ],
+            "不在可信签名者文件",
+        ),
+        (
+            vec!["ls", untrusted.to_str().unwrap(), "--trust", t],
+            "不受信任",
+        ),
+        (
+            vec!["ls", meta.to_str().unwrap(), "--trust", t],
+            "签名: 有效",
+        ),
+        (vec!["ls", meta.to_str().unwrap()], "签名: 与元数据相符"),
+        (
+            vec!["verify", meta.to_str().unwrap(), "--trust", t],
+            "签名有效",
+        ),
+        (vec!["sign", meta.to_str().unwrap()], "没有密钥"),
+        (
+            vec![
+                "sign",
+                meta.to_str().unwrap(),
+                "--key",
+                trusted.to_str().unwrap(),
+            ],
+            "签名",
+        ),
+    ] {
+        let text = zh(&args);
+        assert!(text.contains(expect), "{args:?}: {expect:?} in\n{text}");
+    }
 }
 
 #[test]
