@@ -319,7 +319,7 @@ fn match_pattern(s: &[u8], p: &[u8]) -> bool {
                 star = Some((pi, si));
                 pi += 1;
             }
-            Some(&c) if c == b'?' || c == s[si] => {
+            Some(&c) if c == b'?' || Some(&c) == s.get(si) => {
                 si += 1;
                 pi += 1;
             }

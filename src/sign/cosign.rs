@@ -43,7 +43,7 @@ pub enum CosignError {
     },
     #[error("{}", crate::tr!("{} is not a cosign public key (PEM \"PUBLIC KEY\", ECDSA P-256, as `cosign generate-key-pair` writes cosign.pub): {}", "{} 不是 cosign 公钥 (PEM \"PUBLIC KEY\", ECDSA P-256, 即 `cosign generate-key-pair` 生成的 cosign.pub): {}", .path.display(), .detail))]
     KeyFormat { path: PathBuf, detail: String },
-    #[error("{}", crate::tr!("not signed: no cosign signature ({}) travels with it", "未签名: 没有随附的 cosign 签名 ({})", .tag))]
+    #[error("{}", crate::tr!("not signed: no cosign signature ({}) is with it (a bundle carries signatures when saved with --with-referrers)", "未签名: 没有它的 cosign 签名 ({}) (镜像包需以 --with-referrers 保存才会携带签名)", .tag))]
     Unsigned { tag: String },
     #[error("{}", crate::tr!("no cosign signature by {} for it: {}", "没有由 {} 生成的 cosign 签名: {}", .key.display(), .reasons.join("; ")))]
     NoGoodSignature { key: PathBuf, reasons: Vec<String> },
