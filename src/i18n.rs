@@ -38,6 +38,12 @@ pub fn t<'a>(english: &'a str, chinese: &'a str) -> &'a str {
     }
 }
 
+/// `1 image`, `3 images`: a count with its English noun. Chinese messages write
+/// their own measure word (`{n} 个镜像`) and need no plural.
+pub fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// Whether a text already has Chinese in it (then it is ferry's own, translated).
 fn has_chinese(text: &str) -> bool {
     text.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c))
@@ -97,7 +103,12 @@ pub fn yaml_error(message: &str) -> String {
     let line = message.lines().next().unwrap_or(message);
     let line = line.strip_prefix("error: ").unwrap_or(line).to_string();
     if !is_chinese() {
-        return line;
+        // The parser's type names mean little to someone editing a cfg file.
+        return line
+            .replace("invalid u64", "not a whole number")
+            .replace("invalid u32", "not a whole number")
+            .replace("invalid usize", "not a whole number")
+            .replace("invalid boolean", "not true or false");
     }
     // "line 3 column 5: ..." -> "第 3 行第 5 列: ..."
     let (position, mut text) = match line.strip_prefix("line ").and_then(|rest| {
@@ -161,6 +172,13 @@ mod tests {
         assert!(means_chinese("ZH_tw"));
         assert!(!means_chinese("en_US"));
         assert!(!means_chinese(""));
+    }
+
+    #[test]
+    fn plural_follows_the_count() {
+        assert_eq!(plural(1, "blob", "blobs"), "1 blob");
+        assert_eq!(plural(0, "blob", "blobs"), "0 blobs");
+        assert_eq!(plural(2, "image", "images"), "2 images");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Entry point: parse the command line, wire Ctrl-C/SIGTERM to cancellation, run,
 //! and turn the result into an exit status.
 
-use ferry::cli::run::{is_usage_error, run, Outcome};
+use ferry::cli::run::{is_daemon, is_usage_error, run, Outcome};
 use ferry::engine::report::describe;
 use ferry::i18n::t;
 use std::process::ExitCode;
@@ -35,17 +35,22 @@ fn main() -> ExitCode {
         }
     };
     let cancel = CancellationToken::new();
+    let daemon = is_daemon(&cli);
     runtime.block_on(async {
-        spawn_signal_handler(cancel.clone());
+        spawn_signal_handler(cancel.clone(), daemon);
         // A run that finished reports how it went, even if Ctrl-C came at its very
         // end (the bundle is complete: "run again" would be wrong advice).
         match run(cli, cancel.clone()).await {
             Ok(Outcome::Success | Outcome::Stopped) => ExitCode::SUCCESS,
             Ok(Outcome::Failed) => ExitCode::from(1),
             Err(e) => {
-                eprintln!("{}: {}", t("error", "错误"), describe(&e));
+                let text = describe(&e);
+                eprintln!("{}: {text}", t("error", "错误"));
                 if cancel.is_cancelled() {
-                    eprintln!("{}", t("interrupted", "已中断"));
+                    // Said once: most errors of a stopped run already say so.
+                    if !mentions_interruption(&text) {
+                        eprintln!("{}", t("interrupted", "已中断"));
+                    }
                     ExitCode::from(130)
                 } else if is_usage_error(&e) {
                     ExitCode::from(2)
@@ -57,9 +62,15 @@ fn main() -> ExitCode {
     })
 }
 
+/// Whether an error message already says that the run was interrupted.
+fn mentions_interruption(text: &str) -> bool {
+    text.to_lowercase().contains("interrupted") || text.contains("中断")
+}
+
 /// The first Ctrl-C or SIGTERM cancels the work, which stops downloads promptly and
-/// leaves no meta; a second Ctrl-C exits at once.
-fn spawn_signal_handler(cancel: CancellationToken) {
+/// leaves no meta; a second Ctrl-C exits at once. A daemon (`serve`, `sync
+/// --interval`) has nothing to resume: it is told to stop, and says when it has.
+fn spawn_signal_handler(cancel: CancellationToken, daemon: bool) {
     tokio::spawn(async move {
         let mut term =
             match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
@@ -72,10 +83,17 @@ fn spawn_signal_handler(cancel: CancellationToken) {
         }
         eprintln!(
             "{}",
-            t(
-                "stopping: transfers in progress are dropped and nothing incomplete is marked done; run the same command again to resume (Ctrl-C again to exit at once)",
-                "正在停止: 放弃进行中的传输, 不完整的内容不会被当作已完成; 再次运行同一命令即可继续 (再按一次 Ctrl-C 立即退出)"
-            )
+            if daemon {
+                t(
+                    "stopping (Ctrl-C again to exit at once)",
+                    "正在停止 (再按一次 Ctrl-C 立即退出)",
+                )
+            } else {
+                t(
+                    "stopping: transfers in progress are dropped and nothing incomplete is marked done; run the same command again to resume (Ctrl-C again to exit at once)",
+                    "正在停止: 放弃进行中的传输, 不完整的内容不会被当作已完成; 再次运行同一命令即可继续 (再按一次 Ctrl-C 立即退出)",
+                )
+            }
         );
         cancel.cancel();
         let _ = tokio::signal::ctrl_c().await;

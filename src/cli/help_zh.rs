@@ -549,11 +549,51 @@ pub fn render_error(err: &clap::Error) -> Option<String> {
     };
     let usage = context(err, ContextKind::Usage).replacen("Usage:", "用法:", 1);
     let mut out = format!("错误: {message}\n");
+    for tip in tips(err) {
+        out.push_str(&format!("\n  提示: {tip}\n"));
+    }
     if !usage.is_empty() {
         out.push_str(&format!("\n{usage}\n"));
     }
     out.push_str("\n更多信息请使用 '--help'\n");
     Some(out)
+}
+
+/// clap's "did you mean" hints, in Chinese: a similar argument, subcommand or value,
+/// and how to pass a value that starts with `-`.
+fn tips(err: &clap::Error) -> Vec<String> {
+    let mut out = Vec::new();
+    let quoted = |kind| {
+        let v = context(err, kind);
+        (!v.is_empty()).then(|| {
+            v.split(", ")
+                .map(|s| format!("'{s}'"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+    };
+    if let Some(s) = quoted(ContextKind::SuggestedSubcommand) {
+        out.push(format!("有相似的子命令: {s}"));
+    }
+    if let Some(s) = quoted(ContextKind::SuggestedArg) {
+        out.push(format!("有相似的参数: {s}"));
+    }
+    if let Some(s) = quoted(ContextKind::SuggestedValue) {
+        out.push(format!("有相似的值: {s}"));
+    }
+    // Free-form tips, in clap's words: "to pass 'X' as a value, use '-- X'" and
+    // "'SUB --flag' exists".
+    if let Some(ContextValue::StyledStrs(list)) = err.get(ContextKind::Suggested) {
+        for tip in list.iter().map(|s| s.to_string()) {
+            if tip.starts_with("to pass '") {
+                let arg = context(err, ContextKind::InvalidArg);
+                out.push(format!("如果 '{arg}' 是一个值, 请写成 '-- {arg}'"));
+            } else if let Some(what) = tip.strip_suffix(" exists") {
+                out.push(format!("{what} 是存在的"));
+            }
+        }
+    }
+    out
 }
 
 /// Why a value was refused, from clap's range check ("0 is not in 1..=256") or
@@ -682,5 +722,16 @@ mod tests {
         let text = render_error(&err).expect("a usage error");
         assert!(text.contains("未知参数 '--no-such-flag'"), "{text}");
         assert!(text.contains("用法: ferry save"), "{text}");
+        // clap's "did you mean" survives the translation.
+        let err = localize(Cli::command())
+            .try_get_matches_from(["ferry", "save", "--lisst", "x"])
+            .expect_err("misspelt flag");
+        let text = render_error(&err).expect("a usage error");
+        assert!(text.contains("提示: 有相似的参数: '--list'"), "{text}");
+        let err = localize(Cli::command())
+            .try_get_matches_from(["ferry", "uplaod"])
+            .expect_err("misspelt subcommand");
+        let text = render_error(&err).expect("a usage error");
+        assert!(text.contains("'upload'"), "{text}");
     }
 }

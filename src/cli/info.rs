@@ -60,10 +60,11 @@ pub fn run_ls(args: LsArgs, trust: Option<&crate::sign::Trust>) -> Result<Outcom
         let children = if i.children.is_empty() {
             String::new()
         } else {
+            let n = i.children.len();
+            let platforms = crate::i18n::plural(n as u64, "platform", "platforms");
             crate::tr!(
-                ", {} platforms: {}",
-                ", {} 个平台: {}",
-                i.children.len(),
+                ", {platforms}: {}",
+                ", {n} 个平台: {}",
                 i.children
                     .iter()
                     .filter_map(|c| c.platform.clone())
@@ -97,12 +98,12 @@ pub fn run_ls(args: LsArgs, trust: Option<&crate::sign::Trust>) -> Result<Outcom
         m.files.len()
     ));
     for f in &m.files {
+        let (n, blobs) = (f.blobs, crate::i18n::plural(f.blobs, "blob", "blobs"));
         out.push_str(&crate::tr!(
-            "  {}  {}  {} blobs\n",
-            "  {}  {}  {} 个数据块\n",
+            "  {}  {}  {blobs}\n",
+            "  {}  {}  {n} 个数据块\n",
             f.name,
-            HumanBytes(f.size),
-            f.blobs
+            HumanBytes(f.size)
         ));
     }
     let carried: u64 = m
@@ -312,8 +313,9 @@ pub fn run_export(
     let index = export::locate_all(&bundle, &args.base_dirs, reporter)?;
     if let Some(dir) = &args.oci {
         let n = export::export_oci(&bundle, &images, &index, dir, cancel)?;
+        let images = crate::i18n::plural(n as u64, "image", "images");
         reporter.warn(&crate::tr!(
-            "wrote {n} images to the OCI layout {}",
+            "wrote {images} to the OCI layout {}",
             "已将 {n} 个镜像写入 OCI 目录 {}",
             dir.display()
         ));
@@ -330,8 +332,9 @@ pub fn run_export(
             PlatformFilter::parse(&args.platform.clone().unwrap_or_else(export::host_platform))
                 .map_err(|e| anyhow!("--platform: {e}"))?;
         let n = export::export_docker_archive(&bundle, &images, &index, &platform, file, cancel)?;
+        let images = crate::i18n::plural(n as u64, "image", "images");
         reporter.warn(&crate::tr!(
-            "wrote {n} images to the docker archive {}",
+            "wrote {images} to the docker archive {}",
             "已将 {n} 个镜像写入 docker 归档 {}",
             file.display()
         ));
@@ -366,6 +369,7 @@ pub async fn run_serve(
         server.base_url()
     ));
     server.run(app, reporter.clone(), cancel.clone()).await;
+    reporter.warn(crate::i18n::t("stopped", "已停止"));
     Ok(Outcome::Stopped)
 }
 

@@ -26,6 +26,49 @@ fn is_unknown_single_dash_flag(arg: &str) -> bool {
     }
 }
 
+/// The error for a word that looks like an image-transmit flag but is none: names it
+/// as written, and the flag it was probably meant to be.
+fn unknown_flag(arg: &str) -> String {
+    let body = arg.trim_start_matches('-');
+    let name = body.split_once('=').map_or(body, |(n, _)| n);
+    let near = VALUE_FLAGS
+        .iter()
+        .chain(std::iter::once(&"watch"))
+        .find(|f| edit_distance(name, f) <= 2 && name.len() + 1 >= f.len());
+    let hint = match near {
+        Some(f) => crate::tr!(" (did you mean -{f}?)", " (是否想用 -{f}?)"),
+        None => String::new(),
+    };
+    crate::tr!(
+        "unknown flag {arg}{hint}; image-transmit's flags are -src -dst -lst -inc -img -out -opt -watch",
+        "未知的参数 {arg}{hint}; image-transmit 的参数为 -src -dst -lst -inc -img -out -opt -watch"
+    )
+}
+
+/// Levenshtein distance, for short flag names.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row.first().copied().unwrap_or(0);
+        if let Some(first) = row.first_mut() {
+            *first = i + 1;
+        }
+        for (j, cb) in b.iter().enumerate() {
+            let above = row.get(j + 1).copied().unwrap_or(usize::MAX);
+            let left = row.get(j).copied().unwrap_or(usize::MAX);
+            let best = (diagonal + usize::from(ca != *cb))
+                .min(above.saturating_add(1))
+                .min(left.saturating_add(1));
+            diagonal = above;
+            if let Some(cell) = row.get_mut(j + 1) {
+                *cell = best;
+            }
+        }
+    }
+    row.last().copied().unwrap_or(0)
+}
+
 /// Rewrites image-transmit arguments into ferry's; other command lines are returned
 /// unchanged. ferry's own global flags (`--config`, `-q`, `-v`...) may be mixed in.
 pub fn translate(args: Vec<String>) -> Result<Vec<String>, String> {
@@ -48,7 +91,14 @@ pub fn translate(args: Vec<String>) -> Result<Vec<String>, String> {
         .iter()
         .skip(1)
         .any(|a| SUBCOMMANDS.contains(&a.as_str()));
-    if modern || !args.iter().skip(1).any(|a| legacy_flag(a).is_some()) {
+    if modern {
+        return Ok(args);
+    }
+    if !args.iter().skip(1).any(|a| legacy_flag(a).is_some()) {
+        // `-srcc=hq` alone: clap would take it for `-s -r -c...` and name `-s`.
+        if let Some(arg) = args.iter().skip(1).find(|a| is_unknown_single_dash_flag(a)) {
+            return Err(unknown_flag(arg));
+        }
         return Ok(args);
     }
     let mut given: std::collections::HashMap<&str, String> = std::collections::HashMap::new();
@@ -72,12 +122,7 @@ pub fn translate(args: Vec<String>) -> Result<Vec<String>, String> {
                 given.insert(name, v.clone());
                 i += 1;
             }
-            None if is_unknown_single_dash_flag(arg) => {
-                return Err(crate::tr!(
-                    "unknown flag {arg} (image-transmit's flags: -src -dst -lst -inc -img -out -opt -watch)",
-                    "未知的参数 {arg} (image-transmit 的参数: -src -dst -lst -inc -img -out -opt -watch)"
-                ))
-            }
+            None if is_unknown_single_dash_flag(arg) => return Err(unknown_flag(arg)),
             None => passthrough.push(arg.clone()),
         }
         i += 1;
@@ -159,6 +204,14 @@ mod tests {
         let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let e = super::translate(args(&["ferry", "-src=hq", "-bogus=1"])).unwrap_err();
         assert!(e.contains("-bogus=1"), "{e}");
+        // A misspelt flag alone is named as written, with the flag it resembles.
+        let e = super::translate(args(&["ferry", "-srcc=hq"])).unwrap_err();
+        assert!(e.contains("-srcc=hq") && e.contains("-src?"), "{e}");
+        let e = super::translate(args(&["ferry", "-dst=gz", "-imgg=m"])).unwrap_err();
+        assert!(e.contains("-imgg=m") && e.contains("-img?"), "{e}");
+        assert_eq!(super::edit_distance("srcc", "src"), 1);
+        assert_eq!(super::edit_distance("", "abc"), 3);
+        assert!(super::translate(args(&["ferry", "-V"])).is_ok());
         assert!(super::translate(args(&["ferry", "-src=hq", "-qv"])).is_ok());
         assert!(super::translate(args(&["ferry", "-src=hq", "-lst=l", "-j4"])).is_ok());
         assert!(super::translate(args(&["ferry", "-src=hq", "-lst=-"])).is_ok());

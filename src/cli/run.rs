@@ -36,6 +36,16 @@ pub fn is_usage_error(e: &anyhow::Error) -> bool {
         .any(|c| c.is::<UsageError>() || c.is::<config::ConfigError>())
 }
 
+/// Whether the command runs until it is stopped (`serve`, `sync --interval`,
+/// `--watch` or `--listen`): stopping it is its normal end, with nothing to resume.
+pub fn is_daemon(cli: &Cli) -> bool {
+    match &cli.command {
+        Command::Serve(_) => true,
+        Command::Sync(s) => s.interval.is_some() || s.watch || s.listen.is_some(),
+        _ => false,
+    }
+}
+
 fn usage(message: String) -> anyhow::Error {
     UsageError(message).into()
 }
@@ -362,8 +372,27 @@ fn image_requests<'c>(
         None if src.is_some() => return Err(usage(crate::tr!("--src names a cfg.yaml source registry, but no cfg.yaml was found (give --config FILE)", "--src 指定的是 cfg.yaml 中的源仓库, 但没有找到 cfg.yaml (请用 --config FILE 指定)"))),
         None => None,
     };
+    if lines.is_empty() {
+        return Err(usage(match list {
+            Some(path) => crate::tr!(
+                "the list {} names no images (blank lines and # comments are skipped)",
+                "列表 {} 中没有镜像 (空行和 # 注释会被跳过)",
+                path.display()
+            ),
+            None => crate::tr!(
+                "no images: give references as arguments, with --list FILE, or on standard input",
+                "没有镜像: 请以参数、--list FILE 或标准输入给出镜像引用"
+            ),
+        }));
+    }
     let mut requests = Vec::new();
-    for line in &lines {
+    for (line, times) in without_repeats(&lines) {
+        if times > 1 {
+            reporter.info(&crate::tr!(
+                "{line} is listed {times} times; it is taken once",
+                "{line} 在列表中出现了 {times} 次; 只处理一次"
+            ));
+        }
         let entry = rewrite::parse_line(line);
         let fetch = match source {
             Some(src) => {
@@ -382,6 +411,32 @@ fn image_requests<'c>(
         });
     }
     Ok((requests, source))
+}
+
+/// The list lines in order, each once, with how often it was given: a line
+/// repeated by mistake would otherwise count (and be reported) as two images.
+/// `a -> b` and `a -> c` stay two entries: one image under two names.
+fn without_repeats(lines: &[String]) -> Vec<(&str, usize)> {
+    let key = |l: &str| {
+        let e = rewrite::parse_line(l);
+        (e.source, e.rename)
+    };
+    let mut out: Vec<(&str, usize)> = Vec::new();
+    let mut seen: std::collections::HashMap<_, usize> = std::collections::HashMap::new();
+    for line in lines {
+        match seen.get(&key(line)) {
+            Some(&i) => {
+                if let Some(entry) = out.get_mut(i) {
+                    entry.1 += 1;
+                }
+            }
+            None => {
+                seen.insert(key(line), out.len());
+                out.push((line.as_str(), 1));
+            }
+        }
+    }
+    out
 }
 
 /// A target: where to push, the cfg entry it came from, and connection options for
@@ -874,8 +929,14 @@ fn run_verify(
                 index.len(),
                 bundle.meta.images.len(),
             );
+            use crate::i18n::plural;
+            let (n_files, n_blobs, n_images) = (
+                plural(files as u64, "data file", "data files"),
+                plural(blobs as u64, "blob", "blobs"),
+                plural(images as u64, "image", "images"),
+            );
             reporter.warn(&crate::tr!(
-                "bundle {name} is complete: {files} data files, {blobs} blobs, {images} images{bases}",
+                "bundle {name} is complete: {n_files}, {n_blobs}, {n_images}{bases}",
                 "镜像包 {name} 完整: {files} 个数据文件, {blobs} 个数据块, {images} 个镜像{bases}"
             ));
             Ok(Outcome::Success)
@@ -897,6 +958,18 @@ mod tests {
         assert_eq!(
             parse_list("a\n\n  # note\n b:1 \n#x\n"),
             vec!["a".to_string(), "b:1".to_string()]
+        );
+    }
+
+    #[test]
+    fn repeated_lines_are_taken_once() {
+        let lines: Vec<String> = ["a:1", "b:1", "a:1", "a:1 -> c:1", " a:1 ", "a:1->c:1"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(
+            without_repeats(&lines),
+            vec![("a:1", 3), ("b:1", 1), ("a:1 -> c:1", 2)]
         );
     }
 

@@ -237,7 +237,7 @@ impl Config {
         } else {
             serde_saphyr::from_str(text).map_err(|e| ConfigError::Invalid {
                 path: path.into(),
-                detail: crate::i18n::yaml_error(&e.to_string()),
+                detail: crate::i18n::yaml_error(&with_key(&e.to_string(), text)),
             })?
         };
         let resolve =
@@ -292,10 +292,17 @@ impl Config {
         if f.dockerfile == Some(true) {
             out.push("dockerfile");
         }
-        if f.keeptemp.is_some() {
+        // The harmless values (`keeptemp: false`, an empty or `false` squashfs) ask
+        // for nothing ferry lacks: image-transmit's own files carry them.
+        if f.keeptemp == Some(true) {
             out.push("keeptemp");
         }
-        if f.squashfs.is_some() {
+        if f.squashfs.as_deref().is_some_and(|s| {
+            !matches!(
+                s.trim().to_ascii_lowercase().as_str(),
+                "" | "false" | "no" | "off" | "0" | "none"
+            )
+        }) {
             out.push("squashfs");
         }
         out
@@ -376,6 +383,74 @@ impl Config {
         }
         self.check()
     }
+}
+
+/// A YAML error with the key it is about: the parser says `line 2 column 10:
+/// invalid u64` for `maxconn: eight`, naming the line but not the key.
+fn with_key(message: &str, text: &str) -> String {
+    let first = message.lines().next().unwrap_or(message);
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    let Some((position, rest)) = first.split_once(": ") else {
+        return message.to_string();
+    };
+    let line = position
+        .strip_prefix("line ")
+        .and_then(|p| p.split(' ').next())
+        .and_then(|n| n.parse::<usize>().ok());
+    match line.and_then(|n| key_path_at(text, n)) {
+        Some(key) if !rest.contains(key.rsplit('.').next().unwrap_or(&key)) => {
+            format!("{position}: {key}: {rest}")
+        }
+        _ => message.to_string(),
+    }
+}
+
+/// The key on line `n` (1-based) with its parents, e.g. `cache.keepdays`: the
+/// `key:` that starts the line, then each less indented `key:` above it.
+fn key_path_at(text: &str, n: usize) -> Option<String> {
+    /// (indentation, key) of a `key: ...` line; a list item's `- ` counts as indentation.
+    fn key_of(line: &str) -> Option<(usize, &str)> {
+        let body = line.trim_start();
+        let mut indent = line.len() - body.len();
+        let body = match body.strip_prefix("- ") {
+            Some(b) => {
+                indent += 2;
+                b.trim_start()
+            }
+            None => body,
+        };
+        let (key, _) = body.split_once(':')?;
+        let key = key.trim().trim_matches(['"', '\'']);
+        let plain = !key.is_empty()
+            && key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        plain.then_some((indent, key))
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    let index = n.checked_sub(1)?;
+    let (mut indent, key) = key_of(lines.get(index)?)?;
+    let mut path = vec![key];
+    for line in lines.get(..index)?.iter().rev() {
+        if indent == 0 {
+            break;
+        }
+        if line.trim().is_empty() || line.trim_start().starts_with('#') {
+            continue;
+        }
+        let body = line.trim_start();
+        let line_indent = line.len() - body.len();
+        if line_indent < indent {
+            if let Some((i, k)) = key_of(line) {
+                if i < indent {
+                    path.push(k);
+                    indent = line_indent;
+                }
+            }
+        }
+    }
+    path.reverse();
+    Some(path.join("."))
 }
 
 fn pick<'a>(
@@ -651,6 +726,29 @@ platform: linux/amd64
         assert_eq!(cfg.file.maxconn, Some(3));
         assert_eq!(cfg.file.singlefile, Some(true));
         assert!(cfg.apply_overrides("bogus=1").is_err());
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key_and_line() {
+        let e = Config::parse("source: []\nmaxconn: eight\n", "cfg.yaml", &env)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 2") && e.contains("maxconn"), "{e}");
+        let text = "source:\n- registry: http://h\n  insecure: maybe\ncache:\n  keepdays: many\n";
+        let e = Config::parse(text, "c", &env).unwrap_err().to_string();
+        assert!(e.contains("source.insecure"), "{e}");
+        assert_eq!(key_path_at(text, 5).as_deref(), Some("cache.keepdays"));
+        assert_eq!(key_path_at(text, 2).as_deref(), Some("source.registry"));
+        assert_eq!(key_path_at(text, 99), None);
+        assert_eq!(key_path_at(text, 0), None);
+    }
+
+    #[test]
+    fn unsupported_keys_with_harmless_values_are_not_reported() {
+        let cfg = Config::parse("keeptemp: false\nsquashfs: false\n", "c", &env).unwrap();
+        assert!(cfg.unsupported().is_empty(), "{:?}", cfg.unsupported());
+        let cfg = Config::parse("keeptemp: true\nsquashfs: \"-comp xz\"\n", "c", &env).unwrap();
+        assert_eq!(cfg.unsupported(), vec!["keeptemp", "squashfs"]);
     }
 
     #[test]

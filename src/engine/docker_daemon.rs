@@ -97,10 +97,11 @@ pub async fn load(
             "docker 守护进程拒绝了这些镜像: HTTP {code} {body}"
         ));
     }
+    let n = images.len();
+    let loaded = crate::i18n::plural(n as u64, "image", "images");
     Ok(crate::tr!(
-        "{} images loaded into the docker daemon at {}",
-        "已将 {} 个镜像载入 {} 处的 docker 守护进程",
-        images.len(),
+        "{loaded} loaded into the docker daemon at {}",
+        "已将 {n} 个镜像载入 {} 处的 docker 守护进程",
         socket.display()
     ))
 }

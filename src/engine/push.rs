@@ -367,10 +367,11 @@ async fn check_bases(
     if base_blobs.is_empty() {
         return Ok(known_in);
     }
+    let n = base_blobs.len();
+    let blobs = crate::i18n::plural(n as u64, "blob", "blobs");
     reporter.info(&crate::tr!(
-        "checking that the target has the {} blobs the base bundles carried",
-        "检查目标仓库是否已有基础包携带的 {} 个数据块",
-        base_blobs.len()
+        "checking that the target has the {blobs} the base bundles carried",
+        "检查目标仓库是否已有基础包携带的 {n} 个数据块"
     ));
     let on_retry = |e: &RegistryError, d: Duration| reporter.retrying(e, d);
     let on_retry = &on_retry;

@@ -131,10 +131,11 @@ pub async fn discover(
         }
     }
     if !found.is_empty() {
+        let n = found.len();
+        let referrers = crate::i18n::plural(n as u64, "referrer", "referrers");
         reporter.info(&crate::tr!(
-            "{} referrers (signatures, attestations, SBOMs...) found",
-            "找到 {} 个引用者 (签名、证明、SBOM 等)",
-            found.len()
+            "{referrers} (signatures, attestations, SBOMs...) found",
+            "找到 {n} 个引用者 (签名、证明、SBOM 等)"
         ));
     }
     found

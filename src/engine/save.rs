@@ -214,11 +214,12 @@ pub async fn save(
         )
     })?;
     if !writer.resumed().is_empty() {
+        let n = writer.resumed().len();
+        let blobs = crate::i18n::plural(n as u64, "blob", "blobs");
         reporter.info(&crate::tr!(
-            "resuming {}: {} blobs already saved",
-            "继续未完成的 {}: 已保存 {} 个数据块",
-            name.name,
-            writer.resumed().len()
+            "resuming {}: {blobs} already saved",
+            "继续未完成的 {}: 已保存 {n} 个数据块",
+            name.name
         ));
     }
     for (digest, bytes) in &manifest_bytes {

@@ -18,3 +18,4 @@ mod signing;
 mod sync;
 mod transmit;
 mod transports;
+mod ux;

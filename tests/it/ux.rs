@@ -1,0 +1,269 @@
+//! What a new user meets: usage errors that name what was typed, image-transmit's
+//! cfg and list edges, plain wording, and how daemons and interrupted runs end.
+
+use crate::common::*;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A finished ferry run.
+struct Out {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl std::fmt::Display for Out {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {:?}\n--- stdout:\n{}\n--- stderr:\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Runs ferry in `dir` (so no cfg.yaml of the checkout is read), in English unless
+/// `env` says otherwise.
+fn run_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Out {
+    let mut cmd = ferry();
+    cmd.current_dir(dir)
+        .args(args)
+        .env("LANG", "C.UTF-8")
+        .env_remove("LC_ALL")
+        .timeout(Duration::from_secs(600));
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("running ferry");
+    Out {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn small_image(reg: &Registry, repo: &str, seed: &str) -> PushedImage {
+    push_image(
+        reg,
+        repo,
+        "1",
+        Format::Oci,
+        &[layer(seed, 20_000)],
+        seed,
+        false,
+    )
+}
+
+/// Saves `refs` into `dir/out` as one data file; returns the meta path.
+fn save(dir: &Path, refs: &[&str]) -> PathBuf {
+    let mut args = vec!["save", "--out", "out", "--files", "1"];
+    args.extend_from_slice(refs);
+    let out = run_in(dir, &args, &[]);
+    assert_eq!(out.code, Some(0), "{out}");
+    dir.join(out.stdout.trim())
+}
+
+/// A ferry process spawned by the test itself (so it gets signals with their default
+/// disposition), its stderr going to a file.
+struct Spawned {
+    child: std::process::Child,
+    stderr: PathBuf,
+}
+
+impl Spawned {
+    fn start(dir: &Path, args: &[&str]) -> Spawned {
+        let stderr = dir.join("spawned.stderr");
+        let child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .current_dir(dir)
+            .args(args)
+            .env("LANG", "C.UTF-8")
+            .env_remove("LC_ALL")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr).expect("stderr file"))
+            .spawn()
+            .expect("spawning ferry");
+        Spawned { child, stderr }
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Waits until `ready` holds (panics if ferry ends first, or after a minute).
+    fn wait_until(&mut self, what: &str, mut ready: impl FnMut(&str) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !ready(&self.stderr()) {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("ferry ended ({status}) before {what}:\n{}", self.stderr());
+            }
+            assert!(Instant::now() < deadline, "{what}:\n{}", self.stderr());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends SIGNAL and waits for the exit code.
+    fn stop(&mut self, signal: &str) -> Option<i32> {
+        let sent = Command::new("kill")
+            .args([format!("-{signal}"), self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(sent.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "ferry did not stop on SIG{signal}:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+#[test]
+fn usage_errors_name_what_was_typed_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+
+    // A misspelt image-transmit flag is named as written, not as `-s`.
+    let out = run_in(d, &["-srcc=hq"], &[]);
+    assert_eq!(out.code, Some(2), "{out}");
+    assert!(out.stderr.contains("-srcc=hq"), "{out}");
+    assert!(out.stderr.contains("-src?"), "suggests -src: {out}");
+    assert!(!out.stderr.contains("'-s'"), "{out}");
+
+    // A bad cfg value names its key and line.
+    std::fs::write(d.join("cfg.yaml"), "source: []\nmaxconn: eight\n").unwrap();
+    let out = run_in(d, &["save", "x:1"], &[]);
+    assert_eq!(out.code, Some(2), "{out}");
+    assert!(
+        out.stderr.contains("maxconn") && out.stderr.contains("line 2"),
+        "{out}"
+    );
+    assert!(!out.stderr.contains("u64"), "no parser jargon: {out}");
+
+    // An empty list is a usage error (README: usage errors exit 2).
+    std::fs::write(
+        d.join("cfg.yaml"),
+        "source:\n- registry: http://127.0.0.1:9\n  name: hq\n",
+    )
+    .unwrap();
+    std::fs::write(d.join("empty.lst"), "# nothing yet\n\n").unwrap();
+    let out = run_in(d, &["-src=hq", "-lst=empty.lst"], &[]);
+    assert_eq!(out.code, Some(2), "{out}");
+    assert!(out.stderr.contains("empty.lst"), "names the list: {out}");
+
+    // clap's "did you mean" survives in Chinese.
+    std::fs::remove_file(d.join("cfg.yaml")).unwrap();
+    let out = run_in(d, &["save", "--lisst", "x"], &[("LANG", "zh_CN.UTF-8")]);
+    assert_eq!(out.code, Some(2), "{out}");
+    assert!(
+        out.stderr.contains("提示") && out.stderr.contains("'--list'"),
+        "{out}"
+    );
+}
+
+#[test]
+fn harmless_cfg_keys_are_silent_repeated_lines_count_once_and_counts_read_right() {
+    let src = Registry::start();
+    let img = small_image(&src, "ux/once", "ux-once");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("cfg.yaml"),
+        format!(
+            "source:\n- registry: http://{}\n  name: hq\nfiles: 1\nkeeptemp: false\nsquashfs: false\n",
+            src.host()
+        ),
+    )
+    .unwrap();
+    std::fs::write(d.join("images.lst"), "ux/once:1\nux/once:1\n").unwrap();
+    let out = run_in(d, &["-src=hq", "-lst=images.lst"], &[]);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(!out.stderr.contains("not supported"), "{out}");
+    assert!(out.stderr.contains("listed 2 times"), "a note: {out}");
+    assert!(
+        out.stderr.contains("1 image, 1 succeeded"),
+        "counted once: {out}"
+    );
+    let meta = d.join(out.stdout.trim());
+    let (recorded, _) = ferry::bundle::meta::Meta::load(&meta).unwrap();
+    assert_eq!(recorded.images.len(), 1, "one image record");
+    assert_eq!(recorded.images[0].digest.to_string(), img.digest);
+
+    // Singular counts read as such.
+    let meta = meta.to_str().unwrap();
+    let out = run_in(d, &["verify", meta], &[]);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        out.stderr.contains("1 data file,") && out.stderr.contains("1 image"),
+        "{out}"
+    );
+    assert!(!out.stderr.contains("1 images"), "{out}");
+    let out = run_in(d, &["export", meta, "--oci", "layout"], &[]);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(out.stderr.contains("wrote 1 image to"), "{out}");
+    let out = run_in(d, &["ls", meta], &[]);
+    assert!(!out.stdout.contains(" 1 blobs"), "{out}");
+}
+
+/// A daemon stopped with SIGTERM says it stopped; "run the same command again to
+/// resume" is for jobs that were cut short.
+#[test]
+fn a_terminated_serve_says_stopped_not_resume() {
+    let src = Registry::start();
+    let img = small_image(&src, "ux/serve", "ux-serve");
+    let dir = tempfile::tempdir().unwrap();
+    let meta = save(dir.path(), &[&img.reference]);
+    let mut serve = Spawned::start(
+        dir.path(),
+        &["serve", meta.to_str().unwrap(), "--listen", "127.0.0.1:0"],
+    );
+    serve.wait_until("serving", |e| e.contains("serving bundle"));
+    assert_eq!(serve.stop("TERM"), Some(0), "{}", serve.stderr());
+    let stderr = serve.stderr();
+    assert!(stderr.contains("stopped"), "{stderr}");
+    assert!(!stderr.contains("again to resume"), "{stderr}");
+}
+
+/// A save cut short says "interrupted" once, with what to do.
+#[test]
+fn an_interrupted_save_says_so_once() {
+    let src = Registry::start();
+    let big = push_image(
+        &src,
+        "ux/big",
+        "1",
+        Format::Oci,
+        &[layer("ux-big", 1024 * 1024)],
+        "ux-big",
+        false,
+    );
+    let proxy = Proxy::start_with(&src.host(), Faults::none().throttle(256 * 1024));
+    let dir = tempfile::tempdir().unwrap();
+    let reference = format!("{}/{}:{}", proxy.host(), big.repo, big.tag);
+    let mut save = Spawned::start(dir.path(), &["save", "--out", "out", &reference]);
+    save.wait_until("bytes served", |_| proxy.stats().blob_bytes >= 64 * 1024);
+    assert_eq!(save.stop("TERM"), Some(130), "{}", save.stderr());
+    let stderr = save.stderr();
+    assert_eq!(
+        stderr.matches("interrupted").count(),
+        1,
+        "said once:\n{stderr}"
+    );
+    assert!(stderr.contains("again to resume"), "{stderr}");
+}
