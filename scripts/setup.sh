@@ -7,6 +7,11 @@ cd "$(dirname "$0")/.."
 need=()
 command -v docker-registry >/dev/null 2>&1 || [ -x /usr/bin/docker-registry ] || need+=(docker-registry)
 command -v skopeo >/dev/null 2>&1 || need+=(skopeo)
+# The docker and containerd sinks are tested against real engines, which the tests
+# start themselves (private data root and socket): dockerd + the docker CLI, and
+# containerd + ctr. Their system services are not needed.
+command -v dockerd >/dev/null 2>&1 || [ -x /usr/sbin/dockerd ] || need+=(docker.io)
+{ command -v containerd && command -v ctr; } >/dev/null 2>&1 || need+=(containerd)
 # curl: the demo's and benchmark's health checks; openssl: the tests' TLS registry
 # certificates (and the demo's sample layer bytes).
 for tool in curl sha256sum tar gzip openssl; do

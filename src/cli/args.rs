@@ -392,7 +392,8 @@ pub struct UploadArgs {
     #[arg(value_name = "META")]
     pub meta: PathBuf,
     /// Target: the name of a cfg.yaml target registry, `docker` for the local docker daemon (its socket,
-    /// or DOCKER_HOST=unix://PATH), or HOST[:PORT][/NAMESPACE]; with a namespace,
+    /// or DOCKER_HOST=unix://PATH), `containerd[:NS]` for containerd (through `ctr`; its socket, or
+    /// CONTAINERD_ADDRESS=PATH; namespace NS, else `default`), or HOST[:PORT][/NAMESPACE]; with a namespace,
     /// app/web:1.0 goes to HOST/NAMESPACE/app/web:1.0. Loopback hosts use plain HTTP unless given as
     /// https://HOST [default: the first target in cfg.yaml].
     #[arg(short, long, value_name = "DEST", conflicts_with = "dst_name")]

@@ -147,8 +147,10 @@ const TEXTS: &[(&str, &str)] = &[
     (
         "upload --dst",
         "目标: cfg.yaml 中目标镜像仓库的名称, `docker` (本机 docker 守护进程), \
+         `containerd[:NS]` (本机 containerd, 通过 `ctr` 导入, 命名空间 NS, 默认 `default`), \
          或 HOST[:PORT][/NAMESPACE] [默认: cfg.yaml 中的第一个目标]\n\
-         `docker` 通过 docker 的 socket 连接, 或使用 DOCKER_HOST=unix://PATH。\
+         `docker` 通过 docker 的 socket 连接, 或使用 DOCKER_HOST=unix://PATH; \
+         `containerd` 通过其 socket 连接, 或使用 CONTAINERD_ADDRESS=PATH。\
          带 NAMESPACE 时, app/web:1.0 会推送到 HOST/NAMESPACE/app/web:1.0。\
          回环地址 (loopback) 使用明文 HTTP, 除非写成 https://HOST",
     ),

@@ -4,7 +4,7 @@ use super::args::{
     Cli, Command, Compression, GlobalArgs, LoginArgs, SaveArgs, SourceArgs, SyncArgs, UploadArgs,
     VerifyArgs, VerifyMode,
 };
-use crate::bundle::reader::{Bundle, VerifyLevel};
+use crate::bundle::reader::VerifyLevel;
 use crate::config::{self, rewrite, Config, NamedRegistry};
 use crate::engine::cache::BlobCache;
 use crate::engine::notify::Notifier;
@@ -17,7 +17,7 @@ use crate::engine::sync::{sync, SyncOptions};
 use crate::engine::upload::{upload, Destination, UploadOptions};
 use crate::registry::auth::Credentials;
 use crate::registry::RegistryOptions;
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -743,38 +743,20 @@ async fn start_daemon(
     Ok(daemon)
 }
 
-/// `--dst docker` (legacy `-dst=docker`): the images go into the local docker
-/// daemon through its socket.
-async fn upload_to_docker(
+/// `--dst docker` (legacy `-dst=docker`) or `--dst containerd[:NAMESPACE]`: the
+/// images go into a local engine.
+async fn upload_to_engine(
     args: &UploadArgs,
     meta_sha256: Option<&str>,
+    target: &crate::engine::docker_daemon::EngineTarget,
     reporter: &Reporter,
     cancel: &CancellationToken,
 ) -> Result<Outcome> {
-    use crate::engine::{docker_daemon, export};
-    let bundle = Bundle::open(&args.meta)
-        .with_context(|| crate::tr!("cannot open the bundle", "无法打开镜像包"))?;
-    if meta_sha256.is_some_and(|s| s != bundle.meta_sha256) {
-        return Err(crate::sign::SignError::MetaChanged {
-            path: args.meta.clone(),
-        }
-        .into());
-    }
-    let index = export::locate_all(&bundle, &[], reporter)?;
-    let platform = PlatformFilter::parse(&export::host_platform()).map_err(|e| anyhow!("{e}"))?;
-    let wanted: Vec<String> = bundle
-        .meta
-        .images
-        .iter()
-        .filter(|i| i.subject.is_none())
-        .map(|i| i.reference.clone())
-        .collect();
-    let done = docker_daemon::load(
-        &bundle,
-        &wanted,
-        &index,
-        &platform,
-        &docker_daemon::socket_path(),
+    let done = crate::engine::docker_daemon::upload_to_engine(
+        &args.meta,
+        meta_sha256,
+        target,
+        reporter,
         cancel,
     )
     .await?;
@@ -797,17 +779,23 @@ async fn run_upload(
         None => None,
     };
     let require_cosign = super::signing::cosign_key(args.cosign.require_cosign.as_deref())?;
-    if args.dst.as_deref() == Some("docker")
-        || args.dst_name.as_deref() == Some("docker")
-            && cfg.is_none_or(|c| c.target(Some("docker")).is_err())
-    {
+    use crate::engine::docker_daemon::EngineTarget;
+    let engine = match (args.dst.as_deref(), args.dst_name.as_deref()) {
+        (Some(dst), _) => EngineTarget::parse(dst),
+        // A cfg.yaml target of that name wins over the engine.
+        (None, Some(name)) if cfg.is_none_or(|c| c.target(Some(name)).is_err()) => {
+            EngineTarget::parse_legacy(name)
+        }
+        _ => None,
+    };
+    if let Some(target) = engine {
         if require_cosign.is_some() {
             return Err(usage(crate::tr!(
-                "--require-cosign is not supported with --dst docker yet; upload to a registry",
-                "--dst docker 暂不支持 --require-cosign; 请上传到镜像仓库"
+                "--require-cosign is not supported with --dst docker or containerd yet; upload to a registry",
+                "--dst docker 或 containerd 暂不支持 --require-cosign; 请上传到镜像仓库"
             )));
         }
-        return upload_to_docker(&args, meta_sha256.as_deref(), reporter, cancel).await;
+        return upload_to_engine(&args, meta_sha256.as_deref(), &target, reporter, cancel).await;
     }
     let (destination, named, extra) =
         destination(args.dst.as_deref(), args.dst_name.as_deref(), cfg)?;

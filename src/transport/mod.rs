@@ -8,9 +8,13 @@
 //! nameless image (a docker archive of one image, an OCI layout entry without a
 //! name) accept any repository.
 
+pub mod archive_feed;
+pub mod blocking;
 pub mod bundle;
 pub mod checked;
+pub mod containerd;
 pub mod docker_archive;
+pub mod docker_engine;
 pub mod file_io;
 pub mod image_names;
 pub mod oci_layout;
@@ -37,6 +41,10 @@ pub enum TransportError {
     Registry(#[from] crate::registry::RegistryError),
     #[error("{0}")]
     Bundle(#[from] crate::bundle::reader::BundleError),
+    #[error("{0}")]
+    DockerEngine(#[from] docker_engine::DockerEngineError),
+    #[error("{0}")]
+    Containerd(#[from] containerd::ContainerdError),
     #[error("{}", crate::tr!("{} not found in {}", "{} 中没有 {}", .what, .endpoint))]
     NotFound { endpoint: String, what: String },
     #[error("{}", crate::tr!("{}: {} has digest {}, expected {}", "{}: {} 的摘要为 {}, 应为 {}", .endpoint, .what, .actual, .expected))]

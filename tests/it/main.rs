@@ -4,6 +4,7 @@ mod batch;
 mod cache;
 mod common;
 mod compress;
+mod engines;
 mod events;
 mod harbor;
 mod harness;

@@ -12,6 +12,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod corpus;
+pub mod engines;
 pub mod http;
 pub mod proxy;
 pub mod registry;
@@ -24,6 +25,7 @@ pub use corpus::{
     push_image, push_index, push_index_opts, seed_corpus, write_dir_layout, Blob, BuiltImage,
     Format, PushedImage, CORPUS_REPOS,
 };
+pub use engines::{Containerd, DockerEngine};
 pub use http::{http_get, http_request, HttpResponse};
 pub use proxy::*;
 pub use registry::Registry;
