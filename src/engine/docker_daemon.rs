@@ -160,7 +160,7 @@ pub async fn upload_to_engine(
         EngineTarget::Docker => {
             Box::new(DockerEngineSink::connect(DockerEngine::from_env()?).await?)
         }
-        EngineTarget::Containerd(ns) => Box::new(ContainerdSink::new(
+        EngineTarget::Containerd(ns) => Box::new(ContainerdSink::open(
             ContainerdOptions::namespace(ns.as_deref()),
         )?),
     };

@@ -4,8 +4,8 @@
 //! blocks, so each step runs on a blocking thread; blobs are read from their
 //! (checked) streams as they are written, never held whole.
 
-use super::blocking::BlobReader;
 use super::docker_archive::ArchiveWriter;
+use super::file_io::StreamRead;
 use super::{BlobRef, BlobStream};
 use crate::digest::Digest;
 use crate::manifest::{Parsed, RawManifest};
@@ -91,7 +91,7 @@ impl<W: Write + Send + 'static> ArchiveFeed<W> {
             return Ok(0);
         }
         let (digest, size) = (blob.digest.clone(), blob.size);
-        let mut reader = BlobReader::new(stream);
+        let mut reader = StreamRead::new(tokio::runtime::Handle::current(), stream);
         self.step(move |w| w.add_blob(&digest, size, &mut reader))
             .await?;
         Ok(size)

@@ -1,57 +1,22 @@
-//! Bridges between the async transports and blocking writers (the tar-based
-//! archive writer): a blob stream read with `std::io::Read`, and a bounded pipe
-//! whose `std::io::Write` end feeds an async byte stream (an HTTP request body).
-//! Both are used from blocking threads (`spawn_blocking`) only: they wait on the
-//! async side by blocking, which must never happen on a runtime worker.
+//! A bridge from blocking writers (the archive writer) to the async transports: a
+//! bounded pipe whose `std::io::Write` end feeds an async byte stream (an HTTP
+//! request body). The write end is used from blocking threads (`spawn_blocking`)
+//! only: it waits for room by blocking, which must never happen on a runtime
+//! worker. (The other way, a blob stream read with `std::io::Read`, is
+//! `file_io::StreamRead`.)
 //!
 //! The pipe holds at most `capacity` chunks of [`CHUNK`] bytes, so streaming an
 //! archive of any size takes bounded memory.
 
-use super::BlobStream;
-use bytes::{Buf, Bytes, BytesMut};
-use futures_util::{Stream, StreamExt};
-use std::io::{self, Read, Write};
+use bytes::{Bytes, BytesMut};
+use futures_util::Stream;
+use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 
 /// Bytes gathered before a chunk goes down the pipe.
 pub const CHUNK: usize = 64 * 1024;
-
-/// A blob stream as `std::io::Read`, for a blocking thread.
-pub struct BlobReader {
-    stream: BlobStream,
-    chunk: Bytes,
-    handle: Handle,
-}
-
-impl BlobReader {
-    /// Must be created inside the runtime (it keeps a handle to it).
-    pub fn new(stream: BlobStream) -> BlobReader {
-        BlobReader {
-            stream,
-            chunk: Bytes::new(),
-            handle: Handle::current(),
-        }
-    }
-}
-
-impl Read for BlobReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.chunk.is_empty() {
-            match self.handle.block_on(self.stream.next()) {
-                Some(Ok(chunk)) => self.chunk = chunk,
-                Some(Err(e)) => return Err(e),
-                None => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.chunk.len());
-        self.chunk
-            .copy_to_slice(buf.get_mut(..n).unwrap_or_default());
-        Ok(n)
-    }
-}
 
 /// What the two ends of a pipe know of each other.
 #[derive(Debug, Default)]
@@ -187,6 +152,7 @@ impl Write for PipeWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures_util::StreamExt;
 
     async fn collect(
         stream: impl Stream<Item = io::Result<Bytes>>,
@@ -254,25 +220,5 @@ mod tests {
             .unwrap();
         assert_eq!(r.unwrap_err().kind(), io::ErrorKind::BrokenPipe);
         assert!(control.reader_gone());
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_blob_reader_reads_the_stream_and_passes_its_error_on() {
-        let parts: Vec<io::Result<Bytes>> = vec![
-            Ok(Bytes::from_static(b"hello ")),
-            Ok(Bytes::new()),
-            Ok(Bytes::from_static(b"world")),
-            Err(io::Error::new(io::ErrorKind::InvalidData, "bad digest")),
-        ];
-        let mut r = BlobReader::new(Box::pin(futures_util::stream::iter(parts)));
-        let (got, err) = tokio::task::spawn_blocking(move || {
-            let mut out = Vec::new();
-            let err = r.read_to_end(&mut out).unwrap_err();
-            (out, err)
-        })
-        .await
-        .unwrap();
-        assert_eq!(got, b"hello world");
-        assert_eq!(err.to_string(), "bad digest");
     }
 }

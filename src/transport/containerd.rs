@@ -8,14 +8,11 @@
 //! digest, and each image is named by its `io.containerd.image.name` annotation,
 //! the full reference it is given (`127.0.0.1:5000/library/base:1`).
 
-use super::archive_feed::ArchiveFeed;
-use super::{BlobRef, ImageSink, Result, SharedSource, TransportError};
-use crate::manifest::RawManifest;
+use super::feed_sink::{ArchiveConsumer, FeedSink};
+use super::{Result, TransportError};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Arc, Mutex as StdMutex};
-use tokio::sync::Mutex;
 
 /// Where containerd listens when neither the caller nor `CONTAINERD_ADDRESS` says.
 pub const DEFAULT_ADDRESS: &str = "/run/containerd/containerd.sock";
@@ -151,10 +148,9 @@ impl OutputTail {
     }
 }
 
-/// A running `ctr images import`.
-struct Import {
-    feed: ArchiveFeed<ChildStdin>,
-    child: Arc<StdMutex<Child>>,
+/// A running `ctr images import`: the process and the tails of its output.
+pub struct Import {
+    child: Child,
     stdout: Option<OutputTail>,
     stderr: Option<OutputTail>,
     command: String,
@@ -164,36 +160,29 @@ impl Drop for Import {
     /// An import dropped before it finished is killed: containerd keeps nothing
     /// of an archive that did not end.
     fn drop(&mut self) {
-        if let Ok(mut child) = self.child.lock() {
-            let _ = child.kill();
-            let _ = child.wait();
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
         }
     }
 }
 
 impl Import {
     /// Waits for ctr after its stdin was closed; its stderr when it failed.
-    fn wait(&mut self) -> std::result::Result<(), ContainerdError> {
-        let status = self
-            .child
-            .lock()
-            .map_err(|_| ContainerdError::Failed {
-                command: self.command.clone(),
-                status: String::new(),
-                stderr: String::new(),
-            })?
-            .wait();
+    fn wait(mut self) -> std::result::Result<(), ContainerdError> {
+        let status = self.child.wait();
         let stderr = self.stderr.take().map(OutputTail::text).unwrap_or_default();
         let stdout = self.stdout.take().map(OutputTail::text).unwrap_or_default();
+        let command = self.command.clone();
         match status {
             Ok(s) if s.success() => Ok(()),
             Ok(s) => Err(ContainerdError::Failed {
-                command: self.command.clone(),
+                command,
                 status: s.to_string(),
                 stderr: if stderr.is_empty() { stdout } else { stderr },
             }),
             Err(e) => Err(ContainerdError::Failed {
-                command: self.command.clone(),
+                command,
                 status: crate::i18n::io_error(&e),
                 stderr,
             }),
@@ -201,24 +190,19 @@ impl Import {
     }
 }
 
-enum State {
-    Idle,
-    Importing(Box<Import>),
-    Done,
-    Failed,
-}
-
 /// A sink into containerd; see the module docs.
-pub struct ContainerdSink {
+pub type ContainerdSink = FeedSink<CtrImport>;
+
+/// `ctr images import` as an [`ArchiveConsumer`].
+pub struct CtrImport {
     options: ContainerdOptions,
     address: PathBuf,
-    state: Mutex<State>,
 }
 
-impl ContainerdSink {
+impl FeedSink<CtrImport> {
     /// Checks the namespace and that containerd's socket is there (so that a run
     /// without it fails before it reads anything), and returns a sink into it.
-    pub fn new(options: ContainerdOptions) -> Result<ContainerdSink> {
+    pub fn open(options: ContainerdOptions) -> Result<ContainerdSink> {
         if !valid_namespace(&options.namespace) {
             return Err(ContainerdError::BadNamespace(options.namespace.clone()).into());
         }
@@ -226,109 +210,44 @@ impl ContainerdSink {
         if !address.exists() {
             return Err(ContainerdError::NoSocket(address).into());
         }
-        Ok(ContainerdSink {
-            options,
-            address,
-            state: Mutex::new(State::Idle),
-        })
+        Ok(FeedSink::new(CtrImport { options, address }))
     }
 
     pub fn namespace(&self) -> &str {
-        &self.options.namespace
+        &self.consumer().options.namespace
     }
 
     pub fn address(&self) -> &Path {
-        &self.address
+        &self.consumer().address
     }
+}
 
-    /// Starts `ctr images import`: every platform's content is kept (the archive
-    /// holds the one image that was chosen), images without a name are kept by
-    /// digest, and the archive comes on stdin.
-    fn start(&self) -> std::result::Result<Import, ContainerdError> {
-        let mut cmd = self.options.command(&self.address);
-        cmd.args([
-            "images",
-            "import",
-            "--all-platforms",
-            "--digests",
-            "--skip-digest-for-named",
-            "-",
-        ]);
-        let command = format!(
-            "{} -a {} -n {} images import --all-platforms --digests --skip-digest-for-named -",
-            self.options.ctr.display(),
-            self.address.display(),
-            self.options.namespace
-        );
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|source| ContainerdError::Spawn {
-                program: self.options.ctr.clone(),
-                source,
-            })?;
-        let (Some(stdin), Some(stdout), Some(stderr)) =
-            (child.stdin.take(), child.stdout.take(), child.stderr.take())
-        else {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(ContainerdError::Spawn {
-                program: self.options.ctr.clone(),
-                source: std::io::Error::other("no pipes"),
-            });
-        };
-        Ok(Import {
-            feed: ArchiveFeed::new(stdin),
-            child: Arc::new(StdMutex::new(child)),
-            stdout: Some(OutputTail::spawn(stdout)),
-            stderr: Some(OutputTail::spawn(stderr)),
-            command,
-        })
-    }
+/// ctr's flags: every platform's content is kept (the archive holds the one
+/// image that was chosen), images without a name are kept by digest, and the
+/// archive comes on stdin.
+const IMPORT_ARGS: [&str; 6] = [
+    "images",
+    "import",
+    "--all-platforms",
+    "--digests",
+    "--skip-digest-for-named",
+    "-",
+];
 
-    /// The import in progress, started on first use.
-    fn importing<'a>(&self, state: &'a mut State) -> Result<&'a mut Import> {
-        if matches!(state, State::Idle) {
-            *state = State::Importing(Box::new(self.start()?));
-        }
-        match state {
-            State::Importing(i) => Ok(i),
-            _ => Err(self.unusable()),
-        }
-    }
-
-    fn unusable(&self) -> TransportError {
-        TransportError::Invalid {
-            endpoint: self.describe(),
-            reason: crate::i18n::t(
-                "the import was aborted after an earlier error, or has finished",
-                "导入因之前的错误已中止, 或已结束",
-            )
-            .to_string(),
-        }
-    }
-
-    /// Aborts the import after a failed step. When the write failed because ctr
-    /// exited, ctr's own message says why: that is the error returned.
-    async fn fail(&self, state: &mut State, error: std::io::Error) -> TransportError {
-        let State::Importing(import) = std::mem::replace(state, State::Failed) else {
-            return TransportError::io(self.describe(), error);
-        };
-        if error.kind() == std::io::ErrorKind::BrokenPipe {
-            let mut import = import;
-            let waited = tokio::task::spawn_blocking(move || import.wait()).await;
-            if let Ok(Err(ctr_error)) = waited {
-                return ctr_error.into();
-            }
-        }
-        TransportError::io(self.describe(), error)
+impl CtrImport {
+    async fn wait_import(&self, import: Import) -> Result<()> {
+        tokio::task::spawn_blocking(move || import.wait())
+            .await
+            .map_err(|e| TransportError::io(self.describe(), std::io::Error::other(e)))?
+            .map_err(TransportError::from)
     }
 }
 
 #[async_trait::async_trait]
-impl ImageSink for ContainerdSink {
+impl ArchiveConsumer for CtrImport {
+    type Out = ChildStdin;
+    type Run = Import;
+
     fn describe(&self) -> String {
         format!(
             "containerd:{} ({})",
@@ -337,92 +256,63 @@ impl ImageSink for ContainerdSink {
         )
     }
 
-    fn supports_index(&self) -> bool {
-        false
-    }
-
-    fn concurrency_limit(&self) -> Option<usize> {
-        Some(1)
-    }
-
-    /// Only what this import carries already: containerd is not asked.
-    async fn has_blob(&self, _repository: &str, blob: &BlobRef) -> Result<bool> {
-        Ok(match &*self.state.lock().await {
-            State::Importing(i) => i.feed.has_blob(&blob.digest),
-            _ => false,
-        })
-    }
-
-    async fn put_blob(
-        &self,
-        _repository: &str,
-        blob: &BlobRef,
-        source: SharedSource,
-        source_repository: &str,
-    ) -> Result<u64> {
-        let mut state = self.state.lock().await;
-        let import = self.importing(&mut state)?;
-        if import.feed.has_blob(&blob.digest) {
-            return Ok(0);
-        }
-        let stream = source.open_blob(source_repository, blob, 0).await?;
-        match import.feed.put_blob(blob, stream).await {
-            Ok(n) => Ok(n),
-            Err(e) => Err(self.fail(&mut state, e).await),
-        }
-    }
-
-    /// Adds an image under `repository:tag`, verbatim (kept by digest without a tag).
-    async fn put_manifest(
-        &self,
-        repository: &str,
-        tag: Option<&str>,
-        manifest: &RawManifest,
-    ) -> Result<()> {
-        let mut state = self.state.lock().await;
-        let import = self.importing(&mut state)?;
-        let repo_tags = tag
-            .map(|t| format!("{repository}:{t}"))
-            .into_iter()
-            .collect();
-        match import.feed.put_image(repo_tags, manifest).await {
-            Ok(()) => Ok(()),
-            Err(e) => Err(self.fail(&mut state, e).await),
-        }
-    }
-
-    /// Ends the archive, closes ctr's stdin and waits for it: only then are the
-    /// images in containerd. ctr's stderr is the error when it fails.
-    async fn finish(&self) -> Result<()> {
-        let mut state = self.state.lock().await;
-        let import = match &mut *state {
-            State::Idle => {
-                *state = State::Done;
-                return Ok(());
+    fn start(&self) -> Result<(ChildStdin, Import)> {
+        let command = format!(
+            "{} -a {} -n {} {}",
+            self.options.ctr.display(),
+            self.address.display(),
+            self.options.namespace,
+            IMPORT_ARGS.join(" ")
+        );
+        let spawn_error = |source| ContainerdError::Spawn {
+            program: self.options.ctr.clone(),
+            source,
+        };
+        let mut child = self
+            .options
+            .command(&self.address)
+            .args(IMPORT_ARGS)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(spawn_error)?;
+        let (stdin, stdout, stderr) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take());
+        let mut import = Import {
+            child,
+            stdout: stdout.map(OutputTail::spawn),
+            stderr: stderr.map(OutputTail::spawn),
+            command,
+        };
+        match stdin {
+            Some(stdin) => Ok((stdin, import)),
+            None => {
+                let _ = import.child.kill();
+                Err(spawn_error(std::io::Error::other("no stdin")).into())
             }
-            State::Importing(i) => i,
-            State::Done | State::Failed => return Err(self.unusable()),
-        };
-        // Dropping stdin is the end of the archive for ctr.
-        if let Err(e) = import
-            .feed
-            .finish(|stdin| {
-                drop(stdin);
-                Ok(())
-            })
-            .await
-        {
-            return Err(self.fail(&mut state, e).await);
         }
-        let State::Importing(mut import) = std::mem::replace(&mut *state, State::Failed) else {
-            return Err(self.unusable());
-        };
-        let result = tokio::task::spawn_blocking(move || import.wait())
-            .await
-            .map_err(|e| TransportError::io(self.describe(), std::io::Error::other(e)))?;
-        result?;
-        *state = State::Done;
+    }
+
+    /// Closing stdin is the end of the archive for ctr.
+    fn close(out: ChildStdin) -> std::io::Result<()> {
+        drop(out);
         Ok(())
+    }
+
+    /// ctr's exit: its stderr is the error when it fails.
+    async fn wait(&self, run: Import) -> Result<Vec<String>> {
+        self.wait_import(run).await.map(|()| Vec::new())
+    }
+
+    /// When the write failed because ctr exited, ctr's own message says why.
+    async fn abort(&self, run: Import, error: std::io::Error) -> TransportError {
+        if error.kind() == std::io::ErrorKind::BrokenPipe {
+            if let Err(ctr_error) = self.wait_import(run).await {
+                return ctr_error;
+            }
+        }
+        TransportError::io(self.describe(), error)
     }
 }
 
@@ -446,7 +336,7 @@ mod tests {
             address: Some(PathBuf::from("/nonexistent/containerd.sock")),
             ..ContainerdOptions::namespace(Some("k8s.io"))
         };
-        let err = ContainerdSink::new(options).err().unwrap().to_string();
+        let err = ContainerdSink::open(options).err().unwrap().to_string();
         assert!(err.contains("/nonexistent/containerd.sock"), "{err}");
         assert_eq!(ContainerdOptions::namespace(None).namespace, "default");
         assert_eq!(ContainerdOptions::namespace(Some("")).namespace, "default");

@@ -15,6 +15,7 @@ pub mod checked;
 pub mod containerd;
 pub mod docker_archive;
 pub mod docker_engine;
+pub mod feed_sink;
 pub mod file_io;
 pub mod image_names;
 pub mod oci_layout;

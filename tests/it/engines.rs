@@ -5,23 +5,8 @@
 //! Each test skips, saying so, only when an engine's binary cannot start here.
 
 use crate::common::*;
+use crate::interop::save;
 use std::path::Path;
-
-/// Saves `refs` into a bundle under `out`; returns the meta path.
-fn save(refs: &[&str], out: &Path) -> String {
-    let a = ferry()
-        .current_dir(out)
-        .arg("save")
-        .args(refs)
-        .arg("--out")
-        .arg(out)
-        .arg("-q")
-        .assert()
-        .success();
-    String::from_utf8_lossy(&a.get_output().stdout)
-        .trim()
-        .to_string()
-}
 
 /// The files in a folder and below (to see that an upload wrote nothing there).
 fn files_under(dir: &Path) -> Vec<String> {
@@ -39,6 +24,17 @@ fn files_under(dir: &Path) -> Vec<String> {
     }
     out.sort();
     out
+}
+
+/// The test corpus in a registry, and saved into a bundle: (registry, corpus,
+/// work folder, meta path).
+fn saved_corpus() -> (Registry, Vec<PushedImage>, tempfile::TempDir, String) {
+    let src = Registry::start();
+    let corpus = seed_corpus(&src);
+    let work = tempfile::tempdir().unwrap();
+    let refs: Vec<&str> = corpus.iter().map(|i| i.reference.as_str()).collect();
+    let meta = save(&refs, work.path());
+    (src, corpus, work, meta)
 }
 
 /// The image an engine gets for a corpus entry on this (amd64) machine: the
@@ -125,11 +121,7 @@ fn upload_to_docker_loads_the_corpus_under_full_references() {
         eprintln!("SKIPPED: dockerd cannot run here");
         return;
     };
-    let src = Registry::start();
-    let corpus = seed_corpus(&src);
-    let work = tempfile::tempdir().unwrap();
-    let refs: Vec<&str> = corpus.iter().map(|i| i.reference.as_str()).collect();
-    let meta = save(&refs, work.path());
+    let (src, corpus, work, meta) = saved_corpus();
     let before = files_under(work.path());
     let out = docker_upload(&docker, &meta, work.path()).success();
     assert_eq!(
@@ -222,7 +214,10 @@ fn upload_to_docker_gives_an_image_docker_can_save_and_fails_clearly_without_an_
     let said = zh(&docker.host());
     assert!(said.contains("已将 1 个镜像载入"), "{said}");
     let said = zh("unix:///nonexistent/docker.sock");
-    assert!(said.contains("无法连接") && !said.contains("cannot"), "{said}");
+    assert!(
+        said.contains("无法连接") && !said.contains("cannot"),
+        "{said}"
+    );
 }
 
 /// An image the engine refuses (its config names layers it does not have) is
@@ -328,21 +323,7 @@ fn a_corrupt_blob_aborts_the_load_and_nothing_is_loaded() {
     );
     let work = tempfile::tempdir().unwrap();
     let meta = save(&[&img.reference], work.path());
-    let dir = Path::new(&meta).parent().unwrap().to_path_buf();
-    let window = &bad[100_000..100_032];
-    let mut flipped = false;
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "tar") {
-            let mut bytes = std::fs::read(&path).unwrap();
-            if let Some(at) = bytes.windows(window.len()).position(|w| w == window) {
-                bytes[at + 7] ^= 0xff;
-                std::fs::write(&path, bytes).unwrap();
-                flipped = true;
-            }
-        }
-    }
-    assert!(flipped, "layer not found in the data files");
+    corrupt_blob_in_bundle(&meta, &bad);
     let digest = sha256_digest(&bad);
     if let Some(docker) = &docker {
         let out = docker_upload(docker, &meta, work.path()).failure();
@@ -375,11 +356,7 @@ fn upload_to_containerd_imports_the_corpus_with_manifest_digests() {
         eprintln!("SKIPPED: containerd cannot run here");
         return;
     };
-    let src = Registry::start();
-    let corpus = seed_corpus(&src);
-    let work = tempfile::tempdir().unwrap();
-    let refs: Vec<&str> = corpus.iter().map(|i| i.reference.as_str()).collect();
-    let meta = save(&refs, work.path());
+    let (_src, corpus, work, meta) = saved_corpus();
     let before = files_under(work.path());
     containerd_upload(&ctrd, &meta, "containerd:ferry-test", work.path()).success();
     assert_eq!(files_under(work.path()), before);

@@ -4,7 +4,8 @@
 use crate::common::*;
 use std::path::Path;
 
-fn save(refs: &[&str], out: &Path) -> String {
+/// Saves `refs` into a bundle under `out`; returns the meta path.
+pub(crate) fn save(refs: &[&str], out: &Path) -> String {
     let a = ferry()
         .current_dir(out)
         .arg("save")
@@ -339,22 +340,7 @@ fn export_refuses_a_corrupt_blob_and_leaves_nothing_half_written() {
     );
     let work = tempfile::tempdir().unwrap();
     let meta = save(&[&img.reference], work.path());
-    // Flip one byte in the middle of the layer, wherever its data file holds it.
-    let dir = Path::new(&meta).parent().unwrap().to_path_buf();
-    let window = &bad[20_000..20_032];
-    let mut flipped = false;
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "tar") {
-            let mut bytes = std::fs::read(&path).unwrap();
-            if let Some(at) = bytes.windows(window.len()).position(|w| w == window) {
-                bytes[at + 7] ^= 0xff;
-                std::fs::write(&path, bytes).unwrap();
-                flipped = true;
-            }
-        }
-    }
-    assert!(flipped, "layer not found in the data files");
+    corrupt_blob_in_bundle(&meta, &bad);
     let digest = sha256_digest(&bad);
 
     let oci = work.path().join("oci");

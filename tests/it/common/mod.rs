@@ -39,3 +39,26 @@ pub use tls::TlsRegistry;
 pub fn ferry() -> assert_cmd::Command {
     assert_cmd::Command::cargo_bin("ferry").expect("ferry binary")
 }
+
+/// Flips one byte in the middle of `blob` wherever a data file of the bundle at
+/// `meta` holds it (what a bad USB stick does); panics when none holds it.
+pub fn corrupt_blob_in_bundle(meta: &str, blob: &[u8]) {
+    let dir = std::path::Path::new(meta)
+        .parent()
+        .expect("meta in a folder");
+    let mid = blob.len() / 2;
+    let window = &blob[mid..(mid + 32).min(blob.len())];
+    let mut flipped = false;
+    for entry in std::fs::read_dir(dir).expect("bundle folder") {
+        let path = entry.expect("bundle folder entry").path();
+        if path.extension().is_some_and(|e| e == "tar") {
+            let mut bytes = std::fs::read(&path).expect("data file");
+            if let Some(at) = bytes.windows(window.len()).position(|w| w == window) {
+                bytes[at + window.len() / 4] ^= 0xff;
+                std::fs::write(&path, bytes).expect("writing data file");
+                flipped = true;
+            }
+        }
+    }
+    assert!(flipped, "blob not found in the data files of {meta}");
+}
