@@ -60,10 +60,11 @@ where
     }
 }
 
-/// Why `client` cannot be reached at all (connection refused, DNS, TLS...), after
-/// the usual retries; `None` when it answers, whatever it answers (a 401 is an
-/// answer). Checked once per registry, so a dead one fails its run or images at
-/// once instead of every request retrying on its own.
+/// Why `client` cannot be used at all (connection refused, DNS, TLS..., or the
+/// credentials refused), after the usual retries; `None` when it answers, whatever
+/// it answers (a 401 for one repository is an answer). Checked once per registry,
+/// so a dead one fails its run or images at once, with one reason, instead of
+/// every request retrying (or collecting its own 401) on its own.
 pub async fn unreachable(
     client: &crate::registry::Client,
     policy: RetryPolicy,
@@ -72,6 +73,7 @@ pub async fn unreachable(
 ) -> Option<RegistryError> {
     match retry(policy, cancel, on_retry, || client.ping()).await {
         Err(e @ RegistryError::Transport { .. }) => Some(e),
+        Err(e) if e.is_auth_failure() => Some(e),
         _ => None,
     }
 }

@@ -51,10 +51,10 @@ pub enum RegistryError {
         what: String,
         source: std::io::Error,
     },
-    /// Not tried: this registry refused the credentials earlier in the run (the
-    /// first failure said what to fix; the rest of its work fails at once).
-    #[error("{}", crate::tr!("{}: not tried: {} refused the credentials earlier in this run (see the first authentication error)", "{}: 未尝试: {} 在本次运行中已拒绝过凭据 (见第一条认证错误)", .what, .host))]
-    AuthFailedEarlier { what: String, host: String },
+    /// Not tried: this registry refused the credentials earlier in the run (or
+    /// needs some and has none), for `reason`; the rest of its work fails at once.
+    #[error("{}", crate::tr!("{}: not tried, authentication to this registry failed earlier in this run: {}", "{}: 未尝试, 本次运行中该仓库的认证已经失败: {}", .what, .reason))]
+    AuthFailedEarlier { what: String, reason: String },
     #[error("{}", crate::i18n::t("cancelled", "已取消"))]
     Cancelled,
 }
@@ -86,6 +86,15 @@ impl RegistryError {
         err.into_registry_error(what)
     }
 
+    /// Whether the registry refused the credentials (or wants some and has none):
+    /// nothing else on it can succeed in this run.
+    pub fn is_auth_failure(&self) -> bool {
+        matches!(
+            self,
+            RegistryError::Auth { .. } | RegistryError::AuthFailedEarlier { .. }
+        )
+    }
+
     /// Whether the registry answered a TLS handshake in plain HTTP.
     pub fn is_plain_http_answer(&self) -> bool {
         matches!(self, RegistryError::Transport { detail, .. } if detail.contains(plain_http_hint()))
@@ -99,7 +108,13 @@ pub trait TransportFault {
 
 impl TransportFault for reqwest::Error {
     fn into_registry_error(self, what: &str) -> RegistryError {
-        let detail = describe_reqwest(&self);
+        let mut detail = describe_reqwest(&self);
+        if self.is_timeout() && !self.is_connect() {
+            detail.push_str(crate::i18n::t(
+                " (no complete answer in time: see --response-timeout and --read-timeout)",
+                " (未能及时收到完整响应: 参见 --response-timeout 和 --read-timeout)",
+            ));
+        }
         // An untrusted certificate stays untrusted, and a registry that speaks plain
         // HTTP will not start speaking TLS: trying again only delays the answer.
         let retryable = !self.is_redirect()
@@ -128,27 +143,16 @@ impl TransportFault for super::limits::BodyError {
     }
 }
 
-/// What a registry said, made safe to print: control characters (terminal escape
-/// sequences, carriage returns that overwrite a line, bidirectional overrides that
-/// reorder it) become spaces or go, and the text is cut at `max` characters.
+/// What a registry said, made safe to print: terminal escape sequences and other
+/// control characters removed ([`crate::text::sanitize`]), one line, cut at `max`
+/// characters.
 pub fn clean_text(text: &str, max: usize) -> String {
-    let mut out = String::new();
-    for (n, c) in text.chars().enumerate() {
-        if n >= max {
-            out.push('…');
-            break;
-        }
-        if c == '\n' || c == '\t' || c == '\r' {
-            out.push(' ');
-        } else if !c.is_control() && !is_bidi_control(c) {
-            out.push(c);
-        }
+    let clean = crate::text::sanitize(text);
+    let clean = clean.trim();
+    match clean.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", clean.get(..cut).unwrap_or(clean)),
+        None => clean.to_string(),
     }
-    out.trim().to_string()
-}
-
-fn is_bidi_control(c: char) -> bool {
-    matches!(c, '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 fn plain_http_hint() -> &'static str {

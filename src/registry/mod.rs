@@ -83,9 +83,10 @@ pub struct Client {
     credentials_from: Option<String>,
     limits: Limits,
     auth: Mutex<AuthState>,
-    /// Set when the registry refused the credentials (or needs some and has none):
-    /// its remaining work fails at once instead of collecting one 401 per request.
-    refused: AtomicBool,
+    /// Why the registry refused the credentials (or needs some and has none), once
+    /// it did: its remaining work fails at once instead of collecting one 401 per
+    /// request.
+    refused: std::sync::OnceLock<String>,
 }
 
 #[derive(Default)]
@@ -208,7 +209,7 @@ impl Client {
             credentials_from: opts.credentials_from.clone(),
             limits,
             auth: Mutex::new(AuthState::default()),
-            refused: AtomicBool::new(false),
+            refused: std::sync::OnceLock::new(),
         })
     }
 
@@ -246,8 +247,11 @@ impl Client {
         kind: Kind,
         build: &(dyn Fn() -> Result<RequestBuilder, RegistryError> + Sync),
     ) -> Result<Response, RegistryError> {
-        if self.refused.load(Ordering::Relaxed) {
-            return Err(self.refused_earlier(what));
+        if let Some(reason) = self.refused.get() {
+            return Err(RegistryError::AuthFailedEarlier {
+                what: what.to_string(),
+                reason: reason.clone(),
+            });
         }
         let mut answered = false;
         let mut tried_fallback = false;
@@ -576,7 +580,6 @@ impl Client {
     /// Marks the registry as refusing this run's credentials and says what to fix;
     /// `detail` replaces the default reason.
     fn refuse(&self, what: &str, detail: Option<String>) -> RegistryError {
-        self.refused.store(true, Ordering::Relaxed);
         let host = &self.host;
         let from = self
             .credentials_from
@@ -605,16 +608,11 @@ impl Client {
                 "请在 cfg.yaml 中或用 `ferry login {host}` 为 {host} 提供凭据"
             )
         };
+        let detail = format!("{reason}; {fix}");
+        let _ = self.refused.set(detail.clone());
         RegistryError::Auth {
             what: what.to_string(),
-            detail: format!("{reason}; {fix}"),
-        }
-    }
-
-    fn refused_earlier(&self, what: &str) -> RegistryError {
-        RegistryError::AuthFailedEarlier {
-            what: what.to_string(),
-            host: self.host.clone(),
+            detail,
         }
     }
 

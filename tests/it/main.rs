@@ -12,6 +12,7 @@ mod incremental;
 mod interop;
 mod lang;
 mod referrers;
+mod registry_hardening;
 mod reliability;
 mod save_upload;
 mod serve_hardening;

@@ -21,7 +21,8 @@
 //! and hostile answers for the manifests of chosen repositories
 //! ([`Hostile`]). Besides the schedule: the first requests held (a hung
 //! registry), chosen repositories refused with 403, blob GETs redirected to
-//! another host, and `Range` ignored. See [`Faults`] for each knob. Faults can be changed while the proxy runs
+//! another host, `Range` ignored, and bearer-token auth with short-lived tokens
+//! put in front of an anonymous registry. See [`Faults`] for each knob. Faults can be changed while the proxy runs
 //! ([`Proxy::set_faults`]) so that a rerun of the same command (same
 //! references, same proxy port) can go through without them.
 //!
@@ -124,6 +125,12 @@ pub struct Faults {
     /// `413 Request Entity Too Large`, as nginx's `client_max_body_size`
     /// in front of a registry does. The request is not forwarded.
     pub max_request_body: Option<usize>,
+    /// Put bearer-token auth in front of the (anonymous) registry, as a token
+    /// server does: `GET /token` (answered by the proxy, which is the realm)
+    /// issues a token with `expires_in` of these whole seconds, and every
+    /// `/v2/` request needs a token issued less than that long ago, else `401`
+    /// with a `Bearer` challenge (counted in [`ProxyStats::unauthorized`]).
+    pub bearer_tokens: Option<Duration>,
 }
 
 impl Faults {
@@ -204,6 +211,11 @@ impl Faults {
         self
     }
 
+    pub fn bearer_tokens(mut self, lifetime: Duration) -> Faults {
+        self.bearer_tokens = Some(lifetime);
+        self
+    }
+
     pub fn max_request_body(mut self, bytes: usize) -> Faults {
         self.max_request_body = Some(bytes);
         self
@@ -245,6 +257,10 @@ pub struct ProxyStats {
     pub corrupted: u64,
     /// Hostile manifest answers.
     pub hostile: u64,
+    /// `401` answers for a missing or expired token ([`Faults::bearer_tokens`]).
+    pub unauthorized: u64,
+    /// Tokens issued ([`Faults::bearer_tokens`]).
+    pub tokens: u64,
 }
 
 #[derive(Default)]
@@ -264,6 +280,8 @@ struct Counters {
     delays: AtomicU64,
     corrupted: AtomicU64,
     hostile: AtomicU64,
+    unauthorized: AtomicU64,
+    tokens: AtomicU64,
 }
 
 struct Shared {
@@ -287,6 +305,8 @@ struct Shared {
     stop: AtomicBool,
     /// Connections being handled (a request may still be on its way upstream).
     active: AtomicU64,
+    /// Tokens issued ([`Faults::bearer_tokens`]) and when they expire.
+    tokens: Mutex<HashMap<String, Instant>>,
 }
 
 /// A running proxy; see the module docs. Stops (and frees its port) on drop.
@@ -327,6 +347,7 @@ impl Proxy {
             log: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
             active: AtomicU64::new(0),
+            tokens: Mutex::new(HashMap::new()),
         });
         let s = shared.clone();
         let acceptor = thread::Builder::new()
@@ -399,6 +420,8 @@ impl Proxy {
             delays: g(&c.delays),
             corrupted: g(&c.corrupted),
             hostile: g(&c.hostile),
+            unauthorized: g(&c.unauthorized),
+            tokens: g(&c.tokens),
         }
     }
 
@@ -422,6 +445,8 @@ impl Proxy {
             &c.delays,
             &c.corrupted,
             &c.hostile,
+            &c.unauthorized,
+            &c.tokens,
         ] {
             a.store(0, Ordering::SeqCst);
         }
@@ -700,6 +725,15 @@ fn handle(client: TcpStream, shared: &Shared) -> io::Result<()> {
     let note =
         |s: String| lock(&shared.log).push(format!("#{n} {} {} -> {s}", req.method, req.target));
 
+    if let Some(lifetime) = faults.bearer_tokens {
+        if bearer_auth(&mut writer, &req, lifetime, shared, &note)? {
+            return Ok(());
+        }
+        // The registry behind is anonymous.
+        req.headers
+            .retain(|(k, _)| !k.eq_ignore_ascii_case("authorization"));
+    }
+
     // Hostile manifests: answered by the proxy itself.
     let hostile = req
         .manifest_repo()
@@ -947,6 +981,58 @@ fn handle(client: TcpStream, shared: &Shared) -> io::Result<()> {
     // Half-close first so the client reads everything sent before the end.
     let _ = writer.shutdown(Shutdown::Write);
     Ok(())
+}
+
+/// The token server and the token check of [`Faults::bearer_tokens`]. Returns
+/// whether the request was answered here.
+fn bearer_auth(
+    w: &mut TcpStream,
+    req: &Request,
+    lifetime: Duration,
+    shared: &Shared,
+    note: &dyn Fn(String),
+) -> io::Result<bool> {
+    let c = &shared.counters;
+    if req.path() == "/token" {
+        let n = c.tokens.fetch_add(1, Ordering::SeqCst) + 1;
+        let token = format!("ferry-test-token-{n}");
+        lock(&shared.tokens).insert(token.clone(), Instant::now() + lifetime);
+        note(format!("token {token}"));
+        let body = format!(
+            "{{\"token\":\"{token}\",\"expires_in\":{}}}",
+            lifetime.as_secs()
+        );
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        w.write_all(head.as_bytes())?;
+        w.write_all(body.as_bytes())?;
+        let _ = w.shutdown(Shutdown::Write);
+        return Ok(true);
+    }
+    let valid = req
+        .header("authorization")
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|t| lock(&shared.tokens).get(t).copied())
+        .is_some_and(|expires| Instant::now() < expires);
+    if valid {
+        return Ok(false);
+    }
+    c.unauthorized.fetch_add(1, Ordering::SeqCst);
+    note("401 no valid token".into());
+    let body = br#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#;
+    let head = format!(
+        "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm=\"http://{}/token\",service=\"ferry-test\"\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        shared.own,
+        body.len()
+    );
+    w.write_all(head.as_bytes())?;
+    if req.method != "HEAD" {
+        w.write_all(body)?;
+    }
+    let _ = w.shutdown(Shutdown::Write);
+    Ok(true)
 }
 
 /// Waits for this chunk's turn under a global bytes/s budget.
