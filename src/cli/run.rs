@@ -879,6 +879,13 @@ async fn run_login(args: LoginArgs, g: &GlobalArgs, reporter: &Reporter) -> Resu
         "login succeeded: credentials for {host} stored in {stored}",
         "登录成功: {host} 的凭据已保存到 {stored}"
     ));
+    if let Some(file) = config::docker::shadowing_login(host) {
+        reporter.warn(&crate::tr!(
+            "note: {} also holds a login for {host} and is read first (as skopeo and podman read it); remove it there (`skopeo logout {host}`) for this one to be used",
+            "注意: {} 中也有 {host} 的登录信息, 且会先被读取 (与 skopeo 和 podman 的顺序相同); 请在那里删除它 (`skopeo logout {host}`), 才会使用本次保存的凭据",
+            file.display()
+        ));
+    }
     Ok(Outcome::Success)
 }
 

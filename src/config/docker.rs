@@ -104,6 +104,13 @@ pub fn stored_credentials(host: &str) -> Option<(crate::registry::auth::Credenti
     None
 }
 
+/// A file read before docker's config.json that holds a login for `host` (a
+/// skopeo or podman auth.json): it wins over what `ferry login` stores there.
+pub fn shadowing_login(host: &str) -> Option<PathBuf> {
+    let (_, file) = stored_credentials(host)?;
+    (config_path().ok().as_ref() != Some(&file)).then_some(file)
+}
+
 /// A JSON syntax error, by its position: serde_json's own words are English.
 fn json_error(e: &serde_json::Error) -> String {
     if crate::i18n::is_chinese() {

@@ -141,6 +141,16 @@ const MIN_CHUNK: u64 = 256 * 1024;
 
 impl Client {
     pub fn new(host: &str, opts: &RegistryOptions) -> Result<Client, RegistryError> {
+        Client::with_http(host, opts, |b| b)
+    }
+
+    /// [`Client::new`] with a last word on the HTTP client (tests point a host name
+    /// at a loopback address with it).
+    fn with_http(
+        host: &str,
+        opts: &RegistryOptions,
+        adjust: impl FnOnce(reqwest::ClientBuilder) -> reqwest::ClientBuilder,
+    ) -> Result<Client, RegistryError> {
         let what = crate::tr!("registry {host}", "镜像仓库 {host}");
         let plain = opts.plain_http.unwrap_or_else(|| is_loopback(host));
         let api_host = if host == crate::reference::DOCKER_HUB {
@@ -178,7 +188,7 @@ impl Client {
                 builder = builder.add_root_certificate(c);
             }
         }
-        let http = builder
+        let http = adjust(builder)
             .build()
             .map_err(|e| RegistryError::transport(&what, e))?;
         let base_of = |scheme: &str| -> Result<(String, Origin), RegistryError> {
@@ -426,7 +436,7 @@ impl Client {
         match state.challenge.clone() {
             None => Ok((Presented::Nothing, None)),
             Some(Challenge::Basic) => Ok(match &self.credentials {
-                Some(c) => (Presented::Basic, Some(basic_header_value(c)?)),
+                Some(c) => (Presented::Basic, Some(basic_header_value(what, c)?)),
                 None => (Presented::Nothing, None),
             }),
             Some(Challenge::Bearer { realm, service }) => {
@@ -522,7 +532,7 @@ impl Client {
             .map_err(|e| RegistryError::transport(&token_what, e))?;
         if let (true, Some(c)) = (send_credentials, &self.credentials) {
             req.headers_mut()
-                .insert(AUTHORIZATION, basic_header_value(c)?);
+                .insert(AUTHORIZATION, basic_header_value(what, c)?);
         }
         let requested = Instant::now();
         let resp = self.follow(req, &token_what, None).await?;
@@ -1163,9 +1173,9 @@ impl Client {
     }
 }
 
-fn basic_header_value(c: &Credentials) -> Result<HeaderValue, RegistryError> {
+fn basic_header_value(what: &str, c: &Credentials) -> Result<HeaderValue, RegistryError> {
     let mut v = HeaderValue::from_str(&basic_header(c)).map_err(|_| RegistryError::Auth {
-        what: String::new(),
+        what: what.to_string(),
         detail: crate::i18n::t(
             "the credentials cannot be sent in an HTTP header",
             "凭据无法放入 HTTP 头",
@@ -1327,6 +1337,66 @@ async fn read_limited(resp: Response, limit: usize, what: &str) -> Result<Vec<u8
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A plain-HTTP server on loopback that answers a TLS handshake as Go's
+    /// net/http does (400 in plain text) and `GET /v2/` with 200; counts requests.
+    async fn plain_http_registry() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = hits.clone();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf).await;
+                let answer: &[u8] = if buf.first() == Some(&0x16) {
+                    b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
+                } else {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"
+                };
+                let _ = conn.write_all(answer).await;
+                let _ = conn.shutdown().await;
+            }
+        });
+        (port, hits)
+    }
+
+    #[tokio::test]
+    async fn an_insecure_registry_without_a_scheme_falls_back_to_plain_http() {
+        let (port, hits) = plain_http_registry().await;
+        let host = format!("fallback.test:{port}");
+        let to_loopback = |b: reqwest::ClientBuilder| {
+            b.resolve(
+                "fallback.test",
+                std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            )
+        };
+        let strict = Client::with_http(&host, &RegistryOptions::default(), to_loopback).unwrap();
+        let e = strict.ping().await.unwrap_err();
+        assert!(e.is_plain_http_answer(), "{e}");
+        assert!(!e.is_retryable(), "{e}");
+        assert_eq!(hits.load(Ordering::SeqCst), 0);
+
+        let opts = RegistryOptions {
+            insecure: true,
+            ..RegistryOptions::default()
+        };
+        let insecure = Client::with_http(&host, &opts, to_loopback).unwrap();
+        insecure.ping().await.unwrap();
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
+        assert!(insecure.base().starts_with("http://"));
+
+        // An explicit https:// never falls back.
+        let opts = RegistryOptions {
+            insecure: true,
+            plain_http: Some(false),
+            ..RegistryOptions::default()
+        };
+        let explicit = Client::with_http(&host, &opts, to_loopback).unwrap();
+        assert!(explicit.ping().await.unwrap_err().is_plain_http_answer());
+    }
 
     #[test]
     fn loopback_hosts_are_recognised() {

@@ -1031,6 +1031,34 @@ fn a_skopeo_login_is_honoured() {
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "v1");
 
+    // `ferry login` writes docker's config.json, which is read after auth.json: it says so.
+    let out = ferry()
+        .args([
+            "login",
+            &reg.host(),
+            "-u",
+            "alice",
+            "--password-stdin",
+            "--no-check",
+        ])
+        .current_dir(sb.path())
+        .env("HOME", sb.home())
+        .env("LC_ALL", "C.UTF-8")
+        .env("XDG_RUNTIME_DIR", &run)
+        .env_remove("DOCKER_CONFIG")
+        .env_remove("REGISTRY_AUTH_FILE")
+        .env_remove("XDG_CONFIG_HOME")
+        .write_stdin("right-password\n")
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        stderr(&out).contains("also holds a login"),
+        "{}",
+        text(&out)
+    );
+
     // $REGISTRY_AUTH_FILE comes first: a stale auth.json in XDG_RUNTIME_DIR loses.
     std::fs::write(
         run.join("containers/auth.json"),
