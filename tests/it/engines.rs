@@ -401,3 +401,105 @@ fn upload_to_containerd_imports_the_corpus_with_manifest_digests() {
         "{err}"
     );
 }
+
+/// The docker engine as a source: an image loaded by ferry comes back out of the
+/// engine's export with its config (docker's image ID) and its layers as the
+/// config's diff IDs, each blob streaming and checked; the spool file goes with
+/// the source. An image the engine does not have is an error naming it.
+#[test]
+fn the_engine_source_reads_back_what_was_loaded() {
+    use ferry::transport::docker_engine::{DockerEngine as Api, DockerEngineSource};
+    use ferry::transport::{BlobRef, ImageSource};
+    use futures_util::StreamExt;
+    let Some(docker) = DockerEngine::start() else {
+        eprintln!("SKIPPED: dockerd cannot run here");
+        return;
+    };
+    let src = Registry::start();
+    let img = push_image(
+        &src,
+        "src/app",
+        "1",
+        Format::Oci,
+        &[layer("src-a", 20_000), layer("src-b", 5_000)],
+        "src-app",
+        false,
+    );
+    let work = tempfile::tempdir().unwrap();
+    let meta = save(&[&img.reference], work.path());
+    docker_upload(&docker, &meta, work.path()).success();
+
+    let spool = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let api = Api::new(docker.socket());
+    let source = rt
+        .block_on(DockerEngineSource::export(
+            &api,
+            std::slice::from_ref(&img.reference),
+            spool.path(),
+        ))
+        .unwrap();
+    assert_eq!(std::fs::read_dir(spool.path()).unwrap().count(), 1);
+    let (_, parsed) = rt
+        .block_on(source.get_manifest(&format!("{}/src/app", src.host()), "1"))
+        .unwrap();
+    let ferry::manifest::Parsed::Image { config, layers } = parsed else {
+        panic!("an image manifest")
+    };
+    assert_eq!(config.digest.as_str(), config_digest(&img), "image ID");
+    let config_json: serde_json::Value = serde_json::from_slice(&rt.block_on(async {
+        let blob = BlobRef {
+            digest: config.digest.clone(),
+            size: config.size,
+            media_type: config.media_type.clone(),
+        };
+        let mut s = source.open_blob("x", &blob, 0).await.unwrap();
+        let mut out = Vec::new();
+        while let Some(c) = s.next().await {
+            out.extend_from_slice(&c.unwrap());
+        }
+        out
+    }))
+    .unwrap();
+    let diff_ids: Vec<&str> = config_json["rootfs"]["diff_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap())
+        .collect();
+    let got: Vec<&str> = layers.iter().map(|l| l.digest.as_str()).collect();
+    assert_eq!(got, diff_ids, "layers as the engine stores them");
+    for l in &layers {
+        let blob = BlobRef {
+            digest: l.digest.clone(),
+            size: l.size,
+            media_type: l.media_type.clone(),
+        };
+        let n = rt.block_on(async {
+            let mut s = source.open_blob("x", &blob, 0).await.unwrap();
+            let mut n = 0u64;
+            while let Some(c) = s.next().await {
+                n += c.expect("checked stream").len() as u64;
+            }
+            n
+        });
+        assert_eq!(n, l.size);
+    }
+    drop(source);
+    assert_eq!(
+        std::fs::read_dir(spool.path()).unwrap().count(),
+        0,
+        "the spool is removed"
+    );
+    let missing = format!("{}/src/missing:1", src.host());
+    let err = rt
+        .block_on(DockerEngineSource::export(
+            &api,
+            std::slice::from_ref(&missing),
+            spool.path(),
+        ))
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("404"), "{err}");
+    assert_eq!(std::fs::read_dir(spool.path()).unwrap().count(), 0);
+}

@@ -17,6 +17,8 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 /// Where the engine listens when `DOCKER_HOST` does not say.
 pub const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
+/// How long the engine gets to answer `/_ping`.
+const PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// Longest JSON message line kept from a load's answer.
 const MAX_LINE: usize = 1024 * 1024;
 /// Most `stream` messages kept from a load's answer (one per loaded image).
@@ -146,9 +148,28 @@ impl DockerEngine {
 
     /// Checks that an engine answers on the socket, so that a run fails before it
     /// reads anything when there is none.
+    /// Bounded in time: something that accepts connections on the socket but never
+    /// answers is not an engine.
     pub async fn ping(&self) -> Result<(), DockerEngineError> {
-        let exchange = self.send(Method::GET, "/_ping", empty()).await?;
-        self.expect_success(exchange, "/_ping").await.map(|_| ())
+        let ping = async {
+            let exchange = self.send(Method::GET, "/_ping", empty()).await?;
+            self.expect_success(exchange, "/_ping").await.map(|_| ())
+        };
+        tokio::time::timeout(PING_TIMEOUT, ping)
+            .await
+            .unwrap_or_else(|_| {
+                Err(DockerEngineError::Connect {
+                    socket: self.socket.clone(),
+                    source: io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        crate::tr!(
+                            "no answer within {} s",
+                            "{} 秒内没有应答",
+                            PING_TIMEOUT.as_secs()
+                        ),
+                    ),
+                })
+            })
     }
 
     /// `POST /images/load`: streams `archive` (a `docker load` tar) as a chunked
@@ -486,6 +507,25 @@ mod tests {
         );
         assert!(DockerEngine::from_host(Some("tcp://10.0.0.1:2375")).is_err());
         assert!(DockerEngine::from_host(Some("unix://")).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_socket_that_never_answers_is_not_an_engine() {
+        tokio::time::pause();
+        let dir = std::env::temp_dir().join(format!("ferry-ping-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let socket = dir.join("mute.sock");
+        let _ = std::fs::remove_file(&socket);
+        let listener = tokio::net::UnixListener::bind(&socket).unwrap();
+        let held = tokio::spawn(async move {
+            let conn = listener.accept().await;
+            std::future::pending::<()>().await;
+            drop(conn);
+        });
+        let err = DockerEngine::new(&socket).ping().await.unwrap_err();
+        assert!(matches!(err, DockerEngineError::Connect { .. }), "{err}");
+        held.abort();
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

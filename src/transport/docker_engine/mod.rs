@@ -1,4 +1,5 @@
-//! The docker engine as an endpoint (skopeo's `docker-daemon:`).
+//! The docker engine as an endpoint (skopeo's `docker-daemon:`). The source,
+//! [`DockerEngineSource`], reads the engine's image export (see `source`).
 //!
 //! [`DockerEngineSink`] streams a `docker load` archive straight into the engine's
 //! `POST /images/load` as the blobs arrive: nothing is written to disk (a bundle
@@ -9,8 +10,10 @@
 //! `docker pull` would name it.
 
 pub mod api;
+pub mod source;
 
 pub use api::{DockerEngine, DockerEngineError};
+pub use source::DockerEngineSource;
 
 use super::blocking::{pipe, PipeControl, PipeWriter};
 use super::feed_sink::{ArchiveConsumer, FeedSink};
