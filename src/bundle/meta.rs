@@ -53,6 +53,26 @@ pub struct Meta {
     pub blobs: Vec<BlobRecord>,
     #[serde(default)]
     pub failed: Vec<Failure>,
+    /// The tag selectors of the image list (`repo:~^v1\.`, `repo:semver(>=1.2)`...)
+    /// and the tags each expanded to. Optional: metas without it (and ferry versions
+    /// that do not know it, which skip unknown keys) read as before.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub selections: Vec<Selection>,
+}
+
+/// One tag selector of the list and what it expanded to at the source.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Selection {
+    /// The list line as given (`team/app:semver(>=1.2 <2)|newest(3) -> mirror/app`).
+    pub selector: String,
+    /// The repository whose tags were listed (`host/team/app`).
+    pub repository: String,
+    /// The tags it selected, newest first.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Tags it matched that an exclusion (`!team/app:~-rc`) removed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excluded: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -260,6 +280,12 @@ impl Meta {
             clean(&mut f.reference);
             clean(&mut f.reason);
         }
+        for sel in &mut self.selections {
+            clean(&mut sel.selector);
+            clean(&mut sel.repository);
+            sel.tags.iter_mut().for_each(clean);
+            sel.excluded.iter_mut().for_each(clean);
+        }
         for i in &mut self.images {
             clean(&mut i.reference);
             for c in &mut i.children {
@@ -279,6 +305,11 @@ impl Meta {
                 .failed
                 .iter()
                 .any(|f| bad(&f.reference) || bad(&f.reason))
+            || self.selections.iter().any(|s| {
+                bad(&s.selector)
+                    || bad(&s.repository)
+                    || s.tags.iter().chain(&s.excluded).any(|t| bad(t))
+            })
             || self.images.iter().any(|i| {
                 bad(&i.reference)
                     || i.children
@@ -432,7 +463,37 @@ mod tests {
                 reference: "nope".into(),
                 reason: "not found".into(),
             }],
+            selections: vec![],
         }
+    }
+
+    #[test]
+    fn selections_round_trip_and_older_metas_still_read() {
+        let mut m = sample();
+        m.selections.push(Selection {
+            selector: r"app:~^1\.|newest(2) -> mirror/app".into(),
+            repository: "127.0.0.1:5000/app".into(),
+            tags: vec!["1.2".into(), "1.0".into()],
+            excluded: vec!["1.1-rc".into()],
+        });
+        let yaml = m.to_yaml().unwrap();
+        assert!(yaml.contains("selections:"), "{yaml}");
+        assert_eq!(Meta::parse(yaml.as_bytes(), "m").unwrap(), m);
+        // Without the key (older metas), nothing changes.
+        let old = sample().to_yaml().unwrap();
+        assert!(!old.contains("selections"));
+        assert_eq!(Meta::parse(old.as_bytes(), "m").unwrap(), sample());
+        // A reader that does not know the key (an older ferry) skips it.
+        #[derive(Deserialize)]
+        struct OlderMeta {
+            format: String,
+            images: Vec<Image>,
+        }
+        let older: OlderMeta = serde_saphyr::from_str(&yaml).unwrap();
+        assert_eq!(
+            (older.format.as_str(), older.images.len()),
+            (FORMAT_NAME, 1)
+        );
     }
 
     #[test]

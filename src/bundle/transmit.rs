@@ -192,6 +192,7 @@ pub fn convert(text: &str, path: &str) -> Result<Converted, MetaError> {
         images,
         blobs,
         failed,
+        selections: Vec::new(),
     };
     meta.sanitize_text();
     Ok(Converted { meta, manifests })

@@ -303,11 +303,16 @@ pub struct CompletionsArgs {
 #[derive(Args, Debug)]
 pub struct SourceArgs {
     /// Image references, e.g. nginx:1.27, registry.example.com:5000/team/app@sha256:...
+    ///
+    /// Or tag selectors: REPO:* (every tag), REPO:~REGEX, REPO:semver(>=1.2 <2), each
+    /// optionally followed by |newest(N) (only the N newest); !REPO:SELECTOR excludes
+    /// (see README, "Tag selection").
     #[arg(value_name = "IMAGE")]
     pub images: Vec<String>,
     /// Read references from FILE, one a line (blank lines and # comments ignored; `SOURCE -> TARGET`
     /// renames); `-` reads standard input. Without IMAGE and --list, references are read from
-    /// standard input when it is not a terminal.
+    /// standard input when it is not a terminal, else from cfg `images:`. Any line may be a tag
+    /// selector.
     #[arg(short, long, value_name = "FILE")]
     pub list: Option<PathBuf>,
     /// The cfg.yaml source registry to pull from, by name [default: the first source in cfg.yaml].

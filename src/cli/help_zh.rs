@@ -76,13 +76,16 @@ const TEXTS: &[(&str, &str)] = &[
     ),
     (
         "* --images",
-        "镜像引用, 例如 nginx:1.27, registry.example.com:5000/team/app@sha256:...",
+        "镜像引用, 例如 nginx:1.27, registry.example.com:5000/team/app@sha256:...\n\
+         也可以是标签选择器: REPO:* (全部标签), REPO:~正则, REPO:semver(>=1.2 <2), \
+         其后可加 |newest(N) (只取最新的 N 个); !REPO:选择器 表示排除 (见 README 的 Tag selection)",
     ),
     (
         "* --list",
         "从 FILE 读取镜像引用, 每行一个; `-` 表示读标准输入\n\
          忽略空行和 # 注释; `SOURCE -> TARGET` 表示改名。既没有 IMAGE 也没有 --list 时, \
-         若标准输入不是终端, 则从标准输入读取引用",
+         若标准输入不是终端, 则从标准输入读取引用; \
+         都没有时使用 cfg 的 `images:`。每行都可以是标签选择器",
     ),
     (
         "* --src",

@@ -7,6 +7,7 @@ use super::args::{
 use crate::bundle::reader::VerifyLevel;
 use crate::config::{self, rewrite, Config, NamedRegistry};
 use crate::engine::cache::BlobCache;
+use crate::engine::expand::{self, ListLine};
 use crate::engine::notify::Notifier;
 use crate::engine::platform::PlatformFilter;
 use crate::engine::registries::{Registries, Timeouts};
@@ -269,13 +270,27 @@ async fn run_save(
 ) -> Result<Outcome> {
     let cfg = load_config(g, reporter)?;
     let cfg = cfg.as_ref();
-    let (requests, source) = image_requests(
+    let (lines, source) = list_lines(
         &args.source.images,
         args.source.list.as_deref(),
         args.source.src.as_deref(),
         cfg,
         reporter,
     )?;
+    let registries = registries(g, cfg, &source.into_iter().collect::<Vec<_>>(), None)?;
+    let mut expansion = expand::expand(
+        &lines,
+        &registries,
+        retry_policy(g, cfg),
+        jobs(args.jobs, cfg),
+        reporter,
+        cancel,
+    )
+    .await;
+    let requests = std::mem::take(&mut expansion.requests);
+    if let Some(outcome) = nothing_selected(&expansion, &requests, "save", reporter) {
+        return Ok(outcome);
+    }
     let file = cfg.map(|c| &c.file);
     let compress = match args.compress {
         Some(c) => c == Compression::Zstd,
@@ -328,15 +343,9 @@ async fn run_save(
         cache: blob_cache(args.source.cache.as_deref(), cfg)?,
         with_referrers: args.source.with_referrers
             || cfg.and_then(|c| c.file.referrers).unwrap_or(false),
+        expansion,
     };
-    let outcome = save(
-        requests,
-        &opts,
-        &registries(g, cfg, &source.into_iter().collect::<Vec<_>>(), None)?,
-        reporter,
-        cancel,
-    )
-    .await?;
+    let outcome = save(requests, &opts, &registries, reporter, cancel).await?;
     outcome.summary.print(reporter);
     if let Some(key) = &signing_key {
         super::signing::sign_saved(&outcome.meta_path, key, reporter)?;
@@ -350,15 +359,16 @@ async fn run_save(
     })
 }
 
-/// The images a save or sync works on: arguments, then the list (`-` or a pipe on
-/// stdin), each line pointed at the chosen cfg source when there is one.
-fn image_requests<'c>(
+/// The lines a save or sync works on: arguments, then the list (`-` or a pipe on
+/// stdin), else cfg `images:`; each line pointed at the chosen cfg source when there
+/// is one, and tag selectors (`repo:~REGEX`, `repo:semver(...)`) told apart.
+fn list_lines<'c>(
     images: &[String],
     list: Option<&Path>,
     src: Option<&str>,
     cfg: Option<&'c Config>,
     reporter: &Reporter,
-) -> Result<(Vec<ImageRequest>, Option<&'c NamedRegistry>)> {
+) -> Result<(Vec<ListLine>, Option<&'c NamedRegistry>)> {
     let mut lines = images.to_vec();
     match list {
         Some(path) => lines.extend(read_list(path)?),
@@ -366,6 +376,11 @@ fn image_requests<'c>(
             lines.extend(parse_list(&read_stdin()?))
         }
         None => {}
+    }
+    if lines.is_empty() {
+        if let Some(from_cfg) = cfg.and_then(|c| c.file.images.as_ref()) {
+            lines.extend(parse_list(&from_cfg.join("\n")));
+        }
     }
     let source = match cfg {
         Some(c) => c.source(src)?,
@@ -380,12 +395,22 @@ fn image_requests<'c>(
                 path.display()
             ),
             None => crate::tr!(
-                "no images: give references as arguments, with --list FILE, or on standard input",
-                "没有镜像: 请以参数、--list FILE 或标准输入给出镜像引用"
+                "no images: give references as arguments, with --list FILE, on standard input, or in cfg `images:`",
+                "没有镜像: 请以参数、--list FILE、标准输入或 cfg 的 `images:` 给出镜像引用"
             ),
         }));
     }
-    let mut requests = Vec::new();
+    let at = |s: &str| match source {
+        Some(src) => {
+            let (fetch, note) = rewrite::at_source(s, &src.host);
+            if let Some(n) = note {
+                reporter.info(&n);
+            }
+            fetch
+        }
+        None => s.to_string(),
+    };
+    let mut out = Vec::new();
     for (line, times) in without_repeats(&lines) {
         if times > 1 {
             reporter.info(&crate::tr!(
@@ -393,24 +418,40 @@ fn image_requests<'c>(
                 "{line} 在列表中出现了 {times} 次; 只处理一次"
             ));
         }
-        let entry = rewrite::parse_line(line);
-        let fetch = match source {
-            Some(src) => {
-                let (fetch, note) = rewrite::at_source(&entry.source, &src.host);
-                if let Some(n) = note {
-                    reporter.info(&n);
-                }
-                fetch
-            }
-            None => entry.source.clone(),
-        };
-        requests.push(ImageRequest {
-            input: entry.source,
-            fetch,
-            rename: entry.rename,
-        });
+        out.push(expand::classify(line, rewrite::parse_line(line), &at));
     }
-    Ok((requests, source))
+    Ok((out, source))
+}
+
+/// The lines that could not be expanded, counted in a summary like the images.
+fn with_list_problems(summary: &mut crate::engine::report::Summary, expansion: &expand::Expanded) {
+    summary.total += expansion.invalid.len() + expansion.failed.len();
+    summary
+        .invalid
+        .splice(0..0, expansion.invalid.iter().cloned());
+    summary
+        .failed
+        .splice(0..0, expansion.failed.iter().cloned());
+}
+
+/// When the list's lines gave no image because every one of them failed to expand,
+/// the command ends there with those reasons (instead of "no images").
+fn nothing_selected(
+    expansion: &expand::Expanded,
+    requests: &[ImageRequest],
+    action: &'static str,
+    reporter: &Reporter,
+) -> Option<Outcome> {
+    if !requests.is_empty() || (expansion.invalid.is_empty() && expansion.failed.is_empty()) {
+        return None;
+    }
+    let mut summary = crate::engine::report::Summary {
+        action,
+        ..Default::default()
+    };
+    with_list_problems(&mut summary, expansion);
+    summary.print(reporter);
+    Some(Outcome::Failed)
 }
 
 /// The list lines in order, each once, with how often it was given: a line
@@ -602,7 +643,7 @@ async fn run_sync(
 ) -> Result<Outcome> {
     let cfg = load_config(g, reporter)?;
     let cfg = cfg.as_ref();
-    let (requests, source) = image_requests(
+    let (lines, source) = list_lines(
         &args.source.images,
         args.source.list.as_deref(),
         args.source.src.as_deref(),
@@ -632,7 +673,14 @@ async fn run_sync(
     };
     let notifier = notifier(cfg);
     if interval.is_none() && args.listen.is_none() {
-        let summary = sync(&requests, &opts, &registries, reporter, cancel).await?;
+        let mut expansion =
+            expand::expand(&lines, &registries, opts.retry, opts.jobs, reporter, cancel).await;
+        let requests = std::mem::take(&mut expansion.requests);
+        if let Some(outcome) = nothing_selected(&expansion, &requests, "sync", reporter) {
+            return Ok(outcome);
+        }
+        let mut summary = sync(&requests, &opts, &registries, reporter, cancel).await?;
+        with_list_problems(&mut summary, &expansion);
         summary.print(reporter);
         notifier.send(&summary, reporter).await;
         return Ok(if summary.is_success() {
@@ -650,26 +698,51 @@ async fn run_sync(
         Reporter::new(crate::engine::report::Verbosity::Quiet)
     };
     let daemon = match &args.listen {
-        Some(addr) => Some(start_daemon(addr, &args, &requests, reporter, cancel).await?),
+        Some(addr) => Some(start_daemon(addr, &args, &lines, reporter, cancel).await?),
         None => None,
     };
     let target = format!("{}/{}", opts.destination.host, opts.destination.namespace)
         .trim_end_matches('/')
         .to_string();
-    // None: a full round; Some: the images that events announced.
-    let mut due: Option<Vec<usize>> = None;
+    // None: a full round (selectors listed again: new tags are picked up); Some:
+    // the images that events announced.
+    let mut due: Option<Vec<expand::Due>> = None;
     let mut round = 0u64;
     loop {
         round += 1;
-        let round_requests: Vec<ImageRequest> = match &due {
-            None => requests.clone(),
-            Some(due) => due
-                .iter()
-                .filter_map(|&i| requests.get(i).cloned())
-                .collect(),
+        let (policy, jobs) = (opts.retry, opts.jobs);
+        let mut expansion = match &due {
+            None => {
+                expand::expand(&lines, &registries, policy, jobs, &round_reporter, cancel).await
+            }
+            Some(due) => {
+                expand::expand_due(
+                    &lines,
+                    due,
+                    &registries,
+                    policy,
+                    jobs,
+                    &round_reporter,
+                    cancel,
+                )
+                .await
+            }
         };
+        let round_requests = std::mem::take(&mut expansion.requests);
         let started = std::time::Instant::now();
-        match sync(&round_requests, &opts, &registries, &round_reporter, cancel).await {
+        let result = if round_requests.is_empty() {
+            // Selectors that select nothing yet: an empty round, not a failure.
+            Ok(crate::engine::report::Summary {
+                action: "sync",
+                ..Default::default()
+            })
+        } else {
+            sync(&round_requests, &opts, &registries, &round_reporter, cancel).await
+        };
+        match result.map(|mut s| {
+            with_list_problems(&mut s, &expansion);
+            s
+        }) {
             Ok(summary) => {
                 summary.print(reporter);
                 if let Some(d) = &daemon {
@@ -728,11 +801,11 @@ async fn run_sync(
 async fn start_daemon(
     addr: &str,
     args: &SyncArgs,
-    requests: &[ImageRequest],
+    lines: &[ListLine],
     reporter: &Reporter,
     cancel: &CancellationToken,
 ) -> Result<crate::daemon::Daemon> {
-    let daemon = crate::daemon::Daemon::new(requests, args.events_secret.clone(), reporter.clone());
+    let daemon = crate::daemon::Daemon::new(lines, args.events_secret.clone(), reporter.clone());
     let server = super::info::bind_server(addr, &args.http).await?;
     reporter.warn(&crate::tr!(
         "listening for registry notifications at {0}/events (metrics at {0}/metrics)",

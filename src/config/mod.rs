@@ -3,6 +3,7 @@
 
 pub mod docker;
 pub mod rewrite;
+pub mod select;
 
 use crate::registry::auth::Credentials;
 use crate::registry::RegistryOptions;
@@ -154,6 +155,10 @@ pub struct FileConfig {
     /// keys (`--trust`).
     #[serde(default)]
     pub trust: Option<PathBuf>,
+    /// ferry: the image list of `save` and `sync` when none is given on the command
+    /// line or standard input: list lines, tag selectors included.
+    #[serde(default)]
+    pub images: Option<Vec<String>>,
 }
 
 /// ferry: the key that signs bundles.

@@ -16,8 +16,8 @@ pub mod events;
 pub mod metrics;
 pub mod queue;
 
+use crate::engine::expand::{due_for, Due, ListLine};
 use crate::engine::report::Reporter;
-use crate::engine::resolve::ImageRequest;
 use crate::reference::Reference;
 use crate::server::error_response;
 use axum::body::Bytes;
@@ -37,26 +37,34 @@ const MAX_EVENT_BODY: usize = 1024 * 1024;
 /// After the first event of a burst, how long to wait for the rest before a round.
 const SETTLE: Duration = Duration::from_millis(500);
 
-/// Which listed images a push concerns: same repository, and the same tag (or, for
-/// an image listed by digest, the same digest). The registry host is not compared:
-/// a registry behind a proxy or a load balancer does not know the name clients use.
+/// Which list lines a push concerns: a listed image of the same repository and the
+/// same tag (or, for an image listed by digest, the same digest), or a tag selector
+/// of that repository that takes the tag (exclusions applied). The registry host is
+/// not compared: a registry behind a proxy or a load balancer does not know the
+/// name clients use.
 pub struct Selector {
+    lines: Vec<ListLine>,
     listed: Vec<Option<Reference>>,
 }
 
 impl Selector {
-    pub fn new(requests: &[ImageRequest]) -> Selector {
+    pub fn new(lines: &[ListLine]) -> Selector {
         Selector {
-            listed: requests
+            lines: lines.to_vec(),
+            listed: lines
                 .iter()
-                .map(|r| Reference::parse(&r.fetch).ok())
+                .map(|l| match l {
+                    ListLine::Image(r) => Reference::parse(&r.fetch).ok(),
+                    _ => None,
+                })
                 .collect(),
         }
     }
 
-    /// Indexes (into the request list) of the images `push` announces.
-    pub fn select(&self, push: &Pushed) -> Vec<usize> {
-        self.listed
+    /// The lines (and selected tags) `push` announces.
+    pub fn select(&self, push: &Pushed) -> Vec<Due> {
+        let mut due: Vec<Due> = self
+            .listed
             .iter()
             .enumerate()
             .filter_map(|(i, r)| {
@@ -68,15 +76,19 @@ impl Selector {
                     && push.tag.is_some()
                     && r.tag.as_deref().unwrap_or("latest") == push.tag.as_deref()?;
                 let by_digest = r.digest.is_some() && r.digest == push.digest;
-                (by_tag || by_digest).then_some(i)
+                (by_tag || by_digest).then_some(Due::Line(i))
             })
-            .collect()
+            .collect();
+        if let Some(tag) = &push.tag {
+            due.extend(due_for(&self.lines, &push.repository, tag));
+        }
+        due
     }
 }
 
 struct Shared {
     selector: Selector,
-    queue: Queue,
+    queue: Queue<Due>,
     metrics: Metrics,
     secret: Option<String>,
     reporter: Reporter,
@@ -89,10 +101,10 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    pub fn new(requests: &[ImageRequest], secret: Option<String>, reporter: Reporter) -> Daemon {
+    pub fn new(lines: &[ListLine], secret: Option<String>, reporter: Reporter) -> Daemon {
         Daemon {
             shared: Arc::new(Shared {
-                selector: Selector::new(requests),
+                selector: Selector::new(lines),
                 queue: Queue::default(),
                 metrics: Metrics::default(),
                 secret: secret.filter(|s| !s.is_empty()),
@@ -111,13 +123,13 @@ impl Daemon {
             .with_state(self.shared.clone())
     }
 
-    /// Waits for announced images, lets a burst settle, and returns them (indexes
-    /// into the request list), each once.
-    pub async fn next_round(&self) -> Vec<usize> {
+    /// Waits for announced images, lets a burst settle, and returns them (list
+    /// lines and selected tags), each once.
+    pub async fn next_round(&self) -> Vec<Due> {
         loop {
             self.shared.queue.wait().await;
             tokio::time::sleep(SETTLE).await;
-            let due: Vec<usize> = self.shared.queue.take().into_iter().collect();
+            let due: Vec<Due> = self.shared.queue.take().into_iter().collect();
             if !due.is_empty() {
                 return due;
             }
@@ -226,25 +238,43 @@ mod tests {
     #[test]
     fn pushes_select_listed_images_only() {
         let d = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
-        let requests: Vec<ImageRequest> = [
+        let lines: Vec<ListLine> = [
             "127.0.0.1:5000/team/app:1".to_string(),
             "127.0.0.1:5000/team/app".to_string(),
             format!("127.0.0.1:5000/team/pinned@{d}"),
             "nginx:1.27".to_string(),
+            r"127.0.0.1:5000/team/sel:~^v2\.".to_string(),
+            "!127.0.0.1:5000/team/sel:v2.9".to_string(),
         ]
         .iter()
-        .map(|r| ImageRequest::plain(r))
+        .map(|l| {
+            crate::engine::expand::classify(l, crate::config::rewrite::parse_line(l), &|s| {
+                s.to_string()
+            })
+        })
         .collect();
-        let s = Selector::new(&requests);
-        assert_eq!(s.select(&push("team/app", Some("1"))), vec![0]);
-        assert_eq!(s.select(&push("team/app", Some("latest"))), vec![1]);
+        let s = Selector::new(&lines);
+        assert_eq!(s.select(&push("team/app", Some("1"))), vec![Due::Line(0)]);
+        assert_eq!(
+            s.select(&push("team/app", Some("latest"))),
+            vec![Due::Line(1)]
+        );
         assert!(s.select(&push("team/app", Some("2"))).is_empty());
         assert!(s.select(&push("team/app", None)).is_empty());
         assert!(s.select(&push("team/other", Some("1"))).is_empty());
-        assert_eq!(s.select(&push("library/nginx", Some("1.27"))), vec![3]);
+        assert_eq!(
+            s.select(&push("library/nginx", Some("1.27"))),
+            vec![Due::Line(3)]
+        );
         let mut pinned = push("team/pinned", Some("x"));
         pinned.digest = d.parse().ok();
-        assert_eq!(s.select(&pinned), vec![2]);
+        assert_eq!(s.select(&pinned), vec![Due::Line(2)]);
+        assert_eq!(
+            s.select(&push("team/sel", Some("v2.1"))),
+            vec![Due::Tag(4, "v2.1".into())]
+        );
+        assert!(s.select(&push("team/sel", Some("v3.0"))).is_empty());
+        assert!(s.select(&push("team/sel", Some("v2.9"))).is_empty());
     }
 
     #[test]

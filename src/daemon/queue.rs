@@ -6,16 +6,24 @@ use std::collections::BTreeSet;
 use std::sync::Mutex;
 use tokio::sync::Notify;
 
-#[derive(Default)]
-pub struct Queue {
-    pending: Mutex<BTreeSet<usize>>,
+pub struct Queue<T = usize> {
+    pending: Mutex<BTreeSet<T>>,
     notify: Notify,
 }
 
-impl Queue {
-    /// Adds requests (by index); wakes the waiter, or leaves it a wake-up for
-    /// its next wait.
-    pub fn push(&self, requests: impl IntoIterator<Item = usize>) {
+impl<T> Default for Queue<T> {
+    fn default() -> Self {
+        Queue {
+            pending: Mutex::new(BTreeSet::new()),
+            notify: Notify::new(),
+        }
+    }
+}
+
+impl<T: Ord> Queue<T> {
+    /// Adds work items (list lines, tags); wakes the waiter, or leaves it a
+    /// wake-up for its next wait.
+    pub fn push(&self, requests: impl IntoIterator<Item = T>) {
         let Ok(mut pending) = self.pending.lock() else {
             return;
         };
@@ -37,7 +45,7 @@ impl Queue {
     }
 
     /// Everything pending, leaving the queue empty.
-    pub fn take(&self) -> BTreeSet<usize> {
+    pub fn take(&self) -> BTreeSet<T> {
         self.pending
             .lock()
             .map(|mut p| std::mem::take(&mut *p))
@@ -52,7 +60,7 @@ mod tests {
 
     #[tokio::test]
     async fn bursts_coalesce_and_late_pushes_wait_for_the_next_take() {
-        let q = Queue::default();
+        let q: Queue = Queue::default();
         for _ in 0..50 {
             q.push([3, 1, 3]);
         }

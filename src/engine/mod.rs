@@ -3,6 +3,7 @@
 
 pub mod cache;
 pub mod docker_daemon;
+pub mod expand;
 pub mod export;
 pub mod notify;
 pub mod platform;

@@ -41,6 +41,10 @@ pub struct SaveOptions {
     /// Also save the signatures, attestations and SBOMs that refer to each image.
     pub with_referrers: bool,
     pub retry: RetryPolicy,
+    /// What the list's tag selectors expanded to (recorded in the meta) and the
+    /// lines that could not be expanded (reported and recorded as failures); its
+    /// requests are the `inputs` of [`save`].
+    pub expansion: super::expand::Expanded,
 }
 
 pub struct SaveOutcome {
@@ -101,11 +105,16 @@ pub async fn save(
             "在下载开始前中断; 没有写入任何内容"
         ));
     }
+    let (list_invalid, list_failed) = (&opts.expansion.invalid, &opts.expansion.failed);
     let mut summary = Summary {
         action: "save",
-        total: inputs.len(),
-        invalid: resolved.invalid,
-        failed: resolved.failed,
+        total: inputs.len() + list_invalid.len() + list_failed.len(),
+        invalid: list_invalid
+            .iter()
+            .cloned()
+            .chain(resolved.invalid)
+            .collect(),
+        failed: list_failed.iter().cloned().chain(resolved.failed).collect(),
         ..Summary::default()
     };
     let mut failures: Vec<Failure> = summary
@@ -517,6 +526,7 @@ pub async fn save(
                 })
                 .collect(),
             failed: failures,
+            selections: opts.expansion.selections.clone(),
         })
         .with_context(|| crate::tr!("cannot finish the bundle", "无法完成镜像包"))?;
     summary.elapsed = started.elapsed();

@@ -15,6 +15,7 @@ mod referrers;
 mod registry_hardening;
 mod reliability;
 mod save_upload;
+mod select;
 mod serve_hardening;
 mod signing;
 mod sync;

@@ -1,0 +1,302 @@
+//! Tag selection (issue 19): `repo:*`, `repo:~REGEX`, `repo:semver(RANGE)`,
+//! `|newest(N)` and `!` exclusions, expanded against a real registry's tag list for
+//! `save` (recorded in the meta) and `sync`, from arguments, list files and cfg
+//! `images:`; the sync daemon picks up a later tag that a regex selects.
+
+use crate::common::*;
+use ferry::bundle::meta::Meta;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The tags of `sel/app` in a seeded registry (each its own small image).
+const TAGS: &[&str] = &[
+    "1.0.0",
+    "1.2.0",
+    "1.2.1",
+    "1.2.5-rc1",
+    "1.3.0",
+    "2.0.0",
+    "latest",
+];
+
+fn seed(reg: &Registry, repo: &str, tags: &[&str]) {
+    for t in tags {
+        push_image(
+            reg,
+            repo,
+            t,
+            Format::Oci,
+            &[layer(&format!("{repo}-{t}"), 3_000)],
+            &format!("{repo}-{t}"),
+            false,
+        );
+    }
+}
+
+fn run_ok(cmd: &mut assert_cmd::Command) -> (String, String) {
+    let out = cmd.output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    );
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        out.status
+    );
+    (stdout, stderr)
+}
+
+fn meta_of(dir: &Path, stdout: &str) -> (PathBuf, Meta) {
+    let path = dir.join(stdout.lines().last().unwrap().trim());
+    let meta = Meta::load(&path).unwrap().0;
+    (path, meta)
+}
+
+fn saved_tags(meta: &Meta) -> Vec<String> {
+    let mut t: Vec<String> = meta.images.iter().filter_map(|i| i.tag.clone()).collect();
+    t.sort();
+    t
+}
+
+#[test]
+fn selectors_expand_against_the_registry_and_are_recorded_in_the_meta() {
+    let src = Registry::start();
+    seed(&src, "sel/app", TAGS);
+    let work = tempfile::tempdir().unwrap();
+    let h = src.host();
+    let list = work.path().join("list.txt");
+    std::fs::write(
+        &list,
+        format!(
+            "# semver range, the newest two, release candidates left out\n\
+             {h}/sel/app:semver(>=1.2 <2)|newest(2)\n\
+             !{h}/sel/app:~-rc\n\
+             {h}/sel/app:latest\n"
+        ),
+    )
+    .unwrap();
+    let (stdout, _) = run_ok(
+        ferry()
+            .current_dir(work.path())
+            .args(["save", "--list", "list.txt", "-o", "out"]),
+    );
+    let (_, meta) = meta_of(work.path(), &stdout);
+    assert_eq!(saved_tags(&meta), vec!["1.2.1", "1.3.0", "latest"]);
+    assert_eq!(meta.selections.len(), 1, "{:?}", meta.selections);
+    let sel = &meta.selections[0];
+    assert_eq!(
+        sel.selector,
+        format!("{h}/sel/app:semver(>=1.2 <2)|newest(2)")
+    );
+    assert_eq!(sel.repository, format!("{h}/sel/app"));
+    assert_eq!(sel.tags, vec!["1.3.0", "1.2.1"]);
+    assert_eq!(
+        sel.excluded,
+        Vec::<String>::new(),
+        "a pre-release is outside the range anyway"
+    );
+    // The images of a selector are recorded as plain references.
+    assert!(meta
+        .images
+        .iter()
+        .any(|i| i.reference == format!("{h}/sel/app:1.3.0")));
+
+    // A regular expression with an exclusion, and every tag, from arguments.
+    let (stdout, _) = run_ok(ferry().current_dir(work.path()).args([
+        "save",
+        "-o",
+        "out2",
+        &format!(r"{h}/sel/app:~^1\.2\."),
+        &format!("!{h}/sel/app:~-rc"),
+    ]));
+    let (_, meta) = meta_of(work.path(), &stdout);
+    assert_eq!(saved_tags(&meta), vec!["1.2.0", "1.2.1"]);
+    assert_eq!(meta.selections[0].excluded, vec!["1.2.5-rc1"]);
+    let (stdout, _) = run_ok(ferry().current_dir(work.path()).args([
+        "save",
+        "-o",
+        "out3",
+        &format!("{h}/sel/app:*|newest(3)"),
+    ]));
+    let (_, meta) = meta_of(work.path(), &stdout);
+    assert_eq!(saved_tags(&meta), vec!["1.2.5-rc1", "1.3.0", "2.0.0"]);
+    let (stdout, _) = run_ok(ferry().current_dir(work.path()).args([
+        "save",
+        "-o",
+        "out4",
+        &format!("{h}/sel/app:*"),
+    ]));
+    let (_, meta) = meta_of(work.path(), &stdout);
+    let mut all: Vec<String> = TAGS.iter().map(|t| t.to_string()).collect();
+    all.sort();
+    assert_eq!(saved_tags(&meta), all);
+    assert_eq!(meta.selections[0].tags.len(), TAGS.len());
+}
+
+#[test]
+fn bad_selectors_and_missing_repositories_fail_their_line_only() {
+    let src = Registry::start();
+    seed(&src, "sel/ok", &["1.0"]);
+    let work = tempfile::tempdir().unwrap();
+    let h = src.host();
+    let out = ferry()
+        .current_dir(work.path())
+        .args([
+            "save",
+            "-o",
+            "out",
+            &format!("{h}/sel/ok:~^1"),
+            &format!("{h}/sel/ok:~(unclosed"),
+            &format!("{h}/sel/none:*"),
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("invalid regular expression"), "{stderr}");
+    assert!(stderr.contains("sel/none:*"), "{stderr}");
+    let (_, meta) = meta_of(work.path(), &String::from_utf8_lossy(&out.stdout));
+    assert_eq!(saved_tags(&meta), vec!["1.0"]);
+    let failed: Vec<&str> = meta.failed.iter().map(|f| f.reference.as_str()).collect();
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    assert!(
+        failed.iter().any(|f| f.ends_with("sel/none:*")),
+        "{failed:?}"
+    );
+}
+
+#[test]
+fn sync_expands_selectors_from_cfg_images_with_renames() {
+    let src = Registry::start();
+    let dst = Registry::start();
+    seed(&src, "sel/app", TAGS);
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(
+        work.path().join("cfg.yaml"),
+        format!(
+            "source:\n- registry: http://{}\n  name: hq\n\
+             images:\n\
+             - 'sel/app:semver(^1.2) -> mirror/app'\n\
+             - '!sel/app:1.2.0'\n\
+             - 'sel/app:semver(>=1)|newest(1) -> mirror/app:stable'\n",
+            src.host()
+        ),
+    )
+    .unwrap();
+    run_ok(
+        ferry()
+            .current_dir(work.path())
+            .args(["sync", "--dst", &dst.host()]),
+    );
+    assert_eq!(
+        dst.tags("mirror/app"),
+        vec!["1.2.1", "1.3.0", "stable"],
+        "1.2.0 excluded, the rc outside ^1.2, 2.0.0 is the newest: stable"
+    );
+    assert_eq!(
+        skopeo_inspect_raw(&dst.reference("mirror/app", "stable")),
+        skopeo_inspect_raw(&src.reference("sel/app", "2.0.0"))
+    );
+}
+
+/// Killed on drop.
+struct Daemon {
+    child: std::process::Child,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_for(what: &str, log: &Path, ok: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ok() {
+        assert!(
+            Instant::now() < deadline,
+            "{what}:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `ferry_sync_events_total{result="ignored"}` from the daemon's metrics.
+fn ignored_events(port: u16) -> f64 {
+    let Ok(r) = http_request(
+        "GET",
+        &format!("http://127.0.0.1:{port}/metrics"),
+        None,
+        &[],
+        None,
+        Duration::from_secs(10),
+    ) else {
+        return 0.0;
+    };
+    r.text()
+        .lines()
+        .find_map(|l| l.strip_prefix("ferry_sync_events_total{result=\"ignored\"} "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn the_daemon_picks_up_a_later_tag_a_regex_selects_and_ignores_others() {
+    let port = free_port();
+    let src = Registry::start_with_notifications(&format!("http://127.0.0.1:{port}/events"), None);
+    let dst = Registry::start();
+    seed(&src, "ev/sel", &["v2.0"]);
+    let work = tempfile::tempdir().unwrap();
+    let log = work.path().join("sync.log");
+    let child = Command::new(assert_cmd::cargo::cargo_bin("ferry"))
+        .current_dir(work.path())
+        .args([
+            "sync",
+            &format!(r"{}/ev/sel:~^v2\.", src.host()),
+            &format!("!{}/ev/sel:~-rc$", src.host()),
+            "--dst",
+            &dst.host(),
+        ])
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--interval", "1h"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let _daemon = Daemon { child };
+    // The first full round expands the selector: v2.0 is there.
+    wait_for("the first round copies v2.0", &log, || {
+        dst.tags("ev/sel") == vec!["v2.0".to_string()]
+    });
+    // Later pushes: one the regex takes, one it does not, one an exclusion removes.
+    seed(&src, "ev/sel", &["v3.0", "v2.1-rc", "v2.1"]);
+    wait_for("the event for v2.1 reaches the target", &log, || {
+        dst.tags("ev/sel").contains(&"v2.1".to_string())
+    });
+    // Both other pushes were heard and left alone.
+    wait_for("the other two pushes are ignored", &log, || {
+        ignored_events(port) >= 2.0
+    });
+    assert_eq!(
+        dst.tags("ev/sel"),
+        vec!["v2.0".to_string(), "v2.1".to_string()],
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    assert_eq!(
+        skopeo_inspect_raw(&dst.reference("ev/sel", "v2.1")),
+        skopeo_inspect_raw(&src.reference("ev/sel", "v2.1"))
+    );
+}
