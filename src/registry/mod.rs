@@ -304,14 +304,21 @@ impl Client {
                 return Ok(resp);
             }
             if !ours {
+                let mut detail = crate::tr!(
+                    "{} asks for credentials, but it is not the registry's own origin {}: they are not sent there",
+                    "{} 要求凭据, 但它不是仓库本身的源 {}: 不会向它发送凭据",
+                    origin_of(&target),
+                    self.origin()
+                );
+                if target.scheme() == "http" && self.origin().is_https() {
+                    detail.push_str(crate::i18n::t(
+                        " (a proxy in front of the registry that does not pass X-Forwarded-Proto makes it name http:// upload URLs)",
+                        " (仓库前的代理若不传递 X-Forwarded-Proto, 仓库就会给出 http:// 的上传地址)",
+                    ));
+                }
                 return Err(RegistryError::Auth {
                     what: what.to_string(),
-                    detail: crate::tr!(
-                        "{} asks for credentials, but it is not the registry's own origin {}: they are not sent there",
-                        "{} 要求凭据, 但它不是仓库本身的源 {}: 不会向它发送凭据",
-                        origin_of(&target),
-                        self.origin()
-                    ),
+                    detail,
                 });
             }
             let challenge = resp
@@ -537,7 +544,15 @@ impl Client {
         let requested = Instant::now();
         let resp = self.follow(req, &token_what, None).await?;
         let status = resp.status();
-        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+        // 401: the credentials (or anonymous access) are refused for the whole
+        // registry. 403: this scope is not allowed; other repositories may be.
+        if status == StatusCode::FORBIDDEN {
+            return Err(RegistryError::Denied {
+                what: what.to_string(),
+                status: 403,
+            });
+        }
+        if status == StatusCode::UNAUTHORIZED {
             return Err(self.refuse(
                 what,
                 Some(if send_credentials {
