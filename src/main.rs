@@ -45,10 +45,15 @@ fn main() -> ExitCode {
             Ok(Outcome::Failed) => ExitCode::from(1),
             Err(e) => {
                 let text = describe(&e);
-                eprintln!("{}: {text}", t("error", "错误"));
+                let json = ferry::engine::report::json_logs();
+                if json {
+                    eprintln!("{}", ferry::engine::report::json_line("error", &text));
+                } else {
+                    eprintln!("{}: {text}", t("error", "错误"));
+                }
                 if cancel.is_cancelled() {
                     // Said once: most errors of a stopped run already say so.
-                    if !mentions_interruption(&text) {
+                    if !mentions_interruption(&text) && !json {
                         eprintln!("{}", t("interrupted", "已中断"));
                     }
                     ExitCode::from(130)
@@ -81,20 +86,22 @@ fn spawn_signal_handler(cancel: CancellationToken, daemon: bool) {
             _ = tokio::signal::ctrl_c() => {},
             _ = term.recv() => {},
         }
-        eprintln!(
-            "{}",
-            if daemon {
-                t(
-                    "stopping (Ctrl-C again to exit at once)",
-                    "正在停止 (再按一次 Ctrl-C 立即退出)",
-                )
-            } else {
-                t(
-                    "stopping: transfers in progress are dropped and nothing incomplete is marked done; run the same command again to resume (Ctrl-C again to exit at once)",
-                    "正在停止: 放弃进行中的传输, 不完整的内容不会被当作已完成; 再次运行同一命令即可继续 (再按一次 Ctrl-C 立即退出)",
-                )
-            }
-        );
+        let note = if daemon {
+            t(
+                "stopping (Ctrl-C again to exit at once)",
+                "正在停止 (再按一次 Ctrl-C 立即退出)",
+            )
+        } else {
+            t(
+                "stopping: transfers in progress are dropped and nothing incomplete is marked done; run the same command again to resume (Ctrl-C again to exit at once)",
+                "正在停止: 放弃进行中的传输, 不完整的内容不会被当作已完成; 再次运行同一命令即可继续 (再按一次 Ctrl-C 立即退出)",
+            )
+        };
+        if ferry::engine::report::json_logs() {
+            eprintln!("{}", ferry::engine::report::json_line("warn", note));
+        } else {
+            eprintln!("{note}");
+        }
         cancel.cancel();
         let _ = tokio::signal::ctrl_c().await;
         std::process::exit(130);

@@ -62,6 +62,19 @@ pub struct GlobalArgs {
     /// this speed. 0: no minimum.
     #[arg(long, global = true, default_value_t = 1024, value_name = "BYTES")]
     pub min_rate: u64,
+    /// How log lines are written on standard error: text (timestamped lines, progress bars on a
+    /// terminal) or json (one object a line: time, level, message; no progress bars), for log
+    /// collectors.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Timestamped lines; progress bars on a terminal.
+    Text,
+    /// One JSON object a line: {"time", "level", "message"}.
+    Json,
 }
 
 #[derive(Subcommand, Debug)]

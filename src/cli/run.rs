@@ -62,6 +62,7 @@ pub enum Outcome {
 }
 
 pub async fn run(cli: Cli, cancel: CancellationToken) -> Result<Outcome> {
+    crate::engine::report::set_json_logs(cli.global.log_format == super::args::LogFormat::Json);
     let reporter = Reporter::new(verbosity(&cli.global));
     match cli.command {
         Command::Save(args) => run_save(args, &cli.global, &reporter, &cancel).await,

@@ -3,7 +3,32 @@
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+/// `--log-format json`: for the whole process, every log line is one JSON object
+/// (`{"time","level","message"}`) and no progress bar is drawn.
+static JSON_LOGS: AtomicBool = AtomicBool::new(false);
+
+/// Switches the process to JSON log lines (`--log-format json`); call before the
+/// first [`Reporter`] is made.
+pub fn set_json_logs(on: bool) {
+    JSON_LOGS.store(on, Ordering::Relaxed);
+}
+
+pub fn json_logs() -> bool {
+    JSON_LOGS.load(Ordering::Relaxed)
+}
+
+/// One log line as `--log-format json` prints it.
+pub fn json_line(level: &str, message: &str) -> String {
+    serde_json::json!({
+        "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "level": level,
+        "message": message,
+    })
+    .to_string()
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verbosity {
@@ -21,7 +46,7 @@ pub struct Reporter {
 
 impl Reporter {
     pub fn new(verbosity: Verbosity) -> Reporter {
-        let bars = verbosity != Verbosity::Quiet && std::io::stderr().is_terminal();
+        let bars = verbosity != Verbosity::Quiet && std::io::stderr().is_terminal() && !json_logs();
         let multi = MultiProgress::with_draw_target(if bars {
             ProgressDrawTarget::stderr()
         } else {
@@ -70,14 +95,19 @@ impl Reporter {
 
     pub fn info(&self, msg: &str) {
         if self.verbosity != Verbosity::Quiet {
-            self.line(msg);
+            self.line("info", msg);
         }
     }
 
     pub fn debug(&self, msg: &str) {
         if self.verbosity == Verbosity::Verbose {
-            self.line(msg);
+            self.line("debug", msg);
         }
+    }
+
+    /// A result everyone sees, even with `--quiet` (a summary), logged as `info`.
+    pub fn notice(&self, msg: &str) {
+        self.line("info", msg);
     }
 
     /// The note for a request about to be tried again.
@@ -91,11 +121,13 @@ impl Reporter {
 
     /// Warnings and errors are shown even with `--quiet`.
     pub fn warn(&self, msg: &str) {
-        self.line(msg);
+        self.line("warn", msg);
     }
 
-    fn line(&self, msg: &str) {
-        if self.bars {
+    fn line(&self, level: &str, msg: &str) {
+        if json_logs() {
+            eprintln!("{}", json_line(level, msg));
+        } else if self.bars {
             let _ = self.multi.println(msg);
         } else {
             eprintln!("{} {msg}", chrono::Local::now().format("%Y-%m-%dT%H:%M:%S"));
@@ -151,7 +183,7 @@ impl Summary {
         );
         let action = self.action_name();
         let noun = if total == 1 { "image" } else { "images" };
-        reporter.warn(&crate::tr!(
+        reporter.notice(&crate::tr!(
             "{action}: {total} {noun}, {ok} succeeded, {failed} failed, {invalid} invalid; {bytes} in {secs:.1}s ({rate}/s)",
             "{action}: 共 {total} 个镜像, 成功 {ok}, 失败 {failed}, 无效 {invalid}; {bytes}, 用时 {secs:.1} 秒 ({rate}/s)"
         ));

@@ -300,3 +300,68 @@ fn the_daemon_picks_up_a_later_tag_a_regex_selects_and_ignores_others() {
         skopeo_inspect_raw(&src.reference("ev/sel", "v2.1"))
     );
 }
+
+#[test]
+fn log_format_json_writes_one_object_a_line() {
+    let src = Registry::start();
+    seed(&src, "log/app", &["1"]);
+    let work = tempfile::tempdir().unwrap();
+    let out = ferry()
+        .current_dir(work.path())
+        .args(["--log-format", "json", "-v", "save", "-o", "out"])
+        .arg(format!("{}/log/app:*", src.host()))
+        .arg(format!("{}/log/missing:1", src.host()))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}\n{stderr}")))
+        .collect();
+    assert!(lines.len() >= 2, "{stderr}");
+    for l in &lines {
+        assert!(l["time"].as_str().is_some_and(|t| t.ends_with('Z')), "{l}");
+        assert!(
+            ["info", "warn", "debug", "error"].contains(&l["level"].as_str().unwrap_or("")),
+            "{l}"
+        );
+        assert!(l["message"].is_string(), "{l}");
+    }
+    assert!(
+        lines.iter().any(|l| l["level"] == "info"
+            && l["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("1 succeeded, 1 failed"))),
+        "{stderr}"
+    );
+    assert!(
+        lines.iter().any(|l| l["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("log/missing:1"))),
+        "{stderr}"
+    );
+    // A run that stops with an error says so in JSON too.
+    let out = ferry()
+        .current_dir(work.path())
+        .args([
+            "--log-format",
+            "json",
+            "upload",
+            "no-such-meta.yaml",
+            "--dst",
+        ])
+        .arg(src.host())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let last: serde_json::Value = serde_json::from_str(stderr.lines().last().unwrap()).unwrap();
+    assert_eq!(last["level"], "error", "{stderr}");
+    assert!(
+        last["message"]
+            .as_str()
+            .unwrap()
+            .contains("no-such-meta.yaml"),
+        "{stderr}"
+    );
+}
