@@ -172,7 +172,16 @@ impl fmt::Display for Reference {
     }
 }
 
-fn valid_tag(t: &str) -> bool {
+/// A repository name as the distribution spec defines it: path components of
+/// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*` joined by `/`, at most 255 characters. No
+/// component can be `.` or `..`, and the name cannot start or end with `/`, so a
+/// valid repository placed under a namespace stays under it.
+pub fn valid_repository(r: &str) -> bool {
+    !r.is_empty() && r.len() <= 255 && r.split('/').all(valid_path_component)
+}
+
+/// A tag as the distribution spec defines it: `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`.
+pub fn valid_tag(t: &str) -> bool {
     let b = t.as_bytes();
     !b.is_empty()
         && b.len() <= 128
@@ -181,7 +190,8 @@ fn valid_tag(t: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
 }
 
-fn valid_host(h: &str) -> bool {
+/// A registry host with an optional port (`registry.example.com:5000`, `[::1]:5000`).
+pub fn valid_host(h: &str) -> bool {
     let (host, port) = match h.rsplit_once(':') {
         Some((host, port)) if !host.ends_with(']') || h.starts_with('[') => (host, Some(port)),
         _ => (h, None),
@@ -259,6 +269,46 @@ mod tests {
         let r = p("registry.example.com:443/a/b");
         assert_eq!(r.tag.as_deref(), Some("latest"));
         assert_eq!(p("index.docker.io/library/alpine:3").registry, "docker.io");
+    }
+
+    #[test]
+    fn repository_and_tag_grammar() {
+        for good in ["a", "app/web", "a.b/c_d/e__f/g-h/i--j", "0/1"] {
+            assert!(valid_repository(good), "{good:?}");
+        }
+        for bad in [
+            "",
+            "../../escaped/pwned",
+            "ns/../x",
+            "./x",
+            "/abs",
+            "trail/",
+            "a//b",
+            "UPPER",
+            "a___b",
+            "a.-b",
+            "-a",
+            "a b",
+            "a\u{1b}b",
+            &"a".repeat(256),
+        ] {
+            assert!(!valid_repository(bad), "{bad:?}");
+        }
+        for good in ["1.0", "_x", "A-b.c_D", &"t".repeat(128)] {
+            assert!(valid_tag(good), "{good:?}");
+        }
+        for bad in [
+            "",
+            "../x",
+            ".x",
+            "-x",
+            "a/b",
+            "a:b",
+            "a b",
+            &"t".repeat(129),
+        ] {
+            assert!(!valid_tag(bad), "{bad:?}");
+        }
     }
 
     #[test]

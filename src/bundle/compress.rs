@@ -96,12 +96,152 @@ pub fn open_entry(
     frame_offset: u64,
     size: u64,
 ) -> std::io::Result<impl Read + Send + 'static> {
-    let mut f = File::open(path)?;
-    f.seek(SeekFrom::Start(frame_offset))?;
-    let mut decoder = zstd::stream::read::Decoder::with_buffer(BufReader::new(f))?.single_frame();
+    let f = File::open(path)?;
+    let len = f.metadata()?.len();
+    let frame_len = len.checked_sub(frame_offset).ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "zstd frame offset past the end of the file",
+        )
+    })?;
+    let mut decoder = open_frame(&f, frame_offset, frame_len)?;
     let mut header = [0u8; 512];
     decoder.read_exact(&mut header)?;
     Ok(decoder.take(size))
+}
+
+/// A decoder of the single frame at `offset`, reading at most `len` bytes of the file.
+pub fn open_frame(
+    file: &File,
+    offset: u64,
+    len: u64,
+) -> std::io::Result<zstd::stream::read::Decoder<'static, BufReader<std::io::Take<File>>>> {
+    let mut f = file.try_clone()?;
+    f.seek(SeekFrom::Start(offset))?;
+    Ok(zstd::stream::read::Decoder::with_buffer(BufReader::new(f.take(len)))?.single_frame())
+}
+
+/// One zstd frame of a data file, as its headers describe it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Frame {
+    /// Bytes of the frame in the file (header, blocks, checksum).
+    pub len: u64,
+    /// The decoded size the frame header declares, if it does.
+    pub content_size: Option<u64>,
+}
+
+const ZSTD_MAGIC: u32 = 0xFD2F_B528;
+
+/// Positional reads, from a file or (in tests and fuzzing) from memory.
+pub trait ReadAt {
+    fn read_exactly_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()>;
+}
+
+impl ReadAt for File {
+    fn read_exactly_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        self.read_exact_at(buf, offset)
+    }
+}
+
+impl ReadAt for [u8] {
+    fn read_exactly_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        let part = usize::try_from(offset)
+            .ok()
+            .and_then(|start| self.get(start..start.checked_add(buf.len())?))
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::UnexpectedEof))?;
+        buf.copy_from_slice(part);
+        Ok(())
+    }
+}
+
+fn invalid(what: &str) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        crate::tr!("not a zstd frame: {what}", "不是 zstd 帧: {what}"),
+    )
+}
+
+/// Reads the frame at `offset` of a file of `file_len` bytes by its header and its
+/// block headers (RFC 8878 §3.1.1), seeking over the block contents: where the
+/// frame ends is known without decompressing it. Every offset is checked against
+/// the file's length.
+pub fn frame_at<F: ReadAt + ?Sized>(
+    file: &F,
+    offset: u64,
+    file_len: u64,
+) -> std::io::Result<Frame> {
+    let read_at = |buf: &mut [u8], at: u64| -> std::io::Result<()> {
+        at.checked_add(buf.len() as u64)
+            .filter(|e| *e <= file_len)
+            .ok_or_else(|| invalid("cut short"))?;
+        file.read_exactly_at(buf, at)
+    };
+    let mut head = [0u8; 5];
+    read_at(&mut head, offset)?;
+    let [m0, m1, m2, m3, descriptor] = head;
+    if u32::from_le_bytes([m0, m1, m2, m3]) != ZSTD_MAGIC {
+        return Err(invalid("bad magic number"));
+    }
+    let fcs_flag = descriptor >> 6;
+    let single_segment = descriptor & 0x20 != 0;
+    if descriptor & 0x08 != 0 {
+        return Err(invalid("reserved bit set"));
+    }
+    let checksum = descriptor & 0x04 != 0;
+    let dict_len: u64 = match descriptor & 0x03 {
+        0 => 0,
+        1 => 1,
+        2 => 2,
+        _ => 4,
+    };
+    let fcs_len: usize = match (fcs_flag, single_segment) {
+        (0, false) => 0,
+        (0, true) => 1,
+        (1, _) => 2,
+        (2, _) => 4,
+        _ => 8,
+    };
+    let mut pos = offset + 5 + u64::from(!single_segment) + dict_len;
+    let content_size = if fcs_len == 0 {
+        None
+    } else {
+        let mut fcs = [0u8; 8];
+        let field = fcs.get_mut(..fcs_len).unwrap_or_default();
+        read_at(field, pos)?;
+        pos += fcs_len as u64;
+        let value = u64::from_le_bytes(fcs);
+        // A two-byte field counts from 256.
+        Some(if fcs_len == 2 { value + 256 } else { value })
+    };
+    loop {
+        let mut bh = [0u8; 3];
+        read_at(&mut bh, pos)?;
+        let header = u32::from(bh[0]) | u32::from(bh[1]) << 8 | u32::from(bh[2]) << 16;
+        let last = header & 1 != 0;
+        let size = u64::from(header >> 3);
+        let payload = match (header >> 1) & 3 {
+            0 | 2 => size,
+            1 => 1,
+            _ => return Err(invalid("reserved block type")),
+        };
+        pos = pos
+            .checked_add(3 + payload)
+            .filter(|p| *p <= file_len)
+            .ok_or_else(|| invalid("cut short"))?;
+        if last {
+            break;
+        }
+    }
+    if checksum {
+        pos = pos
+            .checked_add(4)
+            .filter(|p| *p <= file_len)
+            .ok_or_else(|| invalid("cut short"))?;
+    }
+    Ok(Frame {
+        len: pos - offset,
+        content_size,
+    })
 }
 
 #[cfg(test)]
@@ -122,6 +262,7 @@ mod tests {
                 .collect::<Vec<_>>(),
             1,
         )
+        .unwrap()
         .remove(0);
         let tar_path = dir.path().join("t.tar");
         let tar = std::fs::OpenOptions::new()
@@ -157,5 +298,56 @@ mod tests {
                 .unwrap();
             assert_eq!(&got, bytes);
         }
+    }
+
+    #[test]
+    fn frame_headers_give_each_frame_and_its_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.zst");
+        let mut bytes = Vec::new();
+        let parts: [Vec<u8>; 3] = [vec![1u8; 1024], pseudo(300_000), vec![0u8; 1024]];
+        let mut starts = Vec::new();
+        for p in &parts {
+            starts.push(bytes.len() as u64);
+            let mut e = zstd::stream::write::Encoder::new(Vec::new(), LEVEL).unwrap();
+            e.include_contentsize(true).unwrap();
+            e.set_pledged_src_size(Some(p.len() as u64)).unwrap();
+            e.write_all(p).unwrap();
+            bytes.extend(e.finish().unwrap());
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        let f = File::open(&path).unwrap();
+        let len = bytes.len() as u64;
+        let mut pos = 0;
+        for (i, p) in parts.iter().enumerate() {
+            assert_eq!(pos, starts[i]);
+            let frame = frame_at(&f, pos, len).unwrap();
+            assert_eq!(frame.content_size, Some(p.len() as u64));
+            let mut got = Vec::new();
+            open_frame(&f, pos, frame.len)
+                .unwrap()
+                .read_to_end(&mut got)
+                .unwrap();
+            assert_eq!(&got, p);
+            pos += frame.len;
+        }
+        assert_eq!(pos, len);
+        // Cut short, or not a frame at all: an error, never a read past the end.
+        assert!(frame_at(&f, starts[1], starts[2] - 1).is_err());
+        assert!(frame_at(&f, 1, len).is_err());
+        assert!(frame_at(&f, len, len).is_err());
+        assert!(frame_at(&f, u64::MAX - 2, len).is_err());
+    }
+
+    fn pseudo(n: usize) -> Vec<u8> {
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x % 7) as u8
+            })
+            .collect()
     }
 }

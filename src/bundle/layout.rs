@@ -27,46 +27,101 @@ pub struct FileLayout {
     pub size: u64,
 }
 
+/// `size` rounded up to whole 512-byte blocks; `None` when that does not fit a u64
+/// (a size declared by a registry or read from a tar header can be anything).
+pub fn checked_padded(size: u64) -> Option<u64> {
+    size.div_ceil(BLOCK).checked_mul(BLOCK)
+}
+
+/// [`checked_padded`] for sizes already known to fit (a planned layout's entries);
+/// saturates instead of wrapping for anything else.
 pub fn padded(size: u64) -> u64 {
-    size.div_ceil(BLOCK) * BLOCK
+    checked_padded(size).unwrap_or(u64::MAX)
+}
+
+/// The bytes an entry of `size` takes in a tar: its header and padded data.
+pub fn entry_span(size: u64) -> Option<u64> {
+    checked_padded(size)?.checked_add(BLOCK)
+}
+
+/// The largest data file a layout may plan: a file offset is a signed 64-bit
+/// number (`off_t`), so nothing larger can be written or seeked to.
+pub const MAX_FILE_SIZE: u64 = i64::MAX as u64;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum LayoutError {
+    #[error("{}", crate::tr!("blob {} declares {} bytes, more than any data file can hold", "数据块 {} 声明的大小为 {} 字节, 超出了数据文件能容纳的大小", .digest, .size))]
+    TooLarge { digest: Digest, size: u64 },
 }
 
 /// Spreads blobs over `files` data files of about equal size: largest blob first,
 /// onto the file that is smallest so far. Deterministic for a given blob set, which
 /// is what lets an interrupted save resume into the same files.
-pub fn plan(blobs: &[(Digest, u64)], files: usize) -> Vec<FileLayout> {
-    plan_capped(blobs, files, u64::MAX)
+pub fn plan(blobs: &[(Digest, u64)], files: usize) -> Result<Vec<FileLayout>, LayoutError> {
+    plan_capped(blobs, files, MAX_FILE_SIZE)
 }
 
 /// Like [`plan`], but no file grows past `max_size` bytes: a blob that fits in no
 /// existing file opens a new one. (A blob that cannot fit even alone is the caller's
-/// error to report before planning.)
-pub fn plan_capped(blobs: &[(Digest, u64)], files: usize, max_size: u64) -> Vec<FileLayout> {
+/// error to report before planning.) Every sum is checked: sizes come from a
+/// registry, and a blob too large for any file is an error, never a wrapped offset.
+pub fn plan_capped(
+    blobs: &[(Digest, u64)],
+    files: usize,
+    max_size: u64,
+) -> Result<Vec<FileLayout>, LayoutError> {
+    let max_size = max_size.min(MAX_FILE_SIZE);
     let mut sorted: Vec<&(Digest, u64)> = blobs.iter().collect();
     sorted.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     sorted.dedup_by(|a, b| a.0 == b.0);
     let mut layouts = vec![FileLayout::default(); files.max(1)];
     for (digest, size) in sorted {
-        let need = BLOCK + padded(*size);
-        let fits = |l: &&mut FileLayout| l.size.saturating_add(need + END_OF_ARCHIVE) <= max_size;
-        let target = match layouts.iter_mut().filter(fits).min_by_key(|l| l.size) {
-            Some(t) => t,
+        let too_large = || LayoutError::TooLarge {
+            digest: digest.clone(),
+            size: *size,
+        };
+        let need = entry_span(*size)
+            .filter(|n| {
+                n.checked_add(END_OF_ARCHIVE)
+                    .is_some_and(|t| t <= MAX_FILE_SIZE)
+            })
+            .ok_or_else(too_large)?;
+        let fits = |l: &&mut FileLayout| {
+            l.size
+                .checked_add(need)
+                .and_then(|n| n.checked_add(END_OF_ARCHIVE))
+                .is_some_and(|n| n <= max_size)
+        };
+        let index = match layouts
+            .iter_mut()
+            .enumerate()
+            .filter(|(_, l)| fits(l))
+            .min_by_key(|(_, l)| l.size)
+        {
+            Some((i, _)) => i,
             None => {
                 layouts.push(FileLayout::default());
-                layouts.last_mut().expect("just pushed")
+                layouts.len() - 1
             }
         };
+        let target = layouts.get_mut(index).ok_or_else(too_large)?;
+        let end = target.size.checked_add(need).ok_or_else(too_large)?;
         target.entries.push(Entry {
             digest: digest.clone(),
             size: *size,
             header_offset: target.size,
         });
-        target.size += need;
+        target.size = end;
     }
     for l in &mut layouts {
-        l.size += END_OF_ARCHIVE;
+        l.size = l.size.saturating_add(END_OF_ARCHIVE);
     }
-    layouts
+    Ok(layouts)
+}
+
+/// Bytes of all planned data files together (what save needs on disk).
+pub fn total_size(layouts: &[FileLayout]) -> u64 {
+    layouts.iter().fold(0u64, |t, l| t.saturating_add(l.size))
 }
 
 /// The ustar header of a blob entry `blobs/sha256/<hex>` (the name goes in the
@@ -101,7 +156,7 @@ mod tests {
             (d(4), 4096),
             (d(1), 10240),
         ];
-        let l = plan(&blobs, 2);
+        let l = plan(&blobs, 2).unwrap();
         assert_eq!(l.len(), 2);
         let counts: usize = l.iter().map(|f| f.entries.len()).sum();
         assert_eq!(counts, 4, "a blob listed twice is stored once");
@@ -115,7 +170,7 @@ mod tests {
 
     #[test]
     fn offsets_follow_tar_framing() {
-        let l = plan(&[(d(1), 1), (d(2), 513)], 1);
+        let l = plan(&[(d(1), 1), (d(2), 513)], 1).unwrap();
         let f = &l[0];
         assert_eq!(f.entries[0].size, 513);
         assert_eq!(f.entries[0].header_offset, 0);
@@ -138,7 +193,7 @@ mod tests {
     #[test]
     fn capped_plans_open_files_as_needed() {
         let blobs: Vec<(Digest, u64)> = (0..10).map(|i| (d(i), 100 * 1024)).collect();
-        let l = plan_capped(&blobs, 1, 350 * 1024);
+        let l = plan_capped(&blobs, 1, 350 * 1024).unwrap();
         assert_eq!(
             l.len(),
             4,
@@ -150,9 +205,28 @@ mod tests {
 
     #[test]
     fn more_files_than_blobs_gives_empty_archives() {
-        let l = plan(&[(d(1), 10)], 3);
+        let l = plan(&[(d(1), 10)], 3).unwrap();
         assert_eq!(l.len(), 3);
         assert_eq!(l.iter().filter(|f| f.entries.is_empty()).count(), 2);
         assert!(l.iter().all(|f| f.size >= END_OF_ARCHIVE));
+    }
+
+    #[test]
+    fn a_declared_size_near_2_pow_64_is_refused_not_wrapped() {
+        for size in [u64::MAX, u64::MAX - 511, u64::MAX - 1024, i64::MAX as u64] {
+            assert_eq!(
+                plan(&[(d(1), 10), (d(2), size)], 2),
+                Err(LayoutError::TooLarge { digest: d(2), size }),
+                "{size}"
+            );
+        }
+        // Two blobs that each fit but not together go to separate files.
+        let half = MAX_FILE_SIZE / 2;
+        let l = plan(&[(d(1), half), (d(2), half)], 1).unwrap();
+        assert_eq!(l.len(), 2);
+        assert!(l.iter().all(|f| f.size <= MAX_FILE_SIZE));
+        assert_eq!(checked_padded(u64::MAX), None);
+        assert_eq!(entry_span(u64::MAX - 511), None);
+        assert_eq!(padded(u64::MAX), u64::MAX);
     }
 }

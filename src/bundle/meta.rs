@@ -156,6 +156,8 @@ pub enum MetaError {
     NotFerry { path: String, found: String },
     #[error("{}", crate::tr!("{} has bundle format version {}; this ferry reads version {} (upgrade ferry)", "{} 的镜像包格式版本为 {}; 此版本的 ferry 只能读取版本 {} (请升级 ferry)", .path, .found, FORMAT_VERSION))]
     UnknownVersion { path: String, found: u32 },
+    #[error("{}", crate::tr!("{} is refused: {}", "{} 被拒绝: {}", .path, .detail))]
+    Unsafe { path: String, detail: String },
 }
 
 impl Meta {
@@ -163,10 +165,7 @@ impl Meta {
     /// increment names its base).
     pub fn load(path: &Path) -> Result<(Meta, String), MetaError> {
         let p = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|e| MetaError::Read {
-            path: p.clone(),
-            source: e,
-        })?;
+        let bytes = read_limited(path, &p)?;
         let meta = Self::parse(&bytes, &p)?;
         Ok((meta, hex::encode(sha2::Sha256::digest(&bytes))))
     }
@@ -175,10 +174,7 @@ impl Meta {
     /// the file, and the manifests an image-transmit meta holds inline.
     pub fn load_any(path: &Path) -> Result<Loaded, MetaError> {
         let p = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|e| MetaError::Read {
-            path: p.clone(),
-            source: e,
-        })?;
+        let bytes = read_limited(path, &p)?;
         let sha256 = hex::encode(sha2::Sha256::digest(&bytes));
         match Self::parse(&bytes, &p) {
             Ok(meta) => Ok(Loaded {
@@ -208,6 +204,9 @@ impl Meta {
         struct Head {
             format: Option<String>,
             version: Option<u32>,
+            /// Present only when a second top-level `blobs:` key hides beside the
+            /// list that the fast reader took out.
+            blobs: Option<serde::de::IgnoredAny>,
         }
         let text = std::str::from_utf8(bytes).map_err(|_| MetaError::Malformed {
             path: path.into(),
@@ -236,6 +235,12 @@ impl Meta {
                 })
             }
         }
+        if fast_blobs.is_some() && head.blobs.is_some() {
+            return Err(MetaError::Malformed {
+                path: path.into(),
+                detail: crate::tr!("duplicate top-level key `blobs`", "顶层键 `blobs` 重复"),
+            });
+        }
         if head.version != Some(FORMAT_VERSION) {
             return Err(MetaError::UnknownVersion {
                 path: path.into(),
@@ -250,7 +255,17 @@ impl Meta {
             meta.blobs = blobs;
         }
         meta.sanitize_text();
+        meta.check_names(path)?;
         Ok(meta)
+    }
+
+    /// Refuses a meta whose names could reach outside the target namespace or the
+    /// bundle's folder (see [`super::names`]).
+    pub fn check_names(&self, path: &str) -> Result<(), MetaError> {
+        super::names::check(self).map_err(|detail| MetaError::Unsafe {
+            path: path.into(),
+            detail,
+        })
     }
 
     pub fn to_yaml(&self) -> Result<String, MetaError> {
@@ -296,6 +311,32 @@ impl Meta {
         }
     }
 
+    /// The images this bundle lacks because they failed at save time, one a line
+    /// with why, under a heading that says so; `None` when nothing failed.
+    pub fn missing_images(&self) -> Option<String> {
+        if self.failed.is_empty() {
+            return None;
+        }
+        let n = self.failed.len();
+        let mut out = if n == 1 {
+            crate::tr!(
+                "bundle {} lacks 1 image that failed at save time:",
+                "镜像包 {} 缺少 1 个保存时失败的镜像:",
+                self.name
+            )
+        } else {
+            crate::tr!(
+                "bundle {} lacks {n} images that failed at save time:",
+                "镜像包 {} 缺少 {n} 个保存时失败的镜像:",
+                self.name
+            )
+        };
+        for f in &self.failed {
+            out.push_str(&format!("\n  {}: {}", f.reference, f.reason));
+        }
+        Some(out)
+    }
+
     fn has_unsafe_text(&self) -> bool {
         let bad = |s: &str| matches!(crate::text::sanitize(s), std::borrow::Cow::Owned(_));
         bad(&self.tool)
@@ -320,6 +361,29 @@ impl Meta {
 }
 
 use sha2::Digest as _;
+
+/// The largest meta ferry reads: far more than the blob list of any real bundle
+/// (about 200 bytes a blob), and a bound on what a hostile file can make it hold.
+pub const MAX_META_BYTES: u64 = 256 * 1024 * 1024;
+
+fn read_limited(path: &Path, p: &str) -> Result<Vec<u8>, MetaError> {
+    use std::io::Read;
+    let read = |source| MetaError::Read {
+        path: p.into(),
+        source,
+    };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_META_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(read)?;
+    if bytes.len() as u64 > MAX_META_BYTES {
+        return Err(MetaError::Malformed {
+            path: p.into(),
+            detail: crate::tr!("larger than {} bytes", "超过 {} 字节", MAX_META_BYTES),
+        });
+    }
+    Ok(bytes)
+}
 
 /// A meta as read from disk, in either format.
 pub struct Loaded {
@@ -520,7 +584,7 @@ mod tests {
             digest: Digest::of(b"z"),
             size: 1,
             kind: BlobKind::Manifest,
-            file: Some("f_2.tar".into()),
+            file: Some("img_full_202611300400_1.tar".into()),
             base: None,
             repository: "123".into(),
             offset: None,
@@ -560,6 +624,85 @@ mod tests {
         assert!(raw.contains("\\e[2J"), "{raw}");
         let read = Meta::parse(raw.as_bytes(), "m").unwrap();
         assert_eq!(read.failed[0].reason, "gone");
+    }
+
+    #[test]
+    fn names_that_leave_the_namespace_or_folder_are_refused() {
+        type Edit = fn(&mut Meta);
+        let attacks: [(&str, Edit); 10] = [
+            ("repository", |m| {
+                m.images[0].repository = "../../escaped/pwned".into()
+            }),
+            ("tag", |m| m.images[0].tag = Some("../../x".into())),
+            ("target", |m| {
+                m.images[0].target = Some("../../escaped/pwned:1".into())
+            }),
+            ("blob repository", |m| {
+                m.blobs[0].repository = "a/../../b".into()
+            }),
+            ("data file", |m| {
+                m.files[0].name = "../../etc/passwd".into();
+                m.blobs[0].file = Some("../../etc/passwd".into());
+            }),
+            ("absolute data file", |m| {
+                m.files[0].name = "/etc/passwd".into();
+                m.blobs[0].file = Some("/etc/passwd".into());
+            }),
+            ("blob file not a data file", |m| {
+                m.blobs[0].file = Some("other.tar".into())
+            }),
+            ("base", |m| m.blobs[0].base = Some("../up".into())),
+            ("bundle name", |m| m.name = "..".into()),
+            ("media type", |m| {
+                m.images[0].media_type = "a/b\r\nX-Injected: 1".into()
+            }),
+        ];
+        for (what, edit) in attacks {
+            let mut m = sample();
+            edit(&mut m);
+            let yaml = m.to_yaml().unwrap();
+            assert!(
+                matches!(
+                    Meta::parse(yaml.as_bytes(), "m"),
+                    Err(MetaError::Unsafe { .. })
+                ),
+                "{what}: {yaml}"
+            );
+        }
+        let mut m = sample();
+        m.bases.push(BaseRef {
+            name: "sub/dir".into(),
+            meta_sha256: String::new(),
+        });
+        let yaml = m.to_yaml().unwrap();
+        assert!(matches!(
+            Meta::parse(yaml.as_bytes(), "m"),
+            Err(MetaError::Unsafe { .. })
+        ));
+    }
+
+    #[test]
+    fn a_duplicate_blobs_key_is_refused_like_any_other() {
+        let yaml = sample().to_yaml().unwrap();
+        let (_, list) = split_blobs(&yaml).unwrap();
+        let other = "blobs:\n- digest: sha256:0000000000000000000000000000000000000000000000000000000000000000\n  size: 5\n  kind: layer\n  repository: x\n";
+        for doubled in [
+            format!("{yaml}{other}"),
+            format!("{other}{yaml}"),
+            format!("{yaml}blobs: []\n"),
+            format!("{yaml}\"blobs\":\n{list}"),
+        ] {
+            assert!(
+                matches!(
+                    Meta::parse(doubled.as_bytes(), "m"),
+                    Err(MetaError::Malformed { .. })
+                ),
+                "{doubled}"
+            );
+        }
+        // Other keys were refused already, by the YAML parser.
+        let twice = format!("{yaml}name: other\n");
+        assert!(Meta::parse(twice.as_bytes(), "m").is_err());
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! Opens a bundle by its meta, verifies its data files, and locates each blob inside
 //! them so that upload can stream it straight out of the tar file.
 
+use super::layout;
 use super::meta::{Meta, MetaError};
 use crate::digest::{Digest, Hasher};
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
-use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,6 +65,13 @@ pub enum BundleError {
         digest: Digest,
         expected: u64,
         actual: u64,
+    },
+    #[error("{}", crate::tr!("data file {}: the meta places blob {} at zstd frame offset {}, but its entry's frame is at {}", "数据文件 {}: 元数据记录数据块 {} 的 zstd 帧偏移为 {}, 但其条目所在的帧偏移为 {}", .file, .digest, offset_text(*.recorded), offset_text(*.actual)))]
+    FrameOffset {
+        file: String,
+        digest: Digest,
+        recorded: Option<u64>,
+        actual: Option<u64>,
     },
     #[error("{file}: {}", crate::i18n::io_error(.source))]
     Io {
@@ -139,9 +147,12 @@ impl BlobLocation {
             std::io::copy(&mut (&mut r).take(offset), &mut std::io::sink())?;
             return Ok(Box::new(r));
         }
+        let start = self.data_offset.checked_add(offset).ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "blob offset overflows")
+        })?;
         let mut f = File::open(&self.path)?;
-        f.seek(SeekFrom::Start(self.data_offset + offset))?;
-        Ok(Box::new(f.take(self.size - offset)))
+        f.seek(SeekFrom::Start(start))?;
+        Ok(Box::new(f.take(self.size.saturating_sub(offset))))
     }
 }
 
@@ -156,10 +167,15 @@ pub struct Bundle {
     pub transmit: bool,
 }
 
-struct ScannedEntry {
-    digest: Digest,
-    data_offset: u64,
-    size: u64,
+/// An entry found in a data file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScannedEntry {
+    pub digest: Digest,
+    /// Where its data starts in the (decoded) tar.
+    pub data_offset: u64,
+    pub size: u64,
+    /// In a `.tar.zst`: the file offset of the zstd frame that holds the entry.
+    pub frame: Option<u64>,
 }
 
 impl Bundle {
@@ -200,7 +216,10 @@ impl Bundle {
 
     /// Total bytes of the data files, for progress.
     pub fn data_bytes(&self) -> u64 {
-        self.meta.files.iter().map(|f| f.size).sum()
+        self.meta
+            .files
+            .iter()
+            .fold(0u64, |t, f| t.saturating_add(f.size))
     }
 
     /// Checks every data file (in parallel) and returns where each blob is. All
@@ -300,13 +319,29 @@ impl Bundle {
             });
         }
         let compressed = super::compress::is_compressed(&f.name);
+        // A file holds at most the entries the meta places in it: this bounds what a
+        // scan keeps in memory, whatever the file says.
+        let limit = if self.transmit {
+            self.meta.blobs.len()
+        } else {
+            self.meta
+                .blobs
+                .iter()
+                .filter(|b| b.file.as_deref() == Some(f.name.as_str()))
+                .count()
+        };
+        let scan = Scan {
+            file: &f.name,
+            transmit: self.transmit,
+            limit,
+        };
         let entries = match level {
-            VerifyLevel::Size if compressed => Vec::new(),
-            VerifyLevel::Size => scan_headers(&path, &f.name, self.transmit)?,
+            VerifyLevel::Size if compressed => scan.frames(&path)?,
+            VerifyLevel::Size => scan.headers(&path)?,
             VerifyLevel::File | VerifyLevel::Full => {
                 // image-transmit bundles record no file digest: their entries are the check.
                 let per_entry = level == VerifyLevel::Full || self.transmit;
-                let (entries, sha) = scan_full(&path, &f.name, self.transmit, per_entry, progress)?;
+                let (entries, sha) = scan.full(&path, per_entry, progress)?;
                 if !self.transmit && sha != f.sha256 {
                     return Err(BundleError::FileDigest {
                         file: f.name.clone(),
@@ -320,6 +355,13 @@ impl Bundle {
         if level == VerifyLevel::Size {
             let _ = progress(f.size);
         }
+        let location = |e: &ScannedEntry| BlobLocation {
+            path: path.clone(),
+            // In a `.tar.zst`, a blob is read by decoding its entry's own frame.
+            data_offset: e.frame.unwrap_or(e.data_offset),
+            size: e.size,
+            compressed,
+        };
         if self.transmit {
             let known: HashSet<&Digest> = self.meta.blobs.iter().map(|b| &b.digest).collect();
             if let Some(e) = entries.iter().find(|e| !known.contains(&e.digest)) {
@@ -329,87 +371,53 @@ impl Bundle {
                 });
             }
             return Ok(entries
-                .into_iter()
-                .map(|e| {
-                    (
-                        e.digest,
-                        BlobLocation {
-                            path: path.clone(),
-                            data_offset: e.data_offset,
-                            size: e.size,
-                            compressed: false,
-                        },
-                    )
-                })
+                .iter()
+                .map(|e| (e.digest.clone(), location(e)))
                 .collect());
         }
-        let expected: HashMap<&Digest, u64> = self
+        let expected: HashMap<&Digest, &super::meta::BlobRecord> = self
             .meta
             .blobs
             .iter()
             .filter(|b| b.file.as_deref() == Some(f.name.as_str()))
-            .map(|b| (&b.digest, b.size))
+            .map(|b| (&b.digest, b))
             .collect();
         let mut seen = HashMap::new();
         for e in &entries {
-            match expected.get(&e.digest) {
-                None => {
-                    return Err(BundleError::UnexpectedBlob {
-                        file: f.name.clone(),
-                        digest: e.digest.clone(),
-                    })
-                }
-                Some(&size) if size != e.size => {
-                    return Err(BundleError::BlobSize {
-                        file: f.name.clone(),
-                        digest: e.digest.clone(),
-                        expected: size,
-                        actual: e.size,
-                    })
-                }
-                _ => {}
+            let Some(record) = expected.get(&e.digest) else {
+                return Err(BundleError::UnexpectedBlob {
+                    file: f.name.clone(),
+                    digest: e.digest.clone(),
+                });
+            };
+            if record.size != e.size {
+                return Err(BundleError::BlobSize {
+                    file: f.name.clone(),
+                    digest: e.digest.clone(),
+                    expected: record.size,
+                    actual: e.size,
+                });
             }
-            seen.insert(
-                e.digest.clone(),
-                BlobLocation {
-                    path: path.clone(),
-                    data_offset: e.data_offset,
-                    size: e.size,
-                    compressed: false,
-                },
-            );
-        }
-        if compressed {
-            // Blobs are read by seeking to their zstd frame, whose offset the meta records.
-            for b in self
-                .meta
-                .blobs
-                .iter()
-                .filter(|b| b.file.as_deref() == Some(f.name.as_str()))
-            {
-                let offset =
-                    b.offset
-                        .filter(|o| *o < actual)
-                        .ok_or_else(|| BundleError::BadTar {
-                            file: f.name.clone(),
-                            offset: 0,
-                            detail: crate::tr!(
-                                "the meta gives no valid zstd frame offset for {}",
-                                "元数据没有给出 {} 的有效 zstd 帧偏移",
-                                b.digest
-                            ),
-                        })?;
-                if level == VerifyLevel::Size || seen.contains_key(&b.digest) {
-                    seen.insert(
-                        b.digest.clone(),
-                        BlobLocation {
-                            path: path.clone(),
-                            data_offset: offset,
-                            size: b.size,
-                            compressed: true,
-                        },
-                    );
-                }
+            // The meta's frame offset is where upload, export and serve will read
+            // the blob: it must be the frame that holds this very entry.
+            if compressed && (e.frame.is_none() || record.offset != e.frame) {
+                return Err(BundleError::FrameOffset {
+                    file: f.name.clone(),
+                    digest: e.digest.clone(),
+                    recorded: record.offset,
+                    actual: e.frame,
+                });
+            }
+            if seen.insert(e.digest.clone(), location(e)).is_some() {
+                return Err(BundleError::BadTar {
+                    file: f.name.clone(),
+                    offset: e.data_offset.saturating_sub(layout::BLOCK),
+                    detail: crate::tr!(
+                        "entry {} appears twice",
+                        "条目 {} 出现了两次",
+                        e.digest.blob_path()
+                    ),
+                });
             }
         }
         if let Some(missing) = expected.keys().find(|d| !seen.contains_key(**d)) {
@@ -477,39 +485,281 @@ fn parse_header(
     Ok(Some((digest, size)))
 }
 
-/// Reads only the headers, seeking over the data.
-fn scan_headers(path: &Path, name: &str, transmit: bool) -> Result<Vec<ScannedEntry>, BundleError> {
-    let io = |source| BundleError::Io {
-        file: name.into(),
-        source,
-    };
-    let mut f = File::open(path).map_err(io)?;
-    let len = f.metadata().map_err(io)?.len();
-    let mut out = Vec::new();
-    let mut pos = 0u64;
-    let mut block = [0u8; 512];
-    while pos + 512 <= len {
-        f.seek(SeekFrom::Start(pos)).map_err(io)?;
-        f.read_exact(&mut block).map_err(io)?;
-        let Some((digest, size)) = parse_header(&block, name, pos, transmit)? else {
-            break;
-        };
-        let data_offset = pos + 512;
-        if data_offset + size > len {
-            return Err(BundleError::BadTar {
-                file: name.into(),
-                offset: pos,
-                detail: crate::tr!("entry runs past the end of the file", "条目超出了文件末尾"),
-            });
+/// How to read one data file's entries: its name (for errors), whether it is an
+/// image-transmit file (`<hex>.<ext>` entries), and how many entries it may hold.
+pub struct Scan<'a> {
+    pub file: &'a str,
+    pub transmit: bool,
+    pub limit: usize,
+}
+
+impl Scan<'_> {
+    fn bad(&self, offset: u64, detail: String) -> BundleError {
+        BundleError::BadTar {
+            file: self.file.into(),
+            offset,
+            detail,
         }
-        out.push(ScannedEntry {
-            digest,
-            data_offset,
-            size,
-        });
-        pos = data_offset + super::layout::padded(size);
     }
-    Ok(out)
+
+    fn io(&self) -> impl Fn(std::io::Error) -> BundleError + '_ {
+        move |source| BundleError::Io {
+            file: self.file.into(),
+            source,
+        }
+    }
+
+    fn past_end(&self, offset: u64) -> BundleError {
+        self.bad(
+            offset,
+            crate::tr!("entry runs past the end of the file", "条目超出了文件末尾"),
+        )
+    }
+
+    fn too_many(&self, offset: u64) -> BundleError {
+        self.bad(
+            offset,
+            crate::tr!(
+                "more entries than the meta places in this file",
+                "条目多于元数据记录的数量"
+            ),
+        )
+    }
+
+    /// Reads only the headers of a plain tar, seeking over the data.
+    fn headers(&self, path: &Path) -> Result<Vec<ScannedEntry>, BundleError> {
+        let mut f = File::open(path).map_err(self.io())?;
+        let len = f.metadata().map_err(self.io())?.len();
+        self.headers_in(&mut f, len)
+    }
+
+    /// [`Scan::headers`] over any seekable reader of `len` bytes. Every offset is
+    /// checked arithmetic bounded by `len`: a size field forged to near 2^64 is an
+    /// error, never a wrapped offset that walks backwards forever.
+    pub fn headers_in<R: Read + Seek>(
+        &self,
+        f: &mut R,
+        len: u64,
+    ) -> Result<Vec<ScannedEntry>, BundleError> {
+        let mut out = Vec::new();
+        let mut pos = 0u64;
+        let mut block = [0u8; 512];
+        while let Some(data_offset) = pos.checked_add(layout::BLOCK).filter(|e| *e <= len) {
+            f.seek(SeekFrom::Start(pos)).map_err(self.io())?;
+            f.read_exact(&mut block).map_err(self.io())?;
+            let Some((digest, size)) = parse_header(&block, self.file, pos, self.transmit)? else {
+                break;
+            };
+            if data_offset.checked_add(size).is_none_or(|end| end > len) {
+                return Err(self.past_end(pos));
+            }
+            if out.len() >= self.limit {
+                return Err(self.too_many(pos));
+            }
+            out.push(ScannedEntry {
+                digest,
+                data_offset,
+                size,
+                frame: None,
+            });
+            pos = layout::checked_padded(size)
+                .and_then(|p| data_offset.checked_add(p))
+                .ok_or_else(|| self.past_end(pos))?;
+        }
+        Ok(out)
+    }
+
+    /// The entries of a `.tar.zst` from its frames, without decompressing their
+    /// data: each frame's header and block headers give where the next starts, and
+    /// the first 512 bytes of each frame are the tar header of the entry it holds.
+    /// What `--verify size` checks of a zstd file: every frame holds exactly one
+    /// entry (or the end of the archive), so a meta offset can be checked against it.
+    fn frames(&self, path: &Path) -> Result<Vec<ScannedEntry>, BundleError> {
+        let f = File::open(path).map_err(self.io())?;
+        let len = f.metadata().map_err(self.io())?.len();
+        let mut out = Vec::new();
+        let mut pos = 0u64;
+        loop {
+            if pos >= len {
+                return Err(self.bad(
+                    pos,
+                    crate::tr!("no end-of-archive frame", "缺少表示归档结束的 zstd 帧"),
+                ));
+            }
+            let frame = super::compress::frame_at(&f, pos, len)
+                .map_err(|e| self.bad(pos, crate::i18n::io_error(&e)))?;
+            let mut block = [0u8; 512];
+            super::compress::open_frame(&f, pos, frame.len)
+                .and_then(|mut d| d.read_exact(&mut block))
+                .map_err(|e| self.bad(pos, crate::i18n::io_error(&e)))?;
+            let next = pos
+                .checked_add(frame.len)
+                .ok_or_else(|| self.past_end(pos))?;
+            let Some((digest, size)) = parse_header(&block, self.file, pos, false)? else {
+                if next != len || frame.content_size != Some(layout::END_OF_ARCHIVE) {
+                    return Err(self.bad(
+                        pos,
+                        crate::tr!("data after the end of the archive", "归档结束之后还有数据"),
+                    ));
+                }
+                return Ok(out);
+            };
+            if frame.content_size != layout::entry_span(size) {
+                return Err(self.bad(
+                    pos,
+                    crate::tr!(
+                        "the zstd frame of {} does not hold exactly its entry",
+                        "{} 的 zstd 帧没有恰好包含其条目",
+                        digest.blob_path()
+                    ),
+                ));
+            }
+            if out.len() >= self.limit {
+                return Err(self.too_many(pos));
+            }
+            out.push(ScannedEntry {
+                digest,
+                data_offset: pos,
+                size,
+                frame: Some(pos),
+            });
+            pos = next;
+        }
+    }
+
+    /// Reads the whole file once: hashes it, and hashes every entry against its
+    /// name. A `.tar.zst` file is decoded frame by frame on the way (its sha256 is
+    /// of the compressed bytes), and each entry must start a frame of its own.
+    fn full(
+        &self,
+        path: &Path,
+        per_entry: bool,
+        progress: &(dyn Fn(u64) -> bool + Sync),
+    ) -> Result<(Vec<ScannedEntry>, String), BundleError> {
+        let file = File::open(path).map_err(self.io())?;
+        let raw = BufReader::with_capacity(
+            1 << 20,
+            HashingReader {
+                inner: file,
+                hash: Hasher::new(),
+                count: 0,
+                progress,
+            },
+        );
+        if !super::compress::is_compressed(self.file) {
+            let mut hashing = raw;
+            let entries = self.tar(&mut hashing, per_entry)?;
+            std::io::copy(&mut hashing, &mut std::io::sink()).map_err(self.io())?;
+            let rest = hashing.into_inner();
+            return Ok((entries, rest.hash.finish().hex().to_string()));
+        }
+        let mut frames = Frames {
+            decoder: None,
+            idle: Some(raw),
+            decompressed: 0,
+            starts: HashMap::new(),
+            limit: self.limit.saturating_add(1),
+        };
+        let mut entries = self.tar(&mut frames, per_entry)?;
+        std::io::copy(&mut frames, &mut std::io::sink()).map_err(self.io())?;
+        if frames.starts.len() != entries.len().saturating_add(1) {
+            return Err(self.bad(
+                0,
+                crate::tr!(
+                    "the zstd frames do not hold one entry each",
+                    "zstd 帧与条目不是一一对应"
+                ),
+            ));
+        }
+        for e in &mut entries {
+            let header = e.data_offset.saturating_sub(layout::BLOCK);
+            e.frame = Some(*frames.starts.get(&header).ok_or_else(|| {
+                self.bad(
+                    header,
+                    crate::tr!(
+                        "entry {} does not start a zstd frame",
+                        "条目 {} 不在 zstd 帧的开头",
+                        e.digest.blob_path()
+                    ),
+                )
+            })?);
+        }
+        let raw = match (frames.decoder, frames.idle) {
+            (Some(d), _) => d.finish(),
+            (None, Some(r)) => r,
+            (None, None) => return Err(self.bad(0, "internal: reader lost".into())),
+        };
+        Ok((entries, raw.into_inner().hash.finish().hex().to_string()))
+    }
+
+    /// Walks a tar stream, checking every entry's bytes against the digest in its
+    /// name (when `per_entry`). Offsets are checked arithmetic; the stream's own end
+    /// bounds the walk.
+    pub fn tar(&self, r: &mut dyn Read, per_entry: bool) -> Result<Vec<ScannedEntry>, BundleError> {
+        let mut out = Vec::new();
+        let mut pos = 0u64;
+        let mut block = [0u8; 512];
+        let mut buf = vec![0u8; 1 << 20];
+        let cut = |pos: u64, e: std::io::Error| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                self.bad(
+                    pos,
+                    crate::tr!(
+                        "file ends in the middle of the archive",
+                        "文件在归档中途结束"
+                    ),
+                )
+            } else {
+                self.bad(pos, crate::i18n::io_error(&e))
+            }
+        };
+        loop {
+            r.read_exact(&mut block).map_err(|e| cut(pos, e))?;
+            let Some((digest, size)) = parse_header(&block, self.file, pos, self.transmit)? else {
+                break;
+            };
+            let data_offset = pos
+                .checked_add(layout::BLOCK)
+                .ok_or_else(|| self.past_end(pos))?;
+            let span = layout::checked_padded(size).ok_or_else(|| self.past_end(pos))?;
+            let next = data_offset
+                .checked_add(span)
+                .ok_or_else(|| self.past_end(pos))?;
+            if out.len() >= self.limit {
+                return Err(self.too_many(pos));
+            }
+            let mut entry_hash = Hasher::new();
+            let mut left = span;
+            let mut data_left = size;
+            while left > 0 {
+                let n = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
+                let chunk = buf.get_mut(..n).unwrap_or_default();
+                r.read_exact(chunk).map_err(|e| cut(pos, e))?;
+                let data = usize::try_from(data_left).unwrap_or(usize::MAX).min(n);
+                if per_entry {
+                    entry_hash.update(chunk.get(..data).unwrap_or_default());
+                }
+                data_left -= data as u64;
+                left -= n as u64;
+            }
+            let actual = entry_hash.finish();
+            if per_entry && actual != digest {
+                return Err(BundleError::EntryDigest {
+                    file: self.file.into(),
+                    entry: digest.blob_path(),
+                    actual,
+                });
+            }
+            out.push(ScannedEntry {
+                digest,
+                data_offset,
+                size,
+                frame: None,
+            });
+            pos = next;
+        }
+        Ok(out)
+    }
 }
 
 /// Passes bytes through while hashing them and reporting progress: the data file's
@@ -517,13 +767,16 @@ fn scan_headers(path: &Path, name: &str, transmit: bool) -> Result<Vec<ScannedEn
 struct HashingReader<'a, R> {
     inner: R,
     hash: Hasher,
+    /// Bytes read so far: where in the file the reader stands.
+    count: u64,
     progress: &'a (dyn Fn(u64) -> bool + Sync),
 }
 
 impl<R: Read> Read for HashingReader<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.hash.update(&buf[..n]);
+        self.hash.update(buf.get(..n).unwrap_or_default());
+        self.count = self.count.saturating_add(n as u64);
         if !(self.progress)(n as u64) {
             // Not ErrorKind::Interrupted: std's readers retry those (EINTR).
             return Err(std::io::Error::other(crate::i18n::t(
@@ -535,98 +788,52 @@ impl<R: Read> Read for HashingReader<'_, R> {
     }
 }
 
-/// Reads the whole file once: hashes it, and hashes every entry against its name.
-/// A `.tar.zst` file is decompressed on the way (its sha256 is of the compressed bytes).
-fn scan_full(
-    path: &Path,
-    name: &str,
-    transmit: bool,
-    per_entry: bool,
-    progress: &(dyn Fn(u64) -> bool + Sync),
-) -> Result<(Vec<ScannedEntry>, String), BundleError> {
-    let io = |source| BundleError::Io {
-        file: name.into(),
-        source,
-    };
-    let file = File::open(path).map_err(io)?;
-    let raw = BufReader::with_capacity(
-        1 << 20,
-        HashingReader {
-            inner: file,
-            hash: Hasher::new(),
-            progress,
-        },
-    );
-    let mut hashing = if super::compress::is_compressed(name) {
-        let mut decoder = zstd::stream::read::Decoder::with_buffer(raw).map_err(io)?;
-        let entries = scan_tar(&mut decoder, name, transmit, per_entry)?;
-        std::io::copy(&mut decoder, &mut std::io::sink()).map_err(io)?;
-        let mut rest = decoder.finish().into_inner();
-        std::io::copy(&mut rest, &mut std::io::sink()).map_err(io)?;
-        return Ok((entries, rest.hash.finish().hex().to_string()));
-    } else {
-        raw
-    };
-    let entries = scan_tar(&mut hashing, name, transmit, per_entry)?;
-    std::io::copy(&mut hashing, &mut std::io::sink()).map_err(io)?;
-    let rest = hashing.into_inner();
-    Ok((entries, rest.hash.finish().hex().to_string()))
+/// Decodes a `.tar.zst` one frame after another and records where each frame
+/// starts, in the file and in the decoded stream, so that every entry can be
+/// checked to begin a frame of its own (the frame a meta offset must name).
+struct Frames<'a> {
+    decoder: Option<zstd::stream::read::Decoder<'static, BufReader<HashingReader<'a, File>>>>,
+    idle: Option<BufReader<HashingReader<'a, File>>>,
+    decompressed: u64,
+    /// Decoded offset of each frame's start → its offset in the file.
+    starts: HashMap<u64, u64>,
+    /// At most this many frames (the entries the meta allows, and the end).
+    limit: usize,
 }
 
-/// Walks a tar stream, checking every entry's bytes against the digest in its name.
-fn scan_tar(
-    r: &mut dyn Read,
-    name: &str,
-    transmit: bool,
-    per_entry: bool,
-) -> Result<Vec<ScannedEntry>, BundleError> {
-    let mut out = Vec::new();
-    let mut pos = 0u64;
-    let mut block = [0u8; 512];
-    let mut buf = vec![0u8; 1 << 20];
-    let cut = |pos: u64| BundleError::BadTar {
-        file: name.into(),
-        offset: pos,
-        detail: crate::tr!(
-            "file ends in the middle of the archive",
-            "文件在归档中途结束"
-        ),
-    };
-    loop {
-        r.read_exact(&mut block).map_err(|_| cut(pos))?;
-        let Some((digest, size)) = parse_header(&block, name, pos, transmit)? else {
-            break;
-        };
-        let data_offset = pos + 512;
-        let mut entry_hash = Hasher::new();
-        let mut left = super::layout::padded(size);
-        let mut data_left = size;
-        while left > 0 {
-            let n = (left as usize).min(buf.len());
-            r.read_exact(&mut buf[..n]).map_err(|_| cut(pos))?;
-            let data = (data_left as usize).min(n);
-            if per_entry {
-                entry_hash.update(&buf[..data]);
+impl Read for Frames<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            if let Some(d) = self.decoder.as_mut() {
+                let n = d.read(buf)?;
+                if n > 0 {
+                    self.decompressed = self.decompressed.saturating_add(n as u64);
+                    return Ok(n);
+                }
+                // The frame ended: the reader stands exactly at the next one.
+                self.idle = self.decoder.take().map(|d| d.finish());
             }
-            data_left -= data as u64;
-            left -= n as u64;
+            let Some(mut r) = self.idle.take() else {
+                return Ok(0);
+            };
+            if r.fill_buf()?.is_empty() {
+                self.idle = Some(r);
+                return Ok(0);
+            }
+            if self.starts.len() >= self.limit {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    crate::tr!(
+                        "more zstd frames than the meta has entries for",
+                        "zstd 帧多于元数据记录的条目"
+                    ),
+                ));
+            }
+            let at = r.get_ref().count.saturating_sub(r.buffer().len() as u64);
+            self.starts.insert(self.decompressed, at);
+            self.decoder = Some(zstd::stream::read::Decoder::with_buffer(r)?.single_frame());
         }
-        let actual = entry_hash.finish();
-        if per_entry && actual != digest {
-            return Err(BundleError::EntryDigest {
-                file: name.into(),
-                entry: digest.blob_path(),
-                actual,
-            });
-        }
-        out.push(ScannedEntry {
-            digest,
-            data_offset,
-            size,
-        });
-        pos = data_offset + super::layout::padded(size);
     }
-    Ok(out)
 }
 
 /// A blob reader that fails at its end when the bytes do not match the digest.
@@ -660,6 +867,13 @@ impl Read for VerifiedBlob {
     }
 }
 
+fn offset_text(o: Option<u64>) -> String {
+    o.map_or_else(
+        || crate::i18n::t("none", "无").to_string(),
+        |o| o.to_string(),
+    )
+}
+
 /// The tar library's complaint about a header, read in the chosen language.
 fn tar_error(e: &std::io::Error) -> String {
     crate::tr!("{e}", "无效的 tar 头部 ({e})")
@@ -683,4 +897,272 @@ pub fn read_blob(loc: &BlobLocation, limit: u64) -> std::io::Result<Vec<u8>> {
         ));
     }
     Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bundle::meta::{BlobKind, BlobRecord, DataFile, Image, Kind};
+    use std::io::Cursor;
+    use std::os::unix::fs::FileExt;
+
+    /// A tar header for `digest` whose size field says `size` (base-256 when it
+    /// does not fit in octal), with a correct checksum: a forged header.
+    fn forged_header(digest: &Digest, size: u64) -> [u8; 512] {
+        let mut h = layout::header(digest, 0, 0).unwrap();
+        let field = &mut h[124..136];
+        field.fill(0);
+        field[0] = 0x80;
+        field[4..12].copy_from_slice(&size.to_be_bytes());
+        h[148..156].fill(b' ');
+        let sum: u32 = h.iter().map(|b| u32::from(*b)).sum();
+        h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        h
+    }
+
+    fn scan(limit: usize) -> Scan<'static> {
+        Scan {
+            file: "f.tar",
+            transmit: false,
+            limit,
+        }
+    }
+
+    #[test]
+    fn a_size_field_forged_to_near_2_pow_64_is_an_error_not_a_loop() {
+        let d = Digest::of(b"x");
+        for size in [
+            u64::MAX,
+            u64::MAX - 511,
+            u64::MAX - 512,
+            (u64::MAX - 1023) & !511,
+            1 << 63,
+        ] {
+            let mut tar = forged_header(&d, size).to_vec();
+            assert_eq!(
+                parse_header(tar[..512].try_into().unwrap(), "f", 0, false)
+                    .unwrap()
+                    .unwrap()
+                    .1,
+                size,
+                "the header says {size}"
+            );
+            tar.resize(4096, 0);
+            let r = scan(10).headers_in(&mut Cursor::new(&tar), tar.len() as u64);
+            assert!(
+                matches!(r, Err(BundleError::BadTar { .. })),
+                "{size}: {r:?}"
+            );
+            let r = scan(10).tar(&mut Cursor::new(&tar), true);
+            assert!(
+                matches!(r, Err(BundleError::BadTar { .. })),
+                "{size}: {r:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_file_holds_no_more_entries_than_the_meta_places_there() {
+        let mut tar = Vec::new();
+        for i in 0..3u8 {
+            let d = Digest::of(&[i]);
+            tar.extend(layout::header(&d, 1, 0).unwrap());
+            tar.push(i);
+            tar.resize(tar.len() + 511, 0);
+        }
+        tar.resize(tar.len() + 1024, 0);
+        let len = tar.len() as u64;
+        assert_eq!(
+            scan(3)
+                .headers_in(&mut Cursor::new(&tar), len)
+                .unwrap()
+                .len(),
+            3
+        );
+        assert!(scan(2).headers_in(&mut Cursor::new(&tar), len).is_err());
+        assert_eq!(scan(3).tar(&mut Cursor::new(&tar), true).unwrap().len(), 3);
+        assert!(scan(2).tar(&mut Cursor::new(&tar), true).is_err());
+    }
+
+    /// A one-file zstd bundle of `blobs` in `dir`; returns its meta path.
+    fn zstd_bundle(dir: &Path, blobs: &[Vec<u8>]) -> PathBuf {
+        let sized: Vec<(Digest, u64)> = blobs
+            .iter()
+            .map(|b| (Digest::of(b), b.len() as u64))
+            .collect();
+        let plan = layout::plan(&sized, 1).unwrap().remove(0);
+        let tar_path = dir.join("b_1.tar");
+        let tar = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tar_path)
+            .unwrap();
+        tar.set_len(plan.size).unwrap();
+        for e in &plan.entries {
+            tar.write_all_at(
+                &layout::header(&e.digest, e.size, 0).unwrap(),
+                e.header_offset,
+            )
+            .unwrap();
+            let bytes = blobs.iter().find(|b| Digest::of(b) == e.digest).unwrap();
+            tar.write_all_at(bytes, e.data_offset()).unwrap();
+        }
+        let zst = dir.join("b_1.tar.zst");
+        let offsets = super::super::compress::compress_tar(&tar, &plan, &zst).unwrap();
+        std::fs::remove_file(&tar_path).unwrap();
+        let (size, sha256) = super::super::writer::hash_file(&zst).unwrap();
+        let manifest = blobs[0].clone();
+        let meta = Meta {
+            format: super::super::meta::FORMAT_NAME.into(),
+            version: super::super::meta::FORMAT_VERSION,
+            tool: "test".into(),
+            created: String::new(),
+            name: "b".into(),
+            kind: Kind::Full,
+            bases: vec![],
+            platforms: vec![],
+            files: vec![DataFile {
+                name: "b_1.tar.zst".into(),
+                size,
+                sha256,
+                blobs: blobs.len() as u64,
+            }],
+            images: vec![Image {
+                reference: "h:5000/a:1".into(),
+                registry: "h:5000".into(),
+                repository: "a".into(),
+                tag: Some("1".into()),
+                digest: Digest::of(&manifest),
+                media_type: crate::manifest::OCI_MANIFEST.into(),
+                target: None,
+                subject: None,
+                children: vec![],
+            }],
+            blobs: sized
+                .iter()
+                .map(|(d, s)| BlobRecord {
+                    digest: d.clone(),
+                    size: *s,
+                    kind: BlobKind::Layer,
+                    file: Some("b_1.tar.zst".into()),
+                    base: None,
+                    repository: "a".into(),
+                    offset: offsets.get(d).copied(),
+                })
+                .collect(),
+            failed: vec![],
+            selections: vec![],
+        };
+        let path = dir.join("b_meta.yaml");
+        std::fs::write(&path, meta.to_yaml().unwrap()).unwrap();
+        path
+    }
+
+    const LEVELS: [VerifyLevel; 3] = [VerifyLevel::Size, VerifyLevel::File, VerifyLevel::Full];
+
+    #[test]
+    fn zstd_offsets_must_name_the_frame_of_their_own_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = vec![b"manifest".to_vec(), vec![3u8; 70_000], vec![5u8; 2000]];
+        let meta_path = zstd_bundle(dir.path(), &blobs);
+        for level in LEVELS {
+            let bundle = Bundle::open(&meta_path).unwrap();
+            let index = bundle.verify(level, &|_| true).unwrap();
+            for b in &blobs {
+                let mut got = Vec::new();
+                index[&Digest::of(b)]
+                    .open()
+                    .unwrap()
+                    .read_to_end(&mut got)
+                    .unwrap();
+                assert_eq!(&got, b, "{level:?}");
+            }
+        }
+        // The attack: one blob's offset pointed at another blob's frame.
+        let text = std::fs::read_to_string(&meta_path).unwrap();
+        let (a, b) = (Digest::of(&blobs[1]), Digest::of(&blobs[2]));
+        let m = Meta::parse(text.as_bytes(), "m").unwrap();
+        let off = |d: &Digest| {
+            m.blobs
+                .iter()
+                .find(|r| &r.digest == d)
+                .unwrap()
+                .offset
+                .unwrap()
+        };
+        let (oa, ob) = (off(&a), off(&b));
+        let forged = text
+            .replace(&format!("offset: {oa}\n"), "offset: A\n")
+            .replace(&format!("offset: {ob}\n"), &format!("offset: {oa}\n"))
+            .replace("offset: A\n", &format!("offset: {ob}\n"));
+        assert_ne!(forged, text);
+        std::fs::write(&meta_path, forged).unwrap();
+        for level in LEVELS {
+            let bundle = Bundle::open(&meta_path).unwrap();
+            let problems = bundle.verify(level, &|_| true).unwrap_err();
+            assert!(
+                matches!(problems[0], BundleError::FrameOffset { .. }),
+                "{level:?}: {problems:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_zstd_frame_hidden_inside_another_blob_is_not_a_frame_of_the_archive() {
+        // A blob whose bytes are themselves a complete zstd frame of a tar entry:
+        // an offset pointing into it decodes a believable entry, but that is not a
+        // frame of the data file's archive.
+        let dir = tempfile::tempdir().unwrap();
+        let inner_blob = b"evil".to_vec();
+        let inner_digest = Digest::of(&inner_blob);
+        let mut inner_tar = layout::header(&inner_digest, 4, 0).unwrap().to_vec();
+        inner_tar.extend(&inner_blob);
+        inner_tar.resize(1024, 0);
+        let mut e = zstd::stream::write::Encoder::new(Vec::new(), 0).unwrap();
+        e.include_contentsize(true).unwrap();
+        e.set_pledged_src_size(Some(1024)).unwrap();
+        std::io::Write::write_all(&mut e, &inner_tar).unwrap();
+        let carrier = e.finish().unwrap();
+        let blobs = vec![b"manifest".to_vec(), carrier.clone(), inner_blob];
+        let meta_path = zstd_bundle(dir.path(), &blobs);
+        let text = std::fs::read_to_string(&meta_path).unwrap();
+        let m = Meta::parse(text.as_bytes(), "m").unwrap();
+        let rec = |d: &Digest| {
+            m.blobs
+                .iter()
+                .find(|r| &r.digest == d)
+                .unwrap()
+                .offset
+                .unwrap()
+        };
+        let file = std::fs::read(dir.path().join("b_1.tar.zst")).unwrap();
+        let carrier_frame = rec(&Digest::of(&carrier)) as usize;
+        // zstd stores incompressible data raw: the inner frame is in the file as is.
+        let hidden = carrier_frame
+            + file[carrier_frame..]
+                .windows(carrier.len())
+                .position(|w| w == carrier)
+                .expect("carrier stored raw");
+        let mut decoded = Vec::new();
+        super::super::compress::open_entry(&dir.path().join("b_1.tar.zst"), hidden as u64, 4)
+            .unwrap()
+            .read_to_end(&mut decoded)
+            .unwrap();
+        assert_eq!(decoded, b"evil", "the hidden frame decodes as an entry");
+        let forged = text.replace(
+            &format!("offset: {}\n", rec(&inner_digest)),
+            &format!("offset: {hidden}\n"),
+        );
+        std::fs::write(&meta_path, forged).unwrap();
+        for level in LEVELS {
+            let bundle = Bundle::open(&meta_path).unwrap();
+            let problems = bundle.verify(level, &|_| true).unwrap_err();
+            assert!(
+                matches!(problems[0], BundleError::FrameOffset { .. }),
+                "{level:?}: {problems:?}"
+            );
+        }
+    }
 }

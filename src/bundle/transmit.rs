@@ -195,6 +195,7 @@ pub fn convert(text: &str, path: &str) -> Result<Converted, MetaError> {
         selections: Vec::new(),
     };
     meta.sanitize_text();
+    meta.check_names(path)?;
     Ok(Converted { meta, manifests })
 }
 

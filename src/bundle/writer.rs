@@ -320,6 +320,20 @@ impl BundleWriter {
     }
 }
 
+impl BundleWriter {
+    /// Gives the bundle up: its partial data files and journal are removed, and its
+    /// dated folder too when nothing else is in it. For a save in which every image
+    /// failed, which writes no bundle.
+    pub fn abandon(self) {
+        for f in &self.files {
+            let _ = std::fs::remove_file(&f.partial);
+        }
+        let _ = std::fs::remove_file(&self.journal_path);
+        // Fails (and is meant to) when the folder holds other bundles.
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
 /// Writes `path` via a temporary file, fsync and rename, so a reader never sees a
 /// half-written file.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
@@ -407,7 +421,13 @@ impl BundleWriter {
                 .filter(|e| keep.contains(&e.digest))
                 .map(|e| (e.digest.clone(), e.size))
                 .collect();
-            let mut new_layout = layout::plan(&kept, 1).pop().unwrap_or_default();
+            let mut new_layout = layout::plan(&kept, 1)
+                .map_err(|e| WriteError::Io {
+                    path: f.partial.display().to_string(),
+                    source: std::io::Error::other(e.to_string()),
+                })?
+                .pop()
+                .unwrap_or_default();
             // Keep the original order so the rewrite reads the old file sequentially.
             new_layout
                 .entries
@@ -415,7 +435,7 @@ impl BundleWriter {
             let mut offset = 0;
             for e in &mut new_layout.entries {
                 e.header_offset = offset;
-                offset += layout::BLOCK + layout::padded(e.size);
+                offset = offset.saturating_add(layout::entry_span(e.size).unwrap_or(u64::MAX));
             }
             let tmp = f.partial.with_extension("compact");
             let _cleanup = RemoveOnDrop(tmp.clone());

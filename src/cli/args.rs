@@ -429,6 +429,10 @@ pub struct UploadArgs {
     pub trust: TrustArg,
     #[command(flatten)]
     pub cosign: CosignArg,
+    /// Push a bundle that lacks images which failed at save time (they are listed
+    /// in its meta); without this, such a bundle is refused before anything is pushed.
+    #[arg(long)]
+    pub allow_partial: bool,
 }
 
 #[derive(Args, Debug)]

@@ -50,6 +50,11 @@ pub fn run_ls(args: LsArgs, trust: Option<&crate::sign::Trust>) -> Result<Outcom
             m.platforms.join(", ")
         ));
     }
+    // What the bundle lacks comes first, where it cannot be missed.
+    if let Some(missing) = m.missing_images() {
+        out.push_str(&missing);
+        out.push('\n');
+    }
     let sizes: HashMap<_, _> = m.blobs.iter().map(|b| (&b.digest, b.size)).collect();
     let index = bundle
         .verify(crate::bundle::reader::VerifyLevel::Size, &|_| true)
@@ -110,8 +115,7 @@ pub fn run_ls(args: LsArgs, trust: Option<&crate::sign::Trust>) -> Result<Outcom
         .blobs
         .iter()
         .filter(|b| b.file.is_some())
-        .map(|b| sizes[&b.digest])
-        .sum();
+        .fold(0u64, |t, b| t.saturating_add(b.size));
     let from_bases = m.blobs.iter().filter(|b| b.base.is_some()).count();
     out.push_str(&crate::tr!(
         "blobs: {} ({} carried, {} left to bases)\n",
@@ -120,16 +124,6 @@ pub fn run_ls(args: LsArgs, trust: Option<&crate::sign::Trust>) -> Result<Outcom
         HumanBytes(carried),
         from_bases
     ));
-    if !m.failed.is_empty() {
-        out.push_str(&crate::tr!(
-            "failed ({}):\n",
-            "失败 ({}):\n",
-            m.failed.len()
-        ));
-        for f in &m.failed {
-            out.push_str(&format!("  {}: {}\n", f.reference, f.reason));
-        }
-    }
     print!("{out}");
     Ok(Outcome::Success)
 }
@@ -143,12 +137,13 @@ fn image_size(
     sizes: &HashMap<&crate::digest::Digest, u64>,
 ) -> Option<u64> {
     let (manifests, blobs) = export::image_contents(bundle, image, index?).ok()?;
+    // Sizes come from the meta: summed without overflow, whatever they say.
     Some(
-        manifests.iter().map(|m| m.bytes.len() as u64).sum::<u64>()
-            + blobs
-                .iter()
-                .map(|d| sizes.get(d).copied().unwrap_or(0))
-                .sum::<u64>(),
+        manifests
+            .iter()
+            .map(|m| m.bytes.len() as u64)
+            .chain(blobs.iter().map(|d| sizes.get(d).copied().unwrap_or(0)))
+            .fold(0u64, u64::saturating_add),
     )
 }
 

@@ -869,10 +869,17 @@ async fn run_upload(
                 "--dst docker 或 containerd 暂不支持 --require-cosign; 请上传到镜像仓库"
             )));
         }
-        return upload_to_engine(&args, meta_sha256.as_deref(), &target, reporter, cancel).await;
+        let missing = partial_bundle(&args)?;
+        let loaded =
+            upload_to_engine(&args, meta_sha256.as_deref(), &target, reporter, cancel).await;
+        if let Some(m) = &missing {
+            reporter.warn(m);
+        }
+        return loaded;
     }
     let (destination, named, extra) =
         destination(args.dst.as_deref(), args.dst_name.as_deref(), cfg)?;
+    let missing = partial_bundle(&args)?;
     let opts = UploadOptions {
         destination,
         jobs: jobs(args.jobs, cfg),
@@ -893,12 +900,36 @@ async fn run_upload(
     )
     .await?;
     summary.print(reporter);
+    if let Some(m) = &missing {
+        reporter.warn(m);
+    }
     notifier(cfg).send(&summary, reporter).await;
     Ok(if summary.is_success() {
         Outcome::Success
     } else {
         Outcome::Failed
     })
+}
+
+/// Nothing is silently lost: a bundle that lacks images which failed at save time
+/// is refused before anything is pushed, unless `--allow-partial` accepts it; then
+/// the missing images are listed (returned, to be shown after the summary).
+fn partial_bundle(args: &UploadArgs) -> Result<Option<String>> {
+    let loaded = crate::bundle::meta::Meta::load_any(&args.meta)
+        .with_context(|| crate::tr!("cannot open the bundle", "无法打开镜像包"))?;
+    let Some(missing) = loaded.meta.missing_images() else {
+        return Ok(None);
+    };
+    if args.allow_partial {
+        return Ok(Some(missing));
+    }
+    bail!(
+        "{missing}\n{}",
+        crate::i18n::t(
+            "nothing was pushed; give --allow-partial to push the images it has",
+            "没有推送任何内容; 如需推送其中已有的镜像, 请加 --allow-partial"
+        )
+    )
 }
 
 async fn run_login(args: LoginArgs, g: &GlobalArgs, reporter: &Reporter) -> Result<Outcome> {
@@ -1008,6 +1039,9 @@ fn run_verify(
                 "bundle {name} is complete: {n_files}, {n_blobs}, {n_images}{bases}",
                 "镜像包 {name} 完整: {files} 个数据文件, {blobs} 个数据块, {images} 个镜像{bases}"
             ));
+            if let Some(missing) = bundle.meta.missing_images() {
+                reporter.warn(&missing);
+            }
             Ok(Outcome::Success)
         }
         Err(e) if cancel.is_cancelled() => Err(e),

@@ -127,6 +127,9 @@ pub async fn save(
         })
         .collect();
     let mut images = resolved.images;
+    if images.is_empty() {
+        return Err(nothing_saved(&failures));
+    }
     if opts.with_referrers {
         let found =
             super::referrers::discover(&images, registries, opts.retry, reporter, cancel).await;
@@ -171,9 +174,11 @@ pub async fn save(
     let now = chrono::Local::now();
     let fingerprint = fingerprint(&inputs, opts, &bases);
     if opts.max_file_size.is_some_and(|max| {
-        to_store
-            .iter()
-            .any(|(_, s)| layout::BLOCK + layout::padded(*s) + layout::END_OF_ARCHIVE > max)
+        to_store.iter().any(|(_, s)| {
+            layout::entry_span(*s)
+                .and_then(|n| n.checked_add(layout::END_OF_ARCHIVE))
+                .is_none_or(|n| n > max)
+        })
     }) {
         let (d, s) = to_store
             .iter()
@@ -187,6 +192,13 @@ pub async fn save(
             indicatif::HumanBytes(opts.max_file_size.unwrap_or(0))
         ));
     }
+    // Sizes come from the registry: a layout that cannot exist, or that does not fit
+    // in the free space, is refused before anything is written.
+    let layouts = match opts.max_file_size {
+        Some(max) => layout::plan_capped(&to_store, opts.files, max),
+        None => layout::plan(&to_store, opts.files),
+    }
+    .context(crate::tr!("nothing was downloaded", "没有下载任何内容"))?;
     let name =
         naming::choose(&opts.out, &opts.prefix, kind, now, &fingerprint).with_context(|| {
             crate::tr!(
@@ -196,10 +208,8 @@ pub async fn save(
             )
         })?;
     let mtime = now.timestamp().max(0) as u64;
-    let layouts = match opts.max_file_size {
-        Some(max) => layout::plan_capped(&to_store, opts.files, max),
-        None => layout::plan(&to_store, opts.files),
-    };
+    crate::bundle::space::check_bundle_fits(&name.dir, &name.name, &layouts, opts.compress)
+        .context(crate::tr!("nothing was downloaded", "没有下载任何内容"))?;
     let journal = name.journal.try_clone().with_context(|| {
         crate::tr!(
             "cannot use the bundle's journal",
@@ -475,6 +485,10 @@ pub async fn save(
     }
     summary.succeeded = meta_images.iter().filter(|i| i.subject.is_none()).count();
     summary.bytes = total_bytes;
+    if summary.succeeded == 0 {
+        writer.abandon();
+        return Err(nothing_saved(&failures));
+    }
 
     let file_names = writer.file_names();
     let blob_records: Vec<BlobRecord> = blobs
@@ -531,6 +545,20 @@ pub async fn save(
         .with_context(|| crate::tr!("cannot finish the bundle", "无法完成镜像包"))?;
     summary.elapsed = started.elapsed();
     Ok(SaveOutcome { meta_path, summary })
+}
+
+/// Every image failed: no bundle is written (a bundle of nothing would travel and
+/// upload as if all were well), and the error says what failed and why.
+fn nothing_saved(failures: &[Failure]) -> anyhow::Error {
+    let lines: Vec<String> = failures
+        .iter()
+        .map(|f| format!("\n  {}: {}", f.reference, f.reason))
+        .collect();
+    anyhow::anyhow!(crate::tr!(
+        "no image could be saved, so no bundle was written:{}",
+        "没有任何镜像保存成功, 因此没有生成镜像包:{}",
+        lines.concat()
+    ))
 }
 
 fn note_blob(

@@ -170,8 +170,15 @@ fn a_whole_job_speaks_chinese() {
         .clone();
     assert!(text(&verify).contains("完整"), "{}", text(&verify));
     record("verify", &verify);
+    record(
+        "upload of a bundle that lacks images",
+        zh().args(["upload", &meta, "--dst", &dst.host()])
+            .assert()
+            .code(1)
+            .get_output(),
+    );
     let upload = zh()
-        .args(["upload", &meta, "--dst", &dst.host()])
+        .args(["upload", &meta, "--dst", &dst.host(), "--allow-partial"])
         .assert()
         .success()
         .get_output()

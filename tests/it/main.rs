@@ -1,6 +1,7 @@
 //! ferry's integration tests: one binary (one link) with the shared harness in `common`.
 
 mod batch;
+mod bundle_hardening;
 mod cache;
 mod common;
 mod compress;
@@ -11,6 +12,7 @@ mod harness;
 mod incremental;
 mod interop;
 mod lang;
+mod properties;
 mod referrers;
 mod registry_hardening;
 mod reliability;
