@@ -157,6 +157,60 @@ impl BlobCache {
     }
 }
 
+/// A source that serves the blobs the cache holds (verified) from it, and the
+/// rest from `inner`: sync pushes cached blobs without fetching them again.
+pub struct CachedSource {
+    pub inner: crate::transport::SharedSource,
+    pub cache: BlobCache,
+}
+
+#[async_trait::async_trait]
+impl crate::transport::ImageSource for CachedSource {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+
+    async fn list_tags(&self, repository: &str) -> crate::transport::Result<Vec<String>> {
+        self.inner.list_tags(repository).await
+    }
+
+    async fn get_manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+    ) -> crate::transport::Result<(crate::manifest::RawManifest, crate::manifest::Parsed)> {
+        self.inner.get_manifest(repository, reference).await
+    }
+
+    async fn open_blob(
+        &self,
+        repository: &str,
+        blob: &crate::transport::BlobRef,
+        offset: u64,
+    ) -> crate::transport::Result<crate::transport::BlobStream> {
+        let Some(path) = self.cache.verified(&blob.digest, blob.size) else {
+            return self.inner.open_blob(repository, blob, offset).await;
+        };
+        let loc = crate::bundle::reader::BlobLocation {
+            path,
+            data_offset: 0,
+            size: blob.size,
+            compressed: false,
+        };
+        let offset = offset.min(blob.size);
+        let rx = loc.stream(offset, blob.size - offset);
+        Ok(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx)))
+    }
+
+    async fn referrers(
+        &self,
+        repository: &str,
+        subject: &Digest,
+    ) -> crate::transport::Result<Vec<crate::manifest::RawManifest>> {
+        self.inner.referrers(repository, subject).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,12 +2,12 @@
 //! copy with bounded concurrency and retries, report.
 
 pub mod cache;
+pub mod copy;
 pub mod docker_daemon;
 pub mod expand;
 pub mod export;
 pub mod notify;
 pub mod platform;
-pub mod push;
 pub mod referrers;
 pub mod registries;
 pub mod report;

@@ -3,17 +3,18 @@
 //! source digest are skipped without touching their blobs, blobs the target has are
 //! skipped or cross-mounted, the rest stream from the source straight to the target.
 
+use super::copy::{copy_in_order, plan, CopyContext, CopyImage};
 use super::platform::PlatformFilter;
-use super::push::{push_in_order, BlobSource, PushImage, PushOptions};
 use super::registries::Registries;
 use super::report::{Reporter, Summary};
 use super::resolve::{resolve_requests, ImageRequest, ResolvedImage};
 use super::retry::RetryPolicy;
 use super::upload::Destination;
-use crate::bundle::reader::BlobLocation;
-use crate::digest::Digest;
+use crate::transport::registry::{RegistryEndpoint, Retrying};
+use crate::transport::SharedSource;
 use anyhow::{bail, Result};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -70,48 +71,41 @@ pub async fn sync(
     if let Some(key) = &opts.require_cosign {
         refused = cosign_policy(&mut resolved.images, key, registries).await;
     }
-    let target = registries.client(&opts.destination.host)?;
-    let mut sources: HashMap<Digest, BlobSource> = HashMap::new();
+    let retrying = Retrying::for_reporter(opts.retry, cancel, reporter);
+    let sink = RegistryEndpoint::new(registries.client(&opts.destination.host)?, retrying.clone());
+    // One source per registry, reading through the cache where there is one.
+    let mut sources: HashMap<String, SharedSource> = HashMap::new();
     let mut images = Vec::new();
     for img in &resolved.images {
-        let source = registries.client(&img.reference.registry)?;
-        for b in &img.blobs {
-            if sources.contains_key(&b.digest) {
-                continue;
+        let host = &img.reference.registry;
+        let source = match sources.get(host) {
+            Some(s) => s.clone(),
+            None => {
+                let endpoint: SharedSource = Arc::new(RegistryEndpoint::new(
+                    registries.client(host)?,
+                    retrying.clone(),
+                ));
+                let source: SharedSource = match &opts.cache {
+                    Some(cache) => Arc::new(super::cache::CachedSource {
+                        inner: endpoint,
+                        cache: cache.clone(),
+                    }),
+                    None => endpoint,
+                };
+                sources.insert(host.clone(), source.clone());
+                source
             }
-            let cached = opts
-                .cache
-                .as_ref()
-                .and_then(|c| c.verified(&b.digest, b.size));
-            let s = match cached {
-                Some(path) => BlobSource::Bundle(BlobLocation {
-                    path,
-                    data_offset: 0,
-                    size: b.size,
-                    compressed: false,
-                }),
-                None => BlobSource::Registry {
-                    client: source.clone(),
-                    repo: img.reference.repository.clone(),
-                    size: b.size,
-                },
-            };
-            sources.insert(b.digest.clone(), s);
-        }
-        images.push(push_image(img, &opts.destination));
+        };
+        images.push(copy_image(img, source, &opts.destination));
     }
-    let outcome = push_in_order(
-        &target,
-        images,
-        &sources,
-        &PushOptions {
-            jobs: opts.jobs,
-            retry: opts.retry,
-        },
+    let ctx = CopyContext {
+        sink: &sink,
+        bases: &HashMap::new(),
+        jobs: opts.jobs,
         reporter,
         cancel,
-    )
-    .await?;
+    };
+    let outcome = copy_in_order(&ctx, images).await?;
     let mut failed = resolved.failed;
     failed.extend(refused);
     failed.extend(outcome.failed);
@@ -177,21 +171,11 @@ async fn cosign_policy(
 }
 
 /// Where a resolved image goes: renamed (`SOURCE -> TARGET`) or rewritten path.
-fn push_image(img: &ResolvedImage, dst: &Destination) -> PushImage {
+fn copy_image(img: &ResolvedImage, source: SharedSource, dst: &Destination) -> CopyImage {
     let (target_repo, target_tag) = dst.target_for(
         &img.reference.repository,
         img.reference.tag.clone(),
         img.rename.as_deref(),
     );
-    let mut manifests: Vec<_> = img.children.iter().rev().map(|c| c.raw.clone()).collect();
-    manifests.push(img.top.clone());
-    PushImage {
-        referrer: img.subject.is_some(),
-        label: img.input.clone(),
-        digest: img.top.digest.clone(),
-        target_repo,
-        target_tag,
-        manifests,
-        blobs: img.blobs.iter().map(|b| b.digest.clone()).collect(),
-    }
+    plan::from_resolved(img, source, target_repo, target_tag)
 }

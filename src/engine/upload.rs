@@ -1,19 +1,20 @@
 //! `upload`: bundle → registry. Verify first (nothing is pushed from a bundle that
-//! fails), then hand the images to the push engine with blobs streamed straight out
+//! fails), then hand the images to the copy engine with blobs streamed straight out
 //! of the tar files; blobs left to a base bundle must already be in the target.
 
-use super::push::{push_in_order, BlobSource, PushImage, PushOptions};
+use super::copy::{copy_in_order, plan, CopyContext, CopyImage};
 use super::registries::Registries;
 use super::report::{Reporter, Summary};
-use super::resolve::image_blobs;
 use super::retry::RetryPolicy;
 use crate::bundle::meta::Image;
 use crate::bundle::reader::{BlobLocation, Bundle, VerifyLevel};
 use crate::digest::Digest;
-use crate::manifest::RawManifest;
+use crate::transport::bundle::BundleSource;
+use crate::transport::registry::{RegistryEndpoint, Retrying};
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -143,13 +144,19 @@ pub async fn upload(
         .into());
     }
     let index = verify_bundle(&bundle, opts.verify, reporter, cancel)?;
-    let client = registries.client(&opts.destination.host)?;
+    let sink = RegistryEndpoint::new(
+        registries.client(&opts.destination.host)?,
+        Retrying::for_reporter(opts.retry, cancel, reporter),
+    );
+    let source = Arc::new(BundleSource::new(bundle, index));
 
-    // Read every image's manifests back and find the blobs they need.
+    // Read every image's manifests back (checked against their digests) and find
+    // the blobs they need.
     let mut images = Vec::new();
     let mut inconsistent = Vec::new();
-    for image in &bundle.meta.images {
-        match plan_image(&bundle, image, &index, &opts.destination) {
+    for image in source.images() {
+        let (repo, tag) = opts.destination.image_target(image);
+        match plan::from_bundle(&source, image, repo, tag) {
             Ok(p) => images.push(p),
             Err(why) => inconsistent.push(format!("{}: {why}", image.reference)),
         }
@@ -161,49 +168,31 @@ pub async fn upload(
             inconsistent.join("; ")
         ));
     }
-    let mut sources: HashMap<Digest, BlobSource> = index
-        .into_iter()
-        .map(|(d, loc)| (d, BlobSource::Bundle(loc)))
-        .collect();
-    for rec in &bundle.meta.blobs {
-        if let Some(base) = &rec.base {
-            sources
-                .entry(rec.digest.clone())
-                .or_insert_with(|| BlobSource::Base {
-                    bundle: base.clone(),
-                    hint_repo: opts.destination.repository(&rec.repository),
-                });
-        }
-    }
-    let total = bundle
-        .meta
-        .images
+    let bases = plan::bundle_bases(&source, &|r| opts.destination.repository(r));
+    let total = source
+        .images()
         .iter()
         .filter(|i| i.subject.is_none())
         .count();
     let mut refused = Vec::new();
     if let Some(key) = &opts.require_cosign {
-        let source = crate::sign::cosign::BundleSignatures {
-            bundle: &bundle,
-            index: &index_for_signatures(&sources),
-            target: Some((&client, &opts.destination)),
+        let signatures = crate::sign::cosign::BundleSignatures {
+            bundle: source.bundle(),
+            index: source.index(),
+            target: Some((sink.client(), &opts.destination)),
         };
-        let (kept, why) = cosign_policy(&bundle, images, key, &source).await;
+        let (kept, why) = cosign_policy(source.bundle(), images, key, &signatures).await;
         images = kept;
         refused = why;
     }
-    let outcome = push_in_order(
-        &client,
-        images,
-        &sources,
-        &PushOptions {
-            jobs: opts.jobs,
-            retry: opts.retry,
-        },
+    let ctx = CopyContext {
+        sink: &sink,
+        bases: &bases,
+        jobs: opts.jobs,
         reporter,
         cancel,
-    )
-    .await?;
+    };
+    let outcome = copy_in_order(&ctx, images).await?;
     refused.extend(outcome.failed);
     Ok(Summary {
         action: "upload",
@@ -216,26 +205,15 @@ pub async fn upload(
     })
 }
 
-/// The bundle's own blobs, for reading signature payloads.
-fn index_for_signatures(sources: &HashMap<Digest, BlobSource>) -> HashMap<Digest, BlobLocation> {
-    sources
-        .iter()
-        .filter_map(|(d, s)| match s {
-            BlobSource::Bundle(loc) => Some((d.clone(), loc.clone())),
-            _ => None,
-        })
-        .collect()
-}
-
 /// `--require-cosign`: keeps the images (in the bundle's order, as planned) whose
 /// top manifest carries a good cosign signature by `key`, with their referrers;
 /// the others, and everything that refers to them, are held back with the reason.
 async fn cosign_policy(
     bundle: &Bundle,
-    images: Vec<PushImage>,
+    images: Vec<CopyImage>,
     key: &crate::sign::cosign::CosignKey,
     source: &crate::sign::cosign::BundleSignatures<'_>,
-) -> (Vec<PushImage>, Vec<(String, String)>) {
+) -> (Vec<CopyImage>, Vec<(String, String)>) {
     use std::collections::HashSet;
     let meta = &bundle.meta.images;
     let mut refused = HashSet::new();
@@ -298,57 +276,6 @@ pub fn verify_bundle(
             crate::i18n::t("failed verification", "校验失败"),
             lines.join("\n")
         )
-    })
-}
-
-/// An image of the bundle with its manifests read back from the data files (or
-/// the meta, for image-transmit bundles) and checked against their digests.
-fn plan_image(
-    bundle: &Bundle,
-    image: &Image,
-    index: &HashMap<Digest, BlobLocation>,
-    dst: &Destination,
-) -> Result<PushImage, String> {
-    let read = |digest: &Digest,
-                media_type: &str|
-     -> Result<(RawManifest, crate::manifest::Parsed), String> {
-        let bytes = bundle.manifest_bytes(digest, index).map_err(|e| {
-            crate::tr!(
-                "cannot read manifest {digest}: {e}",
-                "无法读取清单 {digest}: {e}"
-            )
-        })?;
-        let (raw, parsed) = RawManifest::new(bytes, Some(media_type))
-            .map_err(|e| crate::tr!("manifest {digest}: {e}", "清单 {digest}: {e}"))?;
-        if &raw.digest != digest {
-            return Err(crate::tr!(
-                "manifest {digest} has digest {} in the bundle",
-                "清单 {digest} 在镜像包中的摘要为 {}",
-                raw.digest
-            ));
-        }
-        Ok((raw, parsed))
-    };
-    let (top, parsed) = read(&image.digest, &image.media_type)?;
-    let mut blobs: Vec<Digest> = image_blobs(&parsed).into_iter().map(|b| b.digest).collect();
-    let mut manifests = Vec::new();
-    for child in image.children.iter().rev() {
-        let (raw, parsed) = read(&child.digest, &child.media_type)?;
-        blobs.extend(image_blobs(&parsed).into_iter().map(|b| b.digest));
-        manifests.push(raw);
-    }
-    manifests.push(top);
-    blobs.sort();
-    blobs.dedup();
-    let (target_repo, target_tag) = dst.image_target(image);
-    Ok(PushImage {
-        referrer: image.subject.is_some(),
-        label: image.reference.clone(),
-        digest: image.digest.clone(),
-        target_repo,
-        target_tag,
-        manifests,
-        blobs,
     })
 }
 

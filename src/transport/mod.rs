@@ -154,6 +154,24 @@ pub trait ImageSink: Send + Sync {
         None
     }
 
+    /// Checks once, before any work, that the sink can be reached at all, so a dead
+    /// target fails the run once instead of every image and blob on its own.
+    async fn ready(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Makes the repositories about to be written ready (Harbor projects); returns
+    /// notes worth showing.
+    async fn prepare(&self, _repositories: &[String]) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
+
+    /// The digest the sink holds under `reference` (a tag or digest), so an image
+    /// already there is skipped; `None` when absent or when the sink cannot tell.
+    async fn manifest_digest(&self, _repository: &str, _reference: &str) -> Result<Option<Digest>> {
+        Ok(None)
+    }
+
     /// Whether the sink already has this blob (so it need not be sent).
     async fn has_blob(&self, repository: &str, blob: &BlobRef) -> Result<bool>;
 

@@ -36,6 +36,20 @@ impl Retrying {
         }
     }
 
+    /// Retries that the reporter's log hears of.
+    pub fn for_reporter(
+        policy: RetryPolicy,
+        cancel: &CancellationToken,
+        reporter: &crate::engine::report::Reporter,
+    ) -> Retrying {
+        let reporter = reporter.clone();
+        Retrying::new(
+            policy,
+            cancel.clone(),
+            Arc::new(move |e, d| reporter.retrying(e, d)),
+        )
+    }
+
     /// Runs `op` with the retry policy.
     pub async fn run<T, F, Fut>(&self, op: F) -> Result<T, RegistryError>
     where
@@ -91,7 +105,7 @@ fn body_from(resp: crate::registry::BlobResponse, skip: u64) -> BlobStream {
 #[async_trait::async_trait]
 impl ImageSource for RegistryEndpoint {
     fn describe(&self) -> String {
-        format!("docker://{}", self.client.host())
+        self.client.host().to_string()
     }
 
     async fn list_tags(&self, repository: &str) -> Result<Vec<String>> {
@@ -151,7 +165,51 @@ impl ImageSource for RegistryEndpoint {
 #[async_trait::async_trait]
 impl ImageSink for RegistryEndpoint {
     fn describe(&self) -> String {
-        format!("docker://{}", self.client.host())
+        self.client.host().to_string()
+    }
+
+    async fn ready(&self) -> Result<()> {
+        let notice = self.retrying.notice.clone();
+        match crate::engine::retry::unreachable(
+            &self.client,
+            self.retrying.policy,
+            &self.retrying.cancel,
+            &move |e, d| notice(e, d),
+        )
+        .await
+        {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
+    }
+
+    /// Harbor refuses pushes into projects that do not exist: create them (private).
+    async fn prepare(&self, repositories: &[String]) -> Result<Vec<String>> {
+        if repositories.is_empty() || !self.client.is_harbor().await {
+            return Ok(Vec::new());
+        }
+        let mut projects: Vec<String> = repositories
+            .iter()
+            .filter_map(|r| r.split('/').next().map(str::to_string))
+            .collect();
+        projects.sort();
+        projects.dedup();
+        let created = self.client.harbor_ensure_projects(&projects).await?;
+        if created.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(vec![crate::tr!(
+            "created Harbor projects (private): {}",
+            "已创建 Harbor 项目 (私有): {}",
+            created.join(", ")
+        )])
+    }
+
+    async fn manifest_digest(&self, repository: &str, reference: &str) -> Result<Option<Digest>> {
+        Ok(self
+            .retrying
+            .run(|| self.client.manifest_digest(repository, reference))
+            .await?)
     }
 
     async fn has_blob(&self, repository: &str, blob: &BlobRef) -> Result<bool> {
@@ -209,21 +267,6 @@ impl ImageSink for RegistryEndpoint {
                     &manifest.bytes,
                 )
             })
-            .await?)
-    }
-}
-
-impl RegistryEndpoint {
-    /// The digest the repository has under `reference`, if any (an image already
-    /// at the target is skipped).
-    pub async fn manifest_digest(
-        &self,
-        repository: &str,
-        reference: &str,
-    ) -> Result<Option<Digest>> {
-        Ok(self
-            .retrying
-            .run(|| self.client.manifest_digest(repository, reference))
             .await?)
     }
 }

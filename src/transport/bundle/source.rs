@@ -61,6 +61,11 @@ impl BundleSource {
         &self.bundle.meta.images
     }
 
+    /// Where each blob of the bundle (and of the bases it was opened with) is.
+    pub fn index(&self) -> &HashMap<Digest, BlobLocation> {
+        &self.index
+    }
+
     pub fn location(&self, digest: &Digest) -> Option<&BlobLocation> {
         self.index.get(digest)
     }

@@ -1,0 +1,211 @@
+//! Making every blob present in the sink: HEAD, else mount from a repository that
+//! has it, else stream it from its source. Blobs left to a base bundle are only
+//! looked for.
+
+use super::meter::Metered;
+use super::{CopyContext, CopyOutcome};
+use crate::digest::Digest;
+use crate::transport::{BlobRef, SharedSource, TransportError};
+use anyhow::{bail, Result};
+use futures_util::{stream, StreamExt};
+use indicatif::ProgressBar;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+type Needs = BTreeMap<Digest, (BlobRef, BTreeSet<String>)>;
+
+/// Blobs left to a base bundle must already be in the sink: finds a repository
+/// holding each, or stops before anything is copied and names the bases to upload
+/// first.
+pub(super) async fn check_bases(
+    ctx: &CopyContext<'_>,
+    needs: &Needs,
+    jobs: usize,
+) -> Result<HashMap<Digest, String>> {
+    let base_blobs: Vec<(&BlobRef, &BTreeSet<String>, &str, &str)> = needs
+        .iter()
+        .filter_map(|(d, (blob, repos))| {
+            ctx.bases
+                .get(d)
+                .map(|b| (blob, repos, b.bundle.as_str(), b.hint_repo.as_str()))
+        })
+        .collect();
+    let mut known_in = HashMap::new();
+    if base_blobs.is_empty() {
+        return Ok(known_in);
+    }
+    let n = base_blobs.len();
+    let blobs = crate::i18n::plural(n as u64, "blob", "blobs");
+    ctx.reporter.info(&crate::tr!(
+        "checking that the target has the {blobs} the base bundles carried",
+        "检查目标仓库是否已有基础包携带的 {n} 个数据块"
+    ));
+    let found: Vec<(Digest, Option<String>, &str)> = stream::iter(base_blobs)
+        .map(|(blob, repos, bundle, hint)| async move {
+            let candidates = repos
+                .iter()
+                .map(String::as_str)
+                .chain(std::iter::once(hint));
+            for repo in candidates {
+                if let Ok(true) = ctx.sink.has_blob(repo, blob).await {
+                    return (blob.digest.clone(), Some(repo.to_string()), bundle);
+                }
+            }
+            (blob.digest.clone(), None, bundle)
+        })
+        .buffer_unordered(jobs)
+        .collect()
+        .await;
+    if ctx.cancel.is_cancelled() {
+        bail!(crate::tr!(
+            "interrupted; nothing was pushed",
+            "已中断; 没有推送任何内容"
+        ));
+    }
+    let mut missing: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut checked: BTreeSet<&str> = BTreeSet::new();
+    for (d, repo, bundle) in found {
+        match repo {
+            Some(r) => {
+                known_in.insert(d, r);
+            }
+            None => *missing.entry(bundle).or_default() += 1,
+        }
+    }
+    if !missing.is_empty() {
+        for (blob, repos) in needs.values() {
+            if ctx.bases.contains_key(&blob.digest) {
+                checked.extend(repos.iter().map(String::as_str));
+            }
+        }
+        // Oldest first: the order to upload a chain of bases in.
+        let mut missing: Vec<(&str, usize)> = missing.into_iter().collect();
+        missing.sort_by_key(|(b, _)| crate::bundle::naming::creation_order(b));
+        let list: Vec<String> = missing
+            .iter()
+            .map(|(b, n)| {
+                let plural = if *n == 1 { "" } else { "s" };
+                crate::tr!("{b} ({n} blob{plural} missing)", "{b} (缺少 {n} 个数据块)")
+            })
+            .collect();
+        bail!(crate::tr!(
+            "the target {} lacks blobs that this incremental bundle leaves to its base: upload {} first. Nothing was pushed.",
+            "目标仓库 {} 缺少此增量包依赖基础包的数据块: 请先上传 {}。没有推送任何内容。",
+            ctx.sink.describe(),
+            list.join(", ")
+        ));
+    }
+    Ok(known_in)
+}
+
+/// Copies every needed blob; returns the failures by (blob, repository), so an
+/// image fails only for its own repository.
+pub(super) async fn copy_blobs(
+    ctx: &CopyContext<'_>,
+    needs: &Needs,
+    origin: &HashMap<Digest, (SharedSource, String)>,
+    known_in: &HashMap<Digest, String>,
+    jobs: usize,
+    outcome: &mut CopyOutcome,
+) -> HashMap<(Digest, String), String> {
+    let total: u64 = needs
+        .iter()
+        .filter(|(d, _)| origin.contains_key(*d))
+        .map(|(_, (b, _))| b.size)
+        .sum();
+    let bar = ctx
+        .reporter
+        .bytes_bar(total, crate::i18n::t("push", "推送"));
+    // (blob, bytes sent, repositories where it failed with why)
+    type Pushed = (Digest, u64, Vec<(String, String)>);
+    let results: Vec<Pushed> = stream::iter(needs.iter())
+        .map(|(digest, (blob, repos))| {
+            let source = origin
+                .get(digest)
+                .map(|(s, repo)| (Metered::wrap(s.clone(), bar.clone()), repo.as_str()));
+            let have = known_in.get(digest).cloned();
+            let bar = &bar;
+            async move {
+                let (sent, failed) = everywhere(ctx, blob, repos, source, have, bar).await;
+                (digest.clone(), sent, failed)
+            }
+        })
+        .buffer_unordered(jobs)
+        .collect()
+        .await;
+    bar.finish_and_clear();
+    let mut blob_errors = HashMap::new();
+    for (d, sent, failed) in results {
+        outcome.bytes += sent;
+        for (repo, why) in failed {
+            blob_errors.insert((d.clone(), repo), why);
+        }
+    }
+    blob_errors
+}
+
+/// Makes one blob present in every repository that needs it. Returns the bytes
+/// sent and the repositories where it failed, with why: one refused repository does
+/// not keep the blob from the others.
+async fn everywhere(
+    ctx: &CopyContext<'_>,
+    blob: &BlobRef,
+    repos: &BTreeSet<String>,
+    source: Option<(SharedSource, &str)>,
+    mut have: Option<String>,
+    bar: &ProgressBar,
+) -> (u64, Vec<(String, String)>) {
+    let mut sent = 0;
+    let mut failed = Vec::new();
+    for repo in repos {
+        if have.as_deref() == Some(repo.as_str()) {
+            continue;
+        }
+        if ctx.cancel.is_cancelled() {
+            failed.push((repo.clone(), TransportError::Cancelled.to_string()));
+            continue;
+        }
+        match one(ctx, blob, repo, source.clone(), have.as_deref()).await {
+            Ok(n) => {
+                sent += n;
+                if have.is_none() || n > 0 {
+                    have = Some(repo.clone());
+                }
+            }
+            Err(e) => failed.push((repo.clone(), e.to_string())),
+        }
+    }
+    if sent == 0 && source.is_some() {
+        bar.inc(blob.size);
+    }
+    (sent, failed)
+}
+
+/// Makes one blob present in one repository: HEAD, else mount from `have`, else
+/// stream it from its source. Returns the bytes sent.
+async fn one(
+    ctx: &CopyContext<'_>,
+    blob: &BlobRef,
+    repo: &str,
+    source: Option<(SharedSource, &str)>,
+    have: Option<&str>,
+) -> Result<u64, TransportError> {
+    if ctx.sink.has_blob(repo, blob).await? {
+        return Ok(0);
+    }
+    if let Some(from) = have {
+        if ctx.sink.mount_blob(repo, blob, from).await? {
+            return Ok(0);
+        }
+    }
+    let Some((source, source_repo)) = source else {
+        return Err(TransportError::NotFound {
+            endpoint: ctx.sink.describe(),
+            what: crate::tr!(
+                "blob {} (neither in the bundle nor in the target)",
+                "数据块 {} (既不在镜像包中, 也不在目标仓库中)",
+                blob.digest
+            ),
+        });
+    };
+    ctx.sink.put_blob(repo, blob, source, source_repo).await
+}

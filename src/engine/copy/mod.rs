@@ -1,0 +1,270 @@
+//! The one copy driver under every command: given images (their manifests read
+//! and checked, their blobs named) and a sink, it skips images the sink already
+//! has, makes every blob present (HEAD, cross-repository mount, else streamed from
+//! the image's source), then writes manifests children first and tags last.
+//! Failures stay per image: one refused repository does not stop the others.
+//!
+//! Planning (which images, from where, under what names) is the front ends' job;
+//! `plan` turns what they found into [`CopyImage`]s.
+
+mod blobs;
+mod conflicts;
+mod meter;
+pub mod plan;
+
+use super::report::Reporter;
+use crate::digest::Digest;
+use crate::manifest::RawManifest;
+use crate::transport::{BlobRef, ImageSink, SharedSource};
+use anyhow::{Context, Result};
+use futures_util::{stream, StreamExt};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use tokio_util::sync::CancellationToken;
+
+/// One image to copy, with everything it needs.
+#[derive(Clone)]
+pub struct CopyImage {
+    /// The reference to name in reports.
+    pub label: String,
+    /// The top manifest's digest (what the tag must point at).
+    pub digest: Digest,
+    /// Where its blobs come from.
+    pub source: SharedSource,
+    pub source_repo: String,
+    pub target_repo: String,
+    /// The tag to set; none for an image addressed by digest only.
+    pub target_tag: Option<String>,
+    /// Child manifests deepest first, then the top manifest.
+    pub manifests: Vec<RawManifest>,
+    /// Configs and layers of the image and its children, each once.
+    pub blobs: Vec<BlobRef>,
+    /// A signature, attestation or other referrer: copied after the images.
+    pub referrer: bool,
+}
+
+/// A blob an incremental bundle left to its base: it must already be in the sink.
+#[derive(Clone, Debug)]
+pub struct LeftToBase {
+    /// The base bundle that carried it (named when the sink lacks it).
+    pub bundle: String,
+    /// Another repository of the sink where it may be.
+    pub hint_repo: String,
+}
+
+/// What a copy needs besides the images.
+pub struct CopyContext<'a> {
+    pub sink: &'a dyn ImageSink,
+    /// Blobs no source has, which base bundles carried.
+    pub bases: &'a HashMap<Digest, LeftToBase>,
+    pub jobs: usize,
+    pub reporter: &'a Reporter,
+    pub cancel: &'a CancellationToken,
+}
+
+#[derive(Debug, Default)]
+pub struct CopyOutcome {
+    pub succeeded: usize,
+    /// Images whose tag already had the digest.
+    pub unchanged: usize,
+    pub failed: Vec<(String, String)>,
+    pub bytes: u64,
+    /// `repository[:tag]` of each image written (for `-v` and reports).
+    pub written: Vec<String>,
+}
+
+/// Copies the images, then their referrers (signatures after their subjects), then
+/// lets the sink finish; the outcome's succeeded/unchanged numbers count only the
+/// images.
+pub async fn copy_in_order(ctx: &CopyContext<'_>, images: Vec<CopyImage>) -> Result<CopyOutcome> {
+    if !images.is_empty() {
+        ctx.sink.ready().await?;
+    }
+    let (referrers, images): (Vec<_>, Vec<_>) = images.into_iter().partition(|p| p.referrer);
+    let mut outcome = copy(ctx, images).await?;
+    if !referrers.is_empty() {
+        let r = copy(ctx, referrers).await?;
+        outcome.failed.extend(r.failed);
+        outcome.bytes += r.bytes;
+        outcome.written.extend(r.written);
+    }
+    if ctx.cancel.is_cancelled() {
+        return Err(interrupted());
+    }
+    ctx.sink.finish().await?;
+    Ok(outcome)
+}
+
+async fn copy(ctx: &CopyContext<'_>, images: Vec<CopyImage>) -> Result<CopyOutcome> {
+    let jobs = ctx
+        .sink
+        .concurrency_limit()
+        .unwrap_or(ctx.jobs)
+        .min(ctx.jobs)
+        .max(1);
+    let mut outcome = CopyOutcome::default();
+    let images = conflicts::without_tag_conflicts(images, &mut outcome, ctx.reporter);
+    if images.is_empty() {
+        return Ok(outcome);
+    }
+    let todo = skip_present(ctx, images, jobs, &mut outcome).await;
+
+    // Which repositories need each blob, and where to read it.
+    let mut needs: BTreeMap<Digest, (BlobRef, BTreeSet<String>)> = BTreeMap::new();
+    let mut origin: HashMap<Digest, (SharedSource, String)> = HashMap::new();
+    for p in &todo {
+        for b in &p.blobs {
+            needs
+                .entry(b.digest.clone())
+                .or_insert_with(|| (b.clone(), BTreeSet::new()))
+                .1
+                .insert(p.target_repo.clone());
+            if !ctx.bases.contains_key(&b.digest) {
+                origin
+                    .entry(b.digest.clone())
+                    .or_insert_with(|| (p.source.clone(), p.source_repo.clone()));
+            }
+        }
+    }
+    let known_in = blobs::check_bases(ctx, &needs, jobs).await?;
+
+    let repositories: BTreeSet<String> = todo.iter().map(|p| p.target_repo.clone()).collect();
+    let repositories: Vec<String> = repositories.into_iter().collect();
+    let notes = ctx.sink.prepare(&repositories).await.with_context(|| {
+        crate::tr!(
+            "cannot prepare {} for the images",
+            "无法为镜像准备 {}",
+            ctx.sink.describe()
+        )
+    })?;
+    for note in notes {
+        ctx.reporter.info(&note);
+    }
+
+    let blob_errors = blobs::copy_blobs(ctx, &needs, &origin, &known_in, jobs, &mut outcome).await;
+    if ctx.cancel.is_cancelled() {
+        return Err(interrupted());
+    }
+
+    // Manifests: children first, the tag last.
+    let results: Vec<(String, String, Result<(), String>)> = stream::iter(&todo)
+        .map(|p| {
+            let blob_errors = &blob_errors;
+            async move {
+                let name = written_name(p);
+                if let Some(e) = p
+                    .blobs
+                    .iter()
+                    .find_map(|b| blob_errors.get(&(b.digest.clone(), p.target_repo.clone())))
+                {
+                    return (p.label.clone(), name, Err(e.clone()));
+                }
+                let r = put_manifests(ctx.sink, p).await.map_err(|e| e.to_string());
+                (p.label.clone(), name, r)
+            }
+        })
+        .buffer_unordered(jobs)
+        .collect()
+        .await;
+    if ctx.cancel.is_cancelled() {
+        return Err(interrupted());
+    }
+    for (label, name, r) in results {
+        match r {
+            Ok(()) => {
+                ctx.reporter.debug(&crate::tr!(
+                    "{label}: written as {name}",
+                    "{label}: 已写入为 {name}"
+                ));
+                outcome.succeeded += 1;
+                outcome.written.push(name);
+            }
+            Err(why) => {
+                ctx.reporter.warn(&format!("{label}: {why}"));
+                outcome.failed.push((label, why));
+            }
+        }
+    }
+    Ok(outcome)
+}
+
+fn written_name(p: &CopyImage) -> String {
+    match &p.target_tag {
+        Some(t) => format!("{}:{t}", p.target_repo),
+        None => format!("{}@{}", p.target_repo, p.digest),
+    }
+}
+
+/// Images whose tag already points at the same digest are done; the rest are
+/// returned. An image the sink cannot be asked about fails here, not in each blob.
+async fn skip_present(
+    ctx: &CopyContext<'_>,
+    images: Vec<CopyImage>,
+    jobs: usize,
+    outcome: &mut CopyOutcome,
+) -> Vec<CopyImage> {
+    let present: Vec<Result<bool, crate::transport::TransportError>> = stream::iter(&images)
+        .map(|p| async move {
+            // An image addressed by digest only is there when its manifest is.
+            let reference = p.target_tag.as_deref().unwrap_or(p.digest.as_str());
+            match ctx.sink.manifest_digest(&p.target_repo, reference).await {
+                Ok(found) => Ok(found.as_ref() == Some(&p.digest)),
+                Err(
+                    e @ crate::transport::TransportError::Registry(
+                        crate::registry::RegistryError::Transport { .. },
+                    ),
+                ) => Err(e),
+                Err(_) => Ok(false),
+            }
+        })
+        .buffered(jobs)
+        .collect()
+        .await;
+    let mut todo = Vec::new();
+    for (p, present) in images.into_iter().zip(present) {
+        match present {
+            Err(e) => {
+                let why = e.to_string();
+                ctx.reporter.warn(&format!("{}: {why}", p.label));
+                outcome.failed.push((p.label, why));
+            }
+            Ok(true) => {
+                ctx.reporter.info(&format!(
+                    "{}: {} {}/{} ({})",
+                    p.label,
+                    crate::i18n::t("already at", "已存在于"),
+                    ctx.sink.describe(),
+                    p.target_repo,
+                    p.digest
+                ));
+                outcome.unchanged += 1;
+            }
+            Ok(false) => todo.push(p),
+        }
+    }
+    todo
+}
+
+/// The error of a copy stopped by Ctrl-C: tags are set only for complete images.
+fn interrupted() -> anyhow::Error {
+    anyhow::anyhow!(crate::tr!(
+        "interrupted: no tag was set for the images not yet complete; run the same command again to finish",
+        "已中断: 尚未完成的镜像没有设置标签; 再次运行同一命令即可完成"
+    ))
+}
+
+async fn put_manifests(
+    sink: &dyn ImageSink,
+    p: &CopyImage,
+) -> Result<(), crate::transport::TransportError> {
+    let Some((top, children)) = p.manifests.split_last() else {
+        return Err(crate::transport::TransportError::Invalid {
+            endpoint: sink.describe(),
+            reason: crate::tr!("{}: no manifest", "{}: 没有清单", p.label),
+        });
+    };
+    for m in children {
+        sink.put_manifest(&p.target_repo, None, m).await?;
+    }
+    sink.put_manifest(&p.target_repo, p.target_tag.as_deref(), top)
+        .await
+}
