@@ -89,6 +89,9 @@ pub enum Command {
     Sync(SyncArgs),
     /// Write a bundle's images as an OCI image layout or a `docker load` archive.
     Export(ExportArgs),
+    /// Copy images between any two transports, with skopeo's syntax: docker://REF, oci:DIR[:REF],
+    /// docker-archive:FILE[:REF], docker-daemon:REF, containerd:REF, bundle:META[:REF] (source only).
+    Copy(CopyArgs),
     /// List a bundle: images, data files, bases, failures.
     Ls(LsArgs),
     /// Serve a bundle (and its bases) as a read-only registry, streaming from the tar files.
@@ -202,6 +205,37 @@ pub struct CosignArg {
     /// Signatures are cosign's sha256-<hex>.sig images (for upload: saved with --with-referrers).
     #[arg(long, value_name = "KEY.pub")]
     pub require_cosign: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct CopyArgs {
+    /// Where the images come from: docker://HOST/REPO[:TAG|@DIGEST], oci:DIR[:REF],
+    /// docker-archive:FILE[:REF], docker-daemon:REF, bundle:META[:IMAGE] (all of a bundle's images
+    /// without IMAGE).
+    #[arg(value_name = "SRC")]
+    pub src: String,
+    /// Where they go: docker://HOST/REPO[:TAG] for one image (the tag defaults to the source's),
+    /// docker://HOST[/NAMESPACE] for all of a bundle, oci:DIR[:REF], docker-archive:FILE[:REF],
+    /// docker-daemon:REF, containerd:[NAMESPACE/]REF.
+    #[arg(value_name = "DST")]
+    pub dst: String,
+    /// Copy every platform of a multi-platform image (what registries and OCI layouts get without
+    /// --platform too); archives and engines hold one platform and refuse it.
+    #[arg(long, conflicts_with = "platform")]
+    pub all: bool,
+    /// Keep only these platforms of multi-platform images: os/arch[/variant][,...] [default: all for
+    /// registries and layouts, the host's for archives and engines].
+    #[arg(long, value_name = "LIST")]
+    pub platform: Option<String>,
+    /// Also copy the signatures, attestations and SBOMs that refer to each image.
+    #[arg(long)]
+    pub with_referrers: bool,
+    /// Folder with the base bundles of an incremental bundle source (besides its own folder).
+    #[arg(long = "base", value_name = "DIR")]
+    pub base_dirs: Vec<PathBuf>,
+    /// Number of concurrent blob copies [default: cfg `maxconn`, else 8].
+    #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub jobs: Option<u16>,
 }
 
 #[derive(Args, Debug)]

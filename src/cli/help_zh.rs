@@ -181,6 +181,36 @@ const TEXTS: &[(&str, &str)] = &[
     ),
     ("verify --meta", "镜像包的元数据文件 (..._meta.yaml)"),
     ("verify --size_only", "只检查文件是否存在及其大小, 不校验摘要"),
+    // copy
+    (
+        "copy",
+        "在任意两种传输方式之间复制镜像, 语法与 skopeo 相同: docker://REF, oci:DIR[:REF],\n\
+         docker-archive:FILE[:REF], docker-daemon:REF, containerd:REF, bundle:META[:REF] (仅作为源)",
+    ),
+    (
+        "copy --src",
+        "镜像来源: docker://HOST/REPO[:TAG|@DIGEST], oci:DIR[:REF], docker-archive:FILE[:REF],\n\
+         docker-daemon:REF, bundle:META[:IMAGE] (不写 IMAGE 时为镜像包中的全部镜像)",
+    ),
+    (
+        "copy --dst",
+        "复制目标: 单个镜像用 docker://HOST/REPO[:TAG] (标签默认与源相同), 整个镜像包用\n\
+         docker://HOST[/NAMESPACE], 以及 oci:DIR[:REF], docker-archive:FILE[:REF],\n\
+         docker-daemon:REF, containerd:[NAMESPACE/]REF",
+    ),
+    (
+        "copy --all",
+        "复制多平台镜像的所有平台 (镜像仓库和 OCI 布局在不加 --platform 时也是如此); \
+         归档文件和容器引擎只能保存一个平台, 会拒绝此选项",
+    ),
+    (
+        "copy --platform",
+        "只保留多平台镜像中的这些平台: os/arch[/variant][,...] \
+         [默认: 镜像仓库和布局为全部平台, 归档文件和引擎为本机平台]",
+    ),
+    ("copy --with_referrers", "同时复制引用每个镜像的签名、证明和 SBOM"),
+    ("copy --base_dirs", "增量镜像包源的基础包所在目录 (除其自身目录外)"),
+    ("copy --jobs", "数据块并发复制数 [默认: cfg 的 `maxconn`, 否则 8]"),
     // sync
     (
         "sync",

@@ -1,6 +1,7 @@
 //! The command line: argument structures and the handlers that turn them into engine calls.
 
 pub mod args;
+pub mod copy;
 pub mod help_zh;
 pub mod info;
 pub mod legacy;

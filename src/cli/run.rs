@@ -47,7 +47,7 @@ pub fn is_daemon(cli: &Cli) -> bool {
     }
 }
 
-fn usage(message: String) -> anyhow::Error {
+pub(super) fn usage(message: String) -> anyhow::Error {
     UsageError(message).into()
 }
 
@@ -83,6 +83,7 @@ pub async fn run(cli: Cli, cancel: CancellationToken) -> Result<Outcome> {
             super::info::run_serve(args, trust.as_ref(), &reporter, &cancel).await
         }
         Command::Sign(args) => super::signing::run_sign(args, &cli.global, &reporter),
+        Command::Copy(args) => super::copy::run_copy(args, &cli.global, &reporter, &cancel).await,
         Command::Inspect(args) => {
             let cfg = load_config(&cli.global, &reporter)?;
             super::info::run_inspect(args, &registries(&cli.global, cfg.as_ref(), &[], None)?).await
@@ -173,7 +174,7 @@ pub(super) fn load_config(g: &GlobalArgs, reporter: &Reporter) -> Result<Option<
     Ok(cfg)
 }
 
-fn retry_policy(g: &GlobalArgs, cfg: Option<&Config>) -> RetryPolicy {
+pub(super) fn retry_policy(g: &GlobalArgs, cfg: Option<&Config>) -> RetryPolicy {
     let retries = g
         .retries
         .or(cfg.and_then(|c| c.file.retries))
@@ -184,7 +185,7 @@ fn retry_policy(g: &GlobalArgs, cfg: Option<&Config>) -> RetryPolicy {
     }
 }
 
-fn registries(
+pub(super) fn registries(
     g: &GlobalArgs,
     cfg: Option<&Config>,
     used: &[&NamedRegistry],
@@ -206,7 +207,7 @@ fn registries(
     Ok(Registries::new(configured, timeouts))
 }
 
-fn jobs(arg: Option<u16>, cfg: Option<&Config>) -> usize {
+pub(super) fn jobs(arg: Option<u16>, cfg: Option<&Config>) -> usize {
     arg.map(usize::from)
         .or(cfg.and_then(|c| c.file.maxconn))
         .unwrap_or(8)

@@ -206,7 +206,7 @@ impl crate::transport::ImageSource for CachedSource {
         &self,
         repository: &str,
         subject: &Digest,
-    ) -> crate::transport::Result<Vec<crate::manifest::RawManifest>> {
+    ) -> crate::transport::Result<Vec<Digest>> {
         self.inner.referrers(repository, subject).await
     }
 }

@@ -8,12 +8,12 @@ use super::platform::PlatformFilter;
 use super::registries::Registries;
 use super::report::Reporter;
 use super::resolve::{resolve, ResolvedImage};
-use super::retry::{retry, RetryPolicy};
+use super::retry::RetryPolicy;
 use crate::digest::Digest;
 use crate::reference::Reference;
-use crate::registry::RegistryError;
+use crate::transport::registry::{RegistryEndpoint, Retrying};
+use crate::transport::ImageSource;
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// The repository of a rename target `repo/path:tag` or `repo/path@sha256:...`.
@@ -43,7 +43,7 @@ pub async fn discover(
     reporter: &Reporter,
     cancel: &CancellationToken,
 ) -> Vec<ResolvedImage> {
-    let on_retry = |e: &RegistryError, d: Duration| reporter.retrying(e, d);
+    let retrying = Retrying::for_reporter(policy, cancel, reporter);
     // (where the subject is, its digest, the repository it goes to when renamed):
     // a renamed image's signatures go where the image goes, which is where cosign
     // looks for them; an image listed under two names gets them under both.
@@ -71,24 +71,19 @@ pub async fn discover(
         let Ok(client) = registries.client(&at.registry) else {
             continue;
         };
+        let source = RegistryEndpoint::new(client, retrying.clone());
         let repo = &at.repository;
         let mut candidates: Vec<Reference> = Vec::new();
-        if let Ok(Some(list)) = retry(policy, cancel, &on_retry, || {
-            client.referrers(repo, &subject)
-        })
-        .await
-        {
+        if let Ok(list) = source.referrers(repo, &subject).await {
             candidates.extend(list.into_iter().map(|d| Reference {
                 tag: None,
-                digest: Some(d.digest),
+                digest: Some(d),
                 ..at.clone()
             }));
         }
         let key = (at.registry.clone(), repo.clone());
         if !tags.contains_key(&key) {
-            let list = retry(policy, cancel, &on_retry, || client.tags(repo))
-                .await
-                .unwrap_or_default();
+            let list = source.list_tags(repo).await.unwrap_or_default();
             tags.insert(key.clone(), list);
         }
         for suffix in FALLBACK_SUFFIXES {
@@ -103,7 +98,7 @@ pub async fn discover(
         }
         for r in candidates {
             let input = format!("{r} ({} of {subject})", kind_of_tag(r.tag.as_deref()));
-            match resolve(&client, &r, &input, &none, policy, cancel, &on_retry).await {
+            match resolve(&source, &r, &input, &none).await {
                 Ok(mut img) => {
                     let rename = renamed_repo.as_ref().map(|repo| match &r.tag {
                         Some(tag) => format!("{repo}:{tag}"),

@@ -160,6 +160,7 @@ impl Summary {
             "save" => crate::i18n::t("save", "保存"),
             "upload" => crate::i18n::t("upload", "上传"),
             "sync" => crate::i18n::t("sync", "同步"),
+            "copy" => crate::i18n::t("copy", "复制"),
             other => other,
         }
     }

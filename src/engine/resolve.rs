@@ -4,12 +4,14 @@
 use super::platform::PlatformFilter;
 use super::registries::Registries;
 use super::report::Reporter;
-use super::retry::{retry, unreachable, RetryPolicy};
+use super::retry::{unreachable, RetryPolicy};
 use crate::bundle::meta::BlobKind;
 use crate::digest::Digest;
 use crate::manifest::{Descriptor, ManifestError, Parsed, RawManifest};
 use crate::reference::Reference;
-use crate::registry::{Client, RegistryError};
+use crate::registry::RegistryError;
+use crate::transport::registry::{RegistryEndpoint, Retrying};
+use crate::transport::{ImageSource, TransportError};
 use futures_util::{stream, StreamExt};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;
@@ -94,26 +96,20 @@ const MAX_INDEX_DEPTH: usize = 4;
 /// platform's own manifest (what `docker pull --platform` gives).
 #[allow(clippy::too_many_arguments)]
 pub async fn resolve(
-    client: &Client,
+    source: &dyn ImageSource,
     reference: &Reference,
     input: &str,
     platforms: &PlatformFilter,
-    policy: RetryPolicy,
-    cancel: &CancellationToken,
-    on_retry: &(dyn Fn(&RegistryError, Duration) + Sync),
-) -> Result<ResolvedImage, RegistryError> {
+) -> Result<ResolvedImage, TransportError> {
     let repo = &reference.repository;
     let api_ref = reference.api_reference();
-    let (mut top, mut parsed) = retry(policy, cancel, on_retry, || {
-        client.get_manifest(repo, &api_ref)
-    })
-    .await?;
+    let (mut top, mut parsed) = source.get_manifest(repo, &api_ref).await?;
     if let (false, Parsed::Index { manifests }) = (platforms.is_empty(), &parsed) {
         let matching: Vec<&Descriptor> = manifests
             .iter()
             .filter(|d| platforms.matches(d.platform.as_ref()))
             .collect();
-        if matching.is_empty() {
+        let Some(first) = matching.first() else {
             let has: Vec<String> = manifests
                 .iter()
                 .map(|d| {
@@ -123,28 +119,26 @@ pub async fn resolve(
                         .unwrap_or_else(|| crate::i18n::t("unknown", "未知").into())
                 })
                 .collect();
-            return Err(RegistryError::Protocol {
-                what: reference.to_string(),
-                detail: crate::tr!(
+            return Err(TransportError::Invalid {
+                endpoint: reference.to_string(),
+                reason: crate::tr!(
                     "no manifest for platform {} (the index has {})",
                     "没有平台 {} 的清单 (索引中有 {})",
                     platforms.to_strings().join(","),
                     has.join(", ")
                 ),
             });
-        }
+        };
         if platforms.len() == 1 {
-            let desc = matching[0].clone();
-            let d = desc.digest.to_string();
-            let (raw, child) =
-                retry(policy, cancel, on_retry, || client.get_manifest(repo, &d)).await?;
+            let desc = (*first).clone();
+            let (raw, child) = source.get_manifest(repo, desc.digest.as_str()).await?;
             check_size(&raw, &desc, reference)?;
             (top, parsed) = (raw, child);
         } else if matching.len() < manifests.len() {
             let keep: HashSet<&Digest> = matching.iter().map(|d| &d.digest).collect();
-            (top, parsed) = filtered_index(&top, &keep).map_err(|e| RegistryError::Manifest {
-                what: reference.to_string(),
-                source: e,
+            (top, parsed) = filtered_index(&top, &keep).map_err(|e| TransportError::Invalid {
+                endpoint: reference.to_string(),
+                reason: e.to_string(),
             })?;
         }
     }
@@ -166,18 +160,16 @@ pub async fn resolve(
             continue;
         };
         if depth >= MAX_INDEX_DEPTH {
-            return Err(RegistryError::Protocol {
-                what: reference.to_string(),
-                detail: crate::tr!(
+            return Err(TransportError::Invalid {
+                endpoint: reference.to_string(),
+                reason: crate::tr!(
                     "indexes nested deeper than {MAX_INDEX_DEPTH} levels",
                     "索引嵌套超过 {MAX_INDEX_DEPTH} 层"
                 ),
             });
         }
         for desc in manifests {
-            let d = desc.digest.to_string();
-            let (raw, child) =
-                retry(policy, cancel, on_retry, || client.get_manifest(repo, &d)).await?;
+            let (raw, child) = source.get_manifest(repo, desc.digest.as_str()).await?;
             check_size(&raw, &desc, reference)?;
             add_blobs(&child, &mut blobs);
             children.push(ChildManifest {
@@ -202,13 +194,13 @@ fn check_size(
     raw: &RawManifest,
     desc: &Descriptor,
     reference: &Reference,
-) -> Result<(), RegistryError> {
+) -> Result<(), TransportError> {
     if raw.bytes.len() as u64 != desc.size {
-        return Err(RegistryError::SizeMismatch {
+        return Err(TransportError::Registry(RegistryError::SizeMismatch {
             what: format!("manifest {} of {reference}", desc.digest),
             expected: desc.size,
             actual: raw.bytes.len() as u64,
-        });
+        }));
     }
     Ok(())
 }
@@ -304,6 +296,7 @@ pub async fn resolve_requests(
         .collect()
         .await;
     let unreachable = &unreachable;
+    let retrying = &Retrying::for_reporter(policy, cancel, reporter);
     let mut results: Vec<(usize, Result<ResolvedImage, String>)> =
         stream::iter(parsed.iter().enumerate())
             .map(|(i, (input, reference, rename))| {
@@ -314,7 +307,10 @@ pub async fn resolve_requests(
                             Err(unreachable[reference.registry.as_str()].clone())
                         }
                         Ok(client) => resolve(
-                            &client, reference, input, platforms, policy, cancel, on_retry,
+                            &RegistryEndpoint::new(client, retrying.clone()),
+                            reference,
+                            input,
+                            platforms,
                         )
                         .await
                         .map(|mut img| {

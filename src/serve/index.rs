@@ -76,7 +76,7 @@ impl Index {
                 }
                 match source.referrers(repo, &raw.digest).await {
                     Ok(found) => {
-                        todo.extend(found.into_iter().map(|m| (m.digest.to_string(), depth + 1)))
+                        todo.extend(found.into_iter().map(|m| (m.to_string(), depth + 1)))
                     }
                     Err(e) => reporter.warn(&crate::tr!(
                         "{repo}@{}: referrers not served: {e}",

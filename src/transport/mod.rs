@@ -127,9 +127,9 @@ pub trait ImageSource: Send + Sync {
     /// `offset` is 0.
     async fn open_blob(&self, repository: &str, blob: &BlobRef, offset: u64) -> Result<BlobStream>;
 
-    /// Manifests that refer to `subject` (signatures, attestations, SBOMs): the
-    /// referrers API where the source has one. Empty by default.
-    async fn referrers(&self, _repository: &str, _subject: &Digest) -> Result<Vec<RawManifest>> {
+    /// The digests of manifests that refer to `subject` (signatures, attestations,
+    /// SBOMs), from the referrers API where the source has one; empty by default.
+    async fn referrers(&self, _repository: &str, _subject: &Digest) -> Result<Vec<Digest>> {
         Ok(Vec::new())
     }
 }

@@ -141,24 +141,16 @@ impl ImageSource for RegistryEndpoint {
         Ok(body)
     }
 
-    async fn referrers(&self, repository: &str, subject: &Digest) -> Result<Vec<RawManifest>> {
-        let Some(found) = self
+    async fn referrers(&self, repository: &str, subject: &Digest) -> Result<Vec<Digest>> {
+        let found = self
             .retrying
             .run(|| self.client.referrers(repository, subject))
-            .await?
-        else {
-            return Ok(Vec::new());
-        };
-        let mut out = Vec::new();
-        for d in found {
-            let digest = d.digest.to_string();
-            let (raw, _) = self
-                .retrying
-                .run(|| self.client.get_manifest(repository, &digest))
-                .await?;
-            out.push(raw);
-        }
-        Ok(out)
+            .await?;
+        Ok(found
+            .unwrap_or_default()
+            .into_iter()
+            .map(|d| d.digest)
+            .collect())
     }
 }
 

@@ -5,6 +5,7 @@ mod bundle_hardening;
 mod cache;
 mod common;
 mod compress;
+mod copy;
 mod engines;
 mod events;
 mod harbor;

@@ -47,7 +47,7 @@ impl ImageSource for Metered {
         })))
     }
 
-    async fn referrers(&self, repository: &str, subject: &Digest) -> Result<Vec<RawManifest>> {
+    async fn referrers(&self, repository: &str, subject: &Digest) -> Result<Vec<Digest>> {
         self.inner.referrers(repository, subject).await
     }
 }

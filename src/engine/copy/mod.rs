@@ -9,6 +9,7 @@
 
 mod blobs;
 mod conflicts;
+pub mod endpoints;
 mod meter;
 pub mod plan;
 

@@ -220,15 +220,12 @@ impl ImageSource for BundleSource {
         Ok(CheckedStream::new(stream, blob.digest.clone(), blob.size, what).boxed())
     }
 
-    async fn referrers(&self, _repository: &str, subject: &Digest) -> Result<Vec<RawManifest>> {
-        let mut out = Vec::new();
-        for image in self
+    async fn referrers(&self, _repository: &str, subject: &Digest) -> Result<Vec<Digest>> {
+        Ok(self
             .images()
             .iter()
             .filter(|i| i.subject.as_ref() == Some(subject))
-        {
-            out.push(self.read_manifest(&image.digest)?.0);
-        }
-        Ok(out)
+            .map(|i| i.digest.clone())
+            .collect())
     }
 }

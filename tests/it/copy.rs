@@ -1,0 +1,147 @@
+//! `ferry copy SRC DST`: the copy engine between transports, checked with skopeo.
+
+use crate::common::*;
+use std::path::{Path, PathBuf};
+
+/// Saves `refs` into a bundle under `out` and returns its meta path.
+fn save(refs: &[&str], out: &Path) -> PathBuf {
+    let assert = ferry()
+        .arg("save")
+        .args(refs)
+        .arg("--out")
+        .arg(out)
+        .assert()
+        .success();
+    let stdout = String::from_utf8_lossy(&assert.get_output().stdout).to_string();
+    PathBuf::from(stdout.trim())
+}
+
+fn assert_same_at(host: &str, path: &str, img: &PushedImage) {
+    assert_eq!(
+        skopeo_inspect_raw(&format!("{host}/{path}")),
+        img.manifest,
+        "{path} is byte-exact"
+    );
+    let repo = path.split(':').next().unwrap_or(path);
+    for child in &img.children {
+        assert_eq!(
+            skopeo_inspect_raw(&format!("{host}/{repo}@{}", child.digest)),
+            child.manifest,
+            "child {} of {path}",
+            child.digest
+        );
+    }
+}
+
+#[test]
+fn copy_registry_to_registry_renames_one_image_byte_exact() {
+    let src = Registry::start();
+    let dst = Registry::start();
+    let corpus = seed_corpus(&src);
+    let index = corpus
+        .iter()
+        .find(|i| i.is_index())
+        .expect("the corpus has an index");
+    ferry()
+        .arg("copy")
+        .arg(format!("docker://{}", index.reference))
+        .arg(format!("docker://{}/copied/app:v9", dst.host()))
+        .assert()
+        .success();
+    assert_same_at(&dst.host(), "copied/app:v9", index);
+    // The tag defaults to the source's.
+    let plain = corpus.iter().find(|i| !i.is_index()).expect("an image");
+    ferry()
+        .arg("copy")
+        .arg(format!("docker://{}", plain.reference))
+        .arg(format!("docker://{}/other", dst.host()))
+        .assert()
+        .success();
+    assert_same_at(&dst.host(), &format!("other:{}", plain.tag), plain);
+}
+
+#[test]
+fn copy_bundle_to_registry_all_images_or_one() {
+    let src = Registry::start();
+    let dst = Registry::start();
+    let corpus = seed_corpus(&src);
+    let refs: Vec<&str> = corpus.iter().map(|i| i.reference.as_str()).collect();
+    let work = tempfile::tempdir().unwrap();
+    let meta = save(&refs, work.path());
+    ferry()
+        .arg("copy")
+        .arg(format!("bundle:{}", meta.display()))
+        .arg(format!("docker://{}/mirror", dst.host()))
+        .assert()
+        .success();
+    for img in &corpus {
+        assert_same_at(
+            &dst.host(),
+            &format!("mirror/{}:{}", img.repo, img.tag),
+            img,
+        );
+    }
+    let one = &corpus[0];
+    ferry()
+        .arg("copy")
+        .arg(format!(
+            "bundle:{}:{}:{}",
+            meta.display(),
+            one.repo,
+            one.tag
+        ))
+        .arg(format!("docker://{}/single/x:1", dst.host()))
+        .assert()
+        .success();
+    assert_same_at(&dst.host(), "single/x:1", one);
+}
+
+#[test]
+fn copy_refuses_a_bundle_whose_manifest_was_altered() {
+    let src = Registry::start();
+    let dst = Registry::start();
+    let img = push_image(
+        &src,
+        "alt/app",
+        "1",
+        Format::Oci,
+        &[layer("alt", 2000)],
+        "alt",
+        false,
+    );
+    let work = tempfile::tempdir().unwrap();
+    let meta = save(&[img.reference.as_str()], work.path());
+    // Flip one byte of the manifest inside its data file (same size, so only a
+    // digest check can notice).
+    let data: Vec<PathBuf> = std::fs::read_dir(meta.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "tar"))
+        .collect();
+    let needle = &img.manifest[..40];
+    let mut altered = false;
+    for f in &data {
+        let mut bytes = std::fs::read(f).unwrap();
+        if let Some(at) = bytes.windows(needle.len()).position(|w| w == needle) {
+            bytes[at + 20] ^= 0x01;
+            std::fs::write(f, bytes).unwrap();
+            altered = true;
+        }
+    }
+    assert!(altered, "the manifest was found in a data file");
+    let out = ferry()
+        .arg("copy")
+        .arg(format!("bundle:{}", meta.display()))
+        .arg(format!("docker://{}/mirror", dst.host()))
+        .assert()
+        .failure()
+        .get_output()
+        .stderr
+        .clone();
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.contains(&img.digest), "names the manifest: {text}");
+    assert!(
+        try_skopeo_inspect_raw(&format!("{}/mirror/alt/app:1", dst.host()), None).is_err(),
+        "nothing was pushed"
+    );
+}
