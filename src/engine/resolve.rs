@@ -101,9 +101,44 @@ pub async fn resolve(
     input: &str,
     platforms: &PlatformFilter,
 ) -> Result<ResolvedImage, TransportError> {
-    let repo = &reference.repository;
-    let api_ref = reference.api_reference();
-    let (mut top, mut parsed) = source.get_manifest(repo, &api_ref).await?;
+    let found = resolve_manifests(
+        source,
+        &reference.repository,
+        &reference.api_reference(),
+        &reference.to_string(),
+        platforms,
+    )
+    .await?;
+    Ok(ResolvedImage {
+        input: input.to_string(),
+        reference: reference.clone(),
+        top: found.top,
+        children: found.children,
+        blobs: found.blobs,
+        rename: None,
+        subject: None,
+    })
+}
+
+/// An image's manifests and blobs, as found at a source.
+pub struct Manifests {
+    pub top: RawManifest,
+    /// Children of an index, in the index's order (nested ones after their parent).
+    pub children: Vec<ChildManifest>,
+    /// Configs and layers of the image or of all its children, each once.
+    pub blobs: Vec<BlobNeed>,
+}
+
+/// Fetches `reference` (a tag or digest) in `repo` of `source` and everything under
+/// it, with the platform filter applied; `what` names the image in errors.
+pub async fn resolve_manifests(
+    source: &dyn ImageSource,
+    repo: &str,
+    reference: &str,
+    what: &str,
+    platforms: &PlatformFilter,
+) -> Result<Manifests, TransportError> {
+    let (mut top, mut parsed) = source.get_manifest(repo, reference).await?;
     if let (false, Parsed::Index { manifests }) = (platforms.is_empty(), &parsed) {
         let matching: Vec<&Descriptor> = manifests
             .iter()
@@ -120,7 +155,7 @@ pub async fn resolve(
                 })
                 .collect();
             return Err(TransportError::Invalid {
-                endpoint: reference.to_string(),
+                endpoint: what.to_string(),
                 reason: crate::tr!(
                     "no manifest for platform {} (the index has {})",
                     "没有平台 {} 的清单 (索引中有 {})",
@@ -132,12 +167,12 @@ pub async fn resolve(
         if platforms.len() == 1 {
             let desc = (*first).clone();
             let (raw, child) = source.get_manifest(repo, desc.digest.as_str()).await?;
-            check_size(&raw, &desc, reference)?;
+            check_size(&raw, &desc, what)?;
             (top, parsed) = (raw, child);
         } else if matching.len() < manifests.len() {
             let keep: HashSet<&Digest> = matching.iter().map(|d| &d.digest).collect();
             (top, parsed) = filtered_index(&top, &keep).map_err(|e| TransportError::Invalid {
-                endpoint: reference.to_string(),
+                endpoint: what.to_string(),
                 reason: e.to_string(),
             })?;
         }
@@ -161,7 +196,7 @@ pub async fn resolve(
         };
         if depth >= MAX_INDEX_DEPTH {
             return Err(TransportError::Invalid {
-                endpoint: reference.to_string(),
+                endpoint: what.to_string(),
                 reason: crate::tr!(
                     "indexes nested deeper than {MAX_INDEX_DEPTH} levels",
                     "索引嵌套超过 {MAX_INDEX_DEPTH} 层"
@@ -170,7 +205,7 @@ pub async fn resolve(
         }
         for desc in manifests {
             let (raw, child) = source.get_manifest(repo, desc.digest.as_str()).await?;
-            check_size(&raw, &desc, reference)?;
+            check_size(&raw, &desc, what)?;
             add_blobs(&child, &mut blobs);
             children.push(ChildManifest {
                 raw,
@@ -179,25 +214,17 @@ pub async fn resolve(
             queue.push((child, depth + 1));
         }
     }
-    Ok(ResolvedImage {
-        input: input.to_string(),
-        reference: reference.clone(),
+    Ok(Manifests {
         top,
         children,
         blobs,
-        rename: None,
-        subject: None,
     })
 }
 
-fn check_size(
-    raw: &RawManifest,
-    desc: &Descriptor,
-    reference: &Reference,
-) -> Result<(), TransportError> {
+fn check_size(raw: &RawManifest, desc: &Descriptor, what: &str) -> Result<(), TransportError> {
     if raw.bytes.len() as u64 != desc.size {
         return Err(TransportError::Registry(RegistryError::SizeMismatch {
-            what: format!("manifest {} of {reference}", desc.digest),
+            what: format!("manifest {} of {what}", desc.digest),
             expected: desc.size,
             actual: raw.bytes.len() as u64,
         }));

@@ -46,7 +46,7 @@ pub fn is_bare_tag(name: &str) -> bool {
 }
 
 /// Whether the first path component of `repository` is a registry host.
-fn has_host(repository: &str) -> bool {
+pub fn has_host(repository: &str) -> bool {
     match repository.split_once('/') {
         Some((first, _)) => first.contains(['.', ':']) || first == "localhost",
         None => false,

@@ -145,3 +145,62 @@ fn copy_refuses_a_bundle_whose_manifest_was_altered() {
         "nothing was pushed"
     );
 }
+
+#[test]
+fn copy_between_registry_and_oci_layout_round_trips() {
+    let src = Registry::start();
+    let dst = Registry::start();
+    let corpus = seed_corpus(&src);
+    let work = tempfile::tempdir().unwrap();
+    let layout = work.path().join("layout");
+    for (i, img) in corpus.iter().enumerate() {
+        ferry()
+            .arg("copy")
+            .arg(format!("docker://{}", img.reference))
+            .arg(format!("oci:{}:t{i}", layout.display()))
+            .assert()
+            .success();
+    }
+    for (i, img) in corpus.iter().enumerate() {
+        // skopeo reads only OCI-typed entries of a layout; docker-typed ones are
+        // checked in the layout's own files.
+        let raw = if img.media_type.contains("oci") {
+            skopeo(&[
+                "inspect",
+                "--raw",
+                &format!("oci:{}:t{i}", layout.display()),
+            ])
+            .expect("skopeo reads the layout")
+        } else {
+            let index = std::fs::read_to_string(layout.join("index.json")).unwrap();
+            assert!(
+                index.contains(&img.digest),
+                "index.json names {}",
+                img.digest
+            );
+            std::fs::read(
+                layout
+                    .join("blobs/sha256")
+                    .join(&img.digest["sha256:".len()..]),
+            )
+            .unwrap()
+        };
+        assert_eq!(
+            raw, img.manifest,
+            "oci:...:t{i} holds {} byte-exact",
+            img.reference
+        );
+        ferry()
+            .arg("copy")
+            .arg(format!("oci:{}:t{i}", layout.display()))
+            .arg(format!(
+                "docker://{}/back/{}:{}",
+                dst.host(),
+                img.repo,
+                img.tag
+            ))
+            .assert()
+            .success();
+        assert_same_at(&dst.host(), &format!("back/{}:{}", img.repo, img.tag), img);
+    }
+}

@@ -7,10 +7,12 @@ use crate::digest::Digest;
 use crate::engine::platform::PlatformFilter;
 use crate::engine::registries::Registries;
 use crate::engine::report::Reporter;
-use crate::engine::resolve::resolve;
+use crate::engine::resolve::{resolve, resolve_manifests};
 use crate::engine::retry::RetryPolicy;
 use crate::reference::Reference;
 use crate::transport::bundle::BundleSource;
+use crate::transport::image_names::{split_name, RefNaming};
+use crate::transport::oci_layout::{OciLayoutSink, OciLayoutSource};
 use crate::transport::registry::{RegistryEndpoint, Retrying};
 use crate::transport::{ImageSink, SharedSource, TransportSpec};
 use anyhow::{anyhow, bail, Context, Result};
@@ -39,6 +41,9 @@ pub struct CopyEnv<'a> {
 /// An image found at the source, before it is named at the sink.
 struct Found {
     image: CopyImage,
+    /// The registry it came from, when it came from one (archives and engines name
+    /// images with it, as `docker pull` does).
+    registry: Option<String>,
     /// `repository` and `tag` it had at the source (the default name at the sink).
     repository: String,
     tag: Option<String>,
@@ -50,6 +55,14 @@ enum Target {
     Registry {
         endpoint: RegistryEndpoint,
         reference: String,
+    },
+    /// A file or engine that names images itself: `reference` is what the user
+    /// wrote after the transport (`oci:DIR:REF`), for one image.
+    Local {
+        sink: Box<dyn ImageSink>,
+        reference: Option<String>,
+        /// Names carry the source registry host (`docker save` style).
+        with_host: bool,
     },
 }
 
@@ -74,6 +87,14 @@ pub async fn copy(
             endpoint,
             reference,
         } => (endpoint, name_for_registry(found, reference)?),
+        Target::Local {
+            sink,
+            reference,
+            with_host,
+        } => (
+            sink.as_ref(),
+            name_for_local(found, reference.as_deref(), *with_host, dst)?,
+        ),
     };
     let ctx = CopyContext {
         sink,
@@ -124,6 +145,7 @@ async fn open_source(
             let source: SharedSource = Arc::new(endpoint);
             let mut found = vec![Found {
                 image: plan::from_resolved(&resolved, source.clone(), String::new(), None),
+                registry: Some(r.registry.clone()),
                 repository: r.repository.clone(),
                 tag: r.tag.clone(),
             }];
@@ -138,6 +160,7 @@ async fn open_source(
                 .await;
                 found.extend(referrers.iter().map(|img| Found {
                     image: plan::from_resolved(img, source.clone(), String::new(), None),
+                    registry: Some(img.reference.registry.clone()),
                     repository: img.reference.repository.clone(),
                     tag: img.reference.tag.clone(),
                 }));
@@ -155,6 +178,7 @@ async fn open_source(
                     .map_err(|why| anyhow!("{}: {why}", image.reference))?;
                 found.push(Found {
                     image: copy,
+                    registry: Some(image.registry.clone()),
                     repository,
                     tag,
                 });
@@ -162,8 +186,79 @@ async fn open_source(
             let bases = plan::bundle_bases(&source, &|r| r.to_string());
             Ok((found, bases))
         }
+        TransportSpec::OciLayout { dir, reference } => {
+            let layout = OciLayoutSource::open(dir)?;
+            let wanted: Vec<(Option<String>, String)> = match reference {
+                Some(r) => vec![(None, r.clone())],
+                None => layout
+                    .entries()
+                    .iter()
+                    .map(|e| (e.name.clone(), e.digest.to_string()))
+                    .collect(),
+            };
+            let source: SharedSource = Arc::new(layout);
+            let mut found = Vec::new();
+            for (name, reference) in wanted {
+                found.push(
+                    found_in_file(&source, name.as_deref(), &reference, &opts.platforms).await?,
+                );
+            }
+            Ok((found, HashMap::new()))
+        }
         other => Err(unsupported(other, crate::i18n::t("source", "源"))),
     }
+}
+
+/// One image of a layout or archive: listed (`name` as the file gives it, looked
+/// up by digest) or asked for (`reference`: a bare tag, `repo:tag`, a full
+/// reference or a digest). It keeps the repository and tag its name gives.
+async fn found_in_file(
+    source: &SharedSource,
+    name: Option<&str>,
+    reference: &str,
+    platforms: &PlatformFilter,
+) -> Result<Found> {
+    let label = format!("{}:{}", source.describe(), name.unwrap_or(reference));
+    let named = name.unwrap_or(reference);
+    let (repo, tag) = if named.parse::<Digest>().is_ok() {
+        (None, None)
+    } else {
+        split_name(named)
+    };
+    let lookup = match (name, tag) {
+        (None, Some(tag)) => tag,
+        _ => reference,
+    };
+    let found = resolve_manifests(
+        source.as_ref(),
+        repo.unwrap_or(""),
+        lookup,
+        &label,
+        platforms,
+    )
+    .await
+    .with_context(|| label.clone())?;
+    // A name with a registry host (`docker save` style) keeps the host apart.
+    let full = repo
+        .filter(|r| crate::transport::image_names::has_host(r))
+        .and_then(|r| Reference::parse(r).ok());
+    let (registry, repository) = match full {
+        Some(r) => (Some(r.registry), r.repository),
+        None => (None, repo.unwrap_or("").to_string()),
+    };
+    Ok(Found {
+        image: plan::from_manifests(
+            &label,
+            &found,
+            source.clone(),
+            repo.unwrap_or(""),
+            String::new(),
+            None,
+        ),
+        registry,
+        repository,
+        tag: tag.map(str::to_string),
+    })
 }
 
 fn open_target(spec: &TransportSpec, env: &CopyEnv<'_>, retrying: &Retrying) -> Result<Target> {
@@ -176,8 +271,56 @@ fn open_target(spec: &TransportSpec, env: &CopyEnv<'_>, retrying: &Retrying) -> 
                 reference: reference.clone(),
             })
         }
+        TransportSpec::OciLayout { dir, reference } => {
+            let naming = match reference {
+                Some(_) => RefNaming::Verbatim,
+                None => RefNaming::RepositoryTag,
+            };
+            Ok(Target::Local {
+                sink: Box::new(OciLayoutSink::create(dir, naming)?),
+                reference: reference.clone(),
+                with_host: false,
+            })
+        }
         other => Err(unsupported(other, crate::i18n::t("destination", "目标"))),
     }
+}
+
+/// Names images in a file or engine. `oci:DIR:REF` names one image REF; without
+/// REF every image keeps its repository and tag (with its registry host where the
+/// sink names images as `docker pull` does).
+fn name_for_local(
+    found: Vec<Found>,
+    reference: Option<&str>,
+    with_host: bool,
+    dst: &TransportSpec,
+) -> Result<Vec<CopyImage>> {
+    let images_only = found.iter().filter(|f| !f.image.referrer).count();
+    if reference.is_some() && images_only > 1 {
+        return Err(crate::cli::run::UsageError(crate::tr!(
+            "{}: one name for {images_only} images; leave the name out to keep each image's own",
+            "{}: 为 {images_only} 个镜像只给了一个名称; 不写名称即可保留各镜像自己的名称",
+            describe_spec(dst)
+        ))
+        .into());
+    }
+    Ok(found
+        .into_iter()
+        .map(|f| {
+            let mut image = f.image;
+            image.target_repo = match (&f.registry, with_host) {
+                (Some(host), true) if !f.repository.is_empty() => {
+                    format!("{host}/{}", f.repository)
+                }
+                _ => f.repository,
+            };
+            image.target_tag = match (reference, image.referrer) {
+                (Some(r), false) => Some(r.to_string()),
+                _ => f.tag,
+            };
+            image
+        })
+        .collect())
 }
 
 /// Names images at a registry. One image may be given a full `HOST/REPO[:TAG]`

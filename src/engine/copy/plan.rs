@@ -4,7 +4,7 @@
 use super::{CopyImage, LeftToBase};
 use crate::bundle::meta::Image;
 use crate::digest::Digest;
-use crate::engine::resolve::ResolvedImage;
+use crate::engine::resolve::{Manifests, ResolvedImage};
 use crate::manifest::{Parsed, RawManifest};
 use crate::transport::bundle::BundleSource;
 use crate::transport::{BlobRef, SharedSource};
@@ -32,18 +32,45 @@ pub fn from_resolved(
     target_repo: String,
     target_tag: Option<String>,
 ) -> CopyImage {
-    let mut manifests: Vec<RawManifest> =
-        img.children.iter().rev().map(|c| c.raw.clone()).collect();
-    manifests.push(img.top.clone());
-    CopyImage {
-        label: img.input.clone(),
-        digest: img.top.digest.clone(),
+    let found = Manifests {
+        top: img.top.clone(),
+        children: img.children.clone(),
+        blobs: img.blobs.clone(),
+    };
+    let mut copy = from_manifests(
+        &img.input,
+        &found,
         source,
-        source_repo: img.reference.repository.clone(),
+        &img.reference.repository,
+        target_repo,
+        target_tag,
+    );
+    copy.referrer = img.subject.is_some();
+    copy
+}
+
+/// An image found at any source (see `resolve_manifests`), to copy to
+/// `target_repo[:target_tag]`.
+pub fn from_manifests(
+    label: &str,
+    found: &Manifests,
+    source: SharedSource,
+    source_repo: &str,
+    target_repo: String,
+    target_tag: Option<String>,
+) -> CopyImage {
+    let mut manifests: Vec<RawManifest> =
+        found.children.iter().rev().map(|c| c.raw.clone()).collect();
+    manifests.push(found.top.clone());
+    CopyImage {
+        label: label.to_string(),
+        digest: found.top.digest.clone(),
+        source,
+        source_repo: source_repo.to_string(),
         target_repo,
         target_tag,
         manifests,
-        blobs: img
+        blobs: found
             .blobs
             .iter()
             .map(|b| BlobRef {
@@ -52,7 +79,7 @@ pub fn from_resolved(
                 media_type: String::new(),
             })
             .collect(),
-        referrer: img.subject.is_some(),
+        referrer: false,
     }
 }
 
