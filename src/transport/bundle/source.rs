@@ -15,12 +15,16 @@ pub struct BundleSource {
     index: HashMap<Digest, BlobLocation>,
 }
 
-/// The repository and tag an image of the bundle is known by.
+/// The repository and tag an image of the bundle is known by. A rename to a bare
+/// name (`a -> b`) means `b:latest`, as upload pushes it.
 pub fn image_name(image: &Image) -> (String, Option<String>) {
     match &image.target {
         Some(target) => {
             let (repo, tag) = crate::reference::split_short(target);
-            (repo.to_string(), tag.map(str::to_string))
+            let tag = tag
+                .map(str::to_string)
+                .or_else(|| (!target.contains('@')).then(|| "latest".to_string()));
+            (repo.to_string(), tag)
         }
         None => (image.repository.clone(), image.tag.clone()),
     }
@@ -84,6 +88,16 @@ impl BundleSource {
             self.images()
                 .iter()
                 .find(|i| i.repository == repository && i.tag.as_deref() == Some(tag))
+        })
+    }
+
+    /// Whether a manifest belongs to an image of `repository` (its top manifest or
+    /// a child), by the pushed name or the saved one: a repository serves only its
+    /// own manifests, as a registry does.
+    fn in_repository(&self, repository: &str, digest: &Digest) -> bool {
+        self.images().iter().any(|i| {
+            (image_name(i).0 == repository || i.repository == repository)
+                && (&i.digest == digest || i.children.iter().any(|c| &c.digest == digest))
         })
     }
 
@@ -171,7 +185,7 @@ impl ImageSource for BundleSource {
         };
         let known =
             self.bundle.inline_manifests.contains_key(&digest) || self.index.contains_key(&digest);
-        if !known {
+        if !known || !self.in_repository(repository, &digest) {
             return Err(TransportError::NotFound {
                 endpoint: self.endpoint(),
                 what: format!("{repository}@{digest}"),
