@@ -75,9 +75,7 @@ impl Index {
                     todo.extend(manifests.iter().map(|m| (m.digest.to_string(), depth + 1)));
                 }
                 match source.referrers(repo, &raw.digest).await {
-                    Ok(found) => {
-                        todo.extend(found.into_iter().map(|m| (m.to_string(), depth + 1)))
-                    }
+                    Ok(found) => todo.extend(found.into_iter().map(|m| (m.to_string(), depth + 1))),
                     Err(e) => reporter.warn(&crate::tr!(
                         "{repo}@{}: referrers not served: {e}",
                         "{repo}@{}: 不提供引用者: {e}",
