@@ -92,7 +92,7 @@ impl ImageSource for DockerEngineSource {
         self.archive.open_blob(repository, blob, offset).await
     }
 
-    async fn referrers(&self, repository: &str, subject: &Digest) -> Result<Vec<RawManifest>> {
+    async fn referrers(&self, repository: &str, subject: &Digest) -> Result<Vec<Digest>> {
         self.archive.referrers(repository, subject).await
     }
 }
