@@ -294,6 +294,9 @@ pub struct LsArgs {
     /// [default: cfg `trust`].
     #[arg(long, value_name = "FILE")]
     pub trust: Option<PathBuf>,
+    /// Print one JSON document on standard output instead of text (schema: README, "JSON output").
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -314,6 +317,9 @@ pub struct TagsArgs {
     /// Repository, e.g. registry.example.com:5000/team/app
     #[arg(value_name = "REPOSITORY")]
     pub repository: String,
+    /// Print one JSON document on standard output instead of text (schema: README, "JSON output").
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -419,6 +425,15 @@ pub struct SaveArgs {
     /// OpenSSH allowed_signers file, before anything is downloaded [default: cfg `trust`].
     #[arg(long, value_name = "FILE")]
     pub trust: Option<PathBuf>,
+    /// Resolve and plan only: print what would be fetched (or taken from the cache or left to a base) and how the data files would
+    /// come out, with sizes; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print one JSON document on standard output instead of text: every image with its source,
+    /// target, digest, bytes, state and the reason of a failure; files; timings (schema: README,
+    /// "JSON output").
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -479,4 +494,7 @@ pub struct VerifyArgs {
     pub size_only: bool,
     #[command(flatten)]
     pub trust: TrustArg,
+    /// Print one JSON document on standard output instead of text (schema: README, "JSON output").
+    #[arg(long)]
+    pub json: bool,
 }

@@ -16,8 +16,16 @@ use std::collections::HashMap;
 use std::io::Write;
 
 pub fn run_ls(args: LsArgs, trust: Option<&crate::sign::Trust>) -> Result<Outcome> {
+    let started = chrono::Utc::now();
     let bundle = Bundle::open(&args.meta)
         .with_context(|| crate::tr!("cannot open the bundle", "无法打开镜像包"))?;
+    if args.json {
+        let mut doc = bundle_document("ls", &bundle, started);
+        // Listing succeeded; failed images of the save are in `images`.
+        doc.ok = true;
+        doc.print(false)?;
+        return Ok(Outcome::Success);
+    }
     let m = &bundle.meta;
     let mut out = String::new();
     let kind = match m.kind {
@@ -289,11 +297,66 @@ pub async fn run_tags(args: TagsArgs, registries: &Registries) -> Result<Outcome
             ))
         },
     )?;
+    let started = chrono::Utc::now();
     let client = registries.client(&r.registry)?;
-    for t in client.tags(&r.repository).await? {
+    let tags = client.tags(&r.repository).await?;
+    if args.json {
+        let mut doc = super::output::Document::new("tags", started);
+        doc.source = Some(format!("{}/{}", r.registry, r.repository));
+        doc.tags = Some(tags);
+        doc.print(false)?;
+        return Ok(Outcome::Success);
+    }
+    for t in tags {
         println!("{t}");
     }
     Ok(Outcome::Success)
+}
+
+/// The `--json` document of a bundle (`ls`, `verify`): its images (saved, or failed
+/// at save time with why), data files, selectors, and its meta file.
+pub fn bundle_document(
+    command: &'static str,
+    bundle: &Bundle,
+    started: chrono::DateTime<chrono::Utc>,
+) -> super::output::Document {
+    use crate::engine::report::{ImageRecord, ImageState};
+    let m = &bundle.meta;
+    let sizes: HashMap<_, _> = m.blobs.iter().map(|b| (&b.digest, b.size)).collect();
+    let index = bundle
+        .verify(crate::bundle::reader::VerifyLevel::Size, &|_| true)
+        .ok();
+    let mut doc = super::output::Document::new(command, started);
+    doc.meta = Some(bundle.meta_path.display().to_string());
+    doc.source = doc.meta.clone();
+    doc.images = m
+        .images
+        .iter()
+        .map(|i| ImageRecord {
+            source: i.reference.clone(),
+            target: i.target.clone(),
+            digest: Some(i.digest.to_string()),
+            bytes: image_size(bundle, i, index.as_ref(), &sizes).unwrap_or(0),
+            state: ImageState::Saved,
+            reason: None,
+        })
+        .chain(
+            m.failed
+                .iter()
+                .map(|f| ImageRecord::problem(&f.reference, &f.reason, ImageState::Failed)),
+        )
+        .collect();
+    doc.totals = super::output::Totals {
+        images: doc.images.len(),
+        succeeded: m.images.len(),
+        failed: m.failed.len(),
+        invalid: 0,
+        bytes: m.files.iter().map(|f| f.size).fold(0, u64::saturating_add),
+    };
+    doc.ok = m.failed.is_empty();
+    doc.files = m.files.clone();
+    doc.selections = m.selections.clone();
+    doc
 }
 
 pub fn run_export(

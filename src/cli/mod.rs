@@ -5,6 +5,7 @@ pub mod copy;
 pub mod help_zh;
 pub mod info;
 pub mod legacy;
+pub mod output;
 pub mod parse;
 pub mod run;
 pub mod signing;

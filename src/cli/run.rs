@@ -290,8 +290,8 @@ async fn run_save(
     )
     .await;
     let requests = std::mem::take(&mut expansion.requests);
-    if let Some(outcome) = nothing_selected(&expansion, &requests, "save", reporter) {
-        return Ok(outcome);
+    if let Some(summary) = nothing_selected(&expansion, &requests, "save") {
+        return finish_unexpanded(summary, &expansion, args.json, args.dry_run, reporter);
     }
     let file = cfg.map(|c| &c.file);
     let compress = match args.compress {
@@ -342,13 +342,20 @@ async fn run_save(
         platforms: platforms(&args.source, cfg)?,
         max_file_size,
         compress,
-        cache: blob_cache(args.source.cache.as_deref(), cfg)?,
+        cache: blob_cache(args.source.cache.as_deref(), cfg, args.dry_run)?,
         with_referrers: args.source.with_referrers
             || cfg.and_then(|c| c.file.referrers).unwrap_or(false),
         expansion,
+        dry_run: args.dry_run,
     };
+    let started = chrono::Utc::now();
     let outcome = save(requests, &opts, &registries, reporter, cancel).await?;
-    outcome.summary.print(reporter);
+    if !args.dry_run {
+        outcome.summary.print(reporter);
+    }
+    if args.json || args.dry_run {
+        return saved_output(&args, &opts, outcome, started);
+    }
     if let Some(key) = &signing_key {
         super::signing::sign_saved(&outcome.meta_path, key, reporter)?;
     }
@@ -425,6 +432,75 @@ fn list_lines<'c>(
     Ok((out, source))
 }
 
+/// What `save --json` and `save --dry-run` print on standard output.
+fn saved_output(
+    args: &SaveArgs,
+    opts: &SaveOptions,
+    outcome: crate::engine::save::SaveOutcome,
+    started: chrono::DateTime<chrono::Utc>,
+) -> Result<Outcome> {
+    let result = if outcome.summary.is_success() {
+        Outcome::Success
+    } else {
+        Outcome::Failed
+    };
+    let selections = &opts.expansion.selections;
+    if !args.json {
+        if let Some(plan) = &outcome.plan {
+            print!(
+                "{}",
+                super::output::plan_text("save", &outcome.images, selections, plan)
+            );
+        }
+        return Ok(result);
+    }
+    let mut doc = super::output::Document::new("save", started).with_summary(&outcome.summary);
+    doc.dry_run = args.dry_run;
+    doc.target = Some(args.out.display().to_string());
+    doc.images = outcome.images;
+    doc.selections = selections.clone();
+    doc.plan = outcome.plan;
+    if !args.dry_run {
+        doc.files = crate::bundle::meta::Meta::load(&outcome.meta_path)
+            .map(|(m, _)| m.files)
+            .unwrap_or_default();
+        doc.meta = Some(outcome.meta_path.display().to_string());
+    }
+    doc.print(false)?;
+    Ok(result)
+}
+
+/// A run whose every line failed to expand: its summary, or its JSON document.
+fn finish_unexpanded(
+    summary: crate::engine::report::Summary,
+    expansion: &expand::Expanded,
+    json: bool,
+    dry_run: bool,
+    reporter: &Reporter,
+) -> Result<Outcome> {
+    summary.print(reporter);
+    if json {
+        use crate::engine::report::{ImageRecord, ImageState};
+        let mut doc =
+            super::output::Document::new(summary.action, chrono::Utc::now()).with_summary(&summary);
+        doc.dry_run = dry_run;
+        doc.images = summary
+            .invalid
+            .iter()
+            .map(|(r, why)| ImageRecord::problem(r, why, ImageState::Invalid))
+            .chain(
+                summary
+                    .failed
+                    .iter()
+                    .map(|(r, why)| ImageRecord::problem(r, why, ImageState::Failed)),
+            )
+            .collect();
+        doc.selections = expansion.selections.clone();
+        doc.print(false)?;
+    }
+    Ok(Outcome::Failed)
+}
+
 /// The lines that could not be expanded, counted in a summary like the images.
 fn with_list_problems(summary: &mut crate::engine::report::Summary, expansion: &expand::Expanded) {
     summary.total += expansion.invalid.len() + expansion.failed.len();
@@ -442,8 +518,7 @@ fn nothing_selected(
     expansion: &expand::Expanded,
     requests: &[ImageRequest],
     action: &'static str,
-    reporter: &Reporter,
-) -> Option<Outcome> {
+) -> Option<crate::engine::report::Summary> {
     if !requests.is_empty() || (expansion.invalid.is_empty() && expansion.failed.is_empty()) {
         return None;
     }
@@ -452,8 +527,7 @@ fn nothing_selected(
         ..Default::default()
     };
     with_list_problems(&mut summary, expansion);
-    summary.print(reporter);
-    Some(Outcome::Failed)
+    Some(summary)
 }
 
 /// The list lines in order, each once, with how often it was given: a line
@@ -555,7 +629,11 @@ fn destination<'c>(
 
 /// The local blob cache: `--cache DIR`, else cfg `cache:` (its `pathname` under
 /// ./data, as image-transmit keeps it), else none.
-fn blob_cache(arg: Option<&Path>, cfg: Option<&Config>) -> Result<Option<BlobCache>> {
+fn blob_cache(
+    arg: Option<&Path>,
+    cfg: Option<&Config>,
+    existing_only: bool,
+) -> Result<Option<BlobCache>> {
     let entry = cfg.and_then(|c| c.file.cache.as_ref());
     let dir = match (
         arg,
@@ -568,6 +646,10 @@ fn blob_cache(arg: Option<&Path>, cfg: Option<&Config>) -> Result<Option<BlobCac
         (None, Some(p)) => Path::new("data").join(p),
         (None, None) => return Ok(None),
     };
+    // A dry run creates nothing, not even an empty cache folder.
+    if existing_only && !dir.is_dir() {
+        return Ok(None);
+    }
     let cache = BlobCache::open(
         &dir,
         entry.and_then(|e| e.keepdays),
@@ -655,7 +737,7 @@ async fn run_sync(
     let (destination, named, extra) =
         destination(args.dst.as_deref(), args.dst_name.as_deref(), cfg)?;
     let opts = SyncOptions {
-        cache: blob_cache(args.source.cache.as_deref(), cfg)?,
+        cache: blob_cache(args.source.cache.as_deref(), cfg, false)?,
         with_referrers: args.source.with_referrers
             || cfg.and_then(|c| c.file.referrers).unwrap_or(false),
         destination,
@@ -678,8 +760,8 @@ async fn run_sync(
         let mut expansion =
             expand::expand(&lines, &registries, opts.retry, opts.jobs, reporter, cancel).await;
         let requests = std::mem::take(&mut expansion.requests);
-        if let Some(outcome) = nothing_selected(&expansion, &requests, "sync", reporter) {
-            return Ok(outcome);
+        if let Some(summary) = nothing_selected(&expansion, &requests, "sync") {
+            return finish_unexpanded(summary, &expansion, false, false, reporter);
         }
         let mut summary = sync(&requests, &opts, &registries, reporter, cancel).await?;
         with_list_problems(&mut summary, &expansion);
@@ -1001,13 +1083,31 @@ fn run_verify(
     reporter: &Reporter,
     cancel: &CancellationToken,
 ) -> Result<Outcome> {
+    let started = chrono::Utc::now();
     let bundle = super::signing::open_bundle(&args.meta, trust, reporter)?;
     let level = if args.size_only {
         VerifyLevel::Size
     } else {
         VerifyLevel::Full
     };
-    match crate::engine::upload::verify_bundle(&bundle, level, reporter, cancel) {
+    let result = crate::engine::upload::verify_bundle(&bundle, level, reporter, cancel);
+    if args.json && !(result.is_err() && cancel.is_cancelled()) {
+        let mut doc = super::info::bundle_document("verify", &bundle, started);
+        doc.ok = result.is_ok();
+        if let Err(e) = &result {
+            let text = describe(e);
+            // The first line names the bundle; the others are its problems.
+            let lines: Vec<String> = text.lines().skip(1).map(|l| l.trim().to_string()).collect();
+            doc.problems = if lines.is_empty() { vec![text] } else { lines };
+        }
+        doc.print(false)?;
+        return Ok(if result.is_ok() {
+            Outcome::Success
+        } else {
+            Outcome::Failed
+        });
+    }
+    match result {
         Ok(index) => {
             let bases = if bundle.meta.bases.is_empty() {
                 String::new()

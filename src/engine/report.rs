@@ -222,3 +222,85 @@ pub fn describe(e: &anyhow::Error) -> String {
     }
     out
 }
+
+/// What became of one image, for `--json` and `--dry-run`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageState {
+    /// Written into a bundle.
+    Saved,
+    /// Written to the target.
+    Copied,
+    /// The target already had it (nothing sent).
+    Present,
+    /// `--dry-run`: would be copied or saved.
+    Planned,
+    Failed,
+    /// The reference or list line could not be read.
+    Invalid,
+}
+
+/// One image of a run, as `--json` reports it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ImageRecord {
+    /// The reference (or list line) as given.
+    pub source: String,
+    /// Where it goes: `repository[:tag]` at the target, or its rename in a bundle.
+    pub target: Option<String>,
+    pub digest: Option<String>,
+    /// Manifests, configs and layers it needs, in bytes.
+    pub bytes: u64,
+    pub state: ImageState,
+    /// Why it failed or is invalid.
+    pub reason: Option<String>,
+}
+
+impl ImageRecord {
+    /// A reference that failed (or was invalid) before anything was known of it.
+    pub fn problem(source: &str, why: &str, state: ImageState) -> ImageRecord {
+        ImageRecord {
+            source: source.to_string(),
+            target: None,
+            digest: None,
+            bytes: 0,
+            state,
+            reason: Some(why.to_string()),
+        }
+    }
+}
+
+/// A number of blobs and their bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct BlobCount {
+    pub blobs: usize,
+    pub bytes: u64,
+}
+
+impl BlobCount {
+    pub fn add(&mut self, bytes: u64) {
+        self.blobs += 1;
+        self.bytes = self.bytes.saturating_add(bytes);
+    }
+}
+
+/// What a `--dry-run` would do, blob by blob (each blob counted once per
+/// repository it goes to).
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Plan {
+    /// Read from the source (downloaded, or streamed to the target).
+    pub fetch: BlobCount,
+    /// Sent to the target.
+    pub push: BlobCount,
+    /// Already in the target's repository: skipped.
+    pub present: BlobCount,
+    /// Mounted from another repository of the target (nothing sent).
+    pub mount: BlobCount,
+    /// Left to base bundles (an increment): looked for, never sent.
+    pub from_bases: BlobCount,
+    /// Found in the local blob cache.
+    pub cached: BlobCount,
+    /// Manifests that would be written.
+    pub manifests: usize,
+    /// `save`: the sizes the data files would have.
+    pub files: Vec<u64>,
+}

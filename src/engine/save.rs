@@ -3,7 +3,7 @@
 //! concurrently straight into their tar entries.
 
 use super::registries::Registries;
-use super::report::{Reporter, Summary};
+use super::report::{ImageRecord, ImageState, Plan, Reporter, Summary};
 use super::resolve::{resolve_requests, ResolvedImage};
 use super::retry::{retry, RetryPolicy};
 use crate::bundle::base::BaseSet;
@@ -45,11 +45,18 @@ pub struct SaveOptions {
     /// lines that could not be expanded (reported and recorded as failures); its
     /// requests are the `inputs` of [`save`].
     pub expansion: super::expand::Expanded,
+    /// Resolve and plan only: return the plan, write nothing.
+    pub dry_run: bool,
 }
 
 pub struct SaveOutcome {
+    /// Empty for a dry run.
     pub meta_path: PathBuf,
     pub summary: Summary,
+    /// Each image, saved, failed or invalid (planned, for a dry run).
+    pub images: Vec<super::report::ImageRecord>,
+    /// What a dry run would do.
+    pub plan: Option<super::report::Plan>,
 }
 
 /// One blob the bundle needs, with where to fetch it and who needs it.
@@ -87,7 +94,9 @@ pub async fn save(
     } else {
         Kind::Incremental
     };
-    check_writable(&opts.out)?;
+    if !opts.dry_run {
+        check_writable(&opts.out)?;
+    }
 
     let resolved = resolve_requests(
         &inputs,
@@ -117,6 +126,8 @@ pub async fn save(
         failed: list_failed.iter().cloned().chain(resolved.failed).collect(),
         ..Summary::default()
     };
+    // Failures before anything was resolved (a list line, a reference).
+    let early_failures = summary.failed.len();
     let mut failures: Vec<Failure> = summary
         .invalid
         .iter()
@@ -199,6 +210,12 @@ pub async fn save(
         None => layout::plan(&to_store, opts.files),
     }
     .context(crate::tr!("nothing was downloaded", "没有下载任何内容"))?;
+    if opts.dry_run {
+        let sizes: Vec<u64> = layouts.iter().map(|l| l.size).collect();
+        return Ok(dry_run_outcome(
+            &images, &blobs, sizes, opts, summary, started,
+        ));
+    }
     let name =
         naming::choose(&opts.out, &opts.prefix, kind, now, &fingerprint).with_context(|| {
             crate::tr!(
@@ -544,7 +561,97 @@ pub async fn save(
         })
         .with_context(|| crate::tr!("cannot finish the bundle", "无法完成镜像包"))?;
     summary.elapsed = started.elapsed();
-    Ok(SaveOutcome { meta_path, summary })
+    let mut records: Vec<ImageRecord> = images
+        .iter()
+        .enumerate()
+        .map(|(i, img)| {
+            let mut r = image_state(img, ImageState::Saved);
+            if let Some(why) = failed_images.get(&i) {
+                (r.state, r.reason) = (ImageState::Failed, Some(why.clone()));
+            }
+            r
+        })
+        .collect();
+    records.extend(early_records(&summary, early_failures));
+    Ok(SaveOutcome {
+        meta_path,
+        summary,
+        images: records,
+        plan: None,
+    })
+}
+
+/// An image's record: its digest and the bytes of everything it needs.
+fn image_state(img: &ResolvedImage, state: ImageState) -> ImageRecord {
+    let bytes = img
+        .manifests()
+        .map(|m| m.bytes.len() as u64)
+        .chain(img.blobs.iter().map(|b| b.size))
+        .fold(0u64, u64::saturating_add);
+    ImageRecord {
+        source: img.input.clone(),
+        target: img.rename.clone(),
+        digest: Some(img.top.digest.to_string()),
+        bytes,
+        state,
+        reason: None,
+    }
+}
+
+/// Records of the references that failed before anything was resolved.
+fn early_records(summary: &Summary, early_failures: usize) -> Vec<ImageRecord> {
+    let invalid = summary
+        .invalid
+        .iter()
+        .map(|(r, why)| ImageRecord::problem(r, why, ImageState::Invalid));
+    let failed = summary
+        .failed
+        .iter()
+        .take(early_failures)
+        .map(|(r, why)| ImageRecord::problem(r, why, ImageState::Failed));
+    invalid.chain(failed).collect()
+}
+
+/// `--dry-run`: what the save would fetch and write, and nothing written.
+fn dry_run_outcome(
+    images: &[ResolvedImage],
+    blobs: &BTreeMap<Digest, PlannedBlob>,
+    file_sizes: Vec<u64>,
+    opts: &SaveOptions,
+    mut summary: Summary,
+    started: Instant,
+) -> SaveOutcome {
+    let mut plan = Plan::default();
+    for (digest, b) in blobs {
+        if b.kind == BlobKind::Manifest {
+            plan.manifests += 1;
+        } else if b.base.is_some() {
+            plan.from_bases.add(b.size);
+        } else if opts
+            .cache
+            .as_ref()
+            .is_some_and(|c| c.lookup(digest, b.size).is_some())
+        {
+            plan.cached.add(b.size);
+        } else {
+            plan.fetch.add(b.size);
+        }
+    }
+    plan.files = file_sizes;
+    let early = summary.failed.len();
+    let mut records: Vec<ImageRecord> = images
+        .iter()
+        .map(|img| image_state(img, ImageState::Planned))
+        .collect();
+    records.extend(early_records(&summary, early));
+    summary.succeeded = images.iter().filter(|i| i.subject.is_none()).count();
+    summary.elapsed = started.elapsed();
+    SaveOutcome {
+        meta_path: PathBuf::new(),
+        summary,
+        images: records,
+        plan: Some(plan),
+    }
 }
 
 /// Every image failed: no bundle is written (a bundle of nothing would travel and

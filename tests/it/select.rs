@@ -365,3 +365,197 @@ fn log_format_json_writes_one_object_a_line() {
         "{stderr}"
     );
 }
+
+/// Every file below `dir` (none when it does not exist).
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+fn json_of(stdout: &str) -> serde_json::Value {
+    serde_json::from_str(stdout).unwrap_or_else(|e| panic!("{e}: not one JSON document:\n{stdout}"))
+}
+
+/// The keys every `--json` document has (README, "JSON output").
+fn assert_common_keys(doc: &serde_json::Value, command: &str) {
+    assert_eq!(doc["command"], command, "{doc}");
+    for key in [
+        "ok",
+        "dry_run",
+        "started",
+        "elapsed_seconds",
+        "totals",
+        "images",
+    ] {
+        assert!(doc.get(key).is_some(), "{key} missing: {doc}");
+    }
+    for key in ["images", "succeeded", "failed", "invalid", "bytes"] {
+        assert!(doc["totals"][key].is_u64(), "totals.{key}: {doc}");
+    }
+    for img in doc["images"].as_array().unwrap() {
+        for key in ["source", "target", "digest", "bytes", "state", "reason"] {
+            assert!(img.get(key).is_some(), "image {key} missing: {img}");
+        }
+    }
+}
+
+#[test]
+fn save_dry_run_writes_nothing_and_names_what_it_would_fetch() {
+    let src = Registry::start();
+    seed(&src, "dry/app", &["1.0", "1.1", "2.0-rc"]);
+    let work = tempfile::tempdir().unwrap();
+    let h = src.host();
+    let (stdout, _) = run_ok(ferry().current_dir(work.path()).args([
+        "save",
+        "--dry-run",
+        "-o",
+        "out",
+        "--cache",
+        "cache",
+        &format!(r"{h}/dry/app:~^\d"),
+        &format!("!{h}/dry/app:~-rc"),
+    ]));
+    assert!(
+        files_under(work.path()).is_empty(),
+        "{:?}",
+        files_under(work.path())
+    );
+    assert!(stdout.contains("nothing was written"), "{stdout}");
+    assert!(stdout.contains(&format!("{h}/dry/app:1.0")), "{stdout}");
+    assert!(stdout.contains(&format!("{h}/dry/app:1.1")), "{stdout}");
+    assert!(
+        !stdout.contains(&format!("{h}/dry/app:2.0-rc ")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("excluded: 2.0-rc"), "{stdout}");
+    // Two images of one layer and one config each: four blobs to fetch.
+    assert!(stdout.contains("4 to fetch"), "{stdout}");
+
+    // The same as JSON.
+    let (stdout, _) = run_ok(ferry().current_dir(work.path()).args([
+        "save",
+        "--dry-run",
+        "--json",
+        "-o",
+        "out",
+        &format!(r"{h}/dry/app:~^\d"),
+        &format!("!{h}/dry/app:~-rc"),
+    ]));
+    assert!(files_under(work.path()).is_empty());
+    let doc = json_of(&stdout);
+    assert_common_keys(&doc, "save");
+    assert_eq!(doc["dry_run"], true);
+    assert_eq!(doc["plan"]["fetch"]["blobs"], 4, "{doc}");
+    assert!(
+        doc["plan"]["fetch"]["bytes"].as_u64().unwrap() > 4_000,
+        "{doc}"
+    );
+    assert_eq!(doc["plan"]["files"].as_array().unwrap().len(), 2, "{doc}");
+    let states: Vec<&str> = doc["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, vec!["planned", "planned"], "{doc}");
+    assert_eq!(doc["selections"][0]["excluded"][0], "2.0-rc", "{doc}");
+}
+
+#[test]
+fn save_verify_ls_and_tags_print_json_documents() {
+    let src = Registry::start();
+    seed(&src, "js/app", &["1", "2"]);
+    let work = tempfile::tempdir().unwrap();
+    let h = src.host();
+    let out = ferry()
+        .current_dir(work.path())
+        .args(["save", "--json", "-o", "out"])
+        .arg(format!("{h}/js/app:*"))
+        .arg(format!("{h}/js/missing:1"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let doc = json_of(&String::from_utf8_lossy(&out.stdout));
+    assert_common_keys(&doc, "save");
+    assert_eq!(doc["ok"], false);
+    assert_eq!(doc["totals"]["images"], 3, "{doc}");
+    assert_eq!(doc["totals"]["succeeded"], 2, "{doc}");
+    assert_eq!(doc["totals"]["failed"], 1, "{doc}");
+    let images = doc["images"].as_array().unwrap();
+    let saved: Vec<&serde_json::Value> = images.iter().filter(|i| i["state"] == "saved").collect();
+    assert_eq!(saved.len(), 2, "{doc}");
+    for i in &saved {
+        assert!(i["digest"].as_str().unwrap().starts_with("sha256:"), "{i}");
+        assert!(i["bytes"].as_u64().unwrap() > 2_000, "{i}");
+    }
+    let failed = images.iter().find(|i| i["state"] == "failed").unwrap();
+    assert_eq!(failed["source"], format!("{h}/js/missing:1"));
+    assert!(
+        failed["reason"].as_str().is_some_and(|r| !r.is_empty()),
+        "{failed}"
+    );
+    let meta = work.path().join(doc["meta"].as_str().unwrap());
+    assert!(meta.is_file(), "{doc}");
+    assert_eq!(doc["files"].as_array().unwrap().len(), 2, "{doc}");
+    assert!(
+        doc["files"][0]["sha256"].as_str().unwrap().len() == 64,
+        "{doc}"
+    );
+
+    for command in ["ls", "verify"] {
+        let (stdout, _) = run_ok(ferry().args([command, "--json"]).arg(&meta));
+        let d = json_of(&stdout);
+        assert_common_keys(&d, command);
+        assert_eq!(d["ok"], true, "{d}");
+        assert_eq!(d["images"].as_array().unwrap().len(), 3, "{d}");
+        assert_eq!(d["files"], doc["files"], "{d}");
+    }
+    // A broken data file: verify says which, in the document.
+    let data = work.path().join(
+        doc["files"][0]["name"]
+            .as_str()
+            .map(|n| meta.with_file_name(n))
+            .unwrap(),
+    );
+    let mut bytes = std::fs::read(&data).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&data, bytes).unwrap();
+    let out = ferry()
+        .args(["verify", "--json"])
+        .arg(&meta)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let d = json_of(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(d["ok"], false);
+    let problems = d["problems"].as_array().unwrap();
+    assert!(
+        problems.iter().any(|p| p
+            .as_str()
+            .unwrap()
+            .contains(doc["files"][0]["name"].as_str().unwrap())),
+        "{d}"
+    );
+
+    let (stdout, _) = run_ok(ferry().args(["tags", "--json"]).arg(format!("{h}/js/app")));
+    let d = json_of(&stdout);
+    assert_eq!(d["command"], "tags");
+    let mut tags: Vec<&str> = d["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    tags.sort();
+    assert_eq!(tags, vec!["1", "2"], "{d}");
+    assert_eq!(d["source"], format!("{h}/js/app"));
+}
