@@ -174,6 +174,15 @@ pub struct SyncArgs {
     pub http: HttpArgs,
     #[command(flatten)]
     pub cosign: CosignArg,
+    /// Resolve and plan one round only: print what would be fetched, pushed, skipped because the
+    /// target has it, and mounted, with sizes; push nothing.
+    #[arg(long, conflicts_with_all = ["interval", "watch", "listen"])]
+    pub dry_run: bool,
+    /// Print one JSON document on standard output instead of text: every image with its source,
+    /// target, digest, bytes, state and the reason of a failure; timings (schema: README, "JSON
+    /// output"); a daemon prints one a round, each on one line.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// How the HTTP server of `serve` and `sync --listen` holds against its clients.
@@ -236,6 +245,15 @@ pub struct CopyArgs {
     /// Number of concurrent blob copies [default: cfg `maxconn`, else 8].
     #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub jobs: Option<u16>,
+    /// Plan only: print what would be read, written, skipped because the destination has it, and
+    /// mounted, with sizes; write nothing (not even a new layout folder).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print one JSON document on standard output instead of text: every image with its source,
+    /// target, digest, bytes, state and the reason of a failure; timings (schema: README, "JSON
+    /// output").
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -482,6 +500,15 @@ pub struct UploadArgs {
     /// in its meta); without this, such a bundle is refused before anything is pushed.
     #[arg(long)]
     pub allow_partial: bool,
+    /// Verify the bundle and plan only: print what would be pushed, skipped because the target has
+    /// it, and mounted, with sizes; push nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print one JSON document on standard output instead of text: every image with its source,
+    /// target, digest, bytes, state and the reason of a failure; timings (schema: README, "JSON
+    /// output").
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]

@@ -46,7 +46,9 @@ pub async fn run_copy(
         jobs: jobs(args.jobs, cfg.as_ref()),
         retry: retry_policy(g, cfg.as_ref()),
         base_dirs: args.base_dirs,
+        dry_run: args.dry_run,
     };
+    let wall_start = chrono::Utc::now();
     let registries = registries(g, cfg.as_ref(), &[], None)?;
     let env = CopyEnv {
         registries: &registries,
@@ -65,8 +67,22 @@ pub async fn run_copy(
         failed: outcome.failed,
         bytes: outcome.bytes,
         elapsed: started.elapsed(),
+        images: outcome.images,
+        plan: outcome.plan,
     };
-    summary.print(reporter);
+    if !args.dry_run {
+        summary.print(reporter);
+    }
+    super::output::work_output(
+        "copy",
+        &summary,
+        wall_start,
+        Some(args.src.clone()),
+        Some(args.dst.clone()),
+        &[],
+        args.json,
+        false,
+    )?;
     Ok(if summary.is_success() {
         Outcome::Success
     } else {

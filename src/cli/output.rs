@@ -106,6 +106,36 @@ impl Document {
     }
 }
 
+/// What upload, sync and copy print on standard output: with `--json` the document
+/// (on one line for a daemon round), for a dry run the plan in words; else nothing.
+#[allow(clippy::too_many_arguments)]
+pub fn work_output(
+    command: &'static str,
+    summary: &Summary,
+    started: chrono::DateTime<chrono::Utc>,
+    source: Option<String>,
+    target: Option<String>,
+    selections: &[Selection],
+    json: bool,
+    one_line: bool,
+) -> anyhow::Result<()> {
+    let images = summary.records();
+    if json {
+        let mut doc = Document::new(command, started).with_summary(summary);
+        doc.dry_run = summary.plan.is_some();
+        doc.source = source;
+        doc.target = target;
+        doc.images = images;
+        doc.selections = selections.to_vec();
+        doc.plan = summary.plan.clone();
+        return doc.print(one_line);
+    }
+    if let Some(plan) = &summary.plan {
+        print!("{}", plan_text(command, &images, selections, plan));
+    }
+    Ok(())
+}
+
 /// The plan of a `--dry-run`, in words, for standard output.
 pub fn plan_text(
     command: &str,

@@ -745,7 +745,12 @@ async fn run_sync(
         retry: retry_policy(g, cfg),
         platforms: platforms(&args.source, cfg)?,
         require_cosign: super::signing::cosign_key(args.cosign.require_cosign.as_deref())?,
+        dry_run: args.dry_run,
     };
+    let source_name = source.map(|s| s.host.clone());
+    let target_name = format!("{}/{}", opts.destination.host, opts.destination.namespace)
+        .trim_end_matches('/')
+        .to_string();
     let used: Vec<&NamedRegistry> = source.into_iter().chain(named).collect();
     let registries = registries(g, cfg, &used, extra)?;
     let interval = match (&args.interval, args.watch) {
@@ -761,12 +766,27 @@ async fn run_sync(
             expand::expand(&lines, &registries, opts.retry, opts.jobs, reporter, cancel).await;
         let requests = std::mem::take(&mut expansion.requests);
         if let Some(summary) = nothing_selected(&expansion, &requests, "sync") {
-            return finish_unexpanded(summary, &expansion, false, false, reporter);
+            return finish_unexpanded(summary, &expansion, args.json, args.dry_run, reporter);
         }
+        let started = chrono::Utc::now();
         let mut summary = sync(&requests, &opts, &registries, reporter, cancel).await?;
         with_list_problems(&mut summary, &expansion);
-        summary.print(reporter);
-        notifier.send(&summary, reporter).await;
+        if !args.dry_run {
+            summary.print(reporter);
+        }
+        super::output::work_output(
+            "sync",
+            &summary,
+            started,
+            source_name,
+            Some(target_name),
+            &expansion.selections,
+            args.json,
+            false,
+        )?;
+        if !args.dry_run {
+            notifier.send(&summary, reporter).await;
+        }
         return Ok(if summary.is_success() {
             Outcome::Success
         } else {
@@ -814,6 +834,7 @@ async fn run_sync(
         };
         let round_requests = std::mem::take(&mut expansion.requests);
         let started = std::time::Instant::now();
+        let round_started = chrono::Utc::now();
         let result = if round_requests.is_empty() {
             // Selectors that select nothing yet: an empty round, not a failure.
             Ok(crate::engine::report::Summary {
@@ -829,6 +850,18 @@ async fn run_sync(
         }) {
             Ok(summary) => {
                 summary.print(reporter);
+                if args.json {
+                    super::output::work_output(
+                        "sync",
+                        &summary,
+                        round_started,
+                        source_name.clone(),
+                        Some(target_name.clone()),
+                        &expansion.selections,
+                        true,
+                        true,
+                    )?;
+                }
                 if let Some(d) = &daemon {
                     let inputs: Vec<String> =
                         round_requests.iter().map(|r| r.input.clone()).collect();
@@ -946,6 +979,12 @@ async fn run_upload(
         _ => None,
     };
     if let Some(target) = engine {
+        if args.dry_run || args.json {
+            return Err(usage(crate::tr!(
+                "--dry-run and --json are not supported with --dst docker or containerd yet; upload to a registry",
+                "--dst docker 或 containerd 暂不支持 --dry-run 和 --json; 请上传到镜像仓库"
+            )));
+        }
         if require_cosign.is_some() {
             return Err(usage(crate::tr!(
                 "--require-cosign is not supported with --dst docker or containerd yet; upload to a registry",
@@ -973,7 +1012,12 @@ async fn run_upload(
         retry: retry_policy(g, cfg),
         meta_sha256,
         require_cosign,
+        dry_run: args.dry_run,
     };
+    let target_name = format!("{}/{}", opts.destination.host, opts.destination.namespace)
+        .trim_end_matches('/')
+        .to_string();
+    let started = chrono::Utc::now();
     let summary = upload(
         &args.meta,
         &opts,
@@ -982,11 +1026,25 @@ async fn run_upload(
         cancel,
     )
     .await?;
-    summary.print(reporter);
+    if !args.dry_run {
+        summary.print(reporter);
+    }
+    super::output::work_output(
+        "upload",
+        &summary,
+        started,
+        Some(args.meta.display().to_string()),
+        Some(target_name),
+        &[],
+        args.json,
+        false,
+    )?;
     if let Some(m) = &missing {
         reporter.warn(m);
     }
-    notifier(cfg).send(&summary, reporter).await;
+    if !args.dry_run {
+        notifier(cfg).send(&summary, reporter).await;
+    }
     Ok(if summary.is_success() {
         Outcome::Success
     } else {

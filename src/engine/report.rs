@@ -147,11 +147,35 @@ pub struct Summary {
     pub failed: Vec<(String, String)>,
     pub bytes: u64,
     pub elapsed: Duration,
+    /// Each image and what became of it (for `--json`); references that failed
+    /// before anything was known of them are added by [`Summary::records`].
+    pub images: Vec<ImageRecord>,
+    /// What a `--dry-run` would do.
+    pub plan: Option<Plan>,
 }
 
 impl Summary {
     pub fn is_success(&self) -> bool {
         self.invalid.is_empty() && self.failed.is_empty()
+    }
+
+    /// Every image's record: those the work made, then one for each failed or
+    /// invalid reference that has none (it failed before it was resolved).
+    pub fn records(&self) -> Vec<ImageRecord> {
+        let mut out = self.images.clone();
+        let known: std::collections::HashSet<(String, ImageState)> =
+            out.iter().map(|r| (r.source.clone(), r.state)).collect();
+        for (list, state) in [
+            (&self.invalid, ImageState::Invalid),
+            (&self.failed, ImageState::Failed),
+        ] {
+            for (r, why) in list {
+                if !known.contains(&(r.clone(), state)) {
+                    out.push(ImageRecord::problem(r, why, state));
+                }
+            }
+        }
+        out
     }
 
     /// The action (save, upload, sync) in the chosen language.
@@ -224,7 +248,7 @@ pub fn describe(e: &anyhow::Error) -> String {
 }
 
 /// What became of one image, for `--json` and `--dry-run`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ImageState {
     /// Written into a bundle.
@@ -281,6 +305,11 @@ impl BlobCount {
         self.blobs += 1;
         self.bytes = self.bytes.saturating_add(bytes);
     }
+
+    fn merge(&mut self, other: &BlobCount) {
+        self.blobs += other.blobs;
+        self.bytes = self.bytes.saturating_add(other.bytes);
+    }
 }
 
 /// What a `--dry-run` would do, blob by blob (each blob counted once per
@@ -303,4 +332,18 @@ pub struct Plan {
     pub manifests: usize,
     /// `save`: the sizes the data files would have.
     pub files: Vec<u64>,
+}
+
+impl Plan {
+    /// Adds another plan's numbers (a second pass, e.g. the referrers).
+    pub fn merge(&mut self, other: &Plan) {
+        self.fetch.merge(&other.fetch);
+        self.push.merge(&other.push);
+        self.present.merge(&other.present);
+        self.mount.merge(&other.mount);
+        self.from_bases.merge(&other.from_bases);
+        self.cached.merge(&other.cached);
+        self.manifests += other.manifests;
+        self.files.extend(&other.files);
+    }
 }

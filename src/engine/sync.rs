@@ -30,6 +30,8 @@ pub struct SyncOptions {
     pub with_referrers: bool,
     /// `--require-cosign`: copy only images signed by this cosign key.
     pub require_cosign: Option<std::sync::Arc<crate::sign::cosign::CosignKey>>,
+    /// Plan only (`--dry-run`): ask the target what it has, write nothing.
+    pub dry_run: bool,
 }
 
 /// One round of copying every requested image.
@@ -104,6 +106,7 @@ pub async fn sync(
         jobs: opts.jobs,
         reporter,
         cancel,
+        dry_run: opts.dry_run,
     };
     let outcome = copy_in_order(&ctx, images).await?;
     let mut failed = resolved.failed;
@@ -117,6 +120,8 @@ pub async fn sync(
         failed,
         bytes: outcome.bytes,
         elapsed: started.elapsed(),
+        images: outcome.images,
+        plan: outcome.plan,
     })
 }
 

@@ -121,6 +121,8 @@ pub struct UploadOptions {
     pub meta_sha256: Option<String>,
     /// `--require-cosign`: push only images signed by this cosign key.
     pub require_cosign: Option<std::sync::Arc<crate::sign::cosign::CosignKey>>,
+    /// Plan only (`--dry-run`): verify, ask the target what it has, push nothing.
+    pub dry_run: bool,
 }
 
 pub async fn upload(
@@ -191,6 +193,7 @@ pub async fn upload(
         jobs: opts.jobs,
         reporter,
         cancel,
+        dry_run: opts.dry_run,
     };
     let outcome = copy_in_order(&ctx, images).await?;
     refused.extend(outcome.failed);
@@ -202,6 +205,8 @@ pub async fn upload(
         failed: refused,
         bytes: outcome.bytes,
         elapsed: started.elapsed(),
+        images: outcome.images,
+        plan: outcome.plan,
     })
 }
 

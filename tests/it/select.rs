@@ -559,3 +559,201 @@ fn save_verify_ls_and_tags_print_json_documents() {
     assert_eq!(tags, vec!["1", "2"], "{d}");
     assert_eq!(d["source"], format!("{h}/js/app"));
 }
+
+/// `dr/a:1`, `dr/b:1`, `dr/c:1` at `src` sharing one layer; `dr/a:1` already at `dst`.
+fn seed_shared(src: &Registry, dst: &Registry) {
+    for name in ["a", "b", "c"] {
+        push_image(
+            src,
+            &format!("dr/{name}"),
+            "1",
+            Format::Oci,
+            &[
+                layer("dr-shared", 20_000),
+                layer(&format!("dr-{name}"), 5_000),
+            ],
+            &format!("dr-{name}"),
+            false,
+        );
+    }
+    skopeo_copy(
+        &docker_ref(&src.reference("dr/a", "1")),
+        &docker_ref(&dst.reference("dr/a", "1")),
+        &[],
+    )
+    .unwrap();
+}
+
+fn states(doc: &serde_json::Value) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = doc["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            let source = i["source"].as_str().unwrap();
+            let short = source.rsplit('/').next().unwrap().to_string();
+            (short, i["state"].as_str().unwrap().to_string())
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn sync_dry_run_plans_against_the_target_and_pushes_nothing() {
+    let (src, dst) = (Registry::start(), Registry::start());
+    seed_shared(&src, &dst);
+    // What the target stores, file by file: a dry run changes none of it.
+    let stored = |r: &Registry| {
+        let mut f = files_under(r.storage_dir());
+        f.sort();
+        f
+    };
+    let seeded = stored(&dst);
+    assert!(!seeded.is_empty());
+    let work = tempfile::tempdir().unwrap();
+    let images: Vec<String> = ["a", "b", "c"]
+        .iter()
+        .map(|n| src.reference(&format!("dr/{n}"), "1"))
+        .collect();
+    let (stdout, _) = run_ok(
+        ferry()
+            .current_dir(work.path())
+            .args(["sync", "--dry-run", "--dst", &dst.host()])
+            .args(&images),
+    );
+    assert!(stdout.contains("nothing was written"), "{stdout}");
+    assert!(stdout.contains("2 to copy, 1 already there"), "{stdout}");
+    // Two configs, two own layers, the shared layer once: pushed to dr/b, mounted to dr/c.
+    assert!(stdout.contains("5 to push"), "{stdout}");
+    assert!(stdout.contains("1 to mount"), "{stdout}");
+    assert!(stdout.contains("2 manifests"), "{stdout}");
+    assert!(dst.tags("dr/b").is_empty() && dst.tags("dr/c").is_empty());
+
+    let (stdout, _) = run_ok(
+        ferry()
+            .current_dir(work.path())
+            .args(["sync", "--dry-run", "--json", "--dst", &dst.host()])
+            .args(&images),
+    );
+    let doc = json_of(&stdout);
+    assert_common_keys(&doc, "sync");
+    assert_eq!(doc["dry_run"], true);
+    assert_eq!(doc["target"], dst.host());
+    assert_eq!(
+        states(&doc),
+        vec![
+            ("a:1".into(), "present".into()),
+            ("b:1".into(), "planned".into()),
+            ("c:1".into(), "planned".into())
+        ]
+    );
+    assert_eq!(doc["plan"]["push"]["blobs"], 5, "{doc}");
+    assert_eq!(doc["plan"]["mount"]["blobs"], 1, "{doc}");
+    assert_eq!(doc["plan"]["fetch"]["blobs"], 5, "{doc}");
+    assert_eq!(doc["plan"]["manifests"], 2, "{doc}");
+    assert!(
+        doc["plan"]["push"]["bytes"].as_u64().unwrap() > 10_000,
+        "{doc}"
+    );
+    assert_eq!(doc["totals"]["bytes"], 0);
+    assert!(dst.tags("dr/b").is_empty() && dst.tags("dr/c").is_empty());
+    assert_eq!(stored(&dst), seeded, "a dry run wrote");
+    assert!(try_skopeo_inspect_raw(&dst.reference("dr/b", "1"), None).is_err());
+
+    // For real, as JSON: what it did.
+    let (stdout, _) = run_ok(
+        ferry()
+            .current_dir(work.path())
+            .args(["sync", "--json", "--dst", &dst.host()])
+            .args(&images),
+    );
+    let doc = json_of(&stdout);
+    assert!(stored(&dst).len() > seeded.len());
+    assert_common_keys(&doc, "sync");
+    assert_eq!(doc["ok"], true);
+    assert_eq!(
+        states(&doc),
+        vec![
+            ("a:1".into(), "present".into()),
+            ("b:1".into(), "copied".into()),
+            ("c:1".into(), "copied".into())
+        ]
+    );
+    let b = doc["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["source"] == images[1])
+        .unwrap();
+    assert_eq!(b["target"], "dr/b:1");
+    assert_eq!(
+        b["digest"].as_str().unwrap(),
+        manifest_digest(&skopeo_inspect_raw(&dst.reference("dr/b", "1")))
+    );
+    assert!(doc["totals"]["bytes"].as_u64().unwrap() > 10_000, "{doc}");
+}
+
+#[test]
+fn upload_and_copy_dry_runs_write_nothing_and_report_in_json() {
+    let (src, dst) = (Registry::start(), Registry::start());
+    seed_shared(&src, &dst);
+    let work = tempfile::tempdir().unwrap();
+    let (stdout, _) = run_ok(
+        ferry()
+            .current_dir(work.path())
+            .args(["save", "-o", "out", "--files", "1"])
+            .arg(src.reference("dr/a", "1"))
+            .arg(src.reference("dr/b", "1")),
+    );
+    let (meta, _) = meta_of(work.path(), &stdout);
+    let (stdout, _) = run_ok(
+        ferry()
+            .args(["upload", "--dry-run", "--json", "--dst", &dst.host()])
+            .arg(&meta),
+    );
+    let doc = json_of(&stdout);
+    assert_common_keys(&doc, "upload");
+    assert_eq!(doc["dry_run"], true);
+    assert_eq!(
+        states(&doc),
+        vec![
+            ("a:1".into(), "present".into()),
+            ("b:1".into(), "planned".into())
+        ]
+    );
+    assert_eq!(doc["plan"]["push"]["blobs"], 3, "{doc}");
+    assert!(dst.tags("dr/b").is_empty());
+    let (stdout, _) = run_ok(
+        ferry()
+            .args(["upload", "--dry-run", "--dst", &dst.host()])
+            .arg(&meta),
+    );
+    assert!(stdout.contains("3 to push"), "{stdout}");
+    assert!(dst.tags("dr/b").is_empty());
+
+    // copy into an OCI layout that is not there: no folder appears.
+    let layout = work.path().join("layout");
+    let (stdout, _) = run_ok(ferry().args([
+        "copy",
+        "--dry-run",
+        "--json",
+        &format!("docker://{}", src.reference("dr/c", "1")),
+        &format!("oci:{}", layout.display()),
+    ]));
+    assert!(!layout.exists());
+    let doc = json_of(&stdout);
+    assert_common_keys(&doc, "copy");
+    assert_eq!(states(&doc), vec![("c:1".into(), "planned".into())]);
+    assert_eq!(doc["plan"]["push"]["blobs"], 3, "{doc}");
+    // ...and for real.
+    let (stdout, _) = run_ok(ferry().args([
+        "copy",
+        "--json",
+        &format!("docker://{}", src.reference("dr/c", "1")),
+        &format!("oci:{}", layout.display()),
+    ]));
+    let doc = json_of(&stdout);
+    assert_eq!(states(&doc), vec![("c:1".into(), "copied".into())]);
+    assert!(layout.join("index.json").is_file());
+}

@@ -5,6 +5,7 @@
 use super::meter::Metered;
 use super::{CopyContext, CopyOutcome};
 use crate::digest::Digest;
+use crate::engine::report::Plan;
 use crate::transport::{BlobRef, SharedSource, TransportError};
 use anyhow::{bail, Result};
 use futures_util::{stream, StreamExt};
@@ -208,4 +209,48 @@ async fn one(
         });
     };
     ctx.sink.put_blob(repo, blob, source, source_repo).await
+}
+
+/// `--dry-run`: what [`copy_blobs`] would do, asking the sink only what it has.
+/// Each blob counts once per repository it goes to: present there, mounted from a
+/// repository that has it (or will have it), or pushed (and read from its source
+/// once, for the first repository).
+pub(super) async fn plan_blobs(
+    ctx: &CopyContext<'_>,
+    needs: &Needs,
+    origin: &HashMap<Digest, (SharedSource, String)>,
+    known_in: &HashMap<Digest, String>,
+    jobs: usize,
+) -> Plan {
+    let plans: Vec<Plan> = stream::iter(needs.iter())
+        .map(|(digest, (blob, repos))| async move {
+            let mut plan = Plan::default();
+            if ctx.bases.contains_key(digest) {
+                plan.from_bases.add(blob.size);
+            }
+            let mut have = known_in.get(digest).cloned();
+            for repo in repos {
+                let there = have.as_deref() == Some(repo.as_str())
+                    || ctx.sink.has_blob(repo, blob).await.unwrap_or(false);
+                if there {
+                    plan.present.add(blob.size);
+                    have.get_or_insert_with(|| repo.clone());
+                } else if have.is_some() {
+                    plan.mount.add(blob.size);
+                } else if origin.contains_key(digest) {
+                    plan.fetch.add(blob.size);
+                    plan.push.add(blob.size);
+                    have = Some(repo.clone());
+                }
+            }
+            plan
+        })
+        .buffer_unordered(jobs)
+        .collect()
+        .await;
+    let mut total = Plan::default();
+    for p in &plans {
+        total.merge(p);
+    }
+    total
 }

@@ -62,6 +62,11 @@ pub(super) fn without_tag_conflicts(
             others.join(", ")
         );
         reporter.warn(&format!("{}: {why}", p.label));
+        outcome.images.push(super::record(
+            &p,
+            crate::engine::report::ImageState::Failed,
+            Some(&why),
+        ));
         outcome.failed.push((p.label, why));
     }
     kept

@@ -29,6 +29,8 @@ pub struct CopyOptions {
     pub retry: RetryPolicy,
     /// Folders to look for a bundle's bases in (besides its own).
     pub base_dirs: Vec<PathBuf>,
+    /// Plan only (`--dry-run`): nothing is written, not even a new layout folder.
+    pub dry_run: bool,
 }
 
 /// The environment a copy runs in.
@@ -81,7 +83,7 @@ pub async fn copy(
             describe_spec(src)
         ));
     }
-    let target = open_target(dst, env, &retrying)?;
+    let target = open_target(dst, env, &retrying, opts.dry_run)?;
     let (sink, images): (&dyn ImageSink, Vec<CopyImage>) = match &target {
         Target::Registry {
             endpoint,
@@ -102,6 +104,7 @@ pub async fn copy(
         jobs: opts.jobs,
         reporter: env.reporter,
         cancel: env.cancel,
+        dry_run: opts.dry_run,
     };
     copy_in_order(&ctx, images).await
 }
@@ -261,7 +264,12 @@ async fn found_in_file(
     })
 }
 
-fn open_target(spec: &TransportSpec, env: &CopyEnv<'_>, retrying: &Retrying) -> Result<Target> {
+fn open_target(
+    spec: &TransportSpec,
+    env: &CopyEnv<'_>,
+    retrying: &Retrying,
+    dry_run: bool,
+) -> Result<Target> {
     match spec {
         TransportSpec::Registry { reference } => {
             let host = reference.split('/').next().unwrap_or_default();
@@ -276,8 +284,16 @@ fn open_target(spec: &TransportSpec, env: &CopyEnv<'_>, retrying: &Retrying) -> 
                 Some(_) => RefNaming::Verbatim,
                 None => RefNaming::RepositoryTag,
             };
+            // A dry run creates no folder: a layout not there yet has nothing.
+            let sink: Box<dyn ImageSink> = if dry_run && !dir.join("blobs/sha256").is_dir() {
+                Box::new(super::EmptySink {
+                    name: format!("oci:{}", dir.display()),
+                })
+            } else {
+                Box::new(OciLayoutSink::create(dir, naming)?)
+            };
             Ok(Target::Local {
-                sink: Box::new(OciLayoutSink::create(dir, naming)?),
+                sink,
                 reference: reference.clone(),
                 with_host: false,
             })

@@ -13,7 +13,7 @@ pub mod endpoints;
 mod meter;
 pub mod plan;
 
-use super::report::Reporter;
+use super::report::{ImageRecord, ImageState, Plan, Reporter};
 use crate::digest::Digest;
 use crate::manifest::RawManifest;
 use crate::transport::{BlobRef, ImageSink, SharedSource};
@@ -60,6 +60,10 @@ pub struct CopyContext<'a> {
     pub jobs: usize,
     pub reporter: &'a Reporter,
     pub cancel: &'a CancellationToken,
+    /// Plan only (`--dry-run`): the sink is asked what it has (`manifest_digest`,
+    /// `has_blob`), never given anything (`prepare`, `put_blob`, `put_manifest`,
+    /// `finish` are not called).
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Default)]
@@ -71,6 +75,29 @@ pub struct CopyOutcome {
     pub bytes: u64,
     /// `repository[:tag]` of each image written (for `-v` and reports).
     pub written: Vec<String>,
+    /// Each image and what became of it (copied, present, failed; planned for a
+    /// dry run).
+    pub images: Vec<ImageRecord>,
+    /// What a dry run would do.
+    pub plan: Option<Plan>,
+}
+
+/// The record of an image in a given state.
+pub(super) fn record(p: &CopyImage, state: ImageState, reason: Option<&str>) -> ImageRecord {
+    let bytes = p
+        .manifests
+        .iter()
+        .map(|m| m.bytes.len() as u64)
+        .chain(p.blobs.iter().map(|b| b.size))
+        .fold(0u64, u64::saturating_add);
+    ImageRecord {
+        source: p.label.clone(),
+        target: Some(written_name(p)),
+        digest: Some(p.digest.to_string()),
+        bytes,
+        state,
+        reason: reason.map(str::to_string),
+    }
 }
 
 /// Copies the images, then their referrers (signatures after their subjects), then
@@ -87,11 +114,17 @@ pub async fn copy_in_order(ctx: &CopyContext<'_>, images: Vec<CopyImage>) -> Res
         outcome.failed.extend(r.failed);
         outcome.bytes += r.bytes;
         outcome.written.extend(r.written);
+        outcome.images.extend(r.images);
+        if let (Some(p), Some(more)) = (outcome.plan.as_mut(), r.plan.as_ref()) {
+            p.merge(more);
+        }
     }
     if ctx.cancel.is_cancelled() {
         return Err(interrupted());
     }
-    ctx.sink.finish().await?;
+    if !ctx.dry_run {
+        ctx.sink.finish().await?;
+    }
     Ok(outcome)
 }
 
@@ -102,7 +135,10 @@ async fn copy(ctx: &CopyContext<'_>, images: Vec<CopyImage>) -> Result<CopyOutco
         .unwrap_or(ctx.jobs)
         .min(ctx.jobs)
         .max(1);
-    let mut outcome = CopyOutcome::default();
+    let mut outcome = CopyOutcome {
+        plan: ctx.dry_run.then(Plan::default),
+        ..CopyOutcome::default()
+    };
     let images = conflicts::without_tag_conflicts(images, &mut outcome, ctx.reporter);
     if images.is_empty() {
         return Ok(outcome);
@@ -127,6 +163,15 @@ async fn copy(ctx: &CopyContext<'_>, images: Vec<CopyImage>) -> Result<CopyOutco
         }
     }
     let known_in = blobs::check_bases(ctx, &needs, jobs).await?;
+    if ctx.dry_run {
+        let mut plan = blobs::plan_blobs(ctx, &needs, &origin, &known_in, jobs).await;
+        plan.manifests = todo.iter().map(|p| p.manifests.len()).sum();
+        outcome.plan = Some(plan);
+        outcome
+            .images
+            .extend(todo.iter().map(|p| record(p, ImageState::Planned, None)));
+        return Ok(outcome);
+    }
 
     let repositories: BTreeSet<String> = todo.iter().map(|p| p.target_repo.clone()).collect();
     let repositories: Vec<String> = repositories.into_iter().collect();
@@ -147,20 +192,20 @@ async fn copy(ctx: &CopyContext<'_>, images: Vec<CopyImage>) -> Result<CopyOutco
     }
 
     // Manifests: children first, the tag last.
-    let results: Vec<(String, String, Result<(), String>)> = stream::iter(&todo)
+    let results: Vec<(ImageRecord, Result<(), String>)> = stream::iter(&todo)
         .map(|p| {
             let blob_errors = &blob_errors;
             async move {
-                let name = written_name(p);
+                let rec = record(p, ImageState::Copied, None);
                 if let Some(e) = p
                     .blobs
                     .iter()
                     .find_map(|b| blob_errors.get(&(b.digest.clone(), p.target_repo.clone())))
                 {
-                    return (p.label.clone(), name, Err(e.clone()));
+                    return (rec, Err(e.clone()));
                 }
                 let r = put_manifests(ctx.sink, p).await.map_err(|e| e.to_string());
-                (p.label.clone(), name, r)
+                (rec, r)
             }
         })
         .buffer_unordered(jobs)
@@ -169,9 +214,11 @@ async fn copy(ctx: &CopyContext<'_>, images: Vec<CopyImage>) -> Result<CopyOutco
     if ctx.cancel.is_cancelled() {
         return Err(interrupted());
     }
-    for (label, name, r) in results {
+    for (mut rec, r) in results {
+        let label = rec.source.clone();
         match r {
             Ok(()) => {
+                let name = rec.target.clone().unwrap_or_default();
                 ctx.reporter.debug(&crate::tr!(
                     "{label}: written as {name}",
                     "{label}: 已写入为 {name}"
@@ -181,9 +228,11 @@ async fn copy(ctx: &CopyContext<'_>, images: Vec<CopyImage>) -> Result<CopyOutco
             }
             Err(why) => {
                 ctx.reporter.warn(&format!("{label}: {why}"));
+                (rec.state, rec.reason) = (ImageState::Failed, Some(why.clone()));
                 outcome.failed.push((label, why));
             }
         }
+        outcome.images.push(rec);
     }
     Ok(outcome)
 }
@@ -226,6 +275,9 @@ async fn skip_present(
             Err(e) => {
                 let why = e.to_string();
                 ctx.reporter.warn(&format!("{}: {why}", p.label));
+                outcome
+                    .images
+                    .push(record(&p, ImageState::Failed, Some(&why)));
                 outcome.failed.push((p.label, why));
             }
             Ok(true) => {
@@ -238,6 +290,7 @@ async fn skip_present(
                     p.digest
                 ));
                 outcome.unchanged += 1;
+                outcome.images.push(record(&p, ImageState::Present, None));
             }
             Ok(false) => todo.push(p),
         }
@@ -268,4 +321,49 @@ async fn put_manifests(
     }
     sink.put_manifest(&p.target_repo, p.target_tag.as_deref(), top)
         .await
+}
+
+/// A sink that has nothing and takes nothing: what a dry run plans against when
+/// the target does not exist yet (opening it would create it).
+pub(crate) struct EmptySink {
+    pub name: String,
+}
+
+#[async_trait::async_trait]
+impl ImageSink for EmptySink {
+    fn describe(&self) -> String {
+        self.name.clone()
+    }
+
+    async fn has_blob(&self, _repository: &str, _blob: &BlobRef) -> crate::transport::Result<bool> {
+        Ok(false)
+    }
+
+    async fn put_blob(
+        &self,
+        _repository: &str,
+        _blob: &BlobRef,
+        _source: SharedSource,
+        _source_repository: &str,
+    ) -> crate::transport::Result<u64> {
+        Err(self.refuse())
+    }
+
+    async fn put_manifest(
+        &self,
+        _repository: &str,
+        _tag: Option<&str>,
+        _manifest: &RawManifest,
+    ) -> crate::transport::Result<()> {
+        Err(self.refuse())
+    }
+}
+
+impl EmptySink {
+    fn refuse(&self) -> crate::transport::TransportError {
+        crate::transport::TransportError::Unsupported {
+            endpoint: self.name.clone(),
+            reason: crate::i18n::t("a dry run writes nothing", "试运行不写入任何内容").into(),
+        }
+    }
 }
