@@ -121,9 +121,9 @@ pub fn parse(source: &str) -> Result<Parsed, SelectError> {
             .build()
             .map_err(|e| {
                 bad(crate::tr!(
-                    "invalid regular expression: {}",
-                    "无效的正则表达式: {}",
-                    first_line(&e.to_string())
+                    "invalid regular expression {re:?}: {}",
+                    "无效的正则表达式 {re:?}: {}",
+                    regex_problem(&e)
                 ))
             })?;
         TagPattern::Regex(compiled)
@@ -227,12 +227,23 @@ fn parse_range(text: &str) -> Result<Vec<VersionReq>, String> {
     Ok(out)
 }
 
-fn first_line(s: &str) -> String {
-    s.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
+/// What is wrong with a regular expression, in a few words (the regex crate's
+/// message ends with `error: WHAT` after a drawing of where).
+fn regex_problem(e: &regex::Error) -> String {
+    match e {
+        regex::Error::CompiledTooBig(_) => {
+            crate::i18n::t("too large once compiled", "编译后过大").to_string()
+        }
+        other => {
+            let text = other.to_string();
+            text.lines()
+                .rev()
+                .map(str::trim)
+                .find(|l| !l.is_empty())
+                .map(|l| l.trim_start_matches("error:").trim().to_string())
+                .unwrap_or(text)
+        }
+    }
 }
 
 /// A tag read as a version: an optional `v`, one to three dot-separated numbers

@@ -270,8 +270,9 @@ fn the_daemon_picks_up_a_later_tag_a_regex_selects_and_ignores_others() {
             &dst.host(),
         ])
         .args(["--listen", &format!("127.0.0.1:{port}"), "--interval", "1h"])
+        .arg("--json")
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(std::fs::File::create(work.path().join("rounds.jsonl")).unwrap())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
@@ -299,6 +300,25 @@ fn the_daemon_picks_up_a_later_tag_a_regex_selects_and_ignores_others() {
         skopeo_inspect_raw(&dst.reference("ev/sel", "v2.1")),
         skopeo_inspect_raw(&src.reference("ev/sel", "v2.1"))
     );
+    // --json: one document a round, each on its own line; the event's round copied v2.1.
+    let rounds = work.path().join("rounds.jsonl");
+    let copied_v21 = || {
+        std::fs::read_to_string(&rounds)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .any(|d| {
+                d["command"] == "sync"
+                    && d["images"].as_array().unwrap().iter().any(|i| {
+                        i["state"] == "copied"
+                            && i["source"].as_str().unwrap().ends_with("ev/sel:v2.1")
+                    })
+            })
+    };
+    wait_for("the round that copied v2.1 is reported", &log, copied_v21);
+    let text = std::fs::read_to_string(&rounds).unwrap();
+    let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(first["selections"][0]["tags"], serde_json::json!(["v2.0"]));
 }
 
 #[test]
@@ -756,4 +776,38 @@ fn upload_and_copy_dry_runs_write_nothing_and_report_in_json() {
     let doc = json_of(&stdout);
     assert_eq!(states(&doc), vec![("c:1".into(), "copied".into())]);
     assert!(layout.join("index.json").is_file());
+}
+
+#[test]
+fn plans_and_selector_messages_are_chinese_under_zh_cn() {
+    let (src, dst) = (Registry::start(), Registry::start());
+    seed_shared(&src, &dst);
+    let work = tempfile::tempdir().unwrap();
+    let out = ferry()
+        .current_dir(work.path())
+        .env("LANG", "zh_CN.UTF-8")
+        .env_remove("LC_ALL")
+        .args(["sync", "--dry-run", "--dst", &dst.host()])
+        .arg(format!("{}/dr/a:*", src.host()))
+        .arg(format!("{}/dr/b:~^1$", src.host()))
+        .arg(format!("!{}/dr/b:~1", src.host()))
+        .arg(format!("{}/dr/c:~(", src.host()))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("没有写入任何内容") && text.contains("无效的正则表达式"),
+        "{text}"
+    );
+    assert!(text.contains("已排除: 1"), "{text}");
+    let english = crate::lang::english_phrases(&text);
+    assert!(
+        english.is_empty(),
+        "English under zh_CN: {english:?}\n{text}"
+    );
 }
