@@ -811,3 +811,38 @@ fn plans_and_selector_messages_are_chinese_under_zh_cn() {
         "English under zh_CN: {english:?}\n{text}"
     );
 }
+
+#[test]
+fn interval_rounds_list_again_and_pick_up_a_new_matching_tag() {
+    let (src, dst) = (Registry::start(), Registry::start());
+    seed(&src, "iv/app", &["v1.0"]);
+    let work = tempfile::tempdir().unwrap();
+    let log = work.path().join("sync.log");
+    let child = Command::new(assert_cmd::cargo::cargo_bin("ferry"))
+        .current_dir(work.path())
+        .args(["sync", &format!(r"{}/iv/app:~^v1\.", src.host())])
+        .args(["--dst", &dst.host(), "--interval", "1s"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let _daemon = Daemon { child };
+    wait_for("the first round copies v1.0", &log, || {
+        dst.tags("iv/app") == vec!["v1.0".to_string()]
+    });
+    // No notifications here: only a later round's listing can find these.
+    seed(&src, "iv/app", &["v1.1", "v2.0"]);
+    wait_for("a later round copies v1.1", &log, || {
+        dst.tags("iv/app").contains(&"v1.1".to_string())
+    });
+    // Rounds go on; v2.0 is never taken.
+    let rounds_then = std::fs::read_to_string(&log).unwrap().lines().count();
+    wait_for("two more rounds", &log, || {
+        std::fs::read_to_string(&log).unwrap().lines().count() >= rounds_then + 2
+    });
+    assert_eq!(
+        dst.tags("iv/app"),
+        vec!["v1.0".to_string(), "v1.1".to_string()]
+    );
+}
