@@ -205,6 +205,7 @@ fn short_type(media_type: &str) -> &str {
 }
 
 pub async fn run_inspect(args: InspectArgs, registries: &Registries) -> Result<Outcome> {
+    let started = chrono::Utc::now();
     let r = Reference::parse(&args.image)?;
     let client = registries.client(&r.registry)?;
     let (raw, parsed) = client
@@ -216,12 +217,28 @@ pub async fn run_inspect(args: InspectArgs, registries: &Registries) -> Result<O
     }
     let details = describe_manifest(&raw, &parsed);
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(
-                &serde_json::json!({"reference": r.to_string(), "details": details})
-            )?
-        );
+        use crate::engine::report::{ImageRecord, ImageState};
+        let bytes = match &parsed {
+            Parsed::Image { config, layers } => std::iter::once(config.size)
+                .chain(layers.iter().map(|l| l.size))
+                .fold(raw.bytes.len() as u64, u64::saturating_add),
+            Parsed::Index { .. } => raw.bytes.len() as u64,
+        };
+        let mut doc = super::output::Document::new("inspect", started);
+        doc.source = Some(r.registry.clone());
+        doc.reference = Some(r.to_string());
+        doc.details = Some(details);
+        doc.totals.images = 1;
+        doc.totals.succeeded = 1;
+        doc.images = vec![ImageRecord {
+            source: args.image.clone(),
+            target: None,
+            digest: Some(raw.digest.to_string()),
+            bytes,
+            state: ImageState::Present,
+            reason: None,
+        }];
+        doc.print(false)?;
     } else {
         println!("{}", r);
         println!("{}", crate::tr!("digest: {}", "摘要: {}", raw.digest));

@@ -10,7 +10,7 @@ use serde::Serialize;
 /// The document `--json` prints: one per command (one a line per daemon round).
 #[derive(Debug, Serialize)]
 pub struct Document {
-    /// `save`, `upload`, `sync`, `copy`, `verify`, `ls`, `tags`.
+    /// `save`, `upload`, `sync`, `copy`, `verify`, `ls`, `tags`, `inspect`.
     pub command: &'static str,
     /// Whether everything succeeded (exit status 0).
     pub ok: bool,
@@ -41,6 +41,12 @@ pub struct Document {
     /// `tags`: the tags of the repository.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<String>>,
+    /// `inspect`: the reference and the manifest's details (digest, media type,
+    /// config and layers, or the platforms of an index).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -76,6 +82,8 @@ impl Document {
             plan: None,
             problems: Vec::new(),
             tags: None,
+            reference: None,
+            details: None,
         }
     }
 

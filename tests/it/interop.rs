@@ -203,6 +203,9 @@ fn ls_inspect_and_tags() {
     let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
     assert_eq!(v["details"]["digest"], a.digest.as_str());
     assert_eq!(v["details"]["layers"].as_array().unwrap().len(), 1);
+    assert_eq!(v["command"], "inspect");
+    assert_eq!(v["images"][0]["digest"], a.digest.as_str());
+    assert_eq!(v["images"][0]["state"], "present");
 
     let tags = ferry()
         .args(["tags", &format!("{}/info/app", src.host())])
