@@ -123,7 +123,8 @@ pub struct TrustArg {
 
 #[derive(Args, Debug)]
 pub struct SignArgs {
-    /// The bundle's meta file; the signature goes beside it as META.sig.
+    /// The bundle's meta file (or its folder when that holds one bundle); the signature goes
+    /// beside it as META.sig.
     #[arg(value_name = "META")]
     pub meta: PathBuf,
     /// The OpenSSH private key to sign with (Ed25519, ECDSA or RSA, as ssh-keygen writes it; an
@@ -258,7 +259,7 @@ pub struct CopyArgs {
 
 #[derive(Args, Debug)]
 pub struct ExportArgs {
-    /// The bundle's meta file.
+    /// The bundle's meta file, or its folder when that holds one bundle.
     #[arg(value_name = "META")]
     pub meta: PathBuf,
     /// Images to export, as the bundle records them (the reference given at save time, or
@@ -288,7 +289,7 @@ pub struct ExportArgs {
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
-    /// The bundle's meta file.
+    /// The bundle's meta file, or its folder when that holds one bundle.
     #[arg(value_name = "META")]
     pub meta: PathBuf,
     /// Address to listen on.
@@ -305,7 +306,7 @@ pub struct ServeArgs {
 
 #[derive(Args, Debug)]
 pub struct LsArgs {
-    /// The bundle's meta file.
+    /// The bundle's meta file, or its folder when that holds one bundle.
     #[arg(value_name = "META")]
     pub meta: PathBuf,
     /// Also check the signature's key against this OpenSSH allowed_signers file and name the signer
@@ -473,7 +474,7 @@ pub enum VerifyMode {
 
 #[derive(Args, Debug)]
 pub struct UploadArgs {
-    /// The bundle's meta file (..._meta.yaml).
+    /// The bundle's meta file (..._meta.yaml), or its folder when that holds one bundle.
     #[arg(value_name = "META")]
     pub meta: PathBuf,
     /// Target: the name of a cfg.yaml target registry, `docker` for the local docker daemon (its socket,
@@ -513,7 +514,7 @@ pub struct UploadArgs {
 
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
-    /// The bundle's meta file (..._meta.yaml).
+    /// The bundle's meta file (..._meta.yaml), or its folder when that holds one bundle.
     #[arg(value_name = "META")]
     pub meta: PathBuf,
     /// Check only presence and sizes, not digests.

@@ -151,7 +151,7 @@ const TEXTS: &[(&str, &str)] = &[
         "upload",
         "校验镜像包, 然后把它逐字节原样推送到镜像仓库",
     ),
-    ("upload --meta", "镜像包的元数据文件 (..._meta.yaml)"),
+    ("upload --meta", "镜像包的元数据文件 (..._meta.yaml), 或只含一个镜像包的目录"),
     (
         "upload --dst",
         "目标: cfg.yaml 中目标镜像仓库的名称, `docker` (本机 docker 守护进程), \
@@ -179,7 +179,7 @@ const TEXTS: &[(&str, &str)] = &[
         "verify",
         "检查传输后的镜像包: 文件是否齐全、大小, 以及每个文件和每个数据块的 sha256",
     ),
-    ("verify --meta", "镜像包的元数据文件 (..._meta.yaml)"),
+    ("verify --meta", "镜像包的元数据文件 (..._meta.yaml), 或只含一个镜像包的目录"),
     ("verify --size_only", "只检查文件是否存在及其大小, 不校验摘要"),
     // copy
     (
@@ -259,7 +259,7 @@ const TEXTS: &[(&str, &str)] = &[
         "export",
         "把镜像包中的镜像写成 OCI 镜像布局 (OCI image layout) 或 `docker load` 归档",
     ),
-    ("export --meta", "镜像包的元数据文件"),
+    ("export --meta", "镜像包的元数据文件, 或只含一个镜像包的目录"),
     (
         "export --images",
         "要导出的镜像, 写法与镜像包中的记录相同 (保存时给出的引用, 或 repository:tag); \
@@ -280,13 +280,13 @@ const TEXTS: &[(&str, &str)] = &[
     ),
     // ls
     ("ls", "列出镜像包的内容: 镜像、数据文件、基础包、失败项"),
-    ("ls --meta", "镜像包的元数据文件"),
+    ("ls --meta", "镜像包的元数据文件, 或只含一个镜像包的目录"),
     // serve
     (
         "serve",
         "把镜像包 (及其基础包) 作为只读镜像仓库提供服务, 直接从 tar 文件流式读取",
     ),
-    ("serve --meta", "镜像包的元数据文件"),
+    ("serve --meta", "镜像包的元数据文件, 或只含一个镜像包的目录"),
     ("serve --listen", "监听地址"),
     (
         "serve --base_dirs",
@@ -369,7 +369,7 @@ const TEXTS: &[(&str, &str)] = &[
         "为已保存的镜像包签名: 写出 META.sig, 即对元数据的 SSH 签名 (`ssh-keygen -Y sign`, \
          命名空间 ferry-bundle); 元数据记录了每个数据文件的 sha256",
     ),
-    ("sign --meta", "镜像包的元数据文件; 签名写在其旁边, 名为 META.sig"),
+    ("sign --meta", "镜像包的元数据文件 (或只含一个镜像包的目录); 签名写在其旁边, 名为 META.sig"),
     (
         "sign --key",
         "用于签名的 OpenSSH 私钥 (Ed25519、ECDSA 或 RSA, 即 ssh-keygen 生成的格式; \

@@ -61,9 +61,10 @@ pub enum Outcome {
     Stopped,
 }
 
-pub async fn run(cli: Cli, cancel: CancellationToken) -> Result<Outcome> {
+pub async fn run(mut cli: Cli, cancel: CancellationToken) -> Result<Outcome> {
     crate::engine::report::set_json_logs(cli.global.log_format == super::args::LogFormat::Json);
     let reporter = Reporter::new(verbosity(&cli.global));
+    super::bundle_path::resolve_in(&mut cli.command, &reporter)?;
     match cli.command {
         Command::Save(args) => run_save(args, &cli.global, &reporter, &cancel).await,
         Command::Upload(args) => run_upload(args, &cli.global, &reporter, &cancel).await,
@@ -292,6 +293,9 @@ async fn run_save(
     let requests = std::mem::take(&mut expansion.requests);
     if let Some(summary) = nothing_selected(&expansion, &requests, "save") {
         return finish_unexpanded(summary, &expansion, args.json, args.dry_run, reporter);
+    }
+    for warning in shared_target_warnings(&requests, cfg) {
+        reporter.warn(&warning);
     }
     let file = cfg.map(|c| &c.file);
     let compress = match args.compress {
@@ -528,6 +532,59 @@ fn nothing_selected(
     };
     with_list_problems(&mut summary, expansion);
     Some(summary)
+}
+
+/// Warnings for images that would be pushed to one target tag: by the cfg targets'
+/// `repository:` rewrites, or by list renames. Upload refuses them on the far side
+/// of the gap; said at save time, the list can still be fixed.
+fn shared_target_warnings(requests: &[ImageRequest], cfg: Option<&Config>) -> Vec<String> {
+    let identity = Destination {
+        host: "target.invalid".into(),
+        namespace: String::new(),
+        plain_http: None,
+        rewrite: None,
+    };
+    let mut targets: Vec<(Option<&str>, Destination)> = cfg
+        .map(|c| {
+            c.targets
+                .iter()
+                .map(|t| {
+                    let d = Destination {
+                        host: t.host.clone(),
+                        rewrite: t.repository.clone(),
+                        ..identity.clone()
+                    };
+                    (Some(t.name.as_str()), d)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if targets.is_empty() {
+        targets.push((None, identity));
+    }
+    let mut warnings = Vec::new();
+    for (name, dst) in &targets {
+        let aimed = requests.iter().filter_map(|r| {
+            let parsed = crate::reference::Reference::parse(&r.fetch).ok()?;
+            let (repo, tag) = dst.target_for(&parsed.repository, parsed.tag, r.rename.as_deref());
+            Some((r.input.as_str(), format!("{repo}:{}", tag?)))
+        });
+        for (target, images) in rewrite::shared_targets(aimed) {
+            let images = images.join(", ");
+            let at = match name {
+                Some(n) => crate::tr!(" at target {n}", " (目标 {n})"),
+                None => String::new(),
+            };
+            let warning = crate::tr!(
+                "{images} would all be pushed as {target}{at}; upload refuses them unless they are the same image: give each its own name (SOURCE -> TARGET in the list)",
+                "{images} 都将被推送为 {target}{at}; 除非它们是同一个镜像, 否则上传时会被拒绝: 请为每个镜像指定不同的名称 (在列表中写 SOURCE -> TARGET)"
+            );
+            if !warnings.contains(&warning) {
+                warnings.push(warning);
+            }
+        }
+    }
+    warnings
 }
 
 /// The list lines in order, each once, with how often it was given: a line

@@ -71,9 +71,45 @@ pub fn target_repository(
     }
 }
 
+/// The target tags that more than one image is aimed at: `(repository:tag, the
+/// images)`, each image named once, in the order given. A `repository:` rewrite
+/// folds `xxxx/app` and `zzzz/app` into `yyyy/app`; upload refuses such a pair (the
+/// tag would flip on every run), so save warns before the bundle crosses the gap.
+pub fn shared_targets<'a>(
+    aimed: impl IntoIterator<Item = (&'a str, String)>,
+) -> Vec<(String, Vec<&'a str>)> {
+    let mut by_target: Vec<(String, Vec<&'a str>)> = Vec::new();
+    for (image, target) in aimed {
+        match by_target.iter_mut().find(|(t, _)| *t == target) {
+            Some((_, images)) if !images.contains(&image) => images.push(image),
+            Some(_) => {}
+            None => by_target.push((target, vec![image])),
+        }
+    }
+    by_target.retain(|(_, images)| images.len() > 1);
+    by_target
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn images_folded_onto_one_tag_are_found() {
+        let aimed = [
+            ("src/xxxx/app:1", "yyyy/app:1".to_string()),
+            ("src/zzzz/app:1", "yyyy/app:1".to_string()),
+            ("src/xxxx/app:1", "yyyy/app:1".to_string()),
+            ("src/xxxx/web:1", "yyyy/web:1".to_string()),
+        ];
+        assert_eq!(
+            shared_targets(aimed),
+            vec![(
+                "yyyy/app:1".to_string(),
+                vec!["src/xxxx/app:1", "src/zzzz/app:1"]
+            )]
+        );
+    }
 
     #[test]
     fn renames_are_split() {

@@ -267,3 +267,131 @@ fn an_interrupted_save_says_so_once() {
     );
     assert!(stderr.contains("again to resume"), "{stderr}");
 }
+
+/// A bundle may be named by its folder: the one meta in it (or one level down, as in
+/// `data/`); a folder with several bundles is a usage error that lists them.
+#[test]
+fn a_bundle_folder_stands_for_its_meta() {
+    let src = Registry::start();
+    let dst = Registry::start();
+    let img = small_image(&src, "ux/folder", "ux-folder");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let meta = save(d, &[&img.reference]);
+    let day = meta.parent().unwrap().to_str().unwrap().to_string();
+
+    let out = run_in(d, &["upload", &day, "--dst", &dst.host()], &[]);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(
+        skopeo_inspect_raw(&format!("{}/ux/folder:1", dst.host())),
+        img.manifest
+    );
+    // image-transmit's -img=DIR too, and `out/` (one folder per day) for ls.
+    std::fs::write(
+        d.join("cfg.yaml"),
+        format!("target:\n- registry: http://{}\n  name: gz\n", dst.host()),
+    )
+    .unwrap();
+    let out = run_in(d, &["-dst=gz", &format!("-img={day}")], &[]);
+    assert_eq!(out.code, Some(0), "{out}");
+    let out = run_in(d, &["ls", "out"], &[]);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(out.stdout.contains("ux/folder"), "{out}");
+
+    // Two bundles: none is picked silently.
+    let second = small_image(&src, "ux/folder2", "ux-folder2");
+    let meta2 = save(d, &[&second.reference]);
+    assert_eq!(meta2.parent(), meta.parent(), "same day folder");
+    let out = run_in(d, &["verify", &day], &[]);
+    assert_eq!(out.code, Some(2), "{out}");
+    let name = |m: &Path| m.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        out.stderr.contains(&name(&meta)) && out.stderr.contains(&name(&meta2)),
+        "lists both: {out}"
+    );
+}
+
+/// An increment uploaded under another namespace than its base: the error says
+/// where the base's blobs were looked for.
+#[test]
+fn a_missing_base_names_the_namespace_checked() {
+    let src = Registry::start();
+    let dst = Registry::start();
+    let base_layer = layer("ux-ns-base", 30_000);
+    let v1 = push_image(
+        &src,
+        "ux/ns",
+        "1",
+        Format::Oci,
+        std::slice::from_ref(&base_layer),
+        "ux-ns-1",
+        false,
+    );
+    let v2 = push_image(
+        &src,
+        "ux/ns",
+        "2",
+        Format::Oci,
+        &[base_layer, layer("ux-ns-top", 10_000)],
+        "ux-ns-2",
+        false,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let full = save(d, &[&v1.reference]);
+    let full = full.to_str().unwrap();
+    let out = run_in(
+        d,
+        &["upload", full, "--dst", &format!("{}/one", dst.host())],
+        &[],
+    );
+    assert_eq!(out.code, Some(0), "{out}");
+    let out = run_in(
+        d,
+        &["save", "--out", "out", "--inc", full, &v2.reference],
+        &[],
+    );
+    assert_eq!(out.code, Some(0), "{out}");
+    let inc = out.stdout.trim().to_string();
+    let out = run_in(
+        d,
+        &["upload", &inc, "--dst", &format!("{}/two", dst.host())],
+        &[],
+    );
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stderr.contains(&format!("{}/two/ux/ns", dst.host())),
+        "names where it looked: {out}"
+    );
+    assert!(out.stderr.contains("namespace"), "{out}");
+}
+
+/// Two images that a cfg `repository:` rewrite folds onto one tag are warned about
+/// at save time, before the bundle crosses the gap.
+#[test]
+fn a_rewrite_that_folds_two_images_onto_one_tag_is_warned_about_at_save() {
+    let src = Registry::start();
+    let a = small_image(&src, "xxxx/app", "ux-fold-a");
+    let b = small_image(&src, "zzzz/app", "ux-fold-b");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("cfg.yaml"),
+        format!(
+            "source:\n- registry: http://{}\n  name: hq\ntarget:\n- registry: http://127.0.0.1:9\n  name: gz\n  repository: yyyy\n",
+            src.host()
+        ),
+    )
+    .unwrap();
+    std::fs::write(d.join("images.lst"), "xxxx/app:1\nzzzz/app:1\n").unwrap();
+    let out = run_in(d, &["-src=hq", "-lst=images.lst"], &[]);
+    assert_eq!(out.code, Some(0), "the save itself succeeds: {out}");
+    assert!(
+        out.stderr.contains("xxxx/app:1")
+            && out.stderr.contains("zzzz/app:1")
+            && out.stderr.contains("yyyy/app:1"),
+        "names both images and the tag: {out}"
+    );
+    assert!(out.stderr.contains("gz"), "names the target: {out}");
+    let _ = (a, b);
+}

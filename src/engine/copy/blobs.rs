@@ -88,10 +88,22 @@ pub(super) async fn check_bases(
                 crate::tr!("{b} ({n} blob{plural} missing)", "{b} (缺少 {n} 个数据块)")
             })
             .collect();
+        // Where the blobs were looked for: a base uploaded under another namespace
+        // (or renamed) is in the registry, but not where this upload pushes.
+        let target = ctx.sink.describe();
+        let mut places: Vec<String> = checked
+            .iter()
+            .take(4)
+            .map(|r| format!("{target}/{r}"))
+            .collect();
+        if checked.len() > places.len() {
+            let more = checked.len() - places.len();
+            places.push(crate::tr!("{more} more", "另外 {more} 个"));
+        }
+        let places = places.join(", ");
         bail!(crate::tr!(
-            "the target {} lacks blobs that this incremental bundle leaves to its base: upload {} first. Nothing was pushed.",
-            "目标仓库 {} 缺少此增量包依赖基础包的数据块: 请先上传 {}。没有推送任何内容。",
-            ctx.sink.describe(),
+            "the target {target} lacks blobs that this incremental bundle leaves to its base (looked in {places}): upload {} first, to the same --dst namespace as this one. Nothing was pushed.",
+            "目标仓库 {target} 缺少此增量包依赖基础包的数据块 (已在 {places} 中查找): 请先上传 {}, 且使用与本次相同的 --dst 命名空间。没有推送任何内容。",
             list.join(", ")
         ));
     }
