@@ -226,7 +226,7 @@ pub struct CopyArgs {
     pub src: String,
     /// Where they go: docker://HOST/REPO[:TAG] for one image (the tag defaults to the source's),
     /// docker://HOST[/NAMESPACE] for all of a bundle, oci:DIR[:REF], docker-archive:FILE[:REF],
-    /// docker-daemon:REF, containerd:[NAMESPACE/]REF.
+    /// docker-daemon:REF, containerd:REF (namespace: $CONTAINERD_NAMESPACE, else default).
     #[arg(value_name = "DST")]
     pub dst: String,
     /// Copy every platform of a multi-platform image (what registries and OCI layouts get without

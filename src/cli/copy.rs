@@ -42,6 +42,7 @@ pub async fn run_copy(
     };
     let opts = CopyOptions {
         platforms,
+        all: args.all,
         with_referrers: args.with_referrers,
         jobs: jobs(args.jobs, cfg.as_ref()),
         retry: retry_policy(g, cfg.as_ref()),

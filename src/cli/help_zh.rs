@@ -196,7 +196,7 @@ const TEXTS: &[(&str, &str)] = &[
         "copy --dst",
         "复制目标: 单个镜像用 docker://HOST/REPO[:TAG] (标签默认与源相同), 整个镜像包用\n\
          docker://HOST[/NAMESPACE], 以及 oci:DIR[:REF], docker-archive:FILE[:REF],\n\
-         docker-daemon:REF, containerd:[NAMESPACE/]REF",
+         docker-daemon:REF, containerd:REF (命名空间: $CONTAINERD_NAMESPACE, 否则 default)",
     ),
     (
         "copy --all",

@@ -376,45 +376,78 @@ pub fn bundle_document(
     doc
 }
 
-pub fn run_export(
+pub async fn run_export(
     args: ExportArgs,
     trust: Option<&crate::sign::Trust>,
     reporter: &Reporter,
     cancel: &tokio_util::sync::CancellationToken,
 ) -> Result<Outcome> {
+    use crate::engine::copy::endpoints::{copy_bundle, CopyEnv, CopyOptions};
+    use crate::transport::TransportSpec;
+    let (dst, what) = match (&args.oci, &args.docker_archive) {
+        (Some(dir), _) => (
+            TransportSpec::OciLayout {
+                dir: dir.clone(),
+                reference: None,
+            },
+            crate::tr!("the OCI layout {}", "OCI 目录 {}", dir.display()),
+        ),
+        (None, Some(file)) => {
+            if args.images.is_empty() {
+                bail!(crate::tr!(
+                    "name the images for the docker archive (see `ferry ls {}`)",
+                    "请指定要写入 docker 归档的镜像 (见 `ferry ls {}`)",
+                    args.meta.display()
+                ));
+            }
+            (
+                TransportSpec::DockerArchive {
+                    file: file.clone(),
+                    reference: None,
+                },
+                crate::tr!("the docker archive {}", "docker 归档 {}", file.display()),
+            )
+        }
+        (None, None) => bail!(crate::i18n::t(
+            "give --oci DIR or --docker-archive FILE",
+            "请给出 --oci DIR 或 --docker-archive FILE"
+        )),
+    };
     let bundle = super::signing::open_bundle(&args.meta, trust, reporter)?;
     super::signing::check_bases(&bundle, &args.base_dirs, trust, reporter)?;
-    let images = export::select(&bundle, &args.images)?;
     let index = export::locate_all(&bundle, &args.base_dirs, reporter)?;
-    if let Some(dir) = &args.oci {
-        let n = export::export_oci(&bundle, &images, &index, dir, cancel)?;
-        let images = crate::i18n::plural(n as u64, "image", "images");
-        reporter.warn(&crate::tr!(
-            "wrote {images} to the OCI layout {}",
-            "已将 {n} 个镜像写入 OCI 目录 {}",
-            dir.display()
-        ));
-    }
-    if let Some(file) = &args.docker_archive {
-        if args.images.is_empty() {
-            bail!(crate::tr!(
-                "name the images for the docker archive (see `ferry ls {}`)",
-                "请指定要写入 docker 归档的镜像 (见 `ferry ls {}`)",
-                args.meta.display()
-            ));
-        }
-        let platform =
-            PlatformFilter::parse(&args.platform.clone().unwrap_or_else(export::host_platform))
-                .map_err(|e| anyhow!("--platform: {e}"))?;
-        let n = export::export_docker_archive(&bundle, &images, &index, &platform, file, cancel)?;
-        let images = crate::i18n::plural(n as u64, "image", "images");
-        reporter.warn(&crate::tr!(
-            "wrote {images} to the docker archive {}",
-            "已将 {n} 个镜像写入 docker 归档 {}",
-            file.display()
-        ));
-    }
-    Ok(Outcome::Success)
+    let source = std::sync::Arc::new(crate::transport::bundle::BundleSource::new(bundle, index));
+    let platforms = match &args.platform {
+        Some(p) => PlatformFilter::parse(p).map_err(|e| anyhow!("--platform: {e}"))?,
+        None => PlatformFilter::default(),
+    };
+    let opts = CopyOptions {
+        platforms,
+        all: false,
+        with_referrers: false,
+        jobs: 4,
+        retry: crate::engine::retry::RetryPolicy::default(),
+        base_dirs: args.base_dirs.clone(),
+        dry_run: false,
+    };
+    let registries = crate::engine::registries::Registries::default();
+    let env = CopyEnv {
+        registries: &registries,
+        reporter,
+        cancel,
+    };
+    let outcome = copy_bundle(source, &args.images, &dst, &opts, &env).await?;
+    let n = outcome.succeeded + outcome.unchanged;
+    let images = crate::i18n::plural(n as u64, "image", "images");
+    reporter.warn(&crate::tr!(
+        "wrote {images} to {what}",
+        "已将 {n} 个镜像写入{what}"
+    ));
+    Ok(if outcome.failed.is_empty() {
+        Outcome::Success
+    } else {
+        Outcome::Failed
+    })
 }
 
 pub async fn run_serve(

@@ -72,7 +72,7 @@ pub async fn run(mut cli: Cli, cancel: CancellationToken) -> Result<Outcome> {
         Command::Export(args) => {
             let trust =
                 super::signing::trust_for(&cli.global, args.trust.trust.as_deref(), &reporter)?;
-            super::info::run_export(args, trust.as_ref(), &reporter, &cancel)
+            super::info::run_export(args, trust.as_ref(), &reporter, &cancel).await
         }
         Command::Ls(args) => {
             let trust = super::signing::trust_for(&cli.global, args.trust.as_deref(), &reporter)?;

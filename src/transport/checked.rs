@@ -91,8 +91,8 @@ impl Stream for CheckedStream {
                     let expected = this.expected.clone();
                     this.hasher = Some(Hasher::new());
                     return this.fail(crate::tr!(
-                        "bytes have digest {actual}, expected {expected}",
-                        "内容摘要为 {actual}, 应为 {expected}"
+                        "bytes have digest {actual}, expected {expected} (corrupt or altered)",
+                        "内容摘要为 {actual}, 应为 {expected} (已损坏或被修改)"
                     ));
                 }
                 Poll::Ready(None)

@@ -204,3 +204,101 @@ fn copy_between_registry_and_oci_layout_round_trips() {
         assert_same_at(&dst.host(), &format!("back/{}:{}", img.repo, img.tag), img);
     }
 }
+
+/// The manifest a one-platform endpoint (archive, engine) holds for `img`: the
+/// linux/amd64 child of an index, else the image itself.
+fn one_platform(img: &PushedImage) -> &PushedImage {
+    img.children
+        .iter()
+        .find(|c| c.platform.as_deref() == Some("linux/amd64"))
+        .unwrap_or(img)
+}
+
+/// The transport matrix: every corpus image from a registry into each endpoint
+/// that can hold it, and back out of each endpoint that can be read into a second
+/// registry; digests checked with skopeo (and docker/ctr for the engines).
+#[test]
+fn copy_matrix_between_transports_keeps_digests() {
+    let src = Registry::start();
+    let dst = Registry::start();
+    let corpus = seed_corpus(&src);
+    let work = tempfile::tempdir().unwrap();
+    let layout = work.path().join("layout");
+    let docker =
+        DockerEngine::start().expect("dockerd starts (scripts/setup.sh installs docker.io)");
+    let containerd = Containerd::start().expect("containerd starts (scripts/setup.sh installs it)");
+    for (i, img) in corpus.iter().enumerate() {
+        let from = format!("docker://{}", img.reference);
+        let archive = work.path().join(format!("a{i}.tar"));
+        let name = format!("{}/m/img{i}:v{i}", src.host());
+        for to in [
+            format!("oci:{}:t{i}", layout.display()),
+            format!("docker-archive:{}", archive.display()),
+        ] {
+            ferry().args(["copy", &from, &to]).assert().success();
+        }
+        ferry()
+            .args(["copy", &from, &format!("docker-daemon:{name}")])
+            .env("DOCKER_HOST", docker.host())
+            .assert()
+            .success();
+        ferry()
+            .args(["copy", &from, &format!("containerd:{name}")])
+            .env("CONTAINERD_ADDRESS", containerd.socket())
+            .assert()
+            .success();
+        let single = one_platform(img);
+        // docker: the image ID is the config digest, under the full name.
+        let inspected = docker.inspect(&name).expect("docker has the image");
+        let manifest: serde_json::Value = serde_json::from_slice(&single.manifest).unwrap();
+        let config = manifest["config"]["digest"].as_str().unwrap().to_string();
+        assert_eq!(inspected["Id"].as_str(), Some(config.as_str()), "{name}");
+        // containerd: the image's target is the manifest digest.
+        let images = containerd.images("default");
+        assert!(
+            images
+                .iter()
+                .any(|(n, d)| n == &name && d == &single.digest),
+            "containerd has {name} at {}: {images:?}",
+            single.digest
+        );
+        // Back out of the layout and the archive into a registry, byte-exact.
+        ferry()
+            .args([
+                "copy",
+                &format!("oci:{}:t{i}", layout.display()),
+                &format!("docker://{}/from-oci/{}:{}", dst.host(), img.repo, img.tag),
+            ])
+            .assert()
+            .success();
+        assert_same_at(
+            &dst.host(),
+            &format!("from-oci/{}:{}", img.repo, img.tag),
+            img,
+        );
+        ferry()
+            .args([
+                "copy",
+                &format!("docker-archive:{}", archive.display()),
+                &format!(
+                    "docker://{}/from-archive/{}:{}",
+                    dst.host(),
+                    img.repo,
+                    img.tag
+                ),
+            ])
+            .assert()
+            .success();
+        assert_eq!(
+            skopeo_inspect_raw(&format!(
+                "{}/from-archive/{}:{}",
+                dst.host(),
+                img.repo,
+                img.tag
+            )),
+            single.manifest,
+            "docker-archive round trip of {}",
+            img.reference
+        );
+    }
+}

@@ -11,9 +11,13 @@ use crate::engine::resolve::{resolve, resolve_manifests};
 use crate::engine::retry::RetryPolicy;
 use crate::reference::Reference;
 use crate::transport::bundle::BundleSource;
+use crate::transport::containerd::{ContainerdOptions, ContainerdSink};
+use crate::transport::docker_archive::{DockerArchiveSink, DockerArchiveSource};
+use crate::transport::docker_engine::{DockerEngine, DockerEngineSink, DockerEngineSource};
 use crate::transport::image_names::{split_name, RefNaming};
 use crate::transport::oci_layout::{OciLayoutSink, OciLayoutSource};
 use crate::transport::registry::{RegistryEndpoint, Retrying};
+use crate::transport::TransportError;
 use crate::transport::{ImageSink, SharedSource, TransportSpec};
 use anyhow::{anyhow, bail, Context, Result};
 use std::collections::HashMap;
@@ -24,6 +28,8 @@ use tokio_util::sync::CancellationToken;
 /// What `copy` needs besides the two endpoints.
 pub struct CopyOptions {
     pub platforms: PlatformFilter,
+    /// Every platform asked for explicitly (`--all`): refused by one-platform sinks.
+    pub all: bool,
     pub with_referrers: bool,
     pub jobs: usize,
     pub retry: RetryPolicy,
@@ -65,6 +71,8 @@ enum Target {
         reference: Option<String>,
         /// Names carry the source registry host (`docker save` style).
         with_host: bool,
+        /// REF is a whole `repository[:tag]` (engines), not a name kept verbatim.
+        split_reference: bool,
     },
 }
 
@@ -75,7 +83,9 @@ pub async fn copy(
     env: &CopyEnv<'_>,
 ) -> Result<CopyOutcome> {
     let retrying = Retrying::for_reporter(opts.retry, env.cancel, env.reporter);
-    let (found, bases) = open_source(src, opts, env, &retrying).await?;
+    let target = open_target(dst, env, &retrying, opts.dry_run).await?;
+    let platforms = platforms_for(&target, opts, dst)?;
+    let (found, bases) = open_source(src, opts, &platforms, env, &retrying).await?;
     if found.is_empty() {
         bail!(crate::tr!(
             "{}: no image to copy",
@@ -83,8 +93,63 @@ pub async fn copy(
             describe_spec(src)
         ));
     }
-    let target = open_target(dst, env, &retrying, opts.dry_run)?;
-    let (sink, images): (&dyn ImageSink, Vec<CopyImage>) = match &target {
+    copy_found(found, &bases, &target, dst, opts, env).await
+}
+
+/// Copies a bundle's images (all, or those `wanted` names) to `dst`: `export` and
+/// `upload --dst docker|containerd` go through here.
+pub async fn copy_bundle(
+    source: Arc<BundleSource>,
+    wanted: &[String],
+    dst: &TransportSpec,
+    opts: &CopyOptions,
+    env: &CopyEnv<'_>,
+) -> Result<CopyOutcome> {
+    let retrying = Retrying::for_reporter(opts.retry, env.cancel, env.reporter);
+    let target = open_target(dst, env, &retrying, opts.dry_run).await?;
+    let platforms = platforms_for(&target, opts, dst)?;
+    let (found, bases) = found_in_bundle(&source, wanted, &platforms)?;
+    copy_found(found, &bases, &target, dst, opts, env).await
+}
+
+/// The platform filter for a sink: a sink that holds one platform's image gets
+/// the one asked for, else the host's.
+fn platforms_for(
+    target: &Target,
+    opts: &CopyOptions,
+    dst: &TransportSpec,
+) -> Result<PlatformFilter> {
+    let one_platform = match target {
+        Target::Registry { .. } => false,
+        Target::Local { sink, .. } => !sink.supports_index(),
+    };
+    if !one_platform {
+        return Ok(opts.platforms.clone());
+    }
+    if opts.all || opts.platforms.len() > 1 {
+        return Err(crate::cli::run::UsageError(crate::tr!(
+            "{}: holds one platform of an image; name one with --platform",
+            "{}: 只能保存镜像的一个平台; 请用 --platform 指定一个",
+            describe_spec(dst)
+        ))
+        .into());
+    }
+    if opts.platforms.is_empty() {
+        return PlatformFilter::parse(&crate::engine::export::host_platform())
+            .map_err(|e| anyhow!("{e}"));
+    }
+    Ok(opts.platforms.clone())
+}
+
+async fn copy_found(
+    found: Vec<Found>,
+    bases: &HashMap<Digest, LeftToBase>,
+    target: &Target,
+    dst: &TransportSpec,
+    opts: &CopyOptions,
+    env: &CopyEnv<'_>,
+) -> Result<CopyOutcome> {
+    let (sink, images): (&dyn ImageSink, Vec<CopyImage>) = match target {
         Target::Registry {
             endpoint,
             reference,
@@ -93,14 +158,21 @@ pub async fn copy(
             sink,
             reference,
             with_host,
+            split_reference,
         } => (
             sink.as_ref(),
-            name_for_local(found, reference.as_deref(), *with_host, dst)?,
+            name_for_local(
+                found,
+                reference.as_deref(),
+                *with_host,
+                *split_reference,
+                dst,
+            )?,
         ),
     };
     let ctx = CopyContext {
         sink,
-        bases: &bases,
+        bases,
         jobs: opts.jobs,
         reporter: env.reporter,
         cancel: env.cancel,
@@ -133,6 +205,7 @@ fn unsupported(spec: &TransportSpec, side: &str) -> anyhow::Error {
 async fn open_source(
     spec: &TransportSpec,
     opts: &CopyOptions,
+    platforms: &PlatformFilter,
     env: &CopyEnv<'_>,
     retrying: &Retrying,
 ) -> Result<(Vec<Found>, HashMap<Digest, LeftToBase>)> {
@@ -142,7 +215,7 @@ async fn open_source(
                 .map_err(|e| crate::cli::run::UsageError(format!("{reference}: {e}")))?;
             let endpoint =
                 RegistryEndpoint::new(env.registries.client(&r.registry)?, retrying.clone());
-            let resolved = resolve(&endpoint, &r, reference, &opts.platforms)
+            let resolved = resolve(&endpoint, &r, reference, platforms)
                 .await
                 .with_context(|| reference.clone())?;
             let source: SharedSource = Arc::new(endpoint);
@@ -173,21 +246,44 @@ async fn open_source(
         TransportSpec::Bundle { meta, reference } => {
             let source = Arc::new(BundleSource::open(meta, &opts.base_dirs, env.reporter)?);
             let wanted: Vec<String> = reference.iter().cloned().collect();
-            let selected = crate::engine::export::select(source.bundle(), &wanted)?;
-            let mut found = Vec::new();
-            for image in selected {
-                let (repository, tag) = crate::transport::bundle::source::image_name(image);
-                let copy = plan::from_bundle(&source, image, String::new(), None)
-                    .map_err(|why| anyhow!("{}: {why}", image.reference))?;
-                found.push(Found {
-                    image: copy,
-                    registry: Some(image.registry.clone()),
-                    repository,
-                    tag,
-                });
+            found_in_bundle(&source, &wanted, platforms)
+        }
+        TransportSpec::DockerDaemon { reference } => {
+            let engine = DockerEngine::from_env().map_err(TransportError::from)?;
+            let spool = std::env::temp_dir();
+            let exported =
+                DockerEngineSource::export(&engine, std::slice::from_ref(reference), &spool)
+                    .await?;
+            let archive = exported.archive();
+            let (raw, _) = archive
+                .image_manifest(archive.selected().unwrap_or(0))
+                .await?;
+            let source: SharedSource = Arc::new(exported);
+            let found =
+                found_in_file(&source, Some(reference), raw.digest.as_str(), platforms).await?;
+            Ok((vec![found], HashMap::new()))
+        }
+        TransportSpec::DockerArchive { file, reference } => {
+            let archive = DockerArchiveSource::open(file, reference.as_deref())?;
+            let picks: Vec<usize> = match archive.selected() {
+                Some(i) => vec![i],
+                None => (0..archive.images().len()).collect(),
+            };
+            let mut wanted = Vec::new();
+            for i in picks {
+                let (raw, _) = archive.image_manifest(i).await?;
+                let name = archive
+                    .images()
+                    .get(i)
+                    .and_then(|e| e.names().first().cloned());
+                wanted.push((name, raw.digest.to_string()));
             }
-            let bases = plan::bundle_bases(&source, &|r| r.to_string());
-            Ok((found, bases))
+            let source: SharedSource = Arc::new(archive);
+            let mut found = Vec::new();
+            for (name, digest) in wanted {
+                found.push(found_in_file(&source, name.as_deref(), &digest, platforms).await?);
+            }
+            Ok((found, HashMap::new()))
         }
         TransportSpec::OciLayout { dir, reference } => {
             let layout = OciLayoutSource::open(dir)?;
@@ -210,6 +306,76 @@ async fn open_source(
         }
         other => Err(unsupported(other, crate::i18n::t("source", "源"))),
     }
+}
+
+/// A bundle's images (all, or those `wanted` names). A one-platform sink gets the
+/// child of an index that `platforms` names, read from the bundle like the rest.
+fn found_in_bundle(
+    source: &Arc<BundleSource>,
+    wanted: &[String],
+    platforms: &PlatformFilter,
+) -> Result<(Vec<Found>, HashMap<Digest, LeftToBase>)> {
+    let selected = crate::engine::export::select(source.bundle(), wanted)?;
+    let mut found = Vec::new();
+    for image in selected {
+        let (repository, tag) = crate::transport::bundle::source::image_name(image);
+        let mut copy = plan::from_bundle(source, image, String::new(), None)
+            .map_err(|why| anyhow!("{}: {why}", image.reference))?;
+        if platforms.len() == 1 && !image.children.is_empty() {
+            copy = one_platform(source, image, copy, platforms)?;
+        }
+        found.push(Found {
+            image: copy,
+            registry: Some(image.registry.clone()),
+            repository,
+            tag,
+        });
+    }
+    let bases = plan::bundle_bases(source, &|r| r.to_string());
+    Ok((found, bases))
+}
+
+/// The child of a bundle image's index that the one platform names, as an image
+/// of its own (what `docker pull --platform` gives).
+fn one_platform(
+    source: &Arc<BundleSource>,
+    image: &crate::bundle::meta::Image,
+    whole: CopyImage,
+    platforms: &PlatformFilter,
+) -> Result<CopyImage> {
+    let wanted = platforms.to_strings().join(",");
+    let child = image
+        .children
+        .iter()
+        .find(|c| {
+            c.platform
+                .as_deref()
+                .and_then(|p| PlatformFilter::parse(p).ok())
+                .and_then(|f| f.to_strings().first().cloned())
+                .is_some_and(|p| p == wanted)
+        })
+        .ok_or_else(|| {
+            let has: Vec<&str> = image
+                .children
+                .iter()
+                .filter_map(|c| c.platform.as_deref())
+                .collect();
+            anyhow!(crate::tr!(
+                "{}: no manifest for platform {wanted} (the index has {})",
+                "{}: 没有平台 {wanted} 的清单 (索引中有 {})",
+                image.reference,
+                has.join(", ")
+            ))
+        })?;
+    let (raw, parsed) = source
+        .read_manifest(&child.digest)
+        .map_err(|e| anyhow!("{}: {e}", image.reference))?;
+    Ok(CopyImage {
+        digest: raw.digest.clone(),
+        manifests: vec![raw],
+        blobs: plan::manifest_blobs(&parsed),
+        ..whole
+    })
 }
 
 /// One image of a layout or archive: listed (`name` as the file gives it, looked
@@ -264,7 +430,7 @@ async fn found_in_file(
     })
 }
 
-fn open_target(
+async fn open_target(
     spec: &TransportSpec,
     env: &CopyEnv<'_>,
     retrying: &Retrying,
@@ -296,8 +462,46 @@ fn open_target(
                 sink,
                 reference: reference.clone(),
                 with_host: false,
+                split_reference: false,
             })
         }
+        TransportSpec::DockerArchive { file, reference } => {
+            let naming = match reference {
+                Some(_) => RefNaming::Verbatim,
+                None => RefNaming::RepositoryTag,
+            };
+            // A dry run writes no file: the archive would be new.
+            let sink: Box<dyn ImageSink> = if dry_run {
+                Box::new(super::EmptySink {
+                    name: format!("docker-archive:{}", file.display()),
+                })
+            } else {
+                Box::new(DockerArchiveSink::create(file, naming)?)
+            };
+            Ok(Target::Local {
+                sink,
+                reference: reference.clone(),
+                with_host: true,
+                split_reference: false,
+            })
+        }
+        TransportSpec::DockerDaemon { reference } => {
+            let engine = DockerEngine::from_env().map_err(TransportError::from)?;
+            Ok(Target::Local {
+                sink: Box::new(DockerEngineSink::connect(engine).await?),
+                reference: Some(reference.clone()),
+                with_host: true,
+                split_reference: true,
+            })
+        }
+        TransportSpec::Containerd { reference } => Ok(Target::Local {
+            sink: Box::new(ContainerdSink::open(ContainerdOptions::namespace(
+                std::env::var("CONTAINERD_NAMESPACE").ok().as_deref(),
+            ))?),
+            reference: Some(reference.clone()),
+            with_host: true,
+            split_reference: true,
+        }),
         other => Err(unsupported(other, crate::i18n::t("destination", "目标"))),
     }
 }
@@ -309,6 +513,7 @@ fn name_for_local(
     found: Vec<Found>,
     reference: Option<&str>,
     with_host: bool,
+    split_reference: bool,
     dst: &TransportSpec,
 ) -> Result<Vec<CopyImage>> {
     let images_only = found.iter().filter(|f| !f.image.referrer).count();
@@ -331,6 +536,11 @@ fn name_for_local(
                 _ => f.repository,
             };
             image.target_tag = match (reference, image.referrer) {
+                (Some(r), false) if split_reference => {
+                    let (repo, tag) = crate::reference::split_short(r);
+                    image.target_repo = repo.to_string();
+                    Some(tag.unwrap_or("latest").to_string())
+                }
                 (Some(r), false) => Some(r.to_string()),
                 _ => f.tag,
             };
