@@ -32,9 +32,14 @@ pub struct GlobalArgs {
     /// Print only warnings, errors and the summary; no progress bars.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
-    /// Print more detail about each step.
+    /// Print more detail: each image and each blob as it completes, and after an upload or sync
+    /// every reference written.
     #[arg(short, long, global = true)]
     pub verbose: bool,
+    /// Without a terminal (CI logs, journald), log a progress line (bytes, speed, ETA, images
+    /// done) every SECS seconds; 0: none. On a terminal, progress bars show it.
+    #[arg(long, global = true, default_value_t = 10, value_name = "SECS")]
+    pub progress_interval: u64,
     /// How many times a failed request is tried again (connection errors, 5xx, 429, bodies cut short)
     /// [default: cfg `retries`, else 5].
     #[arg(long, global = true, value_name = "N")]

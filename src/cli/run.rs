@@ -63,7 +63,8 @@ pub enum Outcome {
 
 pub async fn run(mut cli: Cli, cancel: CancellationToken) -> Result<Outcome> {
     crate::engine::report::set_json_logs(cli.global.log_format == super::args::LogFormat::Json);
-    let reporter = Reporter::new(verbosity(&cli.global));
+    let reporter = Reporter::new(verbosity(&cli.global))
+        .with_progress_lines(Some(Duration::from_secs(cli.global.progress_interval)));
     super::bundle_path::resolve_in(&mut cli.command, &reporter)?;
     match cli.command {
         Command::Save(args) => run_save(args, &cli.global, &reporter, &cancel).await,
@@ -829,6 +830,7 @@ async fn run_sync(
         let mut summary = sync(&requests, &opts, &registries, reporter, cancel).await?;
         with_list_problems(&mut summary, &expansion);
         if !args.dry_run {
+            summary.print_written(reporter, &opts.destination.host);
             summary.print(reporter);
         }
         super::output::work_output(
@@ -1084,6 +1086,7 @@ async fn run_upload(
     )
     .await?;
     if !args.dry_run {
+        summary.print_written(reporter, &opts.destination.host);
         summary.print(reporter);
     }
     super::output::work_output(

@@ -1,10 +1,12 @@
 //! What people and scripts see: progress bars on a terminal, timestamped log lines
-//! elsewhere, and the closing summary.
+//! elsewhere (with a progress line at a steady interval, for CI logs and journald),
+//! and the closing summary.
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle, WeakProgressBar};
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// `--log-format json`: for the whole process, every log line is one JSON object
 /// (`{"time","level","message"}`) and no progress bar is drawn.
@@ -42,6 +44,145 @@ pub struct Reporter {
     multi: MultiProgress,
     bars: bool,
     verbosity: Verbosity,
+    /// Without a terminal: the bars whose progress is logged every so often.
+    ticker: Option<Arc<Ticker>>,
+}
+
+/// How often a progress line is logged when stderr is not a terminal.
+pub const PROGRESS_EVERY: Duration = Duration::from_secs(10);
+
+/// The bars being followed in log mode, and the thread that logs them.
+struct Ticker {
+    every: Duration,
+    tracked: Mutex<Vec<Tracked>>,
+    started: std::sync::Once,
+}
+
+/// A bar followed by the ticker: its label and the position it had at the last line.
+struct Tracked {
+    bar: WeakProgressBar,
+    label: String,
+    bytes: bool,
+    since: Instant,
+    last: (u64, Instant),
+}
+
+impl Ticker {
+    fn follow(
+        self: &Arc<Ticker>,
+        bar: &ProgressBar,
+        label: &str,
+        bytes: bool,
+        reporter: &Reporter,
+    ) {
+        let now = Instant::now();
+        self.tracked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Tracked {
+                bar: bar.downgrade(),
+                label: label.to_string(),
+                bytes,
+                since: now,
+                last: (0, now),
+            });
+        // One thread per run, started with the first bar; it holds only weak
+        // references, so finished and dropped bars fall out of its lines.
+        self.started.call_once(|| {
+            let ticker = Arc::downgrade(self);
+            let reporter = Reporter {
+                ticker: None,
+                ..reporter.clone()
+            };
+            let every = self.every;
+            let _ = std::thread::Builder::new()
+                .name("progress".into())
+                .spawn(move || loop {
+                    std::thread::sleep(every);
+                    let Some(ticker) = ticker.upgrade() else {
+                        return;
+                    };
+                    if let Some(line) = ticker.line() {
+                        reporter.line("info", &line);
+                    }
+                });
+        });
+    }
+
+    /// The progress of every live bar, bytes first, then counts; none when no bar
+    /// is running.
+    fn line(&self) -> Option<String> {
+        let mut tracked = self.tracked.lock().unwrap_or_else(|p| p.into_inner());
+        tracked.retain(|t| t.bar.upgrade().is_some_and(|b| !b.is_finished()));
+        let now = Instant::now();
+        let mut parts: Vec<(bool, String)> = Vec::new();
+        for t in tracked.iter_mut() {
+            let Some(bar) = t.bar.upgrade() else {
+                continue;
+            };
+            let (pos, total) = (bar.position(), bar.length().unwrap_or(0));
+            if total == 0 {
+                continue;
+            }
+            if t.bytes {
+                let recent = now.duration_since(t.last.1).as_secs_f64();
+                let rate = if recent > 0.0 {
+                    pos.saturating_sub(t.last.0) as f64 / recent
+                } else {
+                    0.0
+                };
+                let overall = now.duration_since(t.since).as_secs_f64();
+                parts.push((true, bytes_progress(&t.label, pos, total, rate, overall)));
+            } else {
+                parts.push((false, format!("{} {pos}/{total}", t.label)));
+            }
+            t.last = (pos, now);
+        }
+        parts.sort_by_key(|(bytes, _)| !*bytes);
+        let parts: Vec<String> = parts.into_iter().map(|(_, p)| p).collect();
+        (!parts.is_empty()).then(|| parts.join("; "))
+    }
+}
+
+/// `save: 120 MiB of 1.2 GiB (10%), 12 MiB/s, ETA 1m32s`: `rate` is the speed since
+/// the last line; the ETA comes from the average since the start (`elapsed`
+/// seconds), which a pause does not throw off.
+pub fn bytes_progress(label: &str, pos: u64, total: u64, rate: f64, elapsed: f64) -> String {
+    use indicatif::HumanBytes;
+    let percent = if total > 0 {
+        (pos.min(total) as f64 * 100.0 / total as f64) as u64
+    } else {
+        100
+    };
+    let average = if elapsed > 0.0 {
+        pos as f64 / elapsed
+    } else {
+        0.0
+    };
+    let eta = if average > 0.0 {
+        compact_duration(total.saturating_sub(pos) as f64 / average)
+    } else {
+        "?".to_string()
+    };
+    let (done, all, speed) = (HumanBytes(pos), HumanBytes(total), HumanBytes(rate as u64));
+    crate::tr!(
+        "{label}: {done} of {all} ({percent}%), {speed}/s, ETA {eta}",
+        "{label}: {done} / {all} ({percent}%), {speed}/s, 剩余 {eta}"
+    )
+}
+
+/// `42s`, `3m05s`, `2h10m`.
+fn compact_duration(secs: f64) -> String {
+    let s = if secs.is_finite() {
+        secs.max(0.0).round() as u64
+    } else {
+        0
+    };
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+    }
 }
 
 impl Reporter {
@@ -56,13 +197,44 @@ impl Reporter {
             multi,
             bars,
             verbosity,
+            ticker: None,
         }
     }
 
-    /// A bar counting bytes; hidden when not on a terminal.
+    /// Without a terminal, log the progress of the running bars every `every`
+    /// (none: never); on a terminal the bars show it.
+    pub fn with_progress_lines(mut self, every: Option<Duration>) -> Reporter {
+        self.ticker = match every {
+            Some(every) if !self.bars && self.verbosity != Verbosity::Quiet && !every.is_zero() => {
+                Some(Arc::new(Ticker {
+                    every,
+                    tracked: Mutex::new(Vec::new()),
+                    started: std::sync::Once::new(),
+                }))
+            }
+            _ => None,
+        };
+        self
+    }
+
+    pub fn is_verbose(&self) -> bool {
+        self.verbosity == Verbosity::Verbose
+    }
+
+    /// A bar whose total and progress are followed without a terminal too.
+    fn followed(&self, total: u64, label: &str, bytes: bool) -> ProgressBar {
+        let Some(ticker) = &self.ticker else {
+            return ProgressBar::hidden();
+        };
+        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::hidden());
+        ticker.follow(&bar, label, bytes, self);
+        bar
+    }
+
+    /// A bar counting bytes; without a terminal, its progress is logged now and then.
     pub fn bytes_bar(&self, total: u64, label: &str) -> ProgressBar {
         if !self.bars {
-            return ProgressBar::hidden();
+            return self.followed(total, label, true);
         }
         let bar = self.multi.add(ProgressBar::new(total));
         bar.set_style(
@@ -78,10 +250,19 @@ impl Reporter {
         bar
     }
 
-    /// A bar counting items (images).
-    pub fn count_bar(&self, total: u64, label: &str) -> ProgressBar {
+    /// A bar for a part of the work (one data file): drawn on a terminal, not
+    /// logged (the whole is).
+    pub fn part_bar(&self, total: u64, label: &str) -> ProgressBar {
         if !self.bars {
             return ProgressBar::hidden();
+        }
+        self.bytes_bar(total, label)
+    }
+
+    /// A bar counting items (images); without a terminal, logged with the bytes.
+    pub fn count_bar(&self, total: u64, label: &str) -> ProgressBar {
+        if !self.bars {
+            return self.followed(total, label, false);
         }
         let bar = self.multi.add(ProgressBar::new(total));
         bar.set_style(
@@ -189,6 +370,31 @@ impl Summary {
         }
     }
 
+    /// With `-v`: every reference written at `target` (a registry host), and those
+    /// that were there already.
+    pub fn print_written(&self, reporter: &Reporter, target: &str) {
+        if !reporter.is_verbose() {
+            return;
+        }
+        for r in &self.images {
+            let Some(name) = &r.target else {
+                continue;
+            };
+            let digest = r.digest.as_deref().unwrap_or_default();
+            match r.state {
+                ImageState::Copied => reporter.debug(&crate::tr!(
+                    "  pushed {target}/{name} {digest}",
+                    "  已推送 {target}/{name} {digest}"
+                )),
+                ImageState::Present => reporter.debug(&crate::tr!(
+                    "  already at {target}/{name} {digest}",
+                    "  已存在 {target}/{name} {digest}"
+                )),
+                _ => {}
+            }
+        }
+    }
+
     pub fn print(&self, reporter: &Reporter) {
         let secs = self.elapsed.as_secs_f64();
         let rate = if secs > 0.0 {
@@ -224,6 +430,53 @@ impl Summary {
                 crate::i18n::t("failed", "失败")
             ));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_lines_say_bytes_percent_speed_and_eta() {
+        let line = bytes_progress("save", 50 << 20, 200 << 20, 5.0 * (1 << 20) as f64, 10.0);
+        assert!(
+            line.starts_with("save: 50.00 MiB of 200.00 MiB (25%)"),
+            "{line}"
+        );
+        assert!(line.contains("5.00 MiB/s"), "{line}");
+        // 150 MiB left at the average of 5 MiB/s.
+        assert!(line.ends_with("ETA 30s"), "{line}");
+        assert!(bytes_progress("x", 0, 10, 0.0, 0.0).ends_with("ETA ?"));
+        assert_eq!(compact_duration(185.0), "3m05s");
+        assert_eq!(compact_duration(7860.0), "2h11m");
+        assert_eq!(compact_duration(f64::INFINITY), "0s");
+    }
+
+    #[test]
+    fn the_ticker_follows_live_bars_only() {
+        let ticker = Arc::new(Ticker {
+            every: Duration::from_secs(3600),
+            tracked: Mutex::new(Vec::new()),
+            started: std::sync::Once::new(),
+        });
+        let reporter = Reporter::new(Verbosity::Quiet);
+        let bytes = ProgressBar::with_draw_target(Some(100), ProgressDrawTarget::hidden());
+        let images = ProgressBar::with_draw_target(Some(4), ProgressDrawTarget::hidden());
+        ticker.follow(&images, "images", false, &reporter);
+        ticker.follow(&bytes, "push", true, &reporter);
+        bytes.inc(40);
+        images.inc(1);
+        let line = ticker.line().expect("a line");
+        assert!(line.starts_with("push: 40 B of 100 B (40%)"), "{line}");
+        assert!(line.ends_with("; images 1/4"), "{line}");
+        bytes.finish_and_clear();
+        drop(images);
+        assert_eq!(
+            ticker.line(),
+            None,
+            "finished and dropped bars are left out"
+        );
     }
 }
 

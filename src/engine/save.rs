@@ -290,7 +290,7 @@ pub async fn save(
         per_file
             .iter()
             .enumerate()
-            .map(|(i, n)| reporter.bytes_bar(*n, &crate::tr!("file {}", "文件 {}", i + 1)))
+            .map(|(i, n)| reporter.part_bar(*n, &crate::tr!("file {}", "文件 {}", i + 1)))
             .collect()
     } else {
         Vec::new()
@@ -418,9 +418,21 @@ pub async fn save(
                 }
                 .await;
                 if r.is_ok() {
+                    let size = indicatif::HumanBytes(planned.size);
+                    reporter.debug(&crate::tr!(
+                        "blob {digest} saved ({size})",
+                        "数据块 {digest} 已保存 ({size})"
+                    ));
                     for &i in &planned.images {
                         if pending[i].fetch_sub(1, Ordering::Relaxed) == 1 {
                             images_bar.inc(1);
+                            if let Some(img) = images.get(i) {
+                                let name = &img.input;
+                                reporter.debug(&crate::tr!(
+                                    "{name}: every blob saved",
+                                    "{name}: 所有数据块已保存"
+                                ));
+                            }
                         }
                     }
                 }

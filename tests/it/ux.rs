@@ -395,3 +395,85 @@ fn a_rewrite_that_folds_two_images_onto_one_tag_is_warned_about_at_save() {
     assert!(out.stderr.contains("gz"), "names the target: {out}");
     let _ = (a, b);
 }
+
+/// Without a terminal a long save logs its progress at a steady interval; `-v` shows
+/// each blob and image as it completes, and after an upload each reference pushed.
+#[test]
+fn progress_lines_without_a_terminal_and_verbose_detail() {
+    let src = Registry::start();
+    let img = push_image(
+        &src,
+        "ux/slow",
+        "1",
+        Format::Oci,
+        &[layer("ux-slow", 768 * 1024)],
+        "ux-slow",
+        false,
+    );
+    // About three seconds of transfer: a few lines at one a second.
+    let proxy = Proxy::start_with(&src.host(), Faults::none().throttle(256 * 1024));
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let reference = format!("{}/{}:{}", proxy.host(), img.repo, img.tag);
+    let out = run_in(
+        d,
+        &[
+            "save",
+            "-v",
+            "--progress-interval",
+            "1",
+            "--out",
+            "out",
+            &reference,
+        ],
+        &[],
+    );
+    assert_eq!(out.code, Some(0), "{out}");
+    let progress: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains(" save: ") && l.contains("ETA"))
+        .collect();
+    assert!(!progress.is_empty(), "no progress line: {out}");
+    assert!(
+        progress
+            .iter()
+            .any(|l| l.contains('%') && l.contains("/s") && l.contains("images 0/1")),
+        "bytes, percent, speed, images done: {progress:#?}"
+    );
+    for blob in &img.blobs {
+        assert!(
+            out.stderr.contains(&format!("blob {} saved", blob.digest)),
+            "-v names each blob: {out}"
+        );
+    }
+    assert!(out.stderr.contains("every blob saved"), "{out}");
+
+    // --quiet, or --progress-interval 0: no progress lines.
+    let out_q = run_in(
+        d,
+        &[
+            "save",
+            "-q",
+            "--progress-interval",
+            "1",
+            "--out",
+            "q",
+            &reference,
+        ],
+        &[],
+    );
+    assert_eq!(out_q.code, Some(0), "{out_q}");
+    assert!(!out_q.stderr.contains("ETA"), "{out_q}");
+
+    let dst = Registry::start();
+    let meta = out.stdout.trim().to_string();
+    let up = run_in(d, &["upload", "-v", &meta, "--dst", &dst.host()], &[]);
+    assert_eq!(up.code, Some(0), "{up}");
+    assert!(
+        up.stderr
+            .contains(&format!("pushed {}/ux/slow:1 {}", dst.host(), img.digest)),
+        "lists each reference pushed: {up}"
+    );
+    assert!(up.stderr.contains("sent ("), "-v names each blob: {up}");
+}

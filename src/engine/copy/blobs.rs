@@ -139,6 +139,20 @@ pub(super) async fn copy_blobs(
             let bar = &bar;
             async move {
                 let (sent, failed) = everywhere(ctx, blob, repos, source, have, bar).await;
+                if failed.is_empty() {
+                    ctx.reporter.debug(&if sent > 0 {
+                        let sent = indicatif::HumanBytes(sent);
+                        crate::tr!(
+                            "blob {digest} sent ({sent})",
+                            "数据块 {digest} 已发送 ({sent})"
+                        )
+                    } else {
+                        crate::tr!(
+                            "blob {digest} already at the target (or mounted)",
+                            "数据块 {digest} 目标已有 (或已跨仓库挂载)"
+                        )
+                    });
+                }
                 (digest.clone(), sent, failed)
             }
         })
