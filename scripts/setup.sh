@@ -19,6 +19,13 @@ for tool in curl sha256sum tar gzip openssl; do
 done
 # ssh-keygen: the signing tests make keys and check signatures with OpenSSH itself.
 command -v ssh-keygen >/dev/null 2>&1 || need+=(openssh-client)
+# ferry ui's browser tests drive a real headless Chromium through chromedriver; a CJK
+# font lets its Chinese screens (and their screenshots) show real characters.
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
+if ! command -v fc-list >/dev/null 2>&1 || [ -z "$(fc-list :lang=zh 2>/dev/null)" ]; then
+  need+=(fonts-wqy-microhei)
+fi
 if [ "${#need[@]}" -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2
   SUDO=""

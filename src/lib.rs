@@ -18,3 +18,4 @@ pub mod server;
 pub mod sign;
 pub mod text;
 pub mod transport;
+pub mod ui;

@@ -101,6 +101,9 @@ pub enum Command {
     Ls(LsArgs),
     /// Serve a bundle (and its bases) as a read-only registry, streaming from the tar files.
     Serve(ServeArgs),
+    /// A local web interface in the browser: registries, save, upload, sync, verify, copy, live
+    /// progress, bundles and history, driving the same engine as these commands.
+    Ui(UiArgs),
     /// Show an image in a registry: digest, media type, platforms, layers (--raw: the manifest bytes).
     Inspect(InspectArgs),
     /// List the tags of a repository in a registry.
@@ -307,6 +310,23 @@ pub struct ServeArgs {
     pub http: HttpArgs,
     #[command(flatten)]
     pub trust: TrustArg,
+}
+
+#[derive(Args, Debug)]
+pub struct UiArgs {
+    /// Address to listen on. Keep it on loopback: whoever has the access token printed at start can
+    /// start transfers and edit cfg.yaml.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Open the interface in the default browser (xdg-open).
+    #[arg(long)]
+    pub open: bool,
+    /// Folder for bundles: saves go to DIR/YYYYMMDD/, the Bundles screen lists what is in it, and the
+    /// job history and image lists are kept in DIR/.ferry-ui/.
+    #[arg(short, long, value_name = "DIR", default_value = "data")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub http: HttpArgs,
 }
 
 #[derive(Args, Debug)]

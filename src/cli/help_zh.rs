@@ -311,6 +311,33 @@ const TEXTS: &[(&str, &str)] = &[
         "用此证书链提供 HTTPS (PEM, 服务器证书在前); 需要同时给出 --tls-key",
     ),
     ("serve --tls_key", "--tls-cert 的私钥 (PEM)"),
+    // ui
+    (
+        "ui",
+        "在浏览器中使用的本地 Web 界面: 镜像仓库、保存、上传、同步、校验、复制、实时进度、\
+         镜像包和历史记录, 与这些命令使用同一引擎",
+    ),
+    (
+        "ui --listen",
+        "监听地址。请保持在回环地址上: 持有启动时打印的访问令牌的人可以发起传输并修改 cfg.yaml",
+    ),
+    ("ui --open", "在默认浏览器中打开界面 (xdg-open)"),
+    (
+        "ui --out",
+        "镜像包目录: 保存到 DIR/YYYYMMDD/, \"镜像包\"页列出其中的内容, \
+         任务历史和镜像列表保存在 DIR/.ferry-ui/ 中",
+    ),
+    ("ui --max_connections", "同时服务的最大连接数; 超出的连接等待已有连接关闭"),
+    (
+        "ui --header_timeout",
+        "客户端发送请求头的时限 (也是保持连接在两个请求之间可空闲的时长): 30s、5m 或秒数",
+    ),
+    ("ui --idle_timeout", "连接上在这段时间内双向都没有任何字节传输时关闭"),
+    (
+        "ui --tls_cert",
+        "用此证书链提供 HTTPS (PEM, 服务器证书在前); 需要同时给出 --tls-key",
+    ),
+    ("ui --tls_key", "--tls-cert 的私钥 (PEM)"),
     // inspect
     (
         "inspect",

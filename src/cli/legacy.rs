@@ -72,7 +72,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 /// Rewrites image-transmit arguments into ferry's; other command lines are returned
 /// unchanged. ferry's own global flags (`--config`, `-q`, `-v`...) may be mixed in.
 pub fn translate(args: Vec<String>) -> Result<Vec<String>, String> {
-    const SUBCOMMANDS: [&str; 13] = [
+    const SUBCOMMANDS: [&str; 14] = [
         "save",
         "upload",
         "verify",
@@ -80,6 +80,7 @@ pub fn translate(args: Vec<String>) -> Result<Vec<String>, String> {
         "export",
         "ls",
         "serve",
+        "ui",
         "inspect",
         "tags",
         "login",

@@ -32,6 +32,25 @@ pub fn parse(args: Vec<String>) -> Cli {
     }
 }
 
+/// Parses arguments without printing or exiting, in the language already chosen:
+/// `ferry ui` checks the command lines it builds with the same parser, and shows
+/// clap's message when one is refused.
+pub fn try_parse(args: Vec<String>) -> Result<Cli, String> {
+    let mut cmd = Cli::command();
+    if crate::i18n::is_chinese() {
+        cmd = super::help_zh::localize(cmd);
+    }
+    cmd.try_get_matches_from_mut(args)
+        .and_then(|m| Cli::from_arg_matches(&m))
+        .map_err(|err| {
+            let err = err.format(&mut cmd);
+            crate::i18n::is_chinese()
+                .then(|| super::help_zh::render_error(&err))
+                .flatten()
+                .unwrap_or_else(|| err.to_string())
+        })
+}
+
 /// Chooses the language from the command line, the cfg file or the environment.
 pub fn init_language(args: &[String]) {
     crate::i18n::init(early_lang(args).as_deref());

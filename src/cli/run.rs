@@ -61,10 +61,19 @@ pub enum Outcome {
     Stopped,
 }
 
-pub async fn run(mut cli: Cli, cancel: CancellationToken) -> Result<Outcome> {
+pub async fn run(cli: Cli, cancel: CancellationToken) -> Result<Outcome> {
     crate::engine::report::set_json_logs(cli.global.log_format == super::args::LogFormat::Json);
     let reporter = Reporter::new(verbosity(&cli.global))
         .with_progress_lines(Some(Duration::from_secs(cli.global.progress_interval)));
+    run_with(cli, cancel, reporter).await
+}
+
+/// [`run`] with a given reporter: `ferry ui` runs its jobs through here, watching them.
+pub async fn run_with(
+    mut cli: Cli,
+    cancel: CancellationToken,
+    reporter: Reporter,
+) -> Result<Outcome> {
     super::bundle_path::resolve_in(&mut cli.command, &reporter)?;
     match cli.command {
         Command::Save(args) => run_save(args, &cli.global, &reporter, &cancel).await,
@@ -86,6 +95,7 @@ pub async fn run(mut cli: Cli, cancel: CancellationToken) -> Result<Outcome> {
         }
         Command::Sign(args) => super::signing::run_sign(args, &cli.global, &reporter),
         Command::Copy(args) => super::copy::run_copy(args, &cli.global, &reporter, &cancel).await,
+        Command::Ui(args) => crate::ui::run(args, &cli.global, &reporter, &cancel).await,
         Command::Inspect(args) => {
             let cfg = load_config(&cli.global, &reporter)?;
             super::info::run_inspect(args, &registries(&cli.global, cfg.as_ref(), &[], None)?).await
@@ -137,7 +147,7 @@ pub async fn run(mut cli: Cli, cancel: CancellationToken) -> Result<Outcome> {
     }
 }
 
-fn verbosity(g: &GlobalArgs) -> Verbosity {
+pub fn verbosity(g: &GlobalArgs) -> Verbosity {
     if g.quiet {
         Verbosity::Quiet
     } else if g.verbose {

@@ -39,11 +39,21 @@ pub enum Verbosity {
     Verbose,
 }
 
+/// A watcher of a run besides the terminal (`ferry ui` streams it to the page): it
+/// is handed every bar as it is made (bars are shared handles; it reads their
+/// position when it likes), every line shown, and the closing summary.
+pub trait Sink: Send + Sync {
+    fn bar(&self, counts_bytes: bool, label: &str, bar: &ProgressBar);
+    fn line(&self, warning: bool, msg: &str);
+    fn summary(&self, summary: &Summary);
+}
+
 #[derive(Clone)]
 pub struct Reporter {
     multi: MultiProgress,
     bars: bool,
     verbosity: Verbosity,
+    sink: Option<Arc<dyn Sink>>,
     /// Without a terminal: the bars whose progress is logged every so often.
     ticker: Option<Arc<Ticker>>,
 }
@@ -198,6 +208,19 @@ impl Reporter {
             bars,
             verbosity,
             ticker: None,
+            sink: None,
+        }
+    }
+
+    /// A reporter that draws no bars on the terminal and tells `sink` everything;
+    /// lines still go to standard error, timestamped.
+    pub fn with_sink(verbosity: Verbosity, sink: Arc<dyn Sink>) -> Reporter {
+        Reporter {
+            multi: MultiProgress::with_draw_target(ProgressDrawTarget::hidden()),
+            bars: false,
+            verbosity,
+            ticker: None,
+            sink: Some(sink),
         }
     }
 
@@ -222,12 +245,28 @@ impl Reporter {
     }
 
     /// A bar whose total and progress are followed without a terminal too.
-    fn followed(&self, total: u64, label: &str, bytes: bool) -> ProgressBar {
-        let Some(ticker) = &self.ticker else {
+    /// A bar nobody draws or logs but whose position a sink can read.
+    fn watched_bar(&self, total: u64, counts_bytes: bool, label: &str) -> ProgressBar {
+        let Some(sink) = &self.sink else {
             return ProgressBar::hidden();
         };
         let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::hidden());
-        ticker.follow(&bar, label, bytes, self);
+        sink.bar(counts_bytes, label, &bar);
+        bar
+    }
+
+    /// A sink (`ferry ui`) is handed the bar too.
+    fn followed(&self, total: u64, label: &str, bytes: bool) -> ProgressBar {
+        if self.ticker.is_none() && self.sink.is_none() {
+            return ProgressBar::hidden();
+        }
+        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::hidden());
+        if let Some(ticker) = &self.ticker {
+            ticker.follow(&bar, label, bytes, self);
+        }
+        if let Some(sink) = &self.sink {
+            sink.bar(bytes, label, &bar);
+        }
         bar
     }
 
@@ -254,7 +293,7 @@ impl Reporter {
     /// logged (the whole is).
     pub fn part_bar(&self, total: u64, label: &str) -> ProgressBar {
         if !self.bars {
-            return ProgressBar::hidden();
+            return self.watched_bar(total, true, label);
         }
         self.bytes_bar(total, label)
     }
@@ -306,6 +345,9 @@ impl Reporter {
     }
 
     fn line(&self, level: &str, msg: &str) {
+        if let Some(sink) = &self.sink {
+            sink.line(level == "warn", msg);
+        }
         if json_logs() {
             eprintln!("{}", json_line(level, msg));
         } else if self.bars {
@@ -396,6 +438,9 @@ impl Summary {
     }
 
     pub fn print(&self, reporter: &Reporter) {
+        if let Some(sink) = &reporter.sink {
+            sink.summary(self);
+        }
         let secs = self.elapsed.as_secs_f64();
         let rate = if secs > 0.0 {
             self.bytes as f64 / secs

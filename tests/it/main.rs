@@ -24,4 +24,5 @@ mod signing;
 mod sync;
 mod transmit;
 mod transports;
+mod ui;
 mod ux;
