@@ -46,6 +46,8 @@ pub trait Sink: Send + Sync {
     fn bar(&self, counts_bytes: bool, label: &str, bar: &ProgressBar);
     fn line(&self, warning: bool, msg: &str);
     fn summary(&self, summary: &Summary);
+    /// Every blob of this image (by its reference as given) is stored.
+    fn image_saved(&self, _reference: &str) {}
 }
 
 #[derive(Clone)]
@@ -328,6 +330,13 @@ impl Reporter {
     /// A result everyone sees, even with `--quiet` (a summary), logged as `info`.
     pub fn notice(&self, msg: &str) {
         self.line("info", msg);
+    }
+
+    /// Tells a watcher that an image of a save has all its blobs stored.
+    pub fn image_saved(&self, reference: &str) {
+        if let Some(sink) = &self.sink {
+            sink.image_saved(reference);
+        }
     }
 
     /// The note for a request about to be tried again.

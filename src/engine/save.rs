@@ -302,12 +302,12 @@ pub async fn save(
             pending[i].fetch_add(1, Ordering::Relaxed);
         }
     }
-    images_bar.inc(
-        pending
-            .iter()
-            .filter(|p| p.load(Ordering::Relaxed) == 0)
-            .count() as u64,
-    );
+    for (p, img) in pending.iter().zip(&images) {
+        if p.load(Ordering::Relaxed) == 0 {
+            images_bar.inc(1);
+            reporter.image_saved(&img.input);
+        }
+    }
     let writer_ref = &writer;
     let cached_bytes = AtomicU64::new(0);
     let cached_bytes = &cached_bytes;
@@ -428,6 +428,7 @@ pub async fn save(
                             images_bar.inc(1);
                             if let Some(img) = images.get(i) {
                                 let name = &img.input;
+                                reporter.image_saved(name);
                                 reporter.debug(&crate::tr!(
                                     "{name}: every blob saved",
                                     "{name}: 所有数据块已保存"

@@ -6,6 +6,7 @@
 use crate::bundle::meta::Kind;
 use crate::bundle::reader::{Bundle, VerifyLevel};
 use crate::digest::Digest;
+use crate::sign::Trust;
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -90,32 +91,52 @@ pub struct Chart {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Signature {
-    /// `unsigned`, `signed`, or `unknown` (this build cannot check signatures).
-    pub state: String,
+    /// `unsigned`, `signed` (good; by a trusted key when a trust file is set),
+    /// `untrusted` (good, but the trust file refuses the key) or `bad`.
+    pub state: &'static str,
+    /// Who signed, or why the signature is refused.
     pub detail: String,
+    /// A trust file (cfg `trust:`) vouched for the signer.
+    pub trusted: bool,
 }
 
-/// The signature state of a bundle.
-///
-/// PLACEHOLDER until bundle signing (`src/sign`) is on main: only the presence of
-/// `<meta>.sig` is reported; the signature is not checked here.
-fn signature(meta_path: &Path) -> Signature {
-    let mut sig = meta_path.as_os_str().to_os_string();
-    sig.push(".sig");
-    if Path::new(&sig).exists() {
-        Signature {
-            state: "unknown".into(),
-            detail: crate::i18n::t(
-                "a signature file is present; this version of ferry ui does not check signatures yet",
-                "存在签名文件; 此版本的 ferry ui 尚不校验签名",
-            )
-            .into(),
-        }
-    } else {
-        Signature {
-            state: "unsigned".into(),
+/// The signature state of a bundle (`<meta>.sig`), as `ferry ls` reports it:
+/// checked against the trust file of cfg.yaml when there is one.
+fn signature(meta_path: &Path, trust: Option<&Trust>) -> Signature {
+    match crate::sign::state(meta_path, trust) {
+        crate::sign::State::Unsigned => Signature {
+            state: "unsigned",
             detail: crate::i18n::t("not signed", "未签名").into(),
-        }
+            trusted: false,
+        },
+        crate::sign::State::Good(signer) => Signature {
+            state: "signed",
+            detail: if trust.is_some() {
+                crate::tr!(
+                    "signed by {signer}, trusted by {}",
+                    "由 {signer} 签名, 受 {} 信任",
+                    trust
+                        .map(|t| t.path().display().to_string())
+                        .unwrap_or_default()
+                )
+            } else {
+                crate::tr!(
+                    "signed by {signer} (no trust file in cfg.yaml: the key is not checked against allowed signers)",
+                    "由 {signer} 签名 (cfg.yaml 中没有信任文件: 未对照允许的签名者检查该密钥)"
+                )
+            },
+            trusted: trust.is_some(),
+        },
+        crate::sign::State::Untrusted(e) => Signature {
+            state: "untrusted",
+            detail: e.to_string(),
+            trusted: false,
+        },
+        crate::sign::State::Bad(e) => Signature {
+            state: "bad",
+            detail: e.to_string(),
+            trusted: false,
+        },
     }
 }
 
@@ -128,7 +149,7 @@ pub struct Catalog {
 
 impl Catalog {
     /// Every bundle under `out`, newest first, with bases resolved among them.
-    pub fn scan(&self, out: &Path) -> Vec<BundleView> {
+    pub fn scan(&self, out: &Path, trust: Option<&Trust>) -> Vec<BundleView> {
         let mut metas = Vec::new();
         find_metas(out, 0, &mut metas);
         metas.sort();
@@ -158,6 +179,8 @@ impl Catalog {
             .collect();
         let mut out = views;
         for v in &mut out {
+            // Not cached: the signature file or the trust file may change any time.
+            v.signature = signature(Path::new(&v.path), trust);
             for (i, b) in v.bases.iter_mut().enumerate() {
                 if let Some((path, sha)) = by_name.get(&b.name) {
                     b.path = Some(path.clone());
@@ -332,7 +355,7 @@ fn describe(path: &Path) -> Option<BundleView> {
             .collect(),
         blob_count: m.blobs.len(),
         chart,
-        signature: signature(path),
+        signature: signature(path, None),
         problem,
         meta_sha256: bundle.meta_sha256.clone(),
         base_shas: m.bases.iter().map(|b| b.meta_sha256.clone()).collect(),

@@ -26,6 +26,8 @@ pub enum JobForm {
         referrers: bool,
         #[serde(default)]
         prefix: Option<String>,
+        #[serde(default)]
+        sign: Option<String>,
     },
     Upload {
         meta: String,
@@ -61,6 +63,11 @@ pub enum JobForm {
     Export {
         meta: String,
         oci: String,
+    },
+    Sign {
+        meta: String,
+        #[serde(default)]
+        key: Option<String>,
     },
 }
 
@@ -165,6 +172,7 @@ pub fn build(form: &JobForm, ctx: &Context, id: u64) -> Result<Built, String> {
             platform,
             referrers,
             prefix,
+            sign,
         } => {
             let (text, images) = image_list(list)?;
             let mut argv = vec![s("ferry"), s("save")];
@@ -214,6 +222,11 @@ pub fn build(form: &JobForm, ctx: &Context, id: u64) -> Result<Built, String> {
                 &mut argv,
                 "--prefix",
                 value(prefix, t("file name prefix", "文件名前缀"))?,
+            );
+            push(
+                &mut argv,
+                "--sign",
+                value(sign, t("signing key", "签名密钥"))?,
             );
             let kind = if bases.is_empty() {
                 t("full", "完整")
@@ -337,6 +350,24 @@ pub fn build(form: &JobForm, ctx: &Context, id: u64) -> Result<Built, String> {
                 list: None,
             }
         }
+        JobForm::Sign { meta, key } => {
+            let meta = required(meta, t("bundle", "镜像包"))?;
+            let mut argv = vec![s("ferry"), s("sign")];
+            with_config(&mut argv, ctx);
+            argv.push(meta.clone());
+            push(
+                &mut argv,
+                "--key",
+                value(key, t("signing key", "签名密钥"))?,
+            );
+            Built {
+                kind: "sign",
+                title: crate::tr!("sign {}", "签名 {}", file_name(&meta)),
+                argv,
+                images: Vec::new(),
+                list: None,
+            }
+        }
         JobForm::Export { meta, oci } => {
             let meta = required(meta, t("bundle", "镜像包"))?;
             let oci = required(oci, t("OCI layout folder", "OCI 目录"))?;
@@ -442,6 +473,7 @@ mod tests {
             platform: None,
             referrers: false,
             prefix: None,
+            sign: None,
         };
         assert!(build(&save, &c, 1).is_err());
     }

@@ -213,8 +213,6 @@ async fn state(State(app): State<Arc<App>>) -> Response {
         "lang": if crate::i18n::is_chinese() { "zh" } else { "en" },
         "running": running,
         "copy_available": copy,
-        // Bundle signatures are not checked by this build (see bundles::signature).
-        "signing": false,
         "sources": cfg.as_ref().map(|c| names(&c.sources)).unwrap_or_default(),
         "targets": cfg.as_ref().map(|c| names(&c.targets)).unwrap_or_default(),
     }))
@@ -281,10 +279,21 @@ async fn test_registry(
 
 async fn list_bundles(State(app): State<Arc<App>>) -> Response {
     let scan = app.clone();
-    match tokio::task::spawn_blocking(move || scan.catalog.scan(&scan.out)).await {
-        Ok(bundles) => Json(serde_json::json!({
+    let listed = tokio::task::spawn_blocking(move || {
+        // The trust file of cfg.yaml, as `ferry ls` would use it.
+        let cfg = crate::config::Config::load(&scan.cfg_path).ok();
+        let (trust, trust_error) = match crate::cli::signing::load_trust(None, cfg.as_ref()) {
+            Ok(t) => (t, None),
+            Err(e) => (None, Some(crate::engine::report::describe(&e))),
+        };
+        (scan.catalog.scan(&scan.out, trust.as_ref()), trust_error)
+    })
+    .await;
+    match listed {
+        Ok((bundles, trust_error)) => Json(serde_json::json!({
             "out": app.out.display().to_string(),
             "bundles": bundles,
+            "trust_error": trust_error,
         }))
         .into_response(),
         Err(_) => error_response(

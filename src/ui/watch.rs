@@ -235,6 +235,17 @@ impl Sink for Watch {
         });
     }
 
+    fn image_saved(&self, reference: &str) {
+        let mut state = self.state();
+        for row in state
+            .images
+            .iter_mut()
+            .filter(|r| r.reference == reference && r.state == ImageState::Working)
+        {
+            row.state = ImageState::Done;
+        }
+    }
+
     fn summary(&self, summary: &Summary) {
         let mut state = self.state();
         for (reference, why) in summary.failed.iter().chain(&summary.invalid) {

@@ -341,6 +341,12 @@ impl Browser {
         );
     }
 
+    /// Answers a `prompt()` with `text`.
+    fn answer_prompt(&self, text: &str) {
+        self.cmd("POST", "/alert/text", Some(json!({ "text": text })));
+        self.accept_alert();
+    }
+
     fn accept_alert(&self) {
         self.cmd("POST", "/alert/accept", Some(json!({})));
     }
@@ -414,10 +420,23 @@ fn percent(b: &Browser) -> u32 {
 #[test]
 fn a_user_saves_resumes_uploads_and_sees_failures_in_a_real_browser() {
     let src = Registry::start();
-    let corpus = seed_corpus(&src);
+    let mut corpus = seed_corpus(&src);
+    // Three layers of 1.5 MB: the bars move in steps a screenshot can catch.
+    let big: Vec<Vec<u8>> = (1..=3)
+        .map(|i| layer(&format!("ui-big-{i}"), 1536 * 1024))
+        .collect();
+    corpus.push(push_image(
+        &src,
+        "big/app",
+        "2.0",
+        Format::Docker,
+        &big,
+        "ui-big",
+        false,
+    ));
     let dst = Registry::start();
-    // Slow enough to watch (and cancel) the save; the corpus is about 1.3 MB.
-    let proxy = Proxy::start_with(&src.host(), Faults::none().throttle(100 * 1024));
+    // Slow enough to watch (and cancel) the save of about 6 MB.
+    let proxy = Proxy::start_with(&src.host(), Faults::none().throttle(300 * 1024));
     let ui = UiServer::start();
     let b = Browser::start();
 
@@ -437,6 +456,7 @@ fn a_user_saves_resumes_uploads_and_sees_failures_in_a_real_browser() {
     b.screenshot("01-save");
 
     let saved = [
+        ("big/app", "2.0"),
         ("docker/v2s2", "1.0"),
         ("oci/image", "latest"),
         ("multi/oci-index", "v1"),
@@ -458,8 +478,9 @@ fn a_user_saves_resumes_uploads_and_sees_failures_in_a_real_browser() {
     // Progress: watch it move, then cancel it as Ctrl-C would.
     b.wait_element("#progress #job-state");
     b.wait_for("the save to transfer something", |b| {
-        b.job_state().as_deref() == Some("running") && percent(b) >= 10
+        b.job_state().as_deref() == Some("running") && percent(b) >= 15
     });
+    b.screenshot("02-progress-running");
     b.click("#cancel");
     b.accept_alert();
     b.wait_job("cancelled");
@@ -480,7 +501,7 @@ fn a_user_saves_resumes_uploads_and_sees_failures_in_a_real_browser() {
         "the page says where the partial bundle is: {:?}",
         b.text("#job-error")
     );
-    b.screenshot("02-progress-cancelled");
+    b.screenshot("03-progress-cancelled");
 
     // Run it again: it resumes the same bundle. A reload reattaches to it.
     b.click("#again");
@@ -501,12 +522,9 @@ fn a_user_saves_resumes_uploads_and_sees_failures_in_a_real_browser() {
     b.wait_for("bars on the reloaded page", |b| {
         b.count("#bars .barrow") > 0
     });
-    b.wait_for("the resumed save to move", |b| {
-        percent(b) >= 30 || b.job_state().as_deref() != Some("running")
-    });
-    b.screenshot("03-progress-running");
+    b.screenshot("04-progress-reloaded");
     b.wait_job("partial");
-    b.screenshot("04-progress-done");
+    b.screenshot("05-progress-done");
 
     // The missing tag failed, with its reason; the others are done.
     let failed_row = format!("#images tr[data-ref=\"{missing}\"]");
@@ -545,13 +563,31 @@ fn a_user_saves_resumes_uploads_and_sees_failures_in_a_real_browser() {
     let card = format!(".bundle[data-name=\"{name}\"]");
     b.wait_element(&card);
     let text = b.text(&card).unwrap_or_default();
-    assert!(text.contains("3 images"), "{text}");
+    assert!(text.contains("4 images"), "{text}");
     assert!(
         text.contains(&missing) && text.contains(reason.trim()),
         "{text}"
     );
     assert!(b.count(&format!("{card} .bytes-chart .chart > div")) >= 2);
-    b.screenshot("05-bundles");
+    assert!(b.find(&format!("{card} .badge.unsigned")).is_some());
+
+    // Sign it from its card with an SSH key: the card then says it is signed.
+    let key = ui.dir.path().join("ferry_key");
+    let made = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "ui-test", "-f"])
+        .arg(&key)
+        .status()
+        .expect("ssh-keygen (scripts/setup.sh installs openssh-client)");
+    assert!(made.success());
+    b.click(&format!("{card} .act-sign"));
+    b.answer_prompt(&key.display().to_string());
+    b.wait_for("the signing job to succeed", |b| {
+        b.text("#job-title").is_some_and(|t| t.starts_with("#3"))
+            && b.job_state().as_deref() == Some("succeeded")
+    });
+    b.click("#nav-bundles");
+    b.wait_element(&format!("{card} .badge.signed"));
+    b.screenshot("06-bundles");
 
     // Registries: add the target, test it, and a wrong address fails the test.
     b.click("#nav-registries");
@@ -573,7 +609,7 @@ fn a_user_saves_resumes_uploads_and_sees_failures_in_a_real_browser() {
     });
     let cfg = std::fs::read_to_string(ui.dir.path().join("cfg.yaml")).expect("cfg.yaml written");
     assert!(cfg.contains(&dst.url()) && cfg.contains("airgap"), "{cfg}");
-    b.screenshot("06-registries");
+    b.screenshot("07-registries");
 
     // Upload to the target by its cfg name.
     b.click("#nav-upload");
@@ -581,10 +617,10 @@ fn a_user_saves_resumes_uploads_and_sees_failures_in_a_real_browser() {
         b.text("#command")
             .is_some_and(|c| c.starts_with("ferry upload ") && c.contains("--dst airgap"))
     });
-    b.screenshot("07-upload");
+    b.screenshot("08-upload");
     b.click("#start");
     b.wait_for("the upload to succeed", |b| {
-        b.text("#job-title").is_some_and(|t| t.starts_with("#3"))
+        b.text("#job-title").is_some_and(|t| t.starts_with("#4"))
             && b.job_state().as_deref() == Some("succeeded")
     });
     for (repo, tag) in saved {
@@ -604,14 +640,14 @@ fn a_user_saves_resumes_uploads_and_sees_failures_in_a_real_browser() {
     b.click("#nav-bundles");
     b.click(&format!("{card} .act-verify"));
     b.wait_for("the verification to succeed", |b| {
-        b.text("#job-title").is_some_and(|t| t.starts_with("#4"))
+        b.text("#job-title").is_some_and(|t| t.starts_with("#5"))
             && b.job_state().as_deref() == Some("succeeded")
     });
 
     // History: every job, with the failure of the save.
     b.click("#nav-history");
     b.wait_element("#history tr[data-job=\"2\"]");
-    assert_eq!(b.count("#history tr[data-job]"), 4);
+    assert_eq!(b.count("#history tr[data-job]"), 5);
     assert_eq!(
         b.attr("#history tr[data-job=\"1\"] [data-state]", "data-state")
             .as_deref(),
@@ -622,7 +658,7 @@ fn a_user_saves_resumes_uploads_and_sees_failures_in_a_real_browser() {
         b.text("#history tr.detail")
             .is_some_and(|t| t.contains(&missing))
     });
-    b.screenshot("08-history");
+    b.screenshot("09-history");
 
     // Chinese, switched on the page.
     b.click("#lang-zh");
@@ -631,10 +667,10 @@ fn a_user_saves_resumes_uploads_and_sees_failures_in_a_real_browser() {
     });
     b.click("#nav-bundles");
     b.wait_element(&card);
-    b.screenshot("09-bundles-zh");
+    b.screenshot("10-bundles-zh");
     b.click("#nav-progress");
     b.wait_element("#job-state");
-    b.screenshot("10-progress-zh");
+    b.screenshot("11-progress-zh");
     assert!(
         ui.stdout
             .lock()

@@ -6,6 +6,7 @@
 let T = {};              // strings of the chosen language
 let STATE = {};          // /api/state
 let BUNDLES = [];        // /api/bundles
+let TRUST_ERROR = null;  // the trust file of cfg.yaml could not be read
 let screen = "save";
 let events = null;       // the EventSource of the Progress screen and job bar
 let followJob = null;    // a job chosen in History; null follows the current one
@@ -147,7 +148,11 @@ async function show(s) {
   if (location.hash !== "#" + s) history.replaceState(null, "", "#" + s);
   document.querySelectorAll("nav button").forEach(b => b.classList.toggle("active", b.id === "nav-" + s));
   try {
-    if (["save", "upload", "verify", "bundles"].includes(s)) BUNDLES = (await api("/api/bundles")).bundles;
+    if (["save", "upload", "verify", "bundles"].includes(s)) {
+      const listed = await api("/api/bundles");
+      BUNDLES = listed.bundles;
+      TRUST_ERROR = listed.trust_error;
+    }
     if (s === "save") return renderSave();
     if (s === "upload") return renderUpload();
     if (s === "sync") return renderSync();
@@ -264,14 +269,15 @@ function renderSave(preset) {
       field(t("save.compress"), select("compress", [["", t("save.compress_default")], ["none", t("save.compress_none")], ["zstd", "zstd"]], ""))),
     h("div", { class: "row" },
       field(t("form.platform"), h("input", { type: "text", id: "platform", placeholder: "linux/amd64,linux/arm64" }), t("form.platform_hint")),
-      field(t("save.prefix"), h("input", { type: "text", id: "prefix", placeholder: "img" }))),
+      field(t("save.prefix"), h("input", { type: "text", id: "prefix", placeholder: "img" })),
+      field(t("save.sign"), h("input", { type: "text", id: "sign", placeholder: "~/.ssh/ferry_ed25519" }), t("save.sign_hint"))),
     h("label", { class: "inline" }, h("input", { type: "checkbox", id: "referrers" }), t("form.referrers")));
   card.append(more);
   const collect = () => ({
     kind: "save", list: val("list"), src: val("src"),
     bases: checked("mode-inc") && val("base") ? [val("base")] : [],
     files: val("files"), max_file_size: val("max_file_size"), compress: val("compress"),
-    platform: val("platform"), referrers: checked("referrers"), prefix: val("prefix"),
+    platform: val("platform"), referrers: checked("referrers"), prefix: val("prefix"), sign: val("sign"),
   });
   const { box, refresh } = jobActions(collect, t("save.start"));
   card.append(box);
@@ -493,6 +499,7 @@ function renderBundles() {
   const m = main();
   m.append(h("div", { class: "bundle-head" }, h("h1", {}, t("bundles.title")),
     h("span", { class: "muted" }, t("bundles.folder", STATE.out))));
+  if (TRUST_ERROR) m.append(h("p", { class: "error" }, TRUST_ERROR));
   if (!BUNDLES.length) {
     m.append(h("div", { class: "card empty" }, t("bundles.none", STATE.out), " ",
       h("button", { type: "button", class: "primary", onclick: () => show("save") }, t("nav.save"))));
@@ -544,14 +551,13 @@ function bytesChart(b) {
 }
 
 function bundleCard(b, byName, open) {
-  const sig = b.signature || { state: "unknown", detail: "" };
+  const sig = b.signature || { state: "unsigned", detail: "", trusted: false };
   const failed = b.failed || [];
   const card = h("div", { class: "card bundle", "data-name": b.name });
   card.append(h("div", { class: "bundle-head" },
     h("div", {}, h("span", { class: "name" }, b.name), "  ",
       h("span", { class: "badge" }, t(b.kind === "full" ? "bundles.full" : "bundles.incremental")), "  ",
-      h("span", { class: "badge " + sig.state, title: sig.detail }, t("sig." + sig.state)),
-      STATE.signing ? null : h("span", { class: "placeholder", title: t("sig.placeholder_hint") }, " " + t("sig.placeholder")),
+      h("span", { class: "badge " + sig.state, title: sig.detail }, t(sig.state === "signed" && sig.trusted ? "sig.trusted" : "sig." + sig.state)),
       failed.length ? h("span", {}, "  ", h("span", { class: "badge failed" }, t("bundles.failed_n", failed.length))) : null),
     h("div", { class: "muted small" }, b.created.replace("T", " ").slice(0, 19) + " · " + bytes(b.data_bytes) + " · " + t("bundles.images_n", b.images.length) + " · " + t("bundles.files_n", b.files.length))));
   card.append(h("div", { class: "small muted mono" }, b.path));
@@ -588,6 +594,10 @@ function bundleCard(b, byName, open) {
       const dir = prompt(t("bundles.export_prompt"), exportDir);
       if (dir) startJob({ kind: "export", meta: b.path, oci: dir });
     } }, t("bundles.export")),
+    h("button", { type: "button", class: "secondary act-sign", onclick: () => {
+      const key = prompt(t("bundles.sign_prompt"), "");
+      if (key !== null) startJob({ kind: "sign", meta: b.path, key });
+    } }, t("bundles.sign")),
     h("button", { type: "button", class: "secondary act-base", onclick: () => { screen = "save"; history.replaceState(null, "", "#save"); renderNavActive(); renderSave(b.path); } }, t("bundles.as_base"))));
   return card;
 }
