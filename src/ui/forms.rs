@@ -450,6 +450,77 @@ mod tests {
     }
 
     #[test]
+    fn upload_sync_verify_export_and_sign_forms_parse_as_their_commands() {
+        let (out, lists) = ctx();
+        let cfg = PathBuf::from("site/cfg.yaml");
+        let c = Context {
+            out: &out,
+            config: Some(&cfg),
+            lists: &lists,
+        };
+        let cases = [
+            (
+                serde_json::json!({"kind": "upload", "meta": "b_meta.yaml", "dst": "airgap", "verify": "size"}),
+                vec![
+                    "ferry",
+                    "upload",
+                    "--config",
+                    "site/cfg.yaml",
+                    "b_meta.yaml",
+                    "--dst",
+                    "airgap",
+                    "--verify",
+                    "size",
+                ],
+            ),
+            (
+                serde_json::json!({"kind": "sync", "list": "a:1\n", "src": "hub", "dst": "10.0.0.1:5000/ns", "platform": "linux/amd64"}),
+                vec![
+                    "ferry",
+                    "sync",
+                    "--config",
+                    "site/cfg.yaml",
+                    "--list",
+                    "data/.ferry-ui/lists/job-2.list",
+                    "--src",
+                    "hub",
+                    "--dst",
+                    "10.0.0.1:5000/ns",
+                    "--platform",
+                    "linux/amd64",
+                ],
+            ),
+            (
+                serde_json::json!({"kind": "verify", "meta": "b_meta.yaml", "size_only": true}),
+                vec!["ferry", "verify", "b_meta.yaml", "--size-only"],
+            ),
+            (
+                serde_json::json!({"kind": "export", "meta": "b_meta.yaml", "oci": "out/layout"}),
+                vec!["ferry", "export", "b_meta.yaml", "--oci", "out/layout"],
+            ),
+            (
+                serde_json::json!({"kind": "sign", "meta": "b_meta.yaml", "key": "k"}),
+                vec![
+                    "ferry",
+                    "sign",
+                    "--config",
+                    "site/cfg.yaml",
+                    "b_meta.yaml",
+                    "--key",
+                    "k",
+                ],
+            ),
+        ];
+        for (form, want) in cases {
+            let form: JobForm = serde_json::from_value(form).unwrap();
+            let b = build(&form, &c, 2).unwrap();
+            assert_eq!(b.argv, want);
+            let parsed = crate::cli::parse::try_parse(b.argv);
+            assert!(parsed.is_ok(), "{want:?}: {:?}", parsed.err());
+        }
+    }
+
+    #[test]
     fn values_that_would_be_options_and_empty_lists_are_refused() {
         let (out, lists) = ctx();
         let c = Context {

@@ -135,7 +135,12 @@ impl Jobs {
                 r.state = JobState::Interrupted;
             }
         }
-        let next_id = records.iter().map(|r| r.id).max().unwrap_or(0) + 1;
+        let next_id = records
+            .iter()
+            .map(|r| r.id)
+            .max()
+            .unwrap_or(0)
+            .saturating_add(1);
         (
             Jobs {
                 inner: Mutex::new(Inner {
@@ -168,7 +173,7 @@ impl Jobs {
         let mut inner = self.inner();
         let id = inner.next_id;
         let job = build(id)?;
-        inner.next_id += 1;
+        inner.next_id = inner.next_id.saturating_add(1);
         let record = JobRecord {
             id,
             kind: job.kind,
@@ -296,6 +301,24 @@ impl Jobs {
                 images: old.images.into_iter().map(|i| i.reference).collect(),
             })
         })
+    }
+
+    /// Marks the jobs still waiting as interrupted (`ferry ui` is stopping).
+    pub fn interrupt_queued(&self) {
+        let mut inner = self.inner();
+        let mut changed = false;
+        for r in inner
+            .records
+            .iter_mut()
+            .filter(|r| r.state == JobState::Queued)
+        {
+            r.state = JobState::Interrupted;
+            r.finished_at = Some(now());
+            changed = true;
+        }
+        if changed {
+            self.save(&inner);
+        }
     }
 
     /// Takes the first queued job and marks it running.

@@ -99,7 +99,7 @@ pub async fn run(
     });
     let guard = Arc::new(guard::Guard::new(token.clone(), local.port()));
     let router = routes(app, guard);
-    let worker = tokio::spawn(jobs::worker(jobs, cancel.clone()));
+    let worker = tokio::spawn(jobs::worker(jobs.clone(), cancel.clone()));
 
     let url = format!("{}/?token={token}", server.base_url());
     if !local.ip().is_loopback() {
@@ -121,6 +121,7 @@ pub async fn run(
     // The running job was cancelled with everything else: let it record where it
     // stopped (its partial bundle resumes with the same command).
     let _ = tokio::time::timeout(Duration::from_secs(30), worker).await;
+    jobs.interrupt_queued();
     Ok(Outcome::Stopped)
 }
 

@@ -38,8 +38,16 @@ struct UiServer {
 
 impl UiServer {
     fn start() -> UiServer {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let log = std::fs::File::create(dir.path().join("ui.log")).expect("log file");
+        Self::start_in(tempfile::tempdir().expect("temp dir"))
+    }
+
+    /// Starts in `dir` (a folder an earlier `ferry ui` used keeps its history).
+    fn start_in(dir: tempfile::TempDir) -> UiServer {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.path().join("ui.log"))
+            .expect("log file");
         let mut child = Command::new(assert_cmd::cargo::cargo_bin("ferry"))
             .args(["ui", "--listen", "127.0.0.1:0", "--out", "data"])
             .current_dir(dir.path())
@@ -773,4 +781,140 @@ fn requests_without_the_token_and_cross_site_changes_are_refused() {
         ok.json()["job"]["argv"],
         json!(["ferry", "verify", "nowhere_meta.yaml"])
     );
+}
+
+/// The API as the page calls it: JSON, with the token and this server's origin.
+fn api(ui: &UiServer, method: &str, path: &str, body: Option<Value>) -> HttpResponse {
+    let origin = ui.base.clone();
+    http_request(
+        method,
+        &format!("{}{path}", ui.base),
+        None,
+        &[
+            ("content-type", "application/json"),
+            ("x-ferry-token", &ui.token),
+            ("origin", &origin),
+        ],
+        body.map(|b| b.to_string().into_bytes()),
+        Duration::from_secs(30),
+    )
+    .expect("ferry ui answers")
+}
+
+fn job_states(ui: &UiServer) -> Vec<(u64, String)> {
+    let jobs = api(ui, "GET", "/api/jobs", None).json();
+    jobs["jobs"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .map(|j| {
+            (
+                j["id"].as_u64().expect("id"),
+                j["state"].as_str().expect("state").to_string(),
+            )
+        })
+        .collect()
+}
+
+fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn jobs_queue_one_at_a_time_and_ctrl_c_stops_the_running_one_resumably() {
+    let src = Registry::start();
+    let big = vec![layer("ui-queue", 2 * 1024 * 1024)];
+    push_image(&src, "slow/app", "1", Format::Oci, &big, "ui-queue", false);
+    let proxy = Proxy::start_with(&src.host(), Faults::none().throttle(64 * 1024));
+    let mut ui = UiServer::start();
+
+    let save = json!({"kind": "save", "list": proxy.reference("slow/app", "1")});
+    let first = api(&ui, "POST", "/api/jobs", Some(save));
+    assert_eq!(first.status, 200, "{}", first.text());
+    wait_until("the save to run", || {
+        job_states(&ui).contains(&(1, "running".to_string()))
+    });
+    let verify = json!({"kind": "verify", "meta": "data/none_meta.yaml"});
+    assert_eq!(api(&ui, "POST", "/api/jobs", Some(verify)).status, 200);
+    assert_eq!(
+        job_states(&ui),
+        [(2, "queued".to_string()), (1, "running".to_string())],
+        "the second job waits for the first"
+    );
+    wait_until("some bytes saved", || {
+        find_files(&ui.data(), ".partial")
+            .iter()
+            .any(|p| std::fs::metadata(p).is_ok_and(|m| m.len() > 0))
+    });
+
+    // Ctrl-C: the running save stops as in a terminal, and both jobs are recorded.
+    let pid = ui.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill")
+        .success());
+    let status = ui.child.wait().expect("ferry ui exits");
+    assert!(
+        status.success(),
+        "ferry ui stopped cleanly: {status:?}\n{}",
+        ui.log()
+    );
+    let history: Value = serde_json::from_slice(
+        &std::fs::read(ui.data().join(".ferry-ui/history.json")).expect("history file"),
+    )
+    .expect("history JSON");
+    let states: Vec<(u64, &str)> = history["jobs"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .map(|j| {
+            (
+                j["id"].as_u64().unwrap_or(0),
+                j["state"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [(1, "cancelled"), (2, "interrupted")],
+        "{history:#}"
+    );
+    assert_eq!(
+        find_files(&ui.data(), ".journal").len(),
+        1,
+        "the partial bundle stays"
+    );
+    assert!(find_files(&ui.data(), "_meta.yaml").is_empty());
+
+    // A new ferry ui in the same folder shows the history and resumes the save.
+    let dir = std::mem::replace(&mut ui.dir, tempfile::tempdir().expect("temp dir"));
+    drop(ui);
+    proxy.set_faults(Faults::none());
+    let ui = UiServer::start_in(dir);
+    assert_eq!(
+        job_states(&ui),
+        [(2, "interrupted".to_string()), (1, "cancelled".to_string())]
+    );
+    let again = api(&ui, "POST", "/api/jobs/1/again", Some(json!({})));
+    assert_eq!(again.status, 200, "{}", again.text());
+    wait_until("the resumed save to finish", || {
+        job_states(&ui).first() == Some(&(3, "succeeded".to_string()))
+    });
+    let job = api(&ui, "GET", "/api/jobs/3", None).json();
+    let log: Vec<&str> = job["log_tail"]
+        .as_array()
+        .expect("log")
+        .iter()
+        .filter_map(|l| l["text"].as_str())
+        .collect();
+    assert!(
+        log.iter().any(|l| l.starts_with("resuming ")),
+        "the same command resumed the partial bundle: {log:?}"
+    );
+    assert_eq!(find_files(&ui.data(), "_meta.yaml").len(), 1);
 }
