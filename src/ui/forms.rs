@@ -35,6 +35,9 @@ pub enum JobForm {
         dst: Option<String>,
         #[serde(default)]
         verify: Option<String>,
+        /// Push a bundle that lacks images which failed at save time.
+        #[serde(default)]
+        allow_partial: bool,
     },
     Sync {
         list: String,
@@ -245,7 +248,12 @@ pub fn build(form: &JobForm, ctx: &Context, id: u64) -> Result<Built, String> {
                 list: Some((list_path, text)),
             }
         }
-        JobForm::Upload { meta, dst, verify } => {
+        JobForm::Upload {
+            meta,
+            dst,
+            verify,
+            allow_partial,
+        } => {
             let meta = required(meta, t("bundle", "镜像包"))?;
             let mut argv = vec![s("ferry"), s("upload")];
             with_config(&mut argv, ctx);
@@ -257,6 +265,9 @@ pub fn build(form: &JobForm, ctx: &Context, id: u64) -> Result<Built, String> {
                 "--verify",
                 value(verify, t("verification", "校验方式"))?.filter(|v| v != "full"),
             );
+            if *allow_partial {
+                argv.push(s("--allow-partial"));
+            }
             Built {
                 kind: "upload",
                 title: crate::tr!(
@@ -499,6 +510,18 @@ mod tests {
                 vec!["ferry", "export", "b_meta.yaml", "--oci", "out/layout"],
             ),
             (
+                serde_json::json!({"kind": "copy", "src": "docker://h/a:1", "dst": "oci:/srv/a", "referrers": true}),
+                vec![
+                    "ferry",
+                    "copy",
+                    "--config",
+                    "site/cfg.yaml",
+                    "docker://h/a:1",
+                    "oci:/srv/a",
+                    "--with-referrers",
+                ],
+            ),
+            (
                 serde_json::json!({"kind": "sign", "meta": "b_meta.yaml", "key": "k"}),
                 vec![
                     "ferry",
@@ -532,6 +555,7 @@ mod tests {
             meta: "m_meta.yaml".into(),
             dst: Some("--config=/etc/passwd".into()),
             verify: None,
+            allow_partial: false,
         };
         assert!(build(&upload, &c, 1).is_err());
         let save = JobForm::Save {

@@ -70,6 +70,8 @@ const STRINGS: &[(&str, &str, &str)] = &[
     ("upload.verify", "Check before pushing", "推送前检查"),
     ("upload.verify_full", "hash every data file (safe)", "计算每个数据文件的哈希 (稳妥)"),
     ("upload.verify_size", "sizes only (a trusted copy)", "只检查大小 (可信的副本)"),
+    ("upload.lacks", "This bundle lacks {0} images that failed at save time:", "此镜像包缺少 {0} 个保存时失败的镜像:"),
+    ("upload.allow_partial", "Push the images it has anyway (--allow-partial)", "仍然推送包中已有的镜像 (--allow-partial)"),
     ("upload.start", "Upload", "上传"),
     ("sync.title", "Sync registry to registry", "仓库到仓库同步"),
     ("sync.intro", "Sync copies images straight from one registry into another, without files.", "同步直接把镜像从一个仓库复制到另一个仓库, 不生成文件。"),

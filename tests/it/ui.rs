@@ -625,6 +625,16 @@ fn a_user_saves_resumes_uploads_and_sees_failures_in_a_real_browser() {
         b.text("#command")
             .is_some_and(|c| c.starts_with("ferry upload ") && c.contains("--dst airgap"))
     });
+    // The bundle lacks the failed image: the page says so, and the operator agrees.
+    assert!(
+        b.text("#partial-box").is_some_and(|t| t.contains(&missing)),
+        "the upload screen names the image the bundle lacks"
+    );
+    b.click("#allow_partial");
+    b.wait_for("the --allow-partial command", |b| {
+        b.text("#command")
+            .is_some_and(|c| c.ends_with("--allow-partial"))
+    });
     b.screenshot("08-upload");
     b.click("#start");
     b.wait_for("the upload to succeed", |b| {
@@ -652,10 +662,33 @@ fn a_user_saves_resumes_uploads_and_sees_failures_in_a_real_browser() {
             && b.job_state().as_deref() == Some("succeeded")
     });
 
+    // Copy, with skopeo's syntax, from the source registry into an OCI layout.
+    proxy.set_faults(Faults::none());
+    let layout = ui.dir.path().join("layout");
+    b.click("#nav-copy");
+    b.type_into(
+        "#src",
+        &format!("docker://{}", proxy.reference("oci/image", "latest")),
+    );
+    b.type_into("#dst", &format!("oci:{}", layout.display()));
+    b.wait_for("the copy command", |b| {
+        b.text("#command")
+            .is_some_and(|c| c.starts_with("ferry copy docker://"))
+    });
+    b.click("#start");
+    b.wait_for("the copy to succeed", |b| {
+        b.text("#job-title").is_some_and(|t| t.starts_with("#6"))
+            && b.job_state().as_deref() == Some("succeeded")
+    });
+    assert!(
+        layout.join("index.json").is_file(),
+        "the OCI layout was written"
+    );
+
     // History: every job, with the failure of the save.
     b.click("#nav-history");
     b.wait_element("#history tr[data-job=\"2\"]");
-    assert_eq!(b.count("#history tr[data-job]"), 5);
+    assert_eq!(b.count("#history tr[data-job]"), 6);
     assert_eq!(
         b.attr("#history tr[data-job=\"1\"] [data-state]", "data-state")
             .as_deref(),

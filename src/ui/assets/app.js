@@ -301,10 +301,25 @@ function renderUpload(preset) {
   card.append(field(t("form.bundle"), bundlePicker("meta", preset)));
   card.append(field(t("form.dst"), targetInput("dst"), t("form.dst_hint")));
   card.append(field(t("upload.verify"), select("verify", [["full", t("upload.verify_full")], ["size", t("upload.verify_size")]], "full")));
-  const collect = () => ({ kind: "upload", meta: val("meta"), dst: val("dst"), verify: val("verify") });
+  // A bundle that lacks images which failed at save time is refused unless the
+  // operator says to push what it has.
+  const partial = h("div", { id: "partial-box" });
+  const showPartial = () => {
+    const b = BUNDLES.find(x => x.path === val("meta"));
+    const failed = b ? b.failed : [];
+    clear(partial);
+    if (!failed.length) return;
+    partial.append(h("p", { class: "error" }, t("upload.lacks", failed.length)),
+      h("ul", { class: "small" }, failed.map(([r, why]) => h("li", {}, h("span", { class: "mono" }, r), ": ", why))),
+      h("label", { class: "inline" }, h("input", { type: "checkbox", id: "allow_partial" }), t("upload.allow_partial")));
+  };
+  card.append(partial);
+  card.addEventListener("change", e => { if (e.target && e.target.id === "meta") showPartial(); });
+  const collect = () => ({ kind: "upload", meta: val("meta"), dst: val("dst"), verify: val("verify"), allow_partial: checked("allow_partial") });
   const { box, refresh } = jobActions(collect, t("upload.start"));
   card.append(box);
   m.append(card);
+  showPartial();
   watchInputs(card, refresh);
 }
 
