@@ -263,6 +263,8 @@ pub struct CopyArgs {
     /// output").
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub trust: TrustArg,
 }
 
 #[derive(Args, Debug)]

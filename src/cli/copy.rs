@@ -36,6 +36,14 @@ pub async fn run_copy(
         )));
     }
     let cfg = load_config(g, reporter)?;
+    let trust = super::signing::load_trust(args.trust.trust.as_deref(), cfg.as_ref())?;
+    if trust.is_some() && !matches!(src, TransportSpec::Bundle { .. }) {
+        return Err(usage(crate::tr!(
+            "--trust checks a bundle's signature: {} is not a bundle",
+            "--trust 检查镜像包的签名: {} 不是镜像包",
+            args.src
+        )));
+    }
     let platforms = match &args.platform {
         Some(p) => PlatformFilter::parse(p).map_err(usage)?,
         None => PlatformFilter::default(),
@@ -48,6 +56,7 @@ pub async fn run_copy(
         retry: retry_policy(g, cfg.as_ref()),
         base_dirs: args.base_dirs,
         dry_run: args.dry_run,
+        trust,
     };
     let wall_start = chrono::Utc::now();
     let registries = registries(g, cfg.as_ref(), &[], None)?;

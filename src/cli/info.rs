@@ -429,6 +429,7 @@ pub async fn run_export(
         retry: crate::engine::retry::RetryPolicy::default(),
         base_dirs: args.base_dirs.clone(),
         dry_run: false,
+        trust: None,
     };
     let registries = crate::engine::registries::Registries::default();
     let env = CopyEnv {

@@ -145,6 +145,20 @@ fn refused_everywhere(meta: &Path, trust: &Path, dst: &Registry, image: &str, wh
             "serve must not start: {err}"
         );
     }
+    // copy reads the bundle through the same check.
+    let a = ferry()
+        .current_dir(work)
+        .arg("copy")
+        .arg(format!("bundle:{}", meta.display()))
+        .arg(format!("docker://{}", dst.host()))
+        .arg("--trust")
+        .arg(trust)
+        .env_remove("LANG")
+        .timeout(Duration::from_secs(60))
+        .assert()
+        .failure();
+    let err = stderr_of(&a);
+    assert!(err.contains(why), "ferry copy says {why:?}:\n{err}");
     assert!(!oci.exists(), "export wrote nothing");
     assert!(
         try_skopeo_inspect_raw(&docker_ref(&format!("{}/{image}", dst.host())), None).is_err(),

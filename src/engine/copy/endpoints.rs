@@ -37,6 +37,9 @@ pub struct CopyOptions {
     pub base_dirs: Vec<PathBuf>,
     /// Plan only (`--dry-run`): nothing is written, not even a new layout folder.
     pub dry_run: bool,
+    /// `--trust`: a bundle source must carry a good signature by one of these keys
+    /// (its bases too), checked before anything of it is read.
+    pub trust: Option<crate::sign::Trust>,
 }
 
 /// The environment a copy runs in.
@@ -244,7 +247,11 @@ async fn open_source(
             Ok((found, HashMap::new()))
         }
         TransportSpec::Bundle { meta, reference } => {
-            let source = Arc::new(BundleSource::open(meta, &opts.base_dirs, env.reporter)?);
+            let trust = opts.trust.as_ref();
+            let bundle = crate::cli::signing::open_bundle(meta, trust, env.reporter)?;
+            crate::cli::signing::check_bases(&bundle, &opts.base_dirs, trust, env.reporter)?;
+            let index = crate::engine::export::locate_all(&bundle, &opts.base_dirs, env.reporter)?;
+            let source = Arc::new(BundleSource::new(bundle, index));
             let wanted: Vec<String> = reference.iter().cloned().collect();
             found_in_bundle(&source, &wanted, platforms)
         }
