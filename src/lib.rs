@@ -11,6 +11,7 @@ pub mod digest;
 pub mod engine;
 pub mod i18n;
 pub mod manifest;
+pub mod manifest_convert;
 pub mod reference;
 pub mod registry;
 pub mod serve;

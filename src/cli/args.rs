@@ -287,6 +287,11 @@ pub struct ExportArgs {
     /// Write a `docker load` archive to FILE.
     #[arg(long, value_name = "FILE")]
     pub docker_archive: Option<PathBuf>,
+    /// For --oci: convert docker-typed images to OCI media types (skopeo and podman read only
+    /// OCI-typed entries of a layout). This writes new manifests, so their digests change and
+    /// signatures made for the originals no longer match; configs and layers stay as they are.
+    #[arg(long, requires = "oci")]
+    pub oci_media_types: bool,
     /// Folders where base bundles of an increment are (default: beside the bundle).
     #[arg(long = "base", value_name = "DIR")]
     pub base_dirs: Vec<PathBuf>,

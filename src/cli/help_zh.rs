@@ -279,6 +279,12 @@ const TEXTS: &[(&str, &str)] = &[
     ),
     ("export --docker_archive", "把 `docker load` 归档写入 FILE"),
     (
+        "export --oci_media_types",
+        "用于 --oci: 把 docker 类型的镜像转换为 OCI 媒体类型 (skopeo 和 podman 只读取 \
+         OCI 目录中 OCI 类型的条目)\n\
+         这会写出新的清单, 因此其摘要会改变, 为原清单所做的签名不再匹配; config 和层保持不变",
+    ),
+    (
         "export --base_dirs",
         "增量包的基础包所在目录 (默认: 与镜像包在同一目录)",
     ),

@@ -444,11 +444,56 @@ pub async fn run_export(
         "wrote {images} to {what}",
         "已将 {n} 个镜像写入{what}"
     ));
+    if let Some(dir) = &args.oci {
+        oci_media_types(dir, &outcome.images, args.oci_media_types, reporter)?;
+    }
     Ok(if outcome.failed.is_empty() {
         Outcome::Success
     } else {
         Outcome::Failed
     })
+}
+
+/// After `export --oci`: converts the exported docker-typed images to OCI media
+/// types when asked (`--oci-media-types`), else says that skopeo and podman will not
+/// read them.
+fn oci_media_types(
+    dir: &std::path::Path,
+    exported: &[crate::engine::report::ImageRecord],
+    convert: bool,
+    reporter: &Reporter,
+) -> Result<()> {
+    use crate::engine::report::ImageState;
+    let tops: std::collections::HashSet<crate::digest::Digest> = exported
+        .iter()
+        .filter(|r| matches!(r.state, ImageState::Copied | ImageState::Present))
+        .filter_map(|r| r.digest.as_deref()?.parse().ok())
+        .collect();
+    if !convert {
+        let docker = super::oci_types::docker_typed(dir, &tops)?;
+        if !docker.is_empty() {
+            let list = docker.join(", ");
+            reporter.warn(&crate::tr!(
+                "docker-typed in the layout: {list}. skopeo and podman read only OCI-typed entries of an OCI layout; --oci-media-types converts them (new manifests: their digests change)",
+                "OCI 目录中的 docker 类型条目: {list}。skopeo 和 podman 只读取 OCI 目录中 OCI 类型的条目; --oci-media-types 可以转换它们 (会写出新的清单: 摘要会改变)"
+            ));
+        }
+        return Ok(());
+    }
+    let rewritten = super::oci_types::convert_layout(dir, &tops)?;
+    if rewritten.is_empty() {
+        return Ok(());
+    }
+    let n = rewritten.len();
+    let images = crate::i18n::plural(n as u64, "image", "images");
+    reporter.warn(&crate::tr!(
+        "converted {images} to OCI media types; their manifests are new, so their digests changed (signatures made for the originals do not match them):",
+        "已将 {n} 个镜像转换为 OCI 媒体类型; 它们的清单是新写出的, 因此摘要已改变 (为原清单所做的签名与之不符):"
+    ));
+    for r in rewritten {
+        reporter.warn(&format!("  {}: {} -> {}", r.name, r.old, r.new));
+    }
+    Ok(())
 }
 
 pub async fn run_serve(

@@ -6,6 +6,7 @@ pub mod copy;
 pub mod help_zh;
 pub mod info;
 pub mod legacy;
+pub mod oci_types;
 pub mod output;
 pub mod parse;
 pub mod run;

@@ -477,3 +477,92 @@ fn progress_lines_without_a_terminal_and_verbose_detail() {
     );
     assert!(up.stderr.contains("sent ("), "-v names each blob: {up}");
 }
+
+/// `export --oci` of docker-typed images says that skopeo and podman read only
+/// OCI-typed entries; `--oci-media-types` converts them (new digests, said so), and
+/// skopeo then copies them out of the layout with the same config and layers.
+#[test]
+fn export_oci_media_types_converts_docker_images_for_skopeo() {
+    let src = Registry::start();
+    let single = push_image(
+        &src,
+        "ux/dock",
+        "1",
+        Format::Docker,
+        &[layer("ux-dock", 20_000)],
+        "ux-dock",
+        false,
+    );
+    let list = push_index(
+        &src,
+        "ux/multi",
+        "1",
+        Format::Docker,
+        &[
+            ("linux/amd64", vec![layer("ux-multi-amd64", 10_000)]),
+            ("linux/arm64", vec![layer("ux-multi-arm64", 10_000)]),
+        ],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let meta = save(d, &[&single.reference, &list.reference]);
+    let meta = meta.to_str().unwrap();
+
+    let out = run_in(d, &["export", meta, "--oci", "plain"], &[]);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        out.stderr.contains("skopeo and podman read only OCI-typed")
+            && out.stderr.contains("--oci-media-types"),
+        "{out}"
+    );
+
+    let out = run_in(
+        d,
+        &["export", meta, "--oci", "layout", "--oci-media-types"],
+        &[],
+    );
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(out.stderr.contains("digests changed"), "{out}");
+    assert!(
+        out.stderr.contains(&single.digest) && out.stderr.contains(&list.digest),
+        "names the old digests: {out}"
+    );
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("layout/index.json")).unwrap()).unwrap();
+    let mut types: Vec<&str> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["mediaType"].as_str().unwrap())
+        .collect();
+    types.sort();
+    assert_eq!(
+        types,
+        vec![media_types::OCI_INDEX, media_types::OCI_MANIFEST],
+        "{index}"
+    );
+
+    // skopeo reads the converted entries: same config and layers, OCI-typed.
+    let layout = d.join("layout");
+    let raw = skopeo(&[
+        "inspect",
+        "--raw",
+        &format!("oci:{}:ux/dock:1", layout.display()),
+    ])
+    .expect("skopeo reads the converted image");
+    let manifest: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    assert_eq!(manifest["mediaType"], media_types::OCI_MANIFEST);
+    let original: serde_json::Value = serde_json::from_slice(&single.manifest).unwrap();
+    assert_eq!(manifest["config"]["digest"], original["config"]["digest"]);
+    assert_eq!(
+        manifest["layers"][0]["digest"],
+        original["layers"][0]["digest"]
+    );
+    let copy = tempfile::tempdir().unwrap();
+    skopeo_copy(
+        &format!("oci:{}:ux/multi:1", layout.display()),
+        &format!("oci:{}:m", copy.path().display()),
+        &["--all"],
+    )
+    .expect("skopeo copies the converted index with its children");
+}
