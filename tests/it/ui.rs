@@ -685,10 +685,43 @@ fn a_user_saves_resumes_uploads_and_sees_failures_in_a_real_browser() {
         "the OCI layout was written"
     );
 
+    // Sync, registry to registry, to the cfg target by name.
+    b.click("#nav-sync");
+    b.type_into("#list", &proxy.reference("team/sub/app", "latest"));
+    b.wait_for("the sync command", |b| {
+        b.text("#command")
+            .is_some_and(|c| c.starts_with("ferry sync --list ") && c.contains("--dst airgap"))
+    });
+    b.click("#start");
+    b.wait_for("the sync to succeed", |b| {
+        b.text("#job-title").is_some_and(|t| t.starts_with("#7"))
+            && b.job_state().as_deref() == Some("succeeded")
+    });
+    let app = corpus
+        .iter()
+        .find(|p| p.repo == "team/sub/app" && p.tag == "latest")
+        .expect("corpus image");
+    let got = skopeo_inspect_raw(&dst.reference("team/sub/app", "latest"));
+    assert_eq!(manifest_digest(&got), app.digest, "synced at the target");
+
+    // Export the bundle as an OCI layout from its card.
+    let exported = ui.dir.path().join("exported");
+    b.click("#nav-bundles");
+    b.click(&format!("{card} .act-export"));
+    b.answer_prompt(&exported.display().to_string());
+    b.wait_for("the export to succeed", |b| {
+        b.text("#job-title").is_some_and(|t| t.starts_with("#8"))
+            && b.job_state().as_deref() == Some("succeeded")
+    });
+    assert!(
+        exported.join("index.json").is_file(),
+        "the export wrote a layout"
+    );
+
     // History: every job, with the failure of the save.
     b.click("#nav-history");
     b.wait_element("#history tr[data-job=\"2\"]");
-    assert_eq!(b.count("#history tr[data-job]"), 6);
+    assert_eq!(b.count("#history tr[data-job]"), 8);
     assert_eq!(
         b.attr("#history tr[data-job=\"1\"] [data-state]", "data-state")
             .as_deref(),
