@@ -718,10 +718,47 @@ fn a_user_saves_resumes_uploads_and_sees_failures_in_a_real_browser() {
         "the export wrote a layout"
     );
 
+    // An increment on the bundle, from its card: the chain and the bytes left to
+    // the base are shown.
+    b.click("#nav-bundles");
+    b.click(&format!("{card} .act-base"));
+    b.wait_element("#mode-inc:checked");
+    let increment_list = format!(
+        "{}\n{}\n",
+        proxy.reference("docker/v2s2", "1.0"),
+        proxy.reference("team/sub/app", "v0.1-rc.1_x")
+    );
+    b.type_into("#list", &increment_list);
+    b.wait_for("the incremental save command", |b| {
+        b.text("#command")
+            .is_some_and(|c| c.contains("--inc data/") && c.contains(&name))
+    });
+    b.click("#start");
+    b.wait_for("the increment to succeed", |b| {
+        b.text("#job-title").is_some_and(|t| t.starts_with("#9"))
+            && b.job_state().as_deref() == Some("succeeded")
+    });
+    b.click("#nav-bundles");
+    b.wait_for("two bundles", |b| b.count(".bundle") == 2);
+    let increment = ".bundle:not([data-name=\"".to_string() + &name + "\"])";
+    b.wait_element(&format!("{increment} .chain .node.me"));
+    assert_eq!(
+        b.text(&format!("{increment} .chain .node:not(.me)"))
+            .as_deref(),
+        Some(name.as_str()),
+        "the increment's chain starts at its base"
+    );
+    assert!(
+        b.text(&format!("{increment} .bytes-chart"))
+            .is_some_and(|t| t.contains("layers in base bundles")),
+        "the chart shows the bytes left to the base"
+    );
+    b.screenshot("09-bundles-increment");
+
     // History: every job, with the failure of the save.
     b.click("#nav-history");
     b.wait_element("#history tr[data-job=\"2\"]");
-    assert_eq!(b.count("#history tr[data-job]"), 8);
+    assert_eq!(b.count("#history tr[data-job]"), 9);
     assert_eq!(
         b.attr("#history tr[data-job=\"1\"] [data-state]", "data-state")
             .as_deref(),
@@ -732,7 +769,7 @@ fn a_user_saves_resumes_uploads_and_sees_failures_in_a_real_browser() {
         b.text("#history tr.detail")
             .is_some_and(|t| t.contains(&missing))
     });
-    b.screenshot("09-history");
+    b.screenshot("10-history");
 
     // Chinese, switched on the page.
     b.click("#lang-zh");
@@ -741,10 +778,10 @@ fn a_user_saves_resumes_uploads_and_sees_failures_in_a_real_browser() {
     });
     b.click("#nav-bundles");
     b.wait_element(&card);
-    b.screenshot("10-bundles-zh");
+    b.screenshot("11-bundles-zh");
     b.click("#nav-progress");
     b.wait_element("#job-state");
-    b.screenshot("11-progress-zh");
+    b.screenshot("12-progress-zh");
     assert!(
         ui.stdout
             .lock()
