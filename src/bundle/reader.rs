@@ -13,9 +13,10 @@ use std::path::{Path, PathBuf};
 pub enum VerifyLevel {
     /// Files present with their recorded sizes, tar headers matching the meta.
     Size,
-    /// Also the sha256 of every data file (each byte hashed once). What upload uses:
-    /// a file whose digest matches the meta holds exactly the entries that were
-    /// verified when it was written, and the registry checks every blob again.
+    /// Also the sha256 of every data file (each byte hashed once): a file whose
+    /// digest matches the meta holds exactly the entries that were verified when
+    /// it was written. (Upload checks `Size` first and each blob as it streams out,
+    /// so that no byte is read twice.)
     File,
     /// Also every entry against the digest in its name (`ferry verify`).
     Full,

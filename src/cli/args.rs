@@ -497,10 +497,11 @@ pub enum Compression {
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum VerifyMode {
-    /// Hash every data file and compare it with the meta (default; the registry checks each blob's
-    /// digest again as it is pushed).
+    /// Files, sizes and tar structure against the meta before pushing; every blob pushed is checked
+    /// against its digest as it streams out (each byte read once), and a damaged bundle is refused
+    /// as a whole: no manifest, no tag (default).
     Full,
-    /// Check only that every file is there with its recorded size (for a trusted copy).
+    /// The same checks, but a damaged blob fails only the images that need it (for a trusted copy).
     Size,
 }
 
@@ -522,7 +523,7 @@ pub struct UploadArgs {
     /// Number of concurrent blob uploads [default: cfg `maxconn`, else 8].
     #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub jobs: Option<u16>,
-    /// How to check the bundle before pushing.
+    /// How to check the bundle: its structure before pushing, every blob's digest as it is pushed.
     #[arg(long, value_enum, default_value_t = VerifyMode::Full)]
     pub verify: VerifyMode,
     #[command(flatten)]

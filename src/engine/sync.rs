@@ -107,6 +107,7 @@ pub async fn sync(
         reporter,
         cancel,
         dry_run: opts.dry_run,
+        refuse_corrupt: false,
     };
     let outcome = copy_in_order(&ctx, images).await?;
     let mut failed = resolved.failed;

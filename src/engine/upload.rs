@@ -145,7 +145,9 @@ pub async fn upload(
         }
         .into());
     }
-    let index = verify_bundle(&bundle, opts.verify, reporter, cancel)?;
+    // Structure up front (files, sizes, tar headers against the meta); the bytes
+    // are hashed once, as they stream out (see `refuse_corrupt`).
+    let index = verify_bundle(&bundle, VerifyLevel::Size, reporter, cancel)?;
     let sink = RegistryEndpoint::new(
         registries.client(&opts.destination.host)?,
         Retrying::for_reporter(opts.retry, cancel, reporter),
@@ -194,8 +196,24 @@ pub async fn upload(
         reporter,
         cancel,
         dry_run: opts.dry_run,
+        refuse_corrupt: opts.verify != VerifyLevel::Size,
     };
     let outcome = copy_in_order(&ctx, images).await?;
+    if !outcome.corrupt.is_empty() {
+        let images: Vec<&str> = outcome
+            .failed
+            .iter()
+            .filter(|(_, why)| outcome.corrupt.contains(why))
+            .map(|(label, _)| label.as_str())
+            .collect();
+        bail!(crate::tr!(
+            "bundle {} failed verification as it was pushed: {} (images: {}). No tag was set; blobs pushed before stay untagged at the target.",
+            "镜像包 {} 在推送时校验失败: {} (镜像: {})。没有设置任何标签; 之前已推送的数据块留在目标仓库中, 未被标记。",
+            meta_path.display(),
+            outcome.corrupt.join("; "),
+            images.join(", ")
+        ));
+    }
     refused.extend(outcome.failed);
     Ok(Summary {
         action: "upload",

@@ -41,9 +41,29 @@ impl CheckedStream {
         self.hasher = None;
         Poll::Ready(Some(Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
-            format!("{}: {detail}", self.what),
+            CheckFailed(format!("{}: {detail}", self.what)),
         ))))
     }
+}
+
+/// The error inside the `InvalidData` I/O error a [`CheckedStream`] ends with: the
+/// bytes are not the blob's (digest or size). Typed, so a sink can tell a corrupt
+/// source from a network fault without reading message text (see [`check_failure`]).
+#[derive(Debug)]
+pub struct CheckFailed(pub String);
+
+impl std::fmt::Display for CheckFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for CheckFailed {}
+
+/// The failed check an I/O error carries, when a [`CheckedStream`] raised it.
+pub fn check_failure(e: &std::io::Error) -> Option<&CheckFailed> {
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<CheckFailed>())
 }
 
 impl Stream for CheckedStream {
@@ -136,7 +156,11 @@ mod tests {
             11,
             "x".into(),
         );
-        assert!(drain(bad).await.is_err());
+        let err = drain(bad).await.unwrap_err();
+        assert!(
+            check_failure(&err).is_some(),
+            "a typed check failure: {err}"
+        );
         let short = CheckedStream::new(stream_of(vec![b"hello "]), d.clone(), 11, "x".into());
         assert!(drain(short).await.is_err());
         let long = CheckedStream::new(stream_of(vec![b"hello world!!"]), d, 11, "x".into());

@@ -28,7 +28,7 @@ use bytes::Bytes;
 use futures_util::Stream;
 use std::pin::Pin;
 
-pub use checked::CheckedStream;
+pub use checked::{check_failure, CheckedStream};
 pub use spec::{parse_transport, TransportSpec};
 
 /// A blob's bytes as they arrive; an error ends the stream.
@@ -55,6 +55,10 @@ pub enum TransportError {
         expected: Digest,
         actual: Digest,
     },
+    /// The source's bytes of a blob are not the blob's (a [`CheckedStream`]
+    /// failed): a damaged bundle or file, not a network fault; never retried.
+    #[error("{detail}")]
+    Corrupt { detail: String },
     #[error("{}", crate::tr!("{}: {}", "{}: {}", .endpoint, .reason))]
     Unsupported { endpoint: String, reason: String },
     #[error("{}", crate::tr!("{}: {}", "{}: {}", .endpoint, .reason))]
@@ -76,6 +80,11 @@ impl TransportError {
             TransportError::Registry(e) => e.is_retryable(),
             _ => false,
         }
+    }
+
+    /// Whether the source handed out bytes that failed their digest or size check.
+    pub fn is_corrupt(&self) -> bool {
+        matches!(self, TransportError::Corrupt { .. })
     }
 
     pub fn io(endpoint: impl Into<String>, source: std::io::Error) -> TransportError {

@@ -230,14 +230,37 @@ impl ImageSink for RegistryEndpoint {
         source: SharedSource,
         source_repository: &str,
     ) -> Result<u64> {
-        let body = stream_body(source, source_repository.to_string(), blob.clone());
-        self.retrying
-            .run(|| {
-                self.client
+        let corrupt = CorruptSlot::default();
+        let body = stream_body(
+            source,
+            source_repository.to_string(),
+            blob.clone(),
+            corrupt.clone(),
+        );
+        let pushed = self
+            .retrying
+            .run(|| async {
+                let r = self
+                    .client
                     .push_blob(repository, &blob.digest, blob.size, &body)
+                    .await;
+                // Bytes that failed their check stay wrong on the next try.
+                match (r, corrupt.get()) {
+                    (Err(_), Some(detail)) => Err(RegistryError::Protocol {
+                        what: String::new(),
+                        detail,
+                    }),
+                    (r, _) => r,
+                }
             })
-            .await?;
-        Ok(blob.size)
+            .await;
+        match (pushed, corrupt.get()) {
+            (Err(_), Some(detail)) => Err(TransportError::Corrupt { detail }),
+            (r, _) => {
+                r?;
+                Ok(blob.size)
+            }
+        }
     }
 
     async fn put_manifest(
@@ -263,68 +286,112 @@ impl ImageSink for RegistryEndpoint {
     }
 }
 
+/// Where a request body notes that its source's bytes failed their check, so the
+/// upload's error says "corrupt" (and is not retried) instead of "connection reset".
+#[derive(Clone, Default)]
+struct CorruptSlot(Arc<std::sync::Mutex<Option<String>>>);
+
+impl CorruptSlot {
+    fn note(&self, e: &std::io::Error) {
+        if let Some(failed) = super::check_failure(e) {
+            if let Ok(mut slot) = self.0.lock() {
+                slot.get_or_insert_with(|| failed.to_string());
+            }
+        }
+    }
+
+    fn get(&self) -> Option<String> {
+        self.0.lock().ok().and_then(|s| s.clone())
+    }
+}
+
 /// A request body for `len` bytes of a blob from `offset`, read from the source on
-/// a task of its own; rebuilt for every try of the upload. The first try streams
-/// the checked stream, so bytes that are not the blob's end the upload with an
-/// error instead of being stored.
+/// a task of its own; rebuilt for every try of the upload. A whole blob is sent
+/// from the checked stream, one chunk behind: its last chunk goes out only once
+/// the stream has ended with the digest and size right, so the registry never gets
+/// the complete body of bytes that are not the blob's (the upload fails instead).
 fn stream_body(
     source: SharedSource,
     source_repository: String,
     blob: BlobRef,
+    corrupt: CorruptSlot,
 ) -> impl Fn(u64, u64) -> std::io::Result<reqwest::Body> + Send + Sync {
     move |offset, len| {
         let (source, repo, blob) = (source.clone(), source_repository.clone(), blob.clone());
+        let corrupt = corrupt.clone();
         let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(4);
         tokio::spawn(async move {
-            let mut stream = match source.open_blob(&repo, &blob, offset).await {
+            let stream = match source.open_blob(&repo, &blob, offset).await {
                 Ok(s) => s,
                 Err(e) => {
                     let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
                     return;
                 }
             };
-            let mut left = len;
-            while left > 0 {
-                let mut chunk = match stream.next().await {
-                    Some(Ok(c)) => c,
-                    Some(Err(e)) => {
-                        let _ = tx.send(Err(e)).await;
-                        return;
-                    }
-                    None => {
-                        let _ = tx
-                            .send(Err(std::io::Error::new(
-                                std::io::ErrorKind::UnexpectedEof,
-                                crate::tr!(
-                                    "source of {} ended early",
-                                    "{} 的源数据提前结束",
-                                    blob.digest
-                                ),
-                            )))
-                            .await;
-                        return;
-                    }
-                };
-                if chunk.len() as u64 > left {
-                    chunk.truncate(usize::try_from(left).unwrap_or(usize::MAX));
-                }
-                left -= chunk.len() as u64;
-                if tx.send(Ok(chunk)).await.is_err() {
-                    return;
-                }
-            }
-            // The whole blob was asked for: let the checked stream see its end, so
-            // a digest mismatch fails the upload before the registry commits it.
-            if offset == 0 {
-                if let Some(Err(e)) = stream.next().await {
-                    let _ = tx.send(Err(e)).await;
-                }
+            let sent = if offset == 0 && len == blob.size {
+                send_checked(stream, &tx).await
+            } else {
+                send_range(stream, len, &blob.digest, &tx).await
+            };
+            if let Err(e) = sent {
+                corrupt.note(&e);
+                let _ = tx.send(Err(e)).await;
             }
         });
         Ok(reqwest::Body::wrap_stream(
             tokio_stream::wrappers::ReceiverStream::new(rx),
         ))
     }
+}
+
+type BodyTx = tokio::sync::mpsc::Sender<std::io::Result<bytes::Bytes>>;
+
+/// Sends a whole (checked) blob stream one chunk behind, so an error at its end
+/// (the digest check) arrives before the body is complete. `Ok` also when the
+/// request stopped reading.
+async fn send_checked(mut stream: BlobStream, tx: &BodyTx) -> std::io::Result<()> {
+    let mut held: Option<bytes::Bytes> = None;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        if let Some(prev) = held.replace(chunk) {
+            if tx.send(Ok(prev)).await.is_err() {
+                return Ok(());
+            }
+        }
+    }
+    if let Some(last) = held {
+        let _ = tx.send(Ok(last)).await;
+    }
+    Ok(())
+}
+
+/// Sends `len` bytes of an (unchecked, offset) blob stream.
+async fn send_range(
+    mut stream: BlobStream,
+    len: u64,
+    digest: &Digest,
+    tx: &BodyTx,
+) -> std::io::Result<()> {
+    let mut left = len;
+    while left > 0 {
+        let mut chunk = match stream.next().await {
+            Some(c) => c?,
+            None => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    crate::tr!("source of {} ended early", "{} 的源数据提前结束", digest),
+                ))
+            }
+        };
+        if chunk.len() as u64 > left {
+            chunk.truncate(usize::try_from(left).unwrap_or(usize::MAX));
+        }
+        left -= chunk.len() as u64;
+        if tx.send(Ok(chunk)).await.is_err() {
+            return Ok(());
+        }
+    }
+    Ok(())
 }
 
 impl From<TransportError> for RegistryError {

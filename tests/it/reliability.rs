@@ -1619,8 +1619,8 @@ fn broken_bundles_are_refused_before_anything_is_pushed() {
     for (what, meta, fragments) in &broken {
         let v = verify(meta);
         assert_eq!(v.code, Some(1), "verify of {what}\n{v}");
-        // `--verify size` trusts the bytes (a copy checked otherwise): it
-        // cannot see a flipped byte; the registry's own check is below.
+        // A flipped byte is found as its blob streams out: `--verify size` then
+        // fails only that image (below).
         let modes: &[&str] = if *what == "flipped byte" {
             &["full"]
         } else {
@@ -1642,6 +1642,16 @@ fn broken_bundles_are_refused_before_anything_is_pushed() {
             );
             for f in fragments {
                 assert!(up.stderr.contains(f), "{what}: {f:?} missing\n{up}");
+            }
+            if *what == "flipped byte" {
+                // Found as the blob streams out: other blobs may be there, but the
+                // error names the image and the blob, and nothing is tagged.
+                assert!(
+                    up.stderr.contains(&a.reference) && up.stderr.contains(&a.layers()[0].digest),
+                    "{what}: the image and blob are named\n{up}"
+                );
+                assert!(dst.tags(&a.repo).is_empty(), "{what}: tagged");
+                continue;
             }
             assert!(
                 dst.catalog().is_empty(),
@@ -1669,6 +1679,84 @@ fn broken_bundles_are_refused_before_anything_is_pushed() {
     let up = ferry_run(&["upload", meta_a.to_str().unwrap(), "--dst", &dst.host()]);
     assert!(up.ok(), "{up}");
     assert_target_has(&dst, std::slice::from_ref(&a));
+}
+
+/// Upload hashes each blob as it streams out, not the bundle beforehand: a blob
+/// found corrupt after others were pushed stops the upload before its own upload
+/// completes, the error names it and its image, and no image of the bundle is
+/// tagged (skopeo finds none), though the blobs pushed before it are there.
+#[test]
+fn a_blob_found_corrupt_after_others_were_pushed_tags_nothing() {
+    let regs = start_registries(2);
+    let (src, dst) = (&regs[0], &regs[1]);
+    let layers: Vec<Vec<u8>> = (0..4)
+        .map(|i| layer(&format!("late-corrupt-{i}"), 96 * 1024))
+        .collect();
+    let a = push_image(src, "late/a", "1", Format::Oci, &layers[..2], "a", false);
+    let b = push_image(src, "late/b", "1", Format::Docker, &layers[2..], "b", false);
+    // With --jobs 1 blobs go one at a time in digest order: the layer with the
+    // greatest digest streams after the other three.
+    let last = layers
+        .iter()
+        .max_by_key(|l| sha256_digest(l))
+        .unwrap()
+        .clone();
+    let last_digest = sha256_digest(&last);
+    let owner = [&a, &b]
+        .into_iter()
+        .find(|i| i.blobs.iter().any(|x| x.digest == last_digest))
+        .unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let run = save(
+        &work.path().join("out"),
+        &[],
+        &[a.reference.clone(), b.reference.clone()],
+    );
+    assert!(run.ok(), "{run}");
+    let meta = run.meta();
+    corrupt_blob_in_bundle(meta.to_str().unwrap(), &last);
+
+    let up = ferry_run(&[
+        "upload",
+        meta.to_str().unwrap(),
+        "--dst",
+        &dst.host(),
+        "--jobs",
+        "1",
+    ]);
+    assert_eq!(up.code, Some(1), "{up}");
+    assert!(up.stderr.contains("failed verification"), "{up}");
+    assert!(
+        up.stderr.contains(&last_digest) && up.stderr.contains(&owner.reference),
+        "names the blob and its image\n{up}"
+    );
+    // Pushed before the corrupt one was read...
+    let earlier: Vec<&Vec<u8>> = layers
+        .iter()
+        .filter(|l| sha256_digest(l) < last_digest)
+        .collect();
+    assert_eq!(earlier.len(), 3);
+    for l in earlier {
+        let d = sha256_digest(l);
+        let repo = if a.blobs.iter().any(|x| x.digest == d) {
+            &a.repo
+        } else {
+            &b.repo
+        };
+        let got = dst.get(&format!("/v2/{repo}/blobs/{d}"));
+        assert_eq!(got.status, 200, "{d} was pushed before the corrupt blob");
+    }
+    // ...the corrupt one is not, and nothing is tagged.
+    let got = dst.get(&format!("/v2/{}/blobs/{last_digest}", owner.repo));
+    assert_eq!(got.status, 404, "the corrupt blob is not at the target");
+    for image in [&a, &b] {
+        assert!(dst.tags(&image.repo).is_empty(), "{} tagged", image.repo);
+        let target = format!("{}/{}:1", dst.host(), image.repo);
+        assert!(
+            try_skopeo_inspect_raw(&target, None).is_err(),
+            "skopeo finds {target}"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------

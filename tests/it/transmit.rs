@@ -107,16 +107,22 @@ fn corrupt_image_transmit_bundle_is_refused() {
         text.contains("img_full_202106122344_0.tar"),
         "names the data file: {text}"
     );
-    ferry()
+    let up = ferry()
         .arg("upload")
         .arg(&meta)
         .arg("--dst")
         .arg(dst.host())
         .assert()
-        .failure();
+        .failure()
+        .get_output()
+        .stderr
+        .clone();
+    let up = String::from_utf8_lossy(&up);
+    // Found as the blob streams out: the image is named and nothing is tagged.
+    assert!(up.contains("legacy/app"), "names the image: {up}");
     assert!(
-        dst.catalog().is_empty(),
-        "nothing pushed from a corrupt bundle"
+        dst.tags("legacy/app").is_empty(),
+        "nothing tagged from a corrupt bundle"
     );
 }
 

@@ -110,6 +110,23 @@ pub(super) async fn check_bases(
     Ok(known_in)
 }
 
+/// Why a blob could not be made present in a repository.
+#[derive(Clone, Debug)]
+pub(super) struct BlobFailure {
+    pub why: String,
+    /// The source's bytes failed their digest or size check (a damaged bundle).
+    pub corrupt: bool,
+}
+
+impl BlobFailure {
+    fn of(e: &TransportError) -> BlobFailure {
+        BlobFailure {
+            why: e.to_string(),
+            corrupt: e.is_corrupt(),
+        }
+    }
+}
+
 /// Copies every needed blob; returns the failures by (blob, repository), so an
 /// image fails only for its own repository.
 pub(super) async fn copy_blobs(
@@ -119,7 +136,7 @@ pub(super) async fn copy_blobs(
     known_in: &HashMap<Digest, String>,
     jobs: usize,
     outcome: &mut CopyOutcome,
-) -> HashMap<(Digest, String), String> {
+) -> HashMap<(Digest, String), BlobFailure> {
     let total: u64 = needs
         .iter()
         .filter(|(d, _)| origin.contains_key(*d))
@@ -129,7 +146,7 @@ pub(super) async fn copy_blobs(
         .reporter
         .bytes_bar(total, crate::i18n::t("push", "推送"));
     // (blob, bytes sent, repositories where it failed with why)
-    type Pushed = (Digest, u64, Vec<(String, String)>);
+    type Pushed = (Digest, u64, Vec<(String, BlobFailure)>);
     let results: Vec<Pushed> = stream::iter(needs.iter())
         .map(|(digest, (blob, repos))| {
             let source = origin
@@ -180,7 +197,7 @@ async fn everywhere(
     source: Option<(SharedSource, &str)>,
     mut have: Option<String>,
     bar: &ProgressBar,
-) -> (u64, Vec<(String, String)>) {
+) -> (u64, Vec<(String, BlobFailure)>) {
     let mut sent = 0;
     let mut failed = Vec::new();
     for repo in repos {
@@ -188,7 +205,7 @@ async fn everywhere(
             continue;
         }
         if ctx.cancel.is_cancelled() {
-            failed.push((repo.clone(), TransportError::Cancelled.to_string()));
+            failed.push((repo.clone(), BlobFailure::of(&TransportError::Cancelled)));
             continue;
         }
         match one(ctx, blob, repo, source.clone(), have.as_deref()).await {
@@ -198,7 +215,7 @@ async fn everywhere(
                     have = Some(repo.clone());
                 }
             }
-            Err(e) => failed.push((repo.clone(), e.to_string())),
+            Err(e) => failed.push((repo.clone(), BlobFailure::of(&e))),
         }
     }
     if sent == 0 && source.is_some() {

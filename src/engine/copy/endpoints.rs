@@ -180,6 +180,7 @@ async fn copy_found(
         reporter: env.reporter,
         cancel: env.cancel,
         dry_run: opts.dry_run,
+        refuse_corrupt: false,
     };
     copy_in_order(&ctx, images).await
 }

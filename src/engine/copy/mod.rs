@@ -64,6 +64,11 @@ pub struct CopyContext<'a> {
     /// `has_blob`), never given anything (`prepare`, `put_blob`, `put_manifest`,
     /// `finish` are not called).
     pub dry_run: bool,
+    /// A blob whose source bytes fail their digest or size check stops every
+    /// manifest and tag of the run, not only those of the images that need it:
+    /// `upload --verify full` refuses a damaged bundle as a whole, found out as
+    /// its blobs stream out instead of by hashing it all beforehand.
+    pub refuse_corrupt: bool,
 }
 
 #[derive(Debug, Default)]
@@ -80,6 +85,9 @@ pub struct CopyOutcome {
     pub images: Vec<ImageRecord>,
     /// What a dry run would do.
     pub plan: Option<Plan>,
+    /// Blobs whose source bytes failed their check (why, naming the blob), when
+    /// `refuse_corrupt` kept every manifest back.
+    pub corrupt: Vec<String>,
 }
 
 /// The record of an image in a given state.
@@ -109,12 +117,24 @@ pub async fn copy_in_order(ctx: &CopyContext<'_>, images: Vec<CopyImage>) -> Res
     }
     let (referrers, images): (Vec<_>, Vec<_>) = images.into_iter().partition(|p| p.referrer);
     let mut outcome = copy(ctx, images).await?;
+    if ctx.refuse_corrupt && !outcome.corrupt.is_empty() {
+        // Nothing of a damaged source is tagged, signatures included.
+        let why = refused_reason();
+        for p in &referrers {
+            outcome
+                .images
+                .push(record(p, ImageState::Failed, Some(&why)));
+            outcome.failed.push((p.label.clone(), why.clone()));
+        }
+        return Ok(outcome);
+    }
     if !referrers.is_empty() {
         let r = copy(ctx, referrers).await?;
         outcome.failed.extend(r.failed);
         outcome.bytes += r.bytes;
         outcome.written.extend(r.written);
         outcome.images.extend(r.images);
+        outcome.corrupt.extend(r.corrupt);
         if let (Some(p), Some(more)) = (outcome.plan.as_mut(), r.plan.as_ref()) {
             p.merge(more);
         }
@@ -190,6 +210,20 @@ async fn copy(ctx: &CopyContext<'_>, images: Vec<CopyImage>) -> Result<CopyOutco
     if ctx.cancel.is_cancelled() {
         return Err(interrupted());
     }
+    if ctx.refuse_corrupt {
+        let mut corrupt: Vec<String> = blob_errors
+            .values()
+            .filter(|f| f.corrupt)
+            .map(|f| f.why.clone())
+            .collect();
+        if !corrupt.is_empty() {
+            corrupt.sort();
+            corrupt.dedup();
+            refuse_all(ctx, &todo, &blob_errors, &mut outcome);
+            outcome.corrupt = corrupt;
+            return Ok(outcome);
+        }
+    }
 
     // Manifests: children first, the tag last.
     let results: Vec<(ImageRecord, Result<(), String>)> = stream::iter(&todo)
@@ -202,7 +236,7 @@ async fn copy(ctx: &CopyContext<'_>, images: Vec<CopyImage>) -> Result<CopyOutco
                     .iter()
                     .find_map(|b| blob_errors.get(&(b.digest.clone(), p.target_repo.clone())))
                 {
-                    return (rec, Err(e.clone()));
+                    return (rec, Err(e.why.clone()));
                 }
                 let r = put_manifests(ctx.sink, p).await.map_err(|e| e.to_string());
                 (rec, r)
@@ -235,6 +269,38 @@ async fn copy(ctx: &CopyContext<'_>, images: Vec<CopyImage>) -> Result<CopyOutco
         outcome.images.push(rec);
     }
     Ok(outcome)
+}
+
+/// The reason given to images held back because the source is damaged.
+fn refused_reason() -> String {
+    crate::i18n::t(
+        "not tagged: a blob of another image is corrupt in the source, so no image is tagged",
+        "未设置标签: 源中另一个镜像的数据块已损坏, 因此不为任何镜像设置标签",
+    )
+    .to_string()
+}
+
+/// `refuse_corrupt`: a blob failed its check, so no image gets a manifest. Each
+/// fails with its own blob's failure, or as held back.
+fn refuse_all(
+    ctx: &CopyContext<'_>,
+    todo: &[CopyImage],
+    blob_errors: &HashMap<(Digest, String), blobs::BlobFailure>,
+    outcome: &mut CopyOutcome,
+) {
+    let held = refused_reason();
+    for p in todo {
+        let own = p
+            .blobs
+            .iter()
+            .find_map(|b| blob_errors.get(&(b.digest.clone(), p.target_repo.clone())));
+        let why = own.map(|f| f.why.clone()).unwrap_or_else(|| held.clone());
+        ctx.reporter.warn(&format!("{}: {why}", p.label));
+        outcome
+            .images
+            .push(record(p, ImageState::Failed, Some(&why)));
+        outcome.failed.push((p.label.clone(), why));
+    }
 }
 
 fn written_name(p: &CopyImage) -> String {

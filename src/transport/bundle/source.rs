@@ -7,6 +7,7 @@ use crate::bundle::reader::{BlobLocation, Bundle};
 use crate::digest::Digest;
 use crate::manifest::{Parsed, RawManifest};
 use crate::transport::{BlobRef, BlobStream, CheckedStream, ImageSource, Result, TransportError};
+use futures_util::StreamExt;
 use std::collections::{BTreeSet, HashMap};
 
 pub struct BundleSource {
@@ -221,16 +222,38 @@ impl ImageSource for BundleSource {
         }
         let offset = offset.min(loc.size);
         let rx = loc.stream(offset, loc.size - offset);
-        let stream: BlobStream = Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx));
+        let file = loc
+            .path
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let what = crate::tr!(
+            "blob {0} in data file {1} of bundle {2}",
+            "镜像包 {2} 的数据文件 {1} 中的数据块 {0}",
+            blob.digest,
+            file,
+            self.bundle.meta.name
+        );
+        // A data file that cannot be read (a zstd frame that does not decode, a bad
+        // sector) is a damaged bundle, like bytes with the wrong digest: typed so,
+        // so that an upload is not retried over it.
+        let damaged = what.clone();
+        let stream: BlobStream = Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx).map(
+            move |item| {
+                item.map_err(|e| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        crate::transport::checked::CheckFailed(format!(
+                            "{damaged}: {}",
+                            crate::i18n::io_error(&e)
+                        )),
+                    )
+                })
+            },
+        ));
         if offset > 0 {
             return Ok(stream);
         }
-        let what = crate::tr!(
-            "blob {0} of bundle {1}",
-            "镜像包 {1} 中的数据块 {0}",
-            blob.digest,
-            self.bundle.meta.name
-        );
         Ok(CheckedStream::new(stream, blob.digest.clone(), blob.size, what).boxed())
     }
 
