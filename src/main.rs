@@ -75,15 +75,21 @@ fn mentions_interruption(text: &str) -> bool {
 /// The first Ctrl-C or SIGTERM cancels the work, which stops downloads promptly and
 /// leaves no meta; a second Ctrl-C exits at once. A daemon (`serve`, `sync
 /// --interval`) has nothing to resume: it is told to stop, and says when it has.
+///
+/// The handlers are installed here, before the command starts, not in the spawned
+/// task: a task may first run after `serve` has said it is listening, and a SIGTERM
+/// in between would kill the process with the default action instead of stopping it.
 fn spawn_signal_handler(cancel: CancellationToken, daemon: bool) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return;
+    };
     tokio::spawn(async move {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => return,
-            };
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {},
+            _ = int.recv() => {},
             _ = term.recv() => {},
         }
         let note = if daemon {
@@ -103,7 +109,7 @@ fn spawn_signal_handler(cancel: CancellationToken, daemon: bool) {
             eprintln!("{note}");
         }
         cancel.cancel();
-        let _ = tokio::signal::ctrl_c().await;
+        let _ = int.recv().await;
         std::process::exit(130);
     });
 }

@@ -234,6 +234,13 @@ fn a_terminated_serve_says_stopped_not_resume() {
         &["serve", meta.to_str().unwrap(), "--listen", "127.0.0.1:0"],
     );
     serve.wait_until("serving", |e| e.contains("serving bundle"));
+    // Ready means answering: the listening line names the URL, which must serve.
+    let stderr = serve.stderr();
+    let url = stderr
+        .split_whitespace()
+        .find(|w| w.starts_with("http://") && w.ends_with("/v2/"))
+        .unwrap_or_else(|| panic!("no URL in the listening line:\n{stderr}"));
+    assert_eq!(http_get(url, None).status, 200, "{url}");
     assert_eq!(serve.stop("TERM"), Some(0), "{}", serve.stderr());
     let stderr = serve.stderr();
     assert!(stderr.contains("stopped"), "{stderr}");
