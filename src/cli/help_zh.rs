@@ -251,7 +251,7 @@ const TEXTS: &[(&str, &str)] = &[
         "POST /events 必须在 Authorization 请求头中携带的密钥 (SECRET 或 `Bearer SECRET`); \
          不设置时, 任何能访问 ADDR 的客户端都能触发同步",
     ),
-    ("sync --max_connections", "同时服务的最大连接数; 超出的连接等待已有连接关闭"),
+    ("sync --max_connections", "同时服务的最大连接数; 已满时关闭空闲最久的连接 (请求之间保持的连接) 以接待新客户端, 全部繁忙时新客户端等待"),
     (
         "sync --header_timeout",
         "客户端发送请求头的时限 (也是保持连接在两个请求之间可空闲的时长): 30s、5m 或秒数",
@@ -306,7 +306,7 @@ const TEXTS: &[(&str, &str)] = &[
         "serve --base_dirs",
         "增量包的基础包所在目录 (默认: 与镜像包在同一目录)",
     ),
-    ("serve --max_connections", "同时服务的最大连接数; 超出的连接等待已有连接关闭"),
+    ("serve --max_connections", "同时服务的最大连接数; 已满时关闭空闲最久的连接 (请求之间保持的连接) 以接待新客户端, 全部繁忙时新客户端等待"),
     (
         "serve --header_timeout",
         "客户端发送请求头的时限 (也是保持连接在两个请求之间可空闲的时长): 30s、5m 或秒数",
@@ -333,7 +333,7 @@ const TEXTS: &[(&str, &str)] = &[
         "镜像包目录: 保存到 DIR/YYYYMMDD/, \"镜像包\"页列出其中的内容, \
          任务历史和镜像列表保存在 DIR/.ferry-ui/ 中",
     ),
-    ("ui --max_connections", "同时服务的最大连接数; 超出的连接等待已有连接关闭"),
+    ("ui --max_connections", "同时服务的最大连接数; 已满时关闭空闲最久的连接 (请求之间保持的连接) 以接待新客户端, 全部繁忙时新客户端等待"),
     (
         "ui --header_timeout",
         "客户端发送请求头的时限 (也是保持连接在两个请求之间可空闲的时长): 30s、5m 或秒数",

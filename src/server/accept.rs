@@ -1,6 +1,8 @@
-//! The accept loop: at most `max_connections` at once, EMFILE survived, one task per
+//! The accept loop: at most `max_connections` at once (when full, the connection
+//! idle longest makes room for a new client), EMFILE survived, one task per
 //! connection, TLS optional.
 
+use super::pool::{Member, Pool};
 use super::{IdleTimeout, Limits};
 use crate::engine::report::Reporter;
 use axum::Router;
@@ -8,13 +10,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 use tokio_util::sync::CancellationToken;
 
 /// How long to wait before accepting again after a failed accept, at most.
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// One warning per this long while accepting keeps failing.
 const WARN_EVERY: Duration = Duration::from_secs(10);
+/// How long a connection asked to make room may take to close once nothing of it
+/// is in service (a client dripping a request head is cut off after it).
+const EVICT_GRACE: Duration = Duration::from_secs(1);
 
 pub(super) async fn run(
     listener: TcpListener,
@@ -24,19 +29,14 @@ pub(super) async fn run(
     reporter: Reporter,
     cancel: CancellationToken,
 ) {
-    // A permit per connection, taken before accept(): past the cap, clients wait in
-    // the kernel's backlog instead of costing a file descriptor and a task here.
+    // A permit per connection. When all are taken, the accepted client waits here
+    // (the next ones in the kernel's backlog) while the connection idle longest is
+    // closed; with every connection busy, it waits for one to end.
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let pool = Arc::new(Pool::default());
     let mut backoff = Duration::ZERO;
     let mut warned: Option<Instant> = None;
     loop {
-        let permit = tokio::select! {
-            _ = cancel.cancelled() => return,
-            p = slots.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => return,
-            },
-        };
         let accepted = tokio::select! {
             _ = cancel.cancelled() => return,
             a = listener.accept() => a,
@@ -44,11 +44,15 @@ pub(super) async fn run(
         match accepted {
             Ok((stream, _)) => {
                 backoff = Duration::ZERO;
+                let Some(permit) = make_room(&slots, &pool, &cancel).await else {
+                    return;
+                };
                 tokio::spawn(connection(
                     stream,
                     app.clone(),
                     limits.clone(),
                     tls.clone(),
+                    pool.join(),
                     permit,
                 ));
             }
@@ -57,7 +61,6 @@ pub(super) async fn run(
             // EMFILE, ENFILE, ENOBUFS...: the connection stays in the backlog; wait
             // for descriptors to be freed rather than spin or exit.
             Err(e) => {
-                drop(permit);
                 backoff = (backoff * 2).clamp(Duration::from_millis(10), MAX_BACKOFF);
                 if warned.is_none_or(|t| t.elapsed() >= WARN_EVERY) {
                     warned = Some(Instant::now());
@@ -67,11 +70,37 @@ pub(super) async fn run(
                         crate::i18n::io_error(&e)
                     ));
                 }
+                // A connection closed for room frees a descriptor too.
+                pool.evict_oldest_idle();
                 tokio::select! {
                     _ = cancel.cancelled() => return,
                     _ = tokio::time::sleep(backoff) => {}
                 }
             }
+        }
+    }
+}
+
+/// A slot for a new connection: a free one, else the one an idle connection gives
+/// back when asked to close (the idle longest first), else the first to end.
+/// `None` once `cancel` fires.
+async fn make_room(
+    slots: &Arc<Semaphore>,
+    pool: &Pool,
+    cancel: &CancellationToken,
+) -> Option<OwnedSemaphorePermit> {
+    loop {
+        match slots.clone().try_acquire_owned() {
+            Ok(p) => return Some(p),
+            Err(TryAcquireError::Closed) => return None,
+            Err(TryAcquireError::NoPermits) => {}
+        }
+        pool.evict_oldest_idle();
+        tokio::select! {
+            _ = cancel.cancelled() => return None,
+            p = slots.clone().acquire_owned() => return p.ok(),
+            // A busy connection became idle: ask again.
+            _ = pool.became_idle() => {}
         }
     }
 }
@@ -90,46 +119,98 @@ async fn connection(
     app: Router,
     limits: Arc<Limits>,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    member: Member,
     _permit: OwnedSemaphorePermit,
 ) {
     let _ = stream.set_nodelay(true);
+    let member = Arc::new(member);
     let Some(acceptor) = tls else {
-        let _ = http1(IdleTimeout::new(stream, limits.idle_timeout), app, &limits).await;
+        let io = IdleTimeout::new(stream, limits.idle_timeout);
+        let _ = http1(io, app, &limits, member).await;
         return;
     };
-    // A TLS record starts with 0x16 (handshake); anything else is most likely plain
-    // HTTP, which gets a plain answer saying so (as Go's servers do).
-    let mut first = [0u8; 1];
-    match tokio::time::timeout(limits.header_timeout, stream.peek(&mut first)).await {
-        Ok(Ok(1)) if first[0] == 0x16 => {}
-        Ok(Ok(1)) => {
-            not_tls(IdleTimeout::new(stream, limits.idle_timeout)).await;
-            return;
+    let handshake = async {
+        // A TLS record starts with 0x16 (handshake); anything else is most likely
+        // plain HTTP, which gets a plain answer saying so (as Go's servers do).
+        let mut first = [0u8; 1];
+        match tokio::time::timeout(limits.header_timeout, stream.peek(&mut first)).await {
+            Ok(Ok(1)) if first[0] == 0x16 => {}
+            Ok(Ok(1)) => {
+                not_tls(IdleTimeout::new(stream, limits.idle_timeout)).await;
+                return None;
+            }
+            _ => return None,
         }
-        _ => return,
-    }
-    let io = IdleTimeout::new(stream, limits.idle_timeout);
-    let Ok(Ok(tls_stream)) = tokio::time::timeout(limits.header_timeout, acceptor.accept(io)).await
-    else {
-        return;
+        let io = IdleTimeout::new(stream, limits.idle_timeout);
+        match tokio::time::timeout(limits.header_timeout, acceptor.accept(io)).await {
+            Ok(Ok(tls_stream)) => Some(tls_stream),
+            _ => None,
+        }
     };
-    let _ = http1(tls_stream, app, &limits).await;
+    // Still shaking hands counts as idle: closed at once when room is needed.
+    let tls_stream = tokio::select! {
+        s = handshake => s,
+        _ = member.evicted() => None,
+    };
+    if let Some(tls_stream) = tls_stream {
+        let _ = http1(tls_stream, app, &limits, member).await;
+    }
 }
 
 /// HTTP/1.1 over `io` with the head limits; hyper answers a head it cannot parse
-/// (garbage, a TLS ClientHello) with `400` and one too large with `431`.
-async fn http1<I>(io: I, app: Router, limits: &Limits) -> Result<(), hyper::Error>
+/// (garbage, a TLS ClientHello) with `400` and one too large with `431`. Asked to
+/// make room, the connection closes when idle, or after the request in service.
+async fn http1<I>(
+    io: I,
+    app: Router,
+    limits: &Limits,
+    member: Arc<Member>,
+) -> Result<(), hyper::Error>
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = hyper_util::service::TowerToHyperService::new(app);
-    hyper::server::conn::http1::Builder::new()
+    let conn = hyper::server::conn::http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
         .max_header_size(limits.max_header_bytes)
         .max_headers(limits.max_headers)
-        .serve_connection(hyper_util::rt::TokioIo::new(io), service)
-        .await
+        .serve_connection(hyper_util::rt::TokioIo::new(io), {
+            // The connection is busy from a request's arrival until its response
+            // body has been sent (or dropped).
+            let inner = hyper_util::service::TowerToHyperService::new(app);
+            let member = member.clone();
+            hyper::service::service_fn(move |req| {
+                let busy = member.busy();
+                let answer = hyper::service::Service::call(&inner, req);
+                async move {
+                    let response = answer.await?;
+                    Ok::<_, std::convert::Infallible>(response.map(|body| {
+                        http_body_util::BodyExt::map_frame(body, move |frame| {
+                            let _in_service = &busy;
+                            frame
+                        })
+                    }))
+                }
+            })
+        });
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => return r,
+        _ = member.evicted() => {}
+    }
+    // Keep-alive off: an idle connection ends now, a request that came in first is
+    // answered before it does.
+    conn.as_mut().graceful_shutdown();
+    loop {
+        tokio::select! {
+            r = conn.as_mut() => return r,
+            _ = tokio::time::sleep(EVICT_GRACE) => {
+                if member.is_idle() {
+                    return Ok(());
+                }
+            }
+        }
+    }
 }
 
 /// The answer to plain HTTP on the TLS port.

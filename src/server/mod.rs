@@ -7,8 +7,10 @@
 //! arrive within [`Limits::header_timeout`] (also the keep-alive idle limit between
 //! requests), a connection that moves no byte either way for
 //! [`Limits::idle_timeout`] is closed (a client that stops reading a blob), and at
-//! most [`Limits::max_connections`] are served at once (the rest wait in the
-//! kernel's backlog). Running out of file descriptors (EMFILE) slows accepting down
+//! most [`Limits::max_connections`] are served at once: when all are taken, the
+//! connection idle longest (no request in service) is closed to make room for a
+//! new client, so idle keep-alive connections cannot lock clients out; with every
+//! connection busy, new clients wait in the kernel's backlog. Running out of file descriptors (EMFILE) slows accepting down
 //! instead of ending the process. Anything that is not HTTP, a TLS ClientHello on a
 //! plain port included, gets a `400` answer, so docker's https-then-http fallback
 //! works; a plain-HTTP request to a TLS port gets a `400` too.
@@ -18,6 +20,7 @@
 
 mod accept;
 mod idle;
+mod pool;
 pub mod tls;
 
 use crate::engine::report::Reporter;
@@ -33,7 +36,8 @@ pub use idle::IdleTimeout;
 /// What one client may cost the server.
 #[derive(Clone, Debug)]
 pub struct Limits {
-    /// Connections served at once; more wait to be accepted.
+    /// Connections served at once; past it the one idle longest is closed for a
+    /// new client, or the client waits while all are busy.
     pub max_connections: usize,
     /// The request line and headers must arrive within this, measured from the
     /// first byte awaited (so it also closes idle keep-alive connections).

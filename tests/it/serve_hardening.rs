@@ -260,6 +260,103 @@ fn hundreds_of_idle_connections_do_not_stop_the_server() {
     drop(held);
 }
 
+/// Sends one keep-alive request on `stream` and reads its whole answer, leaving the
+/// connection open and idle; returns the status.
+fn keep_alive_request(stream: &mut TcpStream, path: &str) -> u16 {
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map(|v| v.trim().parse().unwrap())
+                .unwrap_or(0);
+            if got.len() >= end + 4 + length {
+                return head.get(9..12).unwrap().parse().unwrap();
+            }
+        }
+        let n = stream.read(&mut buf).expect("reading the answer");
+        assert!(n > 0, "closed before the answer ended");
+        got.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// Whether the server closed `stream` (EOF or reset) within 30 s.
+fn closed_by_server(stream: &mut TcpStream) -> bool {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    match stream.read(&mut buf) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    }
+}
+
+/// The attack: as many idle connections as `--max-connections` allows (silent ones
+/// and kept-alive ones after a request), held open longer than any timeout would
+/// close them. A real client is still served: the connection idle longest is
+/// closed to make room for it, and a busy one never is.
+#[test]
+fn a_full_server_closes_the_connection_idle_longest_for_a_new_client() {
+    let work = tempfile::tempdir().unwrap();
+    let (_src, img, meta) = bundle_of_one(work.path(), "evict");
+    let served = Served::start(
+        &meta,
+        &[
+            "--max-connections",
+            "8",
+            "--header-timeout",
+            "1h",
+            "--idle-timeout",
+            "1h",
+        ],
+        &[],
+        None,
+    );
+    // The oldest: silent since they connected.
+    let mut silent: Vec<TcpStream> = (0..4)
+        .map(|_| TcpStream::connect(served.addr()).unwrap())
+        .collect();
+    // Then kept alive after one request each.
+    let mut kept: Vec<TcpStream> = Vec::new();
+    for _ in 0..4 {
+        let mut s = TcpStream::connect(served.addr()).unwrap();
+        assert_eq!(keep_alive_request(&mut s, "/v2/"), 200);
+        kept.push(s);
+    }
+    // All 8 slots are held by idle connections now; honest clients still get in.
+    let manifest = format!("/v2/{}/manifests/1", img.repo);
+    for _ in 0..3 {
+        let r = served
+            .get_with(&manifest, Duration::from_secs(60))
+            .expect("a new client is served while idle connections fill the server");
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body, img.manifest);
+    }
+    // Room was made from the idle longest: the first silent ones.
+    assert!(
+        closed_by_server(&mut silent[0]),
+        "the connection idle longest was not closed"
+    );
+    // The most recently used kept-alive connection was not needed for room, and
+    // still serves its client.
+    let last = kept.last_mut().unwrap();
+    assert_eq!(keep_alive_request(last, &manifest), 200);
+}
+
 #[test]
 fn tls_hellos_and_garbage_get_a_400_answer() {
     let work = tempfile::tempdir().unwrap();
