@@ -291,6 +291,7 @@ async fn run_save(
         cfg,
         reporter,
     )?;
+    let source_name = source.map(|s| s.host.clone());
     let registries = registries(g, cfg, &source.into_iter().collect::<Vec<_>>(), None)?;
     let mut expansion = expand::expand(
         &lines,
@@ -364,12 +365,17 @@ async fn run_save(
         dry_run: args.dry_run,
     };
     let started = chrono::Utc::now();
+    // Where the images come from, for `--json`: the --src registry, else the one
+    // registry every image is in, else the list file.
+    let source_name = source_name
+        .or_else(|| one_registry(&requests))
+        .or_else(|| args.source.list.as_ref().map(|p| p.display().to_string()));
     let outcome = save(requests, &opts, &registries, reporter, cancel).await?;
     if !args.dry_run {
         outcome.summary.print(reporter);
     }
     if args.json || args.dry_run {
-        return saved_output(&args, &opts, outcome, started);
+        return saved_output(&args, &opts, outcome, source_name, started);
     }
     if let Some(key) = &signing_key {
         super::signing::sign_saved(&outcome.meta_path, key, reporter)?;
@@ -447,11 +453,25 @@ fn list_lines<'c>(
     Ok((out, source))
 }
 
+/// The registry every request fetches from, when they share one.
+fn one_registry(requests: &[ImageRequest]) -> Option<String> {
+    let mut hosts = requests.iter().map(|r| {
+        crate::reference::Reference::parse(&r.fetch)
+            .ok()
+            .map(|r| r.registry)
+    });
+    let first = hosts.next()??;
+    hosts
+        .all(|h| h.as_deref() == Some(first.as_str()))
+        .then_some(first)
+}
+
 /// What `save --json` and `save --dry-run` print on standard output.
 fn saved_output(
     args: &SaveArgs,
     opts: &SaveOptions,
     outcome: crate::engine::save::SaveOutcome,
+    source: Option<String>,
     started: chrono::DateTime<chrono::Utc>,
 ) -> Result<Outcome> {
     let result = if outcome.summary.is_success() {
@@ -471,6 +491,7 @@ fn saved_output(
     }
     let mut doc = super::output::Document::new("save", started).with_summary(&outcome.summary);
     doc.dry_run = args.dry_run;
+    doc.source = source;
     doc.target = Some(args.out.display().to_string());
     doc.images = outcome.images;
     doc.selections = selections.clone();
@@ -1004,6 +1025,9 @@ async fn start_daemon(
 
 /// `--dst docker` (legacy `-dst=docker`) or `--dst containerd[:NAMESPACE]`: the
 /// images go into a local engine.
+/// `upload --dst docker|containerd[:NS]`: through the copy engine into the engine,
+/// with the same summary, `--dry-run` plan and `--json` document as a registry
+/// upload.
 async fn upload_to_engine(
     args: &UploadArgs,
     meta_sha256: Option<&str>,
@@ -1011,16 +1035,70 @@ async fn upload_to_engine(
     reporter: &Reporter,
     cancel: &CancellationToken,
 ) -> Result<Outcome> {
-    let done = crate::engine::docker_daemon::upload_to_engine(
+    use crate::engine::copy::endpoints::{CopyEnv, CopyOptions};
+    let started = std::time::Instant::now();
+    let wall_start = chrono::Utc::now();
+    let opts = CopyOptions {
+        platforms: crate::engine::platform::PlatformFilter::default(),
+        all: false,
+        with_referrers: false,
+        jobs: 1,
+        retry: crate::engine::retry::RetryPolicy::default(),
+        base_dirs: Vec::new(),
+        dry_run: args.dry_run,
+        trust: None,
+    };
+    let registries = crate::engine::registries::Registries::default();
+    let env = CopyEnv {
+        registries: &registries,
+        reporter,
+        cancel,
+    };
+    let (outcome, engine) = crate::engine::docker_daemon::upload_to_engine(
         &args.meta,
         meta_sha256,
         target,
-        reporter,
-        cancel,
+        &opts,
+        &env,
     )
     .await?;
-    reporter.warn(&done);
-    Ok(Outcome::Success)
+    let summary = crate::engine::report::Summary {
+        action: "upload",
+        total: outcome.succeeded + outcome.unchanged + outcome.failed.len(),
+        succeeded: outcome.succeeded + outcome.unchanged,
+        invalid: Vec::new(),
+        failed: outcome.failed,
+        bytes: outcome.bytes,
+        elapsed: started.elapsed(),
+        images: outcome.images,
+        plan: outcome.plan,
+    };
+    if !args.dry_run {
+        let n = summary.succeeded;
+        let loaded = crate::i18n::plural(n as u64, "image", "images");
+        reporter.warn(&crate::tr!(
+            "{loaded} loaded into {engine}",
+            "已将 {n} 个镜像载入 {engine}"
+        ));
+        if !summary.is_success() {
+            summary.print(reporter);
+        }
+    }
+    super::output::work_output(
+        "upload",
+        &summary,
+        wall_start,
+        Some(args.meta.display().to_string()),
+        Some(target.to_string()),
+        &[],
+        args.json,
+        false,
+    )?;
+    Ok(if summary.is_success() {
+        Outcome::Success
+    } else {
+        Outcome::Failed
+    })
 }
 
 async fn run_upload(
@@ -1048,12 +1126,6 @@ async fn run_upload(
         _ => None,
     };
     if let Some(target) = engine {
-        if args.dry_run || args.json {
-            return Err(usage(crate::tr!(
-                "--dry-run and --json are not supported with --dst docker or containerd yet; upload to a registry",
-                "--dst docker 或 containerd 暂不支持 --dry-run 和 --json; 请上传到镜像仓库"
-            )));
-        }
         if require_cosign.is_some() {
             return Err(usage(crate::tr!(
                 "--require-cosign is not supported with --dst docker or containerd yet; upload to a registry",

@@ -65,11 +65,35 @@ fn docker_upload(engine: &DockerEngine, meta: &str, dir: &Path) -> assert_cmd::a
         .assert()
 }
 
+/// `ferry upload META --dst docker --json EXTRA...`: its JSON document.
+fn engine_upload_json(
+    engine: &DockerEngine,
+    meta: &str,
+    dir: &Path,
+    extra: &[&str],
+) -> serde_json::Value {
+    let out = ferry()
+        .current_dir(dir)
+        .env("DOCKER_HOST", engine.host())
+        .args(["upload", meta, "--dst", "docker", "--json"])
+        .args(extra)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
 fn containerd_upload(
     engine: &Containerd,
     meta: &str,
     dst: &str,
     dir: &Path,
+    extra: &[&str],
 ) -> assert_cmd::assert::Assert {
     ferry()
         .current_dir(dir)
@@ -80,6 +104,7 @@ fn containerd_upload(
         )
         .env_remove("CONTAINERD_NAMESPACE")
         .args(["upload", meta, "--dst", dst])
+        .args(extra)
         .assert()
 }
 
@@ -182,7 +207,27 @@ fn upload_to_docker_gives_an_image_docker_can_save_and_fails_clearly_without_an_
     );
     let work = tempfile::tempdir().unwrap();
     let meta = save(&[&a.reference], work.path());
-    docker_upload(&docker, &meta, work.path()).success();
+    // A dry run plans the load (as JSON: the image planned under its full name)
+    // and loads nothing.
+    let doc = engine_upload_json(&docker, &meta, work.path(), &["--dry-run"]);
+    assert_eq!(doc["dry_run"], true, "{doc}");
+    assert_eq!(doc["target"], "docker", "{doc}");
+    assert_eq!(doc["images"][0]["state"], "planned", "{doc}");
+    assert_eq!(doc["images"][0]["target"], a.reference.as_str(), "{doc}");
+    assert_eq!(doc["plan"]["push"]["blobs"], 2, "config and layer: {doc}");
+    assert!(
+        docker.image_names().is_empty(),
+        "{:?}",
+        docker.image_names()
+    );
+    // The upload itself, as a JSON document.
+    let doc = engine_upload_json(&docker, &meta, work.path(), &[]);
+    assert_eq!(doc["ok"], true, "{doc}");
+    assert_eq!(doc["dry_run"], false, "{doc}");
+    assert_eq!(doc["images"][0]["state"], "copied", "{doc}");
+    assert_eq!(doc["images"][0]["digest"], a.digest.as_str(), "{doc}");
+    assert_eq!(doc["totals"]["succeeded"], 1, "{doc}");
+    assert!(docker.inspect(&a.reference).is_some(), "{}", docker.log());
     let saved = work.path().join("saved.tar");
     let out = docker.run(&["save", "-o", saved.to_str().unwrap(), &a.reference]);
     assert!(out.status.success(), "docker save: {out:?}");
@@ -336,7 +381,7 @@ fn a_corrupt_blob_aborts_the_load_and_nothing_is_loaded() {
         );
     }
     if let Some(ctrd) = &ctrd {
-        let out = containerd_upload(ctrd, &meta, "containerd", work.path()).failure();
+        let out = containerd_upload(ctrd, &meta, "containerd", work.path(), &[]).failure();
         let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
         assert!(err.contains(&digest), "names the blob: {err}");
         assert!(
@@ -358,7 +403,54 @@ fn upload_to_containerd_imports_the_corpus_with_manifest_digests() {
     };
     let (_src, corpus, work, meta) = saved_corpus();
     let before = files_under(work.path());
-    containerd_upload(&ctrd, &meta, "containerd:ferry-test", work.path()).success();
+    // A dry run, as JSON: every image planned under its full name, none imported.
+    let out = containerd_upload(
+        &ctrd,
+        &meta,
+        "containerd:ferry-test",
+        work.path(),
+        &["--dry-run", "--json"],
+    )
+    .success();
+    let doc: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(doc["dry_run"], true, "{doc}");
+    assert_eq!(doc["target"], "containerd:ferry-test", "{doc}");
+    let planned: Vec<&str> = doc["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["state"] == "planned")
+        .map(|i| i["target"].as_str().unwrap())
+        .collect();
+    assert_eq!(planned.len(), corpus.len(), "{doc}");
+    for image in &corpus {
+        assert!(planned.contains(&image.reference.as_str()), "{doc}");
+    }
+    assert!(
+        ctrd.images("ferry-test").is_empty(),
+        "a dry run imports nothing"
+    );
+    let out = containerd_upload(
+        &ctrd,
+        &meta,
+        "containerd:ferry-test",
+        work.path(),
+        &["--json"],
+    )
+    .success();
+    let doc: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(doc["ok"], true, "{doc}");
+    assert_eq!(doc["totals"]["succeeded"], corpus.len(), "{doc}");
+    for image in &corpus {
+        let rec = doc["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["target"] == image.reference.as_str())
+            .unwrap_or_else(|| panic!("{}: {doc}", image.reference));
+        assert_eq!(rec["state"], "copied", "{doc}");
+        assert_eq!(rec["digest"], host_image(image).digest.as_str(), "{doc}");
+    }
     assert_eq!(files_under(work.path()), before);
     let images = ctrd.images("ferry-test");
     for image in &corpus {
@@ -376,7 +468,7 @@ fn upload_to_containerd_imports_the_corpus_with_manifest_digests() {
     );
 
     // The default namespace, and a failure of ctr is reported with its stderr.
-    containerd_upload(&ctrd, &meta, "containerd", work.path()).success();
+    containerd_upload(&ctrd, &meta, "containerd", work.path(), &[]).success();
     assert_eq!(ctrd.images("default").len(), corpus.len());
     let out = ferry()
         .current_dir(work.path())

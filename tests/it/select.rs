@@ -506,6 +506,7 @@ fn save_verify_ls_and_tags_print_json_documents() {
     let doc = json_of(&String::from_utf8_lossy(&out.stdout));
     assert_common_keys(&doc, "save");
     assert_eq!(doc["ok"], false);
+    assert_eq!(doc["source"], h, "the one registry of the images: {doc}");
     assert_eq!(doc["totals"]["images"], 3, "{doc}");
     assert_eq!(doc["totals"]["succeeded"], 2, "{doc}");
     assert_eq!(doc["totals"]["failed"], 1, "{doc}");

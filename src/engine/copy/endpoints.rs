@@ -87,7 +87,7 @@ pub async fn copy(
 ) -> Result<CopyOutcome> {
     let retrying = Retrying::for_reporter(opts.retry, env.cancel, env.reporter);
     let target = open_target(dst, env, &retrying, opts.dry_run).await?;
-    let platforms = platforms_for(&target, opts, dst)?;
+    let platforms = platforms_for(&target, opts, &describe_spec(dst))?;
     let (found, bases) = open_source(src, opts, &platforms, env, &retrying).await?;
     if found.is_empty() {
         bail!(crate::tr!(
@@ -96,11 +96,11 @@ pub async fn copy(
             describe_spec(src)
         ));
     }
-    copy_found(found, &bases, &target, dst, opts, env).await
+    copy_found(found, &bases, &target, &describe_spec(dst), opts, env).await
 }
 
-/// Copies a bundle's images (all, or those `wanted` names) to `dst`: `export` and
-/// `upload --dst docker|containerd` go through here.
+/// Copies a bundle's images (all, or those `wanted` names) to `dst`: `export` goes
+/// through here.
 pub async fn copy_bundle(
     source: Arc<BundleSource>,
     wanted: &[String],
@@ -110,18 +110,36 @@ pub async fn copy_bundle(
 ) -> Result<CopyOutcome> {
     let retrying = Retrying::for_reporter(opts.retry, env.cancel, env.reporter);
     let target = open_target(dst, env, &retrying, opts.dry_run).await?;
-    let platforms = platforms_for(&target, opts, dst)?;
+    let platforms = platforms_for(&target, opts, &describe_spec(dst))?;
     let (found, bases) = found_in_bundle(&source, wanted, &platforms)?;
-    copy_found(found, &bases, &target, dst, opts, env).await
+    copy_found(found, &bases, &target, &describe_spec(dst), opts, env).await
 }
 
-/// The platform filter for a sink: a sink that holds one platform's image gets
-/// the one asked for, else the host's.
-fn platforms_for(
-    target: &Target,
+/// Loads a bundle's images (all, or those `wanted` names) into an engine's `sink`
+/// (`upload --dst docker|containerd`): each under the full reference it was saved
+/// from, registry host included as `docker pull` names it, or under its rename.
+pub async fn copy_bundle_to_engine(
+    source: Arc<BundleSource>,
+    wanted: &[String],
+    sink: Box<dyn ImageSink>,
     opts: &CopyOptions,
-    dst: &TransportSpec,
-) -> Result<PlatformFilter> {
+    env: &CopyEnv<'_>,
+) -> Result<CopyOutcome> {
+    let described = sink.describe();
+    let target = Target::Local {
+        sink,
+        reference: None,
+        with_host: true,
+        split_reference: true,
+    };
+    let platforms = platforms_for(&target, opts, &described)?;
+    let (found, bases) = found_in_bundle(&source, wanted, &platforms)?;
+    copy_found(found, &bases, &target, &described, opts, env).await
+}
+
+/// The platform filter for a sink (`dst` names it in messages): a sink that holds
+/// one platform's image gets the one asked for, else the host's.
+fn platforms_for(target: &Target, opts: &CopyOptions, dst: &str) -> Result<PlatformFilter> {
     let one_platform = match target {
         Target::Registry { .. } => false,
         Target::Local { sink, .. } => !sink.supports_index(),
@@ -131,9 +149,8 @@ fn platforms_for(
     }
     if opts.all || opts.platforms.len() > 1 {
         return Err(crate::cli::run::UsageError(crate::tr!(
-            "{}: holds one platform of an image; name one with --platform",
-            "{}: 只能保存镜像的一个平台; 请用 --platform 指定一个",
-            describe_spec(dst)
+            "{dst}: holds one platform of an image; name one with --platform",
+            "{dst}: 只能保存镜像的一个平台; 请用 --platform 指定一个"
         ))
         .into());
     }
@@ -148,7 +165,7 @@ async fn copy_found(
     found: Vec<Found>,
     bases: &HashMap<Digest, LeftToBase>,
     target: &Target,
-    dst: &TransportSpec,
+    dst: &str,
     opts: &CopyOptions,
     env: &CopyEnv<'_>,
 ) -> Result<CopyOutcome> {
@@ -334,7 +351,8 @@ fn found_in_bundle(
         }
         found.push(Found {
             image: copy,
-            registry: Some(image.registry.clone()),
+            // A renamed image goes by its new name alone (no source host).
+            registry: image.target.is_none().then(|| image.registry.clone()),
             repository,
             tag,
         });
@@ -522,14 +540,13 @@ fn name_for_local(
     reference: Option<&str>,
     with_host: bool,
     split_reference: bool,
-    dst: &TransportSpec,
+    dst: &str,
 ) -> Result<Vec<CopyImage>> {
     let images_only = found.iter().filter(|f| !f.image.referrer).count();
     if reference.is_some() && images_only > 1 {
         return Err(crate::cli::run::UsageError(crate::tr!(
-            "{}: one name for {images_only} images; leave the name out to keep each image's own",
-            "{}: 为 {images_only} 个镜像只给了一个名称; 不写名称即可保留各镜像自己的名称",
-            describe_spec(dst)
+            "{dst}: one name for {images_only} images; leave the name out to keep each image's own",
+            "{dst}: 为 {images_only} 个镜像只给了一个名称; 不写名称即可保留各镜像自己的名称"
         ))
         .into());
     }
