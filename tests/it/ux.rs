@@ -573,3 +573,96 @@ fn export_oci_media_types_converts_docker_images_for_skopeo() {
     )
     .expect("skopeo copies the converted index with its children");
 }
+
+/// The repository's `data/` folder: a cfg.yaml that changes nothing as shipped and is
+/// valid once uncommented, the demo's list, and bundles kept out of git.
+#[test]
+fn the_data_folder_starts_a_job_and_keeps_bundles_out_of_git() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let data = root.join("data");
+    assert!(data.join("README.md").is_file());
+
+    let shipped = ferry::config::Config::load(&data.join("cfg.yaml")).expect("data/cfg.yaml");
+    assert!(
+        shipped.sources.is_empty()
+            && shipped.targets.is_empty()
+            && shipped.unsupported().is_empty(),
+        "inert as shipped"
+    );
+    // Uncommented (`#key` and `#  key` lines, not `# prose`), it is a working
+    // configuration.
+    let text = std::fs::read_to_string(data.join("cfg.yaml")).unwrap();
+    let uncommented: String = text
+        .lines()
+        .map(|l| match l.strip_prefix('#') {
+            Some(rest) if rest.starts_with("  ") || !rest.starts_with([' ', '#']) => rest,
+            _ => l,
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let cfg = ferry::config::Config::parse(&uncommented, "data/cfg.yaml", &|_| None)
+        .expect("data/cfg.yaml uncommented");
+    assert_eq!(cfg.sources.len(), 1);
+    assert_eq!(cfg.targets.len(), 1);
+    assert!(cfg.file.maxconn.is_some() && cfg.file.cache.is_some());
+
+    // The demo's list names the images the demo pushes.
+    let pushed = std::fs::read_to_string(root.join("scripts/make-demo-images.sh")).unwrap();
+    let list = std::fs::read_to_string(data.join("demo.lst")).unwrap();
+    let lines = ferry::cli::run::parse_list(&list);
+    assert!(!lines.is_empty());
+    for line in lines {
+        let (repo, tag) = line.rsplit_once(':').unwrap();
+        let quoted = format!("image {repo} \"{tag}\"");
+        let plain = format!("image {repo} {tag} ");
+        assert!(
+            pushed.contains(&quoted) || pushed.contains(&plain),
+            "{line} is not pushed by make-demo-images.sh"
+        );
+    }
+
+    // Bundles under data/ stay out of git; the folder's own files do not.
+    let ignored = |p: &str| {
+        Command::new("git")
+            .current_dir(root)
+            .args(["check-ignore", "-q", "--no-index", p])
+            .status()
+            .expect("git")
+            .success()
+    };
+    for p in [
+        "data/20261124/img_full_202611241530_1.tar",
+        "data/20261124/img_full_202611241530_meta.yaml",
+        "data/cache/sha256/ab",
+        "data/img_full_202611241530_meta.yaml",
+        "data/img_full_202611241530_1.tar",
+    ] {
+        assert!(ignored(p), "{p} should be ignored");
+    }
+    for p in ["data/README.md", "data/cfg.yaml", "data/demo.lst"] {
+        assert!(!ignored(p), "{p} should be tracked");
+    }
+}
+
+/// scripts/install.sh puts the binary at PREFIX/bin/ferry and says where.
+#[test]
+fn the_install_script_says_where_the_binary_lands() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let prefix = tempfile::tempdir().unwrap();
+    let out = Command::new("bash")
+        .arg(root.join("scripts/install.sh"))
+        .args(["--prefix", prefix.path().to_str().unwrap()])
+        .args(["--bin", env!("CARGO_BIN_EXE_ferry")])
+        .output()
+        .expect("bash");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let installed = prefix.path().join("bin/ferry");
+    assert!(stdout.contains(installed.to_str().unwrap()), "{stdout}");
+    let version = Command::new(&installed).arg("--version").output().unwrap();
+    assert!(String::from_utf8_lossy(&version.stdout).starts_with("ferry "));
+}
