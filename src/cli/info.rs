@@ -413,10 +413,12 @@ pub async fn run_export(
             "请给出 --oci DIR 或 --docker-archive FILE"
         )),
     };
-    let bundle = super::signing::open_bundle(&args.meta, trust, reporter)?;
-    super::signing::check_bases(&bundle, &args.base_dirs, trust, reporter)?;
-    let index = export::locate_all(&bundle, &args.base_dirs, reporter)?;
-    let source = std::sync::Arc::new(crate::transport::bundle::BundleSource::new(bundle, index));
+    let source = std::sync::Arc::new(crate::engine::trusted::open_source(
+        &args.meta,
+        &args.base_dirs,
+        trust,
+        reporter,
+    )?);
     let platforms = match &args.platform {
         Some(p) => PlatformFilter::parse(p).map_err(|e| anyhow!("--platform: {e}"))?,
         None => PlatformFilter::default(),
@@ -503,13 +505,11 @@ pub async fn run_serve(
     cancel: &tokio_util::sync::CancellationToken,
 ) -> Result<Outcome> {
     let server = bind_server(&args.listen, &args.http).await?;
+    // Under a trust file, the signature (and the bases' chain) before anything of
+    // the bundle is read.
     let source = match trust {
-        // The signature (and the bases' chain) before anything of the bundle is read.
         Some(t) => {
-            let bundle = super::signing::open_bundle(&args.meta, Some(t), reporter)?;
-            super::signing::check_bases(&bundle, &args.base_dirs, Some(t), reporter)?;
-            let index = export::locate_all(&bundle, &args.base_dirs, reporter)?;
-            crate::transport::bundle::BundleSource::new(bundle, index)
+            crate::engine::trusted::open_source(&args.meta, &args.base_dirs, Some(t), reporter)?
         }
         None => {
             crate::transport::bundle::BundleSource::open(&args.meta, &args.base_dirs, reporter)?

@@ -25,10 +25,8 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// A command line or cfg.yaml that asks for something impossible: exit status 2, like
-/// clap's own usage errors.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct UsageError(pub String);
+/// clap's own usage errors (the engine's type: it finds some of them).
+pub use crate::engine::UsageError;
 
 /// Whether an error is the user's request, not the work: a [`UsageError`] or a
 /// cfg.yaml problem anywhere in its chain.
@@ -1112,7 +1110,9 @@ async fn run_upload(
     // The signature first: nothing of an untrusted bundle is read or pushed.
     let trust = super::signing::load_trust(args.trust.trust.as_deref(), cfg)?;
     let meta_sha256 = match &trust {
-        Some(t) => Some(super::signing::open_bundle(&args.meta, Some(t), reporter)?.meta_sha256),
+        Some(t) => {
+            Some(crate::engine::trusted::open_bundle(&args.meta, Some(t), reporter)?.meta_sha256)
+        }
         None => None,
     };
     let require_cosign = super::signing::cosign_key(args.cosign.require_cosign.as_deref())?;
@@ -1284,7 +1284,7 @@ fn run_verify(
     cancel: &CancellationToken,
 ) -> Result<Outcome> {
     let started = chrono::Utc::now();
-    let bundle = super::signing::open_bundle(&args.meta, trust, reporter)?;
+    let bundle = crate::engine::trusted::open_bundle(&args.meta, trust, reporter)?;
     let level = if args.size_only {
         VerifyLevel::Size
     } else {

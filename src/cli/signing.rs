@@ -1,10 +1,9 @@
 //! The command-line side of signatures: which key and trust file a run uses (flags,
-//! else cfg.yaml), opening bundles under `--trust`, `ferry sign`, and the lines
+//! else cfg.yaml), `ferry sign`, and the lines
 //! `ferry ls` prints about a signature.
 
 use super::args::{GlobalArgs, SignArgs};
 use super::run::{load_config, Outcome};
-use crate::bundle::reader::Bundle;
 use crate::config::Config;
 use crate::engine::report::Reporter;
 use crate::sign::cosign::CosignKey;
@@ -32,49 +31,6 @@ pub fn load_trust(arg: Option<&Path>, cfg: Option<&Config>) -> Result<Option<Tru
 pub fn trust_for(g: &GlobalArgs, arg: Option<&Path>, reporter: &Reporter) -> Result<Option<Trust>> {
     let cfg = load_config(g, reporter)?;
     load_trust(arg, cfg.as_ref())
-}
-
-/// Opens a bundle; under a trust file, only after its signature checked out
-/// (nothing else of the bundle is read before), and says who signed it.
-pub fn open_bundle(meta: &Path, trust: Option<&Trust>, reporter: &Reporter) -> Result<Bundle> {
-    let Some(trust) = trust else {
-        return Bundle::open(meta)
-            .with_context(|| crate::tr!("cannot open the bundle", "无法打开镜像包"));
-    };
-    let (bundle, signer) = sign::open_trusted(meta, trust)
-        .with_context(|| crate::tr!("refusing the bundle {}", "拒绝镜像包 {}", meta.display()))?;
-    reporter.warn(&crate::tr!(
-        "signature good: bundle {} signed by {signer}",
-        "签名有效: 镜像包 {} 由 {signer} 签名",
-        bundle.meta.name
-    ));
-    Ok(bundle)
-}
-
-/// Under a trust file, checks the base bundles of an increment that export or serve
-/// will read (beside it or in `base_dirs`).
-pub fn check_bases(
-    bundle: &Bundle,
-    base_dirs: &[PathBuf],
-    trust: Option<&Trust>,
-    reporter: &Reporter,
-) -> Result<()> {
-    let Some(trust) = trust else {
-        return Ok(());
-    };
-    for (name, how) in sign::check_bases(bundle, base_dirs, trust)? {
-        reporter.info(&match how {
-            sign::BaseTrust::Chain => crate::tr!(
-                "base bundle {name}: its meta is the one the signed bundle records",
-                "基础包 {name}: 其元数据与已签名镜像包所记录的一致"
-            ),
-            sign::BaseTrust::Signed(s) => crate::tr!(
-                "base bundle {name}: signed by {s}",
-                "基础包 {name}: 由 {s} 签名"
-            ),
-        });
-    }
-    Ok(())
 }
 
 /// The key that signs: `--sign`/`--key`, else cfg `sign.key`; decrypted now.

@@ -15,4 +15,12 @@ pub mod resolve;
 pub mod retry;
 pub mod save;
 pub mod sync;
+pub mod trusted;
 pub mod upload;
+
+/// A request that cannot be met as asked (a malformed reference, a platform choice
+/// the destination cannot hold): the user's to fix, so the CLI exits with status 2,
+/// as for clap's own usage errors.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);

@@ -1,6 +1,6 @@
 //! `--platform os/arch[/variant],...`: which children of an index to keep.
 
-use crate::manifest::Platform;
+use crate::manifest::{Descriptor, Platform};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PlatformFilter {
@@ -49,6 +49,42 @@ impl PlatformFilter {
         })
     }
 
+    /// The children of an index that the filter keeps, in the index's order.
+    pub fn matching<'a>(&self, manifests: &'a [Descriptor]) -> Vec<&'a Descriptor> {
+        manifests
+            .iter()
+            .filter(|d| self.matches(d.platform.as_ref()))
+            .collect()
+    }
+
+    /// The child that a one-platform filter picks from an index (what `docker pull
+    /// --platform` gives): the first that matches, else why none does.
+    pub fn pick<'a>(&self, manifests: &'a [Descriptor]) -> Result<&'a Descriptor, String> {
+        self.matching(manifests)
+            .first()
+            .copied()
+            .ok_or_else(|| self.none_in(manifests))
+    }
+
+    /// Why no child of an index matches: the platforms asked for and those it has.
+    pub fn none_in(&self, manifests: &[Descriptor]) -> String {
+        let has: Vec<String> = manifests
+            .iter()
+            .map(|d| {
+                d.platform
+                    .as_ref()
+                    .map(|p| p.to_string())
+                    .unwrap_or_else(|| crate::i18n::t("unknown", "未知").into())
+            })
+            .collect();
+        crate::tr!(
+            "no manifest for platform {} (the index has {})",
+            "没有平台 {} 的清单 (索引中有 {})",
+            self.to_strings().join(","),
+            has.join(", ")
+        )
+    }
+
     pub fn to_strings(&self) -> Vec<String> {
         self.wanted
             .iter()
@@ -84,5 +120,30 @@ mod tests {
         assert_eq!(f.to_strings(), vec!["linux/arm64", "linux/arm/v7"]);
         assert!(PlatformFilter::parse("linux").is_err());
         assert!(PlatformFilter::parse("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn one_platform_picks_the_first_match_variant_or_not_else_names_what_there_is() {
+        let child = |n: &[u8], platform: Platform| Descriptor {
+            media_type: crate::manifest::OCI_MANIFEST.into(),
+            digest: crate::digest::Digest::of(n),
+            size: 1,
+            platform: Some(platform),
+            urls: Vec::new(),
+        };
+        let index = vec![
+            child(b"amd64", p("linux", "amd64", None)),
+            child(b"arm64", p("linux", "arm64", Some("v8"))),
+        ];
+        let arm = PlatformFilter::parse("linux/arm64").unwrap();
+        assert_eq!(arm.pick(&index).unwrap().digest, index[1].digest);
+        let v8 = PlatformFilter::parse("linux/arm64/v8").unwrap();
+        assert_eq!(v8.pick(&index).unwrap().digest, index[1].digest);
+        let why = PlatformFilter::parse("linux/s390x")
+            .unwrap()
+            .pick(&index)
+            .unwrap_err();
+        assert!(why.contains("linux/s390x"), "{why}");
+        assert!(why.contains("linux/amd64, linux/arm64/v8"), "{why}");
     }
 }

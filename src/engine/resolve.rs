@@ -140,28 +140,11 @@ pub async fn resolve_manifests(
 ) -> Result<Manifests, TransportError> {
     let (mut top, mut parsed) = source.get_manifest(repo, reference).await?;
     if let (false, Parsed::Index { manifests }) = (platforms.is_empty(), &parsed) {
-        let matching: Vec<&Descriptor> = manifests
-            .iter()
-            .filter(|d| platforms.matches(d.platform.as_ref()))
-            .collect();
+        let matching = platforms.matching(manifests);
         let Some(first) = matching.first() else {
-            let has: Vec<String> = manifests
-                .iter()
-                .map(|d| {
-                    d.platform
-                        .as_ref()
-                        .map(|p| p.to_string())
-                        .unwrap_or_else(|| crate::i18n::t("unknown", "未知").into())
-                })
-                .collect();
             return Err(TransportError::Invalid {
                 endpoint: what.to_string(),
-                reason: crate::tr!(
-                    "no manifest for platform {} (the index has {})",
-                    "没有平台 {} 的清单 (索引中有 {})",
-                    platforms.to_strings().join(","),
-                    has.join(", ")
-                ),
+                reason: platforms.none_in(manifests),
             });
         };
         if platforms.len() == 1 {

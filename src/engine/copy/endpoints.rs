@@ -9,6 +9,7 @@ use crate::engine::registries::Registries;
 use crate::engine::report::Reporter;
 use crate::engine::resolve::{resolve, resolve_manifests};
 use crate::engine::retry::RetryPolicy;
+use crate::manifest::Parsed;
 use crate::reference::Reference;
 use crate::transport::bundle::BundleSource;
 use crate::transport::containerd::{ContainerdOptions, ContainerdSink};
@@ -148,7 +149,7 @@ fn platforms_for(target: &Target, opts: &CopyOptions, dst: &str) -> Result<Platf
         return Ok(opts.platforms.clone());
     }
     if opts.all || opts.platforms.len() > 1 {
-        return Err(crate::cli::run::UsageError(crate::tr!(
+        return Err(crate::engine::UsageError(crate::tr!(
             "{dst}: holds one platform of an image; name one with --platform",
             "{dst}: 只能保存镜像的一个平台; 请用 --platform 指定一个"
         ))
@@ -233,7 +234,7 @@ async fn open_source(
     match spec {
         TransportSpec::Registry { reference } => {
             let r = Reference::parse(reference)
-                .map_err(|e| crate::cli::run::UsageError(format!("{reference}: {e}")))?;
+                .map_err(|e| crate::engine::UsageError(format!("{reference}: {e}")))?;
             let endpoint =
                 RegistryEndpoint::new(env.registries.client(&r.registry)?, retrying.clone());
             let resolved = resolve(&endpoint, &r, reference, platforms)
@@ -265,11 +266,12 @@ async fn open_source(
             Ok((found, HashMap::new()))
         }
         TransportSpec::Bundle { meta, reference } => {
-            let trust = opts.trust.as_ref();
-            let bundle = crate::cli::signing::open_bundle(meta, trust, env.reporter)?;
-            crate::cli::signing::check_bases(&bundle, &opts.base_dirs, trust, env.reporter)?;
-            let index = crate::engine::export::locate_all(&bundle, &opts.base_dirs, env.reporter)?;
-            let source = Arc::new(BundleSource::new(bundle, index));
+            let source = Arc::new(crate::engine::trusted::open_source(
+                meta,
+                &opts.base_dirs,
+                opts.trust.as_ref(),
+                env.reporter,
+            )?);
             let wanted: Vec<String> = reference.iter().cloned().collect();
             found_in_bundle(&source, &wanted, platforms)
         }
@@ -362,40 +364,26 @@ fn found_in_bundle(
 }
 
 /// The child of a bundle image's index that the one platform names, as an image
-/// of its own (what `docker pull --platform` gives).
+/// of its own (what `docker pull --platform` gives), picked as `resolve` picks it.
 fn one_platform(
     source: &Arc<BundleSource>,
     image: &crate::bundle::meta::Image,
     whole: CopyImage,
     platforms: &PlatformFilter,
 ) -> Result<CopyImage> {
-    let wanted = platforms.to_strings().join(",");
-    let child = image
-        .children
-        .iter()
-        .find(|c| {
-            c.platform
-                .as_deref()
-                .and_then(|p| PlatformFilter::parse(p).ok())
-                .and_then(|f| f.to_strings().first().cloned())
-                .is_some_and(|p| p == wanted)
-        })
-        .ok_or_else(|| {
-            let has: Vec<&str> = image
-                .children
-                .iter()
-                .filter_map(|c| c.platform.as_deref())
-                .collect();
-            anyhow!(crate::tr!(
-                "{}: no manifest for platform {wanted} (the index has {})",
-                "{}: 没有平台 {wanted} 的清单 (索引中有 {})",
-                image.reference,
-                has.join(", ")
-            ))
-        })?;
-    let (raw, parsed) = source
-        .read_manifest(&child.digest)
-        .map_err(|e| anyhow!("{}: {e}", image.reference))?;
+    let read = |digest: &Digest| {
+        source
+            .read_manifest(digest)
+            .map_err(|e| anyhow!("{}: {e}", image.reference))
+    };
+    let (_, top) = read(&image.digest)?;
+    let Parsed::Index { manifests } = top else {
+        return Ok(whole);
+    };
+    let child = platforms
+        .pick(&manifests)
+        .map_err(|why| anyhow!("{}: {why}", image.reference))?;
+    let (raw, parsed) = read(&child.digest)?;
     Ok(CopyImage {
         digest: raw.digest.clone(),
         manifests: vec![raw],
@@ -544,7 +532,7 @@ fn name_for_local(
 ) -> Result<Vec<CopyImage>> {
     let images_only = found.iter().filter(|f| !f.image.referrer).count();
     if reference.is_some() && images_only > 1 {
-        return Err(crate::cli::run::UsageError(crate::tr!(
+        return Err(crate::engine::UsageError(crate::tr!(
             "{dst}: one name for {images_only} images; leave the name out to keep each image's own",
             "{dst}: 为 {images_only} 个镜像只给了一个名称; 不写名称即可保留各镜像自己的名称"
         ))
@@ -583,7 +571,7 @@ fn name_for_registry(found: Vec<Found>, reference: &str) -> Result<Vec<CopyImage
     let as_one = images_only == 1 && !path.is_empty() && !path.ends_with('/');
     let target_one = if as_one {
         let parsed = Reference::parse(reference)
-            .map_err(|e| crate::cli::run::UsageError(format!("{reference}: {e}")))?;
+            .map_err(|e| crate::engine::UsageError(format!("{reference}: {e}")))?;
         // The parser fills in `latest`; only a tag written here overrides the source's.
         let written_tag = crate::reference::split_short(path).1.map(str::to_string);
         Some(Reference {
