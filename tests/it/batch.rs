@@ -24,57 +24,7 @@ const DST_USER: &str = "dstrobot";
 const DST_PW: &str = "Dst-Secret-d41e0b9a77";
 
 /// A finished ferry process.
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-    what: String,
-}
-
-impl Run {
-    fn show(&self) -> String {
-        format!(
-            "{} exited with {:?}\n--- stdout:\n{}\n--- stderr:\n{}",
-            self.what, self.code, self.stdout, self.stderr
-        )
-    }
-
-    fn ok(&self) -> &Run {
-        assert_eq!(self.code, Some(0), "expected success: {}", self.show());
-        self
-    }
-
-    fn failed(&self) -> &Run {
-        assert!(
-            self.code.is_some_and(|c| c != 0),
-            "expected a failure: {}",
-            self.show()
-        );
-        self
-    }
-
-    fn code(&self, code: i32) -> &Run {
-        assert_eq!(
-            self.code,
-            Some(code),
-            "expected exit {code}: {}",
-            self.show()
-        );
-        self
-    }
-
-    /// Asserts that stderr contains every one of `needles`.
-    fn stderr_has(&self, needles: &[&str]) -> &Run {
-        for n in needles {
-            assert!(
-                self.stderr.contains(n),
-                "stderr does not mention {n:?}: {}",
-                self.show()
-            );
-        }
-        self
-    }
-}
+type Run = Output;
 
 /// A temporary working folder for ferry, with its own docker config folder,
 /// keeping the transcript of every ferry run made in it.
@@ -114,8 +64,8 @@ impl Work {
         p
     }
 
-    fn command(&self, args: &[&str]) -> assert_cmd::Command {
-        let mut cmd = ferry();
+    fn command(&self, args: &[&str]) -> FerryCmd {
+        let mut cmd = FerryCmd::new();
         cmd.args(args)
             .current_dir(self.path())
             .env("DOCKER_CONFIG", self.docker_config())
@@ -124,20 +74,14 @@ impl Work {
         cmd
     }
 
-    fn run(&self, what: String, cmd: &mut assert_cmd::Command) -> Run {
-        let out = cmd.output().expect("running ferry");
-        let run = Run {
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            what,
-        };
-        self.transcript.borrow_mut().push(run.show());
+    fn run(&self, cmd: &mut FerryCmd) -> Run {
+        let run = cmd.output();
+        self.transcript.borrow_mut().push(run.to_string());
         run
     }
 
     fn ferry(&self, args: &[&str]) -> Run {
-        self.run(format!("ferry {}", args.join(" ")), &mut self.command(args))
+        self.run(&mut self.command(args))
     }
 
     fn ferry_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
@@ -145,30 +89,20 @@ impl Work {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        self.run(format!("ferry {}", args.join(" ")), &mut cmd)
+        self.run(&mut cmd)
     }
 
     fn ferry_stdin(&self, args: &[&str], stdin: &str) -> Run {
         let mut cmd = self.command(args);
-        cmd.write_stdin(stdin.to_string());
-        self.run(format!("ferry {} < (stdin)", args.join(" ")), &mut cmd)
+        cmd.stdin(stdin);
+        self.run(&mut cmd)
     }
 
     /// The meta path a successful save printed (last line of stdout), resolved
     /// against the work folder.
     fn meta_of(&self, run: &Run) -> PathBuf {
-        let line = run
-            .stdout
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or_else(|| panic!("no meta path on stdout: {}", run.show()));
-        let p = self.path().join(line.trim());
-        assert!(
-            p.is_file(),
-            "printed meta {p:?} is not a file: {}",
-            run.show()
-        );
+        let p = self.path().join(run.meta());
+        assert!(p.is_file(), "printed meta {p:?} is not a file: {run}");
         p
     }
 
@@ -363,7 +297,7 @@ fn image_transmit_job_from_authenticated_source_to_https_target_with_ca() {
 
     let days_before = today();
     let save = work.ferry_env(&["-src=hq", "-lst=images.lst", "-out=team", "-v"], &env);
-    save.ok();
+    save.assert_ok();
     let days = vec![days_before, today()];
     let meta_path = work.meta_of(&save);
     // -out=team is the file prefix (it overrides cfg outprefix).
@@ -405,7 +339,7 @@ fn image_transmit_job_from_authenticated_source_to_https_target_with_ca() {
     let target_name = format!("{}-yyyy", dst.host());
     let img = format!("-img={}", path_str(&meta_path));
     work.ferry_env(&[&format!("-dst={target_name}"), &img, "-v"], &env)
-        .ok();
+        .assert_ok();
 
     // At the target: yyyy/IMAGE:TAG, exact bytes, over verified TLS.
     assert_eq!(
@@ -431,7 +365,7 @@ fn image_transmit_job_from_authenticated_source_to_https_target_with_ca() {
     // verbosity: everything is there already and nothing fails.
     fs::rename(&cfg, work.path().join("data/cfg.yaml")).unwrap();
     work.ferry_env(&[&format!("-dst={target_name}"), &img], &env)
-        .ok();
+        .assert_ok();
 
     assert_no_secrets(
         &work.transcript(),
@@ -472,19 +406,21 @@ fn https_target_without_ca_is_refused() {
     work.write("cfg.yaml", &cfg(""));
     work.write("images.lst", "xxxx/app:1\n");
     let save = work.ferry(&["-src=hq", "-lst=images.lst"]);
-    save.ok();
+    save.assert_ok();
     let meta_path = work.meta_of(&save);
     let img = format!("-img={}", path_str(&meta_path));
 
     let refused = work.ferry(&["-dst=site", &img]);
-    refused.failed().stderr_has(&["ca:", "insecure"]);
+    refused
+        .assert_failed()
+        .assert_stderr_has(&["ca:", "insecure"]);
     assert!(
         dst.inspect_raw(&dst.reference("xxxx/app", "1")).is_err(),
         "something was pushed over an unverified connection"
     );
 
     work.write("cfg.yaml", &cfg("  insecure: true\n"));
-    work.ferry(&["-dst=site", &img]).ok();
+    work.ferry(&["-dst=site", &img]).assert_ok();
     assert_eq!(
         dst.inspect_raw(&dst.reference("xxxx/app", "1")).unwrap(),
         app.manifest
@@ -544,7 +480,7 @@ fn lists_from_stdin_are_relative_to_the_chosen_source() {
         &[&format!("-src={}", src.host())],
         "team/app:1\n# a comment\n\nregistry.example.com:5000/lib/base:2\n",
     );
-    save.ok().stderr_has(&[
+    save.assert_ok().assert_stderr_has(&[
         "registry.example.com:5000",
         "dockerfile",
         "keeptemp",
@@ -571,7 +507,7 @@ fn lists_from_stdin_are_relative_to_the_chosen_source() {
 
     // ferry save without --src: the first source; the list on stdin.
     let save = work.ferry_stdin(&["save", "--out", "out2"], "lib/base:2\n");
-    save.ok();
+    save.assert_ok();
     let meta = load_meta(&work.meta_of(&save));
     assert_eq!(meta.images.len(), 1);
     assert_eq!(meta.images[0].digest.to_string(), base.digest);
@@ -616,7 +552,7 @@ fn renames_with_arrows_are_applied_on_upload() {
     );
     work.write("images.lst", "team/app:1 -> renamed/web:2.0\nlib/base:2\n");
     let save = work.ferry(&["-src=hq", "-lst=images.lst", "-opt=singlefile=true"]);
-    save.ok();
+    save.assert_ok();
     let meta_path = work.meta_of(&save);
     assert_eq!(data_files(&meta_path).len(), 1, "-opt=singlefile=true");
     let meta = load_meta(&meta_path);
@@ -635,7 +571,7 @@ fn renames_with_arrows_are_applied_on_upload() {
     assert_eq!(kept.target, None);
 
     work.ferry(&["-dst=site", &format!("-img={}", path_str(&meta_path))])
-        .ok();
+        .assert_ok();
     assert_eq!(
         skopeo_inspect_raw(&dst.reference("renamed/web", "2.0")),
         app.manifest
@@ -683,7 +619,9 @@ fn passwords_come_from_environment_variables() {
         &["-src=hq", "-lst=images.lst"],
         &[("FERRY_BATCH_USER", SRC_USER)],
     );
-    missing.failed().stderr_has(&["FERRY_BATCH_PW", "cfg.yaml"]);
+    missing
+        .assert_failed()
+        .assert_stderr_has(&["FERRY_BATCH_PW", "cfg.yaml"]);
     assert!(
         files_under(&work.path().join("data")).is_empty(),
         "a failed cfg left files behind"
@@ -694,13 +632,13 @@ fn passwords_come_from_environment_variables() {
         &["-src=hq", "-lst=images.lst"],
         &[("FERRY_BATCH_USER", SRC_USER), ("FERRY_BATCH_PW", "nope")],
     );
-    wrong.code(1);
+    wrong.assert_code(1);
 
     let save = work.ferry_env(
         &["-src=hq", "-lst=images.lst"],
         &[("FERRY_BATCH_USER", SRC_USER), ("FERRY_BATCH_PW", rest)],
     );
-    save.ok();
+    save.assert_ok();
     let meta = load_meta(&work.meta_of(&save));
     assert_eq!(meta.images.len(), 1);
     assert_eq!(meta.images[0].digest.to_string(), app.digest);
@@ -747,7 +685,7 @@ fn login_and_logout_share_docker_config_json() {
         &["login", &host, "-u", SRC_USER, "--password-stdin"],
         "Wrong-Password-123\n",
     );
-    wrong.failed().stderr_has(&[&host]);
+    wrong.assert_failed().assert_stderr_has(&[&host]);
     let stored = fs::read_to_string(&config_json).unwrap_or_default();
     assert!(
         !stored.contains(&host),
@@ -758,7 +696,7 @@ fn login_and_logout_share_docker_config_json() {
         &["login", &host, "-u", SRC_USER, "--password-stdin"],
         &format!("{SRC_PW}\n"),
     )
-    .ok();
+    .assert_ok();
     let json: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(&config_json).unwrap()).unwrap();
     let auth = json["auths"][&host]["auth"]
@@ -787,7 +725,7 @@ fn login_and_logout_share_docker_config_json() {
 
     // ferry reads config.json: with a plain reference...
     let save = work.ferry(&["save", &reg.reference("priv/app", "1"), "--out", "a"]);
-    save.ok();
+    save.assert_ok();
     assert_eq!(
         load_meta(&work.meta_of(&save)).images[0].digest.to_string(),
         app.digest
@@ -802,13 +740,13 @@ fn login_and_logout_share_docker_config_json() {
     );
     work.write("images.lst", "priv/app:1\n");
     let save = work.ferry(&["-src=hq", "-lst=images.lst"]);
-    save.ok();
+    save.assert_ok();
     assert_eq!(
         load_meta(&work.meta_of(&save)).images[0].digest.to_string(),
         app.digest
     );
 
-    work.ferry(&["logout", &host]).ok();
+    work.ferry(&["logout", &host]).assert_ok();
     let json: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(&config_json).unwrap()).unwrap();
     assert!(
@@ -817,7 +755,7 @@ fn login_and_logout_share_docker_config_json() {
     );
     assert!(skopeo_with_authfile().is_err(), "skopeo still logged in");
     let denied = work.ferry(&["save", &reg.reference("priv/app", "1"), "--out", "b"]);
-    denied.code(1).stderr_has(&["priv/app"]);
+    denied.assert_code(1).assert_stderr_has(&["priv/app"]);
 
     assert_no_secrets(
         &work.transcript(),
@@ -896,12 +834,12 @@ fn one_platform_of_an_oci_index() {
         "--out",
         "a",
     ]);
-    save.ok();
+    save.assert_ok();
     let meta_path = work.meta_of(&save);
     check(&meta_path);
 
     work.ferry(&["upload", path_str(&meta_path), "--dst", &dst.host()])
-        .ok();
+        .assert_ok();
     assert_eq!(
         skopeo_inspect_raw(&dst.reference("multi/idx", "v1")),
         arm.manifest,
@@ -911,7 +849,7 @@ fn one_platform_of_an_oci_index() {
     // cfg.yaml `platform:`.
     work.write("cfg.yaml", "platform: linux/arm64\n");
     let save = work.ferry(&["save", &reference, "--out", "b"]);
-    save.ok();
+    save.assert_ok();
     check(&work.meta_of(&save));
 
     // No such platform in the index: that image fails, with why; with nothing
@@ -924,9 +862,9 @@ fn one_platform_of_an_oci_index() {
         "--out",
         "c",
     ]);
-    none.code(1)
-        .stderr_has(&["multi/idx", "linux/s390x", "no bundle was written"]);
-    assert!(none.stdout.trim().is_empty(), "{}", none.show());
+    none.assert_code(1)
+        .assert_stderr_has(&["multi/idx", "linux/s390x", "no bundle was written"]);
+    assert!(none.stdout.trim().is_empty(), "{}", none.to_string());
 }
 
 // ---------------------------------------------------------------------------
@@ -961,7 +899,7 @@ fn max_file_size_caps_every_data_file() {
     const CAP: u64 = 256 * 1024;
 
     let save = work.ferry(&["save", &reference, "--max-file-size", "256K", "--out", "a"]);
-    save.ok();
+    save.assert_ok();
     let meta_path = work.meta_of(&save);
     let files = data_files(&meta_path);
     let total: u64 = app.blobs.iter().map(|b| b.size).sum();
@@ -973,9 +911,9 @@ fn max_file_size_caps_every_data_file() {
     for (p, size) in &files {
         assert!(*size <= CAP, "{p:?} is {size} bytes, over the {CAP} cap");
     }
-    work.ferry(&["verify", path_str(&meta_path)]).ok();
+    work.ferry(&["verify", path_str(&meta_path)]).assert_ok();
     work.ferry(&["upload", path_str(&meta_path), "--dst", &dst.host()])
-        .ok();
+        .assert_ok();
     assert_eq!(
         skopeo_inspect_raw(&dst.reference("big/app", "1")),
         app.manifest
@@ -983,7 +921,7 @@ fn max_file_size_caps_every_data_file() {
 
     // A blob larger than the cap: refused up front, naming the blob.
     let refused = work.ferry(&["save", &reference, "--max-file-size", "100K", "--out", "b"]);
-    refused.failed().stderr_has(&[&largest]);
+    refused.assert_failed().assert_stderr_has(&[&largest]);
     assert!(
         files_under(&work.path().join("b")).is_empty(),
         "files left behind: {:?}",
@@ -993,7 +931,7 @@ fn max_file_size_caps_every_data_file() {
     // cfg singlefile: one data file; --opt overrides cfg keys for one run.
     work.write("cfg.yaml", "singlefile: true\nfiles: 3\n");
     let save = work.ferry(&["save", &reference, "--out", "c"]);
-    save.ok();
+    save.assert_ok();
     assert_eq!(
         data_files(&work.meta_of(&save)).len(),
         1,
@@ -1007,7 +945,7 @@ fn max_file_size_caps_every_data_file() {
         "--opt",
         "maxfilesize=256K",
     ]);
-    save.ok();
+    save.assert_ok();
     let files = data_files(&work.meta_of(&save));
     assert!(
         files.len() >= 3,
@@ -1035,15 +973,15 @@ fn bad_cfg_files_give_clear_errors() {
         "source:\n- registry: http://127.0.0.1:1\n  name: a\nmaxconns: 3\n",
     );
     work.ferry(&save)
-        .failed()
-        .stderr_has(&["maxconns", "cfg.yaml"]);
+        .assert_failed()
+        .assert_stderr_has(&["maxconns", "cfg.yaml"]);
     work.write(
         "cfg.yaml",
         "source:\n- registry: http://127.0.0.1:1\n  name: a\n  passwd: x\n",
     );
     work.ferry(&save)
-        .failed()
-        .stderr_has(&["passwd", "cfg.yaml"]);
+        .assert_failed()
+        .assert_stderr_has(&["passwd", "cfg.yaml"]);
 
     // Wrong types.
     for bad in [
@@ -1056,11 +994,10 @@ fn bad_cfg_files_give_clear_errors() {
             &format!("target:\n- registry: http://127.0.0.1:1\n  name: a\n{bad}"),
         );
         let r = work.ferry(&save);
-        r.failed().stderr_has(&["cfg.yaml"]);
+        r.assert_failed().assert_stderr_has(&["cfg.yaml"]);
         assert!(
             !r.stderr.contains("no source registry named"),
-            "{bad:?} was accepted: {}",
-            r.show()
+            "{bad:?} was accepted: {r}"
         );
     }
 
@@ -1071,16 +1008,16 @@ fn bad_cfg_files_give_clear_errors() {
          target:\n- registry: http://127.0.0.1:3\n  name: site\n",
     );
     work.ferry(&["-src=nope", "-lst=images.lst"])
-        .failed()
-        .stderr_has(&["nope", "cfg.yaml", "a, b"]);
+        .assert_failed()
+        .assert_stderr_has(&["nope", "cfg.yaml", "a, b"]);
 
     // --opt keys are checked.
     work.ferry(&["-src=a", "-lst=images.lst", "-opt=bogus=1"])
-        .failed()
-        .stderr_has(&["bogus"]);
+        .assert_failed()
+        .assert_stderr_has(&["bogus"]);
     work.ferry(&["-src=a", "-lst=images.lst", "-opt=maxconn=many"])
-        .failed()
-        .stderr_has(&["maxconn"]);
+        .assert_failed()
+        .assert_stderr_has(&["maxconn"]);
 
     // Which file is read: names tell them apart.
     let names = |n: &str| format!("source:\n- registry: http://127.0.0.1:1\n  name: {n}\n");
@@ -1088,20 +1025,22 @@ fn bad_cfg_files_give_clear_errors() {
     work.write("data/cfg.yaml", &names("indata"));
     work.write("other.yaml", &names("other"));
     work.ferry(&["-src=indata", "-lst=images.lst"])
-        .failed()
-        .stderr_has(&["indata", "here"]);
+        .assert_failed()
+        .assert_stderr_has(&["indata", "here"]);
     work.ferry(&["-src=here", "-lst=images.lst", "--config", "other.yaml"])
-        .failed()
-        .stderr_has(&["here", "other.yaml"]);
+        .assert_failed()
+        .assert_stderr_has(&["here", "other.yaml"]);
     fs::remove_file(work.path().join("cfg.yaml")).unwrap();
     work.write("data/cfg.yaml", "source: []\nbogus_key: 1\n");
     work.ferry(&["-src=here", "-lst=images.lst"])
-        .failed()
-        .stderr_has(&["bogus_key", "data/cfg.yaml"]);
+        .assert_failed()
+        .assert_stderr_has(&["bogus_key", "data/cfg.yaml"]);
 
     // No cfg at all: -src names nothing.
     fs::remove_file(work.path().join("data/cfg.yaml")).unwrap();
-    work.ferry(&save).failed().stderr_has(&["cfg.yaml"]);
+    work.ferry(&save)
+        .assert_failed()
+        .assert_stderr_has(&["cfg.yaml"]);
 }
 
 // ---------------------------------------------------------------------------
@@ -1112,12 +1051,12 @@ fn completions_for_bash_zsh_and_fish() {
     let work = Work::new();
     for shell in ["bash", "zsh", "fish"] {
         let r = work.ferry(&["completions", shell]);
-        r.ok();
+        r.assert_ok();
         for word in ["ferry", "upload", "max-file-size", "platform"] {
             assert!(r.stdout.contains(word), "{shell} script lacks {word:?}");
         }
     }
-    work.ferry(&["completions", "tcsh"]).failed();
+    work.ferry(&["completions", "tcsh"]).assert_failed();
 }
 
 /// `-dst=NAME` naming no target of cfg.yaml: the error says so, naming the
@@ -1132,12 +1071,12 @@ fn unknown_dst_name_names_the_cfg_targets() {
     );
     let img = format!("-img={}", path_str(&meta));
     work.ferry(&["-dst=nope", &img])
-        .failed()
-        .stderr_has(&["nope", "cfg.yaml", "site, dr"]);
+        .assert_failed()
+        .assert_stderr_has(&["nope", "cfg.yaml", "site, dr"]);
     // A name with a dot is no less a name.
     work.ferry(&["-dst=gz.prod", &img])
-        .failed()
-        .stderr_has(&["gz.prod", "cfg.yaml", "site, dr"]);
+        .assert_failed()
+        .assert_stderr_has(&["gz.prod", "cfg.yaml", "site, dr"]);
 }
 
 /// On the upload side of the air gap, the source's `${VAR}` is not set: a
@@ -1175,9 +1114,9 @@ fn upload_does_not_need_the_source_password_variable() {
         &["-src=hq", "-lst=images.lst"],
         &[("FERRY_BATCH_LAZY_PW", "x")],
     );
-    save.ok();
+    save.assert_ok();
     let img = format!("-img={}", path_str(&work.meta_of(&save)));
-    work.ferry(&["-dst=site", &img]).ok();
+    work.ferry(&["-dst=site", &img]).assert_ok();
     assert_eq!(
         skopeo_inspect_raw(&dst.reference("team/app", "1")),
         app.manifest
@@ -1213,14 +1152,15 @@ fn untrusted_certificate_is_not_retried() {
     );
     work.write("images.lst", "xxxx/app:1\n");
     let save = work.ferry(&["-src=hq", "-lst=images.lst"]);
-    save.ok();
+    save.assert_ok();
     let img = format!("-img={}", path_str(&work.meta_of(&save)));
     let refused = work.ferry(&["-dst=site", &img]);
-    refused.failed().stderr_has(&["ca:", "insecure"]);
+    refused
+        .assert_failed()
+        .assert_stderr_has(&["ca:", "insecure"]);
     assert!(
         !refused.stderr.contains("retrying"),
-        "a certificate error was retried: {}",
-        refused.show()
+        "a certificate error was retried: {refused}"
     );
 }
 
@@ -1249,7 +1189,7 @@ fn entries_for_the_same_host_keep_their_own_credentials() {
     );
     work.write("images.lst", "team/app:1\n");
     let save = work.ferry(&["-src=hq", "-lst=images.lst"]);
-    save.ok();
+    save.assert_ok();
     assert_eq!(
         load_meta(&work.meta_of(&save)).images[0].digest.to_string(),
         app.digest

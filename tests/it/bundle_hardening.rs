@@ -14,52 +14,29 @@ use std::time::Duration;
 /// No command here may run longer: the attacks used to loop forever.
 const LIMIT: Duration = Duration::from_secs(120);
 
-fn run(args: &[&str]) -> std::process::Output {
-    ferry()
-        .args(args)
-        .timeout(LIMIT)
-        .output()
-        .expect("ferry runs")
+fn run(args: &[&str]) -> Output {
+    FerryCmd::new().args(args).timeout(LIMIT).output()
 }
 
-fn stderr(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
+fn stderr(o: &Output) -> String {
+    o.stderr.clone()
 }
 
-fn stdout(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
+fn stdout(o: &Output) -> String {
+    o.stdout.clone()
 }
 
 /// Exit status 1 with `needle` in stderr: a refusal, not a crash (101) or a kill.
-fn assert_refused(o: &std::process::Output, what: &str, needle: &str) {
-    assert_eq!(
-        o.status.code(),
-        Some(1),
-        "{what}: expected exit 1\n--- stdout:\n{}\n--- stderr:\n{}",
-        stdout(o),
-        stderr(o)
-    );
+fn assert_refused(o: &Output, what: &str, needle: &str) {
+    assert_eq!(o.code, Some(1), "{what}: expected exit 1: {o}");
     assert!(
-        stderr(o).contains(needle),
-        "{what}: stderr does not say {needle:?}\n--- stderr:\n{}",
-        stderr(o)
+        o.stderr.contains(needle),
+        "{what}: stderr does not say {needle:?}: {o}"
     );
 }
 
 fn save(refs: &[&str], out: &Path, extra: &[&str]) -> PathBuf {
-    let mut args = vec!["save"];
-    args.extend_from_slice(refs);
-    args.extend_from_slice(&["--out", out.to_str().unwrap(), "-q"]);
-    args.extend_from_slice(extra);
-    let o = run(&args);
-    let meta = PathBuf::from(stdout(&o).trim());
-    assert!(
-        meta.is_file(),
-        "save printed no meta\n--- stdout:\n{}\n--- stderr:\n{}",
-        stdout(&o),
-        stderr(&o)
-    );
-    meta
+    save_bundle(refs, out, extra)
 }
 
 fn load(meta: &Path) -> Meta {
@@ -136,9 +113,9 @@ fn a_forged_tar_size_is_refused_by_every_reader() {
     every_reader_refuses(&meta, &dst, "past the end", &["size"]);
     // A full check reads the file and fails on it too.
     let o = run(&["verify", meta.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(o.code, Some(1), "{}", stderr(&o));
     let o = run(&["ls", meta.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(0), "ls still lists: {}", stderr(&o));
+    assert_eq!(o.code, Some(0), "ls still lists: {}", stderr(&o));
 }
 
 /// #16.4: names from a meta became registry paths: `../../` in a repository left
@@ -185,7 +162,7 @@ fn names_in_a_meta_cannot_leave_the_namespace() {
 
     std::fs::write(&meta, &original).unwrap();
     let o = run(&["upload", m, "--dst", &format!("{}/mirror/team", dst.host())]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(o.code, Some(0), "{}", stderr(&o));
     assert_eq!(dst.catalog(), vec!["mirror/team/names/app".to_string()]);
 }
 
@@ -265,7 +242,7 @@ fn failure_reasons_reach_no_terminal_raw() {
         "--out",
         out.path().to_str().unwrap(),
     ]);
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(o.code, Some(1), "{}", stderr(&o));
     let meta = PathBuf::from(stdout(&o).trim());
     let reason = load(&meta).failed[0].reason.clone();
     edit(&meta, |t| {
@@ -315,12 +292,12 @@ fn images_that_failed_at_save_time_are_never_silently_lost() {
         "--out",
         out.path().to_str().unwrap(),
     ]);
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(o.code, Some(1), "{}", stderr(&o));
     let meta = PathBuf::from(stdout(&o).trim());
     let m = meta.to_str().unwrap();
 
     let ls = run(&["ls", m]);
-    assert_eq!(ls.status.code(), Some(0));
+    assert_eq!(ls.code, Some(0));
     let text = stdout(&ls);
     let lacks = text.find("lacks 1 image").expect(&text);
     assert!(
@@ -328,7 +305,7 @@ fn images_that_failed_at_save_time_are_never_silently_lost() {
         "ls shows what is missing first: {text}"
     );
     let v = run(&["verify", m]);
-    assert_eq!(v.status.code(), Some(0), "{}", stderr(&v));
+    assert_eq!(v.code, Some(0), "{}", stderr(&v));
     assert!(stderr(&v).contains("lacks 1 image") && stderr(&v).contains(&missing));
 
     let up = run(&["upload", m, "--dst", &dst.host()]);
@@ -340,7 +317,7 @@ fn images_that_failed_at_save_time_are_never_silently_lost() {
         dst.catalog()
     );
     let up = run(&["upload", m, "--dst", &dst.host(), "--allow-partial"]);
-    assert_eq!(up.status.code(), Some(0), "{}", stderr(&up));
+    assert_eq!(up.code, Some(0), "{}", stderr(&up));
     assert!(stderr(&up).contains(&missing), "{}", stderr(&up));
     assert_eq!(dst.catalog(), vec!["lost/app".to_string()]);
 

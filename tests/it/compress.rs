@@ -4,22 +4,9 @@
 use crate::common::*;
 use std::path::Path;
 
-fn save_zstd(src: &Registry, refs: &[&str], out: &Path) -> String {
-    let assert = ferry()
-        .arg("save")
-        .args(refs)
-        .arg("--compress")
-        .arg("zstd")
-        .arg("--files")
-        .arg("2")
-        .arg("--out")
-        .arg(out)
-        .arg("-q")
-        .assert()
-        .success();
-    let _ = src;
-    String::from_utf8_lossy(&assert.get_output().stdout)
-        .trim()
+fn save_zstd(refs: &[&str], out: &Path) -> String {
+    save_bundle(refs, out, &["--compress", "zstd", "--files", "2"])
+        .display()
         .to_string()
 }
 
@@ -47,7 +34,7 @@ fn zstd_bundles_verify_and_upload_byte_exact() {
         ],
     );
     let out = tempfile::tempdir().unwrap();
-    let meta = save_zstd(&src, &[&a.reference, &b.reference], out.path());
+    let meta = save_zstd(&[&a.reference, &b.reference], out.path());
     let dir = Path::new(&meta).parent().unwrap().to_path_buf();
     let data: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
@@ -106,7 +93,7 @@ fn corrupt_zstd_data_file_is_refused() {
         false,
     );
     let out = tempfile::tempdir().unwrap();
-    let meta = save_zstd(&src, &[&a.reference], out.path());
+    let meta = save_zstd(&[&a.reference], out.path());
     let dir = Path::new(&meta).parent().unwrap().to_path_buf();
     let victim = std::fs::read_dir(&dir)
         .unwrap()

@@ -5,15 +5,7 @@ use std::path::{Path, PathBuf};
 
 /// Saves `refs` into a bundle under `out` and returns its meta path.
 fn save(refs: &[&str], out: &Path) -> PathBuf {
-    let assert = ferry()
-        .arg("save")
-        .args(refs)
-        .arg("--out")
-        .arg(out)
-        .assert()
-        .success();
-    let stdout = String::from_utf8_lossy(&assert.get_output().stdout).to_string();
-    PathBuf::from(stdout.trim())
+    save_bundle(refs, out, &[])
 }
 
 fn assert_same_at(host: &str, path: &str, img: &PushedImage) {

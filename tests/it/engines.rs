@@ -72,19 +72,12 @@ fn engine_upload_json(
     dir: &Path,
     extra: &[&str],
 ) -> serde_json::Value {
-    let out = ferry()
+    let stdout = FerryCmd::new()
         .current_dir(dir)
         .env("DOCKER_HOST", engine.host())
         .args(["upload", meta, "--dst", "docker", "--json"])
         .args(extra)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}\n{stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .stdout_str();
     serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
 }
 

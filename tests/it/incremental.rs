@@ -60,7 +60,7 @@ fn save_prefixed(
         text.push('\n');
     }
     std::fs::write(&list, text).unwrap();
-    let mut cmd = ferry();
+    let mut cmd = FerryCmd::new();
     cmd.arg("save")
         .arg("--list")
         .arg(&list)
@@ -74,19 +74,7 @@ fn save_prefixed(
     for b in bases {
         cmd.arg("--inc").arg(&b.meta_path);
     }
-    let output = cmd.output().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert!(
-        output.status.success(),
-        "ferry save failed ({}):\nstdout: {stdout}\nstderr: {stderr}",
-        output.status
-    );
-    let meta_path = PathBuf::from(stdout.trim());
-    assert!(
-        meta_path.is_file(),
-        "ferry save printed {stdout:?}, which is not a meta file; stderr: {stderr}"
-    );
+    let meta_path = cmd.ok().meta_only();
     let (meta, meta_sha256) = Meta::load(&meta_path).unwrap();
     let bytes = std::fs::read(&meta_path).unwrap();
     assert_eq!(
@@ -103,25 +91,14 @@ fn save_prefixed(
 
 /// `ferry upload META --dst DST`: (success, stdout + stderr).
 fn upload(saved: &Saved, dst: &str) -> (bool, String) {
-    let output = ferry()
+    let out = FerryCmd::new()
         .arg("upload")
         .arg(&saved.meta_path)
         .arg("--dst")
         .arg(dst)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let code = output.status.code();
-    assert!(
-        code == Some(0) || code == Some(1),
-        "ferry upload exited with {:?}: {text}",
-        output.status
-    );
-    (output.status.success(), text)
+        .output();
+    assert!(matches!(out.code, Some(0 | 1)), "{out}");
+    (out.success(), format!("{}{}", out.stdout, out.stderr))
 }
 
 fn upload_ok(saved: &Saved, dst: &str) {

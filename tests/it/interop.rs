@@ -6,18 +6,7 @@ use std::path::Path;
 
 /// Saves `refs` into a bundle under `out`; returns the meta path.
 pub(crate) fn save(refs: &[&str], out: &Path) -> String {
-    let a = ferry()
-        .current_dir(out)
-        .arg("save")
-        .args(refs)
-        .arg("--out")
-        .arg(out)
-        .arg("-q")
-        .assert()
-        .success();
-    String::from_utf8_lossy(&a.get_output().stdout)
-        .trim()
-        .to_string()
+    save_bundle(refs, out, &[]).display().to_string()
 }
 
 #[test]

@@ -135,16 +135,10 @@ fn sign(reg: &Registry, repo: &str, image: PushedImage, signature: &str) -> Sign
 }
 
 fn save(work: &Path, out: &str, extra: &[&str], refs: &[&str]) -> String {
-    let a = ferry()
-        .current_dir(work)
-        .arg("save")
-        .args(refs)
-        .args(["--out", out, "-q", "--with-referrers"])
-        .args(extra)
-        .assert()
-        .success();
-    String::from_utf8_lossy(&a.get_output().stdout)
-        .trim()
+    let mut flags = vec!["--with-referrers"];
+    flags.extend_from_slice(extra);
+    save_bundle(refs, &work.join(out), &flags)
+        .display()
         .to_string()
 }
 

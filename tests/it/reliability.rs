@@ -18,51 +18,13 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(180);
 // ---------------------------------------------------------------------------
 // Helpers
 
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
+/// A finished ferry run (`success()`, the meta path a save printed, and all it
+/// said when shown).
+type Run = Output;
 
-impl Run {
-    fn ok(&self) -> bool {
-        self.code == Some(0)
-    }
-
-    /// The meta path that `ferry save` printed (its last stdout line).
-    fn meta(&self) -> PathBuf {
-        let line = self
-            .stdout
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or_else(|| panic!("ferry printed no meta path\n{self}"));
-        PathBuf::from(line.trim())
-    }
-}
-
-impl std::fmt::Display for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "exit {:?}\n--- stdout:\n{}\n--- stderr:\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-}
-
-/// Runs `ferry ARGS...` to completion (bounded by a timeout).
+/// Runs `ferry ARGS...` to completion, whatever its exit status.
 fn ferry_run(args: &[&str]) -> Run {
-    let out = ferry()
-        .args(args)
-        .timeout(COMMAND_TIMEOUT)
-        .output()
-        .expect("running ferry");
-    Run {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    FerryCmd::new().args(args).timeout(COMMAND_TIMEOUT).output()
 }
 
 /// `ferry save --out OUT FLAGS... REFS...` (global flags such as
@@ -406,7 +368,7 @@ fn faults_during_save_and_upload_still_give_byte_exact_images() {
         &["--retries", "10", "--read-timeout", "20"],
         &refs,
     );
-    assert!(run.ok(), "save through a faulty proxy failed\n{run}");
+    assert!(run.success(), "save through a faulty proxy failed\n{run}");
     let meta_path = run.meta();
     let meta = load_meta(&meta_path);
     let stats = in_proxy.stats();
@@ -440,7 +402,7 @@ fn faults_during_save_and_upload_still_give_byte_exact_images() {
         assert_eq!(digests.get(r), Some(&img.digest), "{r} in the meta");
     }
     let v = verify(&meta_path);
-    assert!(v.ok(), "verify after a faulty save\n{v}");
+    assert!(v.success(), "verify after a faulty save\n{v}");
 
     let out_proxy = Proxy::start_with(
         &dst.host(),
@@ -460,7 +422,7 @@ fn faults_during_save_and_upload_still_give_byte_exact_images() {
         "--retries",
         "10",
     ]);
-    assert!(up.ok(), "upload through a faulty proxy failed\n{up}");
+    assert!(up.success(), "upload through a faulty proxy failed\n{up}");
     let out_stats = out_proxy.stats();
     assert!(out_stats.unavailable > 0, "{out_stats:?}");
     assert!(out_stats.lost > 0, "no answer was lost: {out_stats:?}");
@@ -519,7 +481,7 @@ fn stalled_downloads_time_out_and_resume() {
     let refs: Vec<String> = images.iter().map(|i| via(&proxy.host(), i)).collect();
     let work = tempfile::tempdir().unwrap();
     let run = save(&work.path().join("out"), &["--read-timeout", "1"], &refs);
-    assert!(run.ok(), "save with stalled connections\n{run}");
+    assert!(run.success(), "save with stalled connections\n{run}");
     let stats = proxy.stats();
     assert!(stats.stalls > 0, "{stats:?}");
     assert!(stats.blob_range_gets > 0, "{stats:?}");
@@ -529,7 +491,7 @@ fn stalled_downloads_time_out_and_resume() {
         stored_blob_bytes(&meta),
         "blob bytes served vs stored: {stats:?}"
     );
-    assert!(verify(&run.meta()).ok());
+    assert!(verify(&run.meta()).success());
     assert_eq!(
         str_list(&meta, "images", "digest"),
         images.iter().map(|i| i.digest.clone()).collect::<Vec<_>>()
@@ -563,7 +525,7 @@ fn cut_downloads_restart_when_range_is_ignored() {
     );
     let work = tempfile::tempdir().unwrap();
     let run = save(&work.path().join("out"), &[], &[via(&proxy.host(), &image)]);
-    assert!(run.ok(), "{run}");
+    assert!(run.success(), "{run}");
     let stats = proxy.stats();
     assert!(stats.blob_cuts > 0, "{stats:?}");
     let meta = load_meta(&run.meta());
@@ -571,7 +533,7 @@ fn cut_downloads_restart_when_range_is_ignored() {
         stats.blob_bytes > stored_blob_bytes(&meta),
         "cut downloads must have been fetched again from the start: {stats:?}"
     );
-    assert!(verify(&run.meta()).ok());
+    assert!(verify(&run.meta()).success());
     let entries = bundle_entries(&run.meta());
     for b in &image.blobs {
         let data = &entries[&entry_name(&b.digest)];
@@ -606,13 +568,13 @@ fn redirected_blob_downloads_are_followed_and_resumed() {
     );
     let work = tempfile::tempdir().unwrap();
     let run = save(&work.path().join("out"), &[], &[via(&front.host(), &image)]);
-    assert!(run.ok(), "{run}");
+    assert!(run.success(), "{run}");
     let meta = load_meta(&run.meta());
     let (f, st) = (front.stats(), storage.stats());
     assert!(f.redirects > 0 && f.blob_bytes == 0, "{f:?}");
     assert!(st.blob_cuts > 0 && st.blob_range_gets > 0, "{st:?}");
     assert_eq!(st.blob_bytes, stored_blob_bytes(&meta), "{st:?}");
-    assert!(verify(&run.meta()).ok());
+    assert!(verify(&run.meta()).success());
 }
 
 /// A registry that takes the request and then says nothing: the read
@@ -640,7 +602,7 @@ fn a_hanging_answer_times_out_and_is_retried() {
         &["--read-timeout", "1"],
         &[via(&proxy.host(), &image)],
     );
-    assert!(run.ok(), "{run}");
+    assert!(run.success(), "{run}");
     // The first request is the check that the registry answers at all.
     let log = proxy.log();
     let target = "GET /v2/ -> ";
@@ -831,7 +793,7 @@ fn interrupted_save_keeps_partial_files_and_resumes() {
     proxy.set_faults(Faults::none());
     proxy.reset_stats();
     let run = ferry_run(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    assert!(run.ok(), "resumed save failed\n{run}");
+    assert!(run.success(), "resumed save failed\n{run}");
     let meta_path = run.meta();
     assert_eq!(
         meta_path.file_name().unwrap().to_string_lossy(),
@@ -853,7 +815,7 @@ fn interrupted_save_keeps_partial_files_and_resumes() {
     assert!(names_ending(&files, ".partial").is_empty(), "{files:?}");
     assert!(names_ending(&files, ".journal").is_empty(), "{files:?}");
     let v = verify(&meta_path);
-    assert!(v.ok(), "verify after resume\n{v}");
+    assert!(v.success(), "verify after resume\n{v}");
     let meta = load_meta(&meta_path);
     assert_eq!(stored_blob_bytes(&meta), total);
     let entries = bundle_entries(&meta_path);
@@ -1007,7 +969,7 @@ fn terminated_save_exits_130_and_the_rerun_completes() {
     // Another save into the same folder meanwhile gets a bundle of its own
     // and leaves the unfinished one alone.
     let other = ferry_run(&strs(&save_args(&[&small], &[])));
-    assert!(other.ok(), "{other}");
+    assert!(other.success(), "{other}");
     assert!(
         !other.meta().to_string_lossy().contains(&format!("{stem}_")),
         "{other}"
@@ -1017,7 +979,7 @@ fn terminated_save_exits_130_and_the_rerun_completes() {
     // The same request again (references in another order, other --jobs)
     // finishes the interrupted bundle.
     let run = ferry_run(&strs(&save_args(&[&small, &big], &["--jobs", "1"])));
-    assert!(run.ok(), "{run}");
+    assert!(run.success(), "{run}");
     assert_eq!(
         run.meta().file_name().unwrap().to_string_lossy(),
         format!("{stem}_meta.yaml"),
@@ -1027,7 +989,7 @@ fn terminated_save_exits_130_and_the_rerun_completes() {
     assert_eq!(names_ending(&files, "_meta.yaml").len(), 2, "{files:?}");
     assert!(names_ending(&files, ".partial").is_empty(), "{files:?}");
     assert!(names_ending(&files, ".journal").is_empty(), "{files:?}");
-    assert!(verify(&run.meta()).ok());
+    assert!(verify(&run.meta()).success());
     let entries = bundle_entries(&run.meta());
     for img in [&big, &small] {
         for b in &img.blobs {
@@ -1189,7 +1151,10 @@ fn blob_with_wrong_bytes_in_the_registry_fails_only_its_image() {
         "{reasons:?}"
     );
     let v = verify(&meta_path);
-    assert!(v.ok(), "the bundle without the bad image must verify\n{v}");
+    assert!(
+        v.success(),
+        "the bundle without the bad image must verify\n{v}"
+    );
 }
 
 /// The proxy flips the bytes of a layer that two images share: both fail
@@ -1247,7 +1212,7 @@ fn blob_corrupted_in_transit_fails_every_image_that_needs_it() {
     for blob in &c.blobs {
         assert!(entries.contains_key(&entry_name(&blob.digest)));
     }
-    assert!(verify(&meta_path).ok());
+    assert!(verify(&meta_path).success());
 }
 
 /// The bundle holds every manifest and blob of `kept` (bytes matching their
@@ -1348,7 +1313,7 @@ fn a_blob_missing_in_one_repository_fails_only_that_image() {
         str_list(&meta, "images", "reference"),
         vec![healthy.reference.clone()]
     );
-    assert!(verify(&run.meta()).ok());
+    assert!(verify(&run.meta()).success());
 }
 
 /// The target refuses one repository (403): the images going there fail, but
@@ -1382,7 +1347,7 @@ fn upload_denied_for_one_repository_fails_only_its_images() {
         &[],
         &[refused.reference.clone(), welcome.reference.clone()],
     );
-    assert!(run.ok(), "{run}");
+    assert!(run.success(), "{run}");
     let proxy = Proxy::start_with(&dst.host(), Faults::none().deny("aa/refused"));
     let up = ferry_run(&[
         "upload",
@@ -1499,7 +1464,7 @@ fn hostile_manifests_fail_their_image_with_a_clear_error() {
         assert!(entries.contains_key(&entry_name(&b.digest)));
     }
     let v = verify(&meta_path);
-    assert!(v.ok(), "{v}");
+    assert!(v.success(), "{v}");
 }
 
 // ---------------------------------------------------------------------------
@@ -1556,16 +1521,16 @@ fn broken_bundles_are_refused_before_anything_is_pushed() {
         &[],
         std::slice::from_ref(&a.reference),
     );
-    assert!(run_a.ok(), "{run_a}");
+    assert!(run_a.success(), "{run_a}");
     let run_b = save(
         &work.path().join("b"),
         &[],
         std::slice::from_ref(&b.reference),
     );
-    assert!(run_b.ok(), "{run_b}");
+    assert!(run_b.success(), "{run_b}");
     let meta_a = run_a.meta();
     let meta_b = run_b.meta();
-    assert!(verify(&meta_a).ok());
+    assert!(verify(&meta_a).success());
 
     let cases = work.path().join("cases");
     let mut broken: Vec<(&str, PathBuf, Vec<&str>)> = Vec::new();
@@ -1677,7 +1642,7 @@ fn broken_bundles_are_refused_before_anything_is_pushed() {
 
     // The intact bundle still uploads (the refusals above were about the damage).
     let up = ferry_run(&["upload", meta_a.to_str().unwrap(), "--dst", &dst.host()]);
-    assert!(up.ok(), "{up}");
+    assert!(up.success(), "{up}");
     assert_target_has(&dst, std::slice::from_ref(&a));
 }
 
@@ -1712,7 +1677,7 @@ fn a_blob_found_corrupt_after_others_were_pushed_tags_nothing() {
         &[],
         &[a.reference.clone(), b.reference.clone()],
     );
-    assert!(run.ok(), "{run}");
+    assert!(run.success(), "{run}");
     let meta = run.meta();
     corrupt_blob_in_bundle(meta.to_str().unwrap(), &last);
 
@@ -1792,7 +1757,7 @@ fn interrupted_upload_sets_no_tag_and_the_rerun_completes() {
     let work = tempfile::tempdir().unwrap();
     let refs: Vec<String> = images.iter().map(|i| i.reference.clone()).collect();
     let run = save(&work.path().join("out"), &[], &refs);
-    assert!(run.ok(), "{run}");
+    assert!(run.success(), "{run}");
     let meta = run.meta();
 
     let proxy = Proxy::start_with(&dst.host(), Faults::none().throttle(1024 * 1024));
@@ -1855,7 +1820,7 @@ fn interrupted_upload_sets_no_tag_and_the_rerun_completes() {
     proxy.set_faults(Faults::none());
     proxy.reset_stats();
     let again = ferry_run(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    assert!(again.ok(), "{again}");
+    assert!(again.success(), "{again}");
     let sent = proxy.stats().request_body_bytes;
     assert!(
         sent >= missing_bytes && sent < missing_bytes + present_bytes,
@@ -1875,7 +1840,7 @@ fn upload_rerun_after_failed_requests_completes_the_target() {
     let refs: Vec<String> = corpus.iter().map(|i| i.reference.clone()).collect();
     let work = tempfile::tempdir().unwrap();
     let run = save(&work.path().join("out"), &[], &refs);
-    assert!(run.ok(), "{run}");
+    assert!(run.success(), "{run}");
     let meta = run.meta();
 
     let proxy = Proxy::start_with(&dst.host(), Faults::none().unavailable_every(3));
@@ -1912,7 +1877,7 @@ fn upload_rerun_after_failed_requests_completes_the_target() {
 
     proxy.set_faults(Faults::none());
     let again = ferry_run(&["upload", meta.to_str().unwrap(), "--dst", &proxy.host()]);
-    assert!(again.ok(), "rerun without faults\n{again}");
+    assert!(again.success(), "rerun without faults\n{again}");
     assert_target_has(&dst, &corpus);
 }
 
@@ -2007,7 +1972,7 @@ fn sync_through_faults_is_byte_exact() {
     let mut args: Vec<&str> = vec!["sync", "--retries", "10", "--dst", &host];
     args.extend(refs.iter().map(String::as_str));
     let run = ferry_run(&args);
-    assert!(run.ok(), "{run}");
+    assert!(run.success(), "{run}");
     assert!(
         from.stats().unavailable + to.stats().unavailable > 0,
         "faults were injected"
@@ -2042,7 +2007,7 @@ fn a_body_size_limit_in_front_of_the_target_is_met_with_smaller_chunks() {
         &[],
         std::slice::from_ref(&img.reference),
     );
-    assert!(run.ok(), "{run}");
+    assert!(run.success(), "{run}");
 
     let proxy = Proxy::start_with(&dst.host(), Faults::none().max_request_body(1024 * 1024));
     let up = ferry_run(&[
@@ -2051,7 +2016,7 @@ fn a_body_size_limit_in_front_of_the_target_is_met_with_smaller_chunks() {
         "--dst",
         &proxy.host(),
     ]);
-    assert!(up.ok(), "upload behind a 1 MiB body limit\n{up}");
+    assert!(up.success(), "upload behind a 1 MiB body limit\n{up}");
     assert_target_has(&dst, std::slice::from_ref(&img));
 
     let log = proxy.log();

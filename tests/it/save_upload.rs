@@ -13,94 +13,23 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 // ---------------------------------------------------------------------------
 // Running ferry
 
 /// A finished ferry process.
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-    what: String,
-}
-
-impl Run {
-    fn assert_code(&self, code: i32) -> &Run {
-        assert_eq!(
-            self.code,
-            Some(code),
-            "{} exited with {:?}, expected {code}\n--- stdout:\n{}\n--- stderr:\n{}",
-            self.what,
-            self.code,
-            self.stdout,
-            self.stderr
-        );
-        self
-    }
-
-    fn assert_failed(&self) -> &Run {
-        assert!(
-            self.code.is_some_and(|c| c != 0),
-            "{} exited with {:?}, expected a failure\n--- stdout:\n{}\n--- stderr:\n{}",
-            self.what,
-            self.code,
-            self.stdout,
-            self.stderr
-        );
-        self
-    }
-
-    fn assert_stderr_names(&self, needle: &str) -> &Run {
-        assert!(
-            self.stderr.contains(needle),
-            "{}: stderr does not name {needle:?}\n--- stderr:\n{}",
-            self.what,
-            self.stderr
-        );
-        self
-    }
-
-    /// The meta path that `ferry save` printed on stdout (its only line).
-    fn meta_path(&self) -> PathBuf {
-        let lines: Vec<&str> = self.stdout.lines().collect();
-        assert_eq!(
-            lines.len(),
-            1,
-            "{}: expected the meta path alone on stdout, got:\n{}",
-            self.what,
-            self.stdout
-        );
-        let path = PathBuf::from(lines[0]);
-        assert!(
-            path.is_file(),
-            "{}: printed meta path {path:?} is not a file",
-            self.what
-        );
-        path
-    }
-}
+type Run = Output;
 
 fn ferry_run(args: &[&str], stdin: Option<&str>, cwd: Option<&Path>) -> Run {
-    let mut cmd = ferry();
+    let mut cmd = FerryCmd::new();
     cmd.args(args);
-    // A safeguard against a hung process, not a timing assertion.
-    cmd.timeout(Duration::from_secs(600));
     if let Some(input) = stdin {
-        cmd.write_stdin(input.to_string());
+        cmd.stdin(input);
     }
-    // Run in an empty folder unless told otherwise, so that no ./cfg.yaml or
-    // ./data/cfg.yaml of the checkout changes ferry's defaults.
-    let scratch = tempfile::tempdir().expect("scratch cwd");
-    cmd.current_dir(cwd.unwrap_or(scratch.path()));
-    let out = cmd.output().expect("running ferry");
-    Run {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        what: format!("ferry {}", args.join(" ")),
+    if let Some(dir) = cwd {
+        cmd.current_dir(dir);
     }
+    cmd.output()
 }
 
 fn run(args: &[&str]) -> Run {
@@ -117,7 +46,7 @@ fn save_ok(refs: &[&str], out: &Path, extra: &[&str]) -> PathBuf {
     args.extend_from_slice(refs);
     args.extend_from_slice(&["--out", path_str(out)]);
     args.extend_from_slice(extra);
-    run(&args).assert_code(0).meta_path()
+    run(&args).assert_code(0).meta_only()
 }
 
 fn verify(meta: &Path, extra: &[&str]) -> Run {
@@ -637,7 +566,7 @@ fn save_corpus_from_list_file_and_stdin() {
         args.extend(extra);
         let r = ferry_run(&args, stdin, Some(work.path()));
         r.assert_code(0);
-        let meta_path = r.meta_path();
+        let meta_path = r.meta_only();
         assert_bundle_path(&meta_path, &out, "img");
         assert_no_leftovers(&meta_path);
         let bundle = read_bundle(&meta_path);
@@ -792,9 +721,9 @@ fn save_records_malformed_and_missing_references_and_saves_the_rest() {
     ];
     let r = run(&args);
     r.assert_code(1);
-    r.assert_stderr_names(&malformed);
-    r.assert_stderr_names(&missing);
-    let meta_path = r.meta_path();
+    r.assert_stderr_has(&[&malformed]);
+    r.assert_stderr_has(&[&missing]);
+    let meta_path = r.meta_only();
     assert_no_leftovers(&meta_path);
 
     let bundle = read_bundle(&meta_path);
@@ -846,7 +775,7 @@ fn save_refuses_a_missing_list_and_an_unwritable_out() {
         Some(work.path()),
     );
     r.assert_failed();
-    r.assert_stderr_names("no-such-list.lst");
+    r.assert_stderr_has(&["no-such-list.lst"]);
     assert!(r.stdout.trim().is_empty(), "stdout: {}", r.stdout);
     assert_eq!(all_files(work.path()), Vec::<PathBuf>::new());
 
@@ -860,7 +789,7 @@ fn save_refuses_a_missing_list_and_an_unwritable_out() {
         Some(work.path()),
     );
     r.assert_failed();
-    r.assert_stderr_names(path_str(&bad_out));
+    r.assert_stderr_has(&[path_str(&bad_out)]);
     assert!(r.stdout.trim().is_empty(), "stdout: {}", r.stdout);
     assert_eq!(fs::read(&blocker).unwrap(), b"not a folder");
     assert_eq!(all_files(work.path()), vec![blocker]);
@@ -880,11 +809,13 @@ fn verify_detects_changed_truncated_and_missing_data_files() {
         let copy = copy_bundle(&meta_path, &copies.path().join(format!("{how:?}")));
         verify(&copy, &[]).assert_code(0);
         let file = damage(&copy, how);
-        verify(&copy, &[]).assert_code(1).assert_stderr_names(&file);
+        verify(&copy, &[])
+            .assert_code(1)
+            .assert_stderr_has(&[&file]);
         if !matches!(how, Damage::FlipByte) {
             verify(&copy, &["--size-only"])
                 .assert_code(1)
-                .assert_stderr_names(&file);
+                .assert_stderr_has(&[&file]);
         }
     }
     // The original is untouched and still good.
@@ -1072,7 +1003,7 @@ fn upload_refuses_damaged_bundles_and_tags_nothing() {
         let before = target.catalog();
         upload(&copy, &target.host(), &["--verify", mode])
             .assert_failed()
-            .assert_stderr_names(&file);
+            .assert_stderr_has(&[&file]);
         if matches!(how, Damage::FlipByte) {
             for image in &images {
                 assert!(target.tags(&image.repo).is_empty(), "{how:?}: tagged");
@@ -1106,7 +1037,7 @@ fn concurrent_identical_saves_keep_both_bundles() {
         let handles: Vec<_> = (0..3).map(|_| s.spawn(|| run(&args))).collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    let metas: Vec<PathBuf> = runs.iter().map(|r| r.assert_code(0).meta_path()).collect();
+    let metas: Vec<PathBuf> = runs.iter().map(|r| r.assert_code(0).meta_only()).collect();
     let distinct: BTreeSet<&PathBuf> = metas.iter().collect();
     assert_eq!(
         distinct.len(),
@@ -1144,10 +1075,10 @@ fn two_images_renamed_to_one_tag_both_fail_and_the_tag_is_not_set() {
     let out = work.path().join("out");
     let meta = run(&["save", "--list", path_str(&list), "--out", path_str(&out)])
         .assert_code(0)
-        .meta_path();
+        .meta_only();
     let up = upload(&meta, &dst.host(), &[]);
     up.assert_code(1)
-        .assert_stderr_names("coll/x:1 is also the target of");
+        .assert_stderr_has(&["coll/x:1 is also the target of"]);
     assert!(
         dst.tags("coll/x").is_empty(),
         "the contested tag was set: {:?}",
@@ -1180,7 +1111,7 @@ fn bad_values_are_usage_errors_and_write_nothing() {
             value,
         ])
         .assert_code(2)
-        .assert_stderr_names(names);
+        .assert_stderr_has(&[names]);
     }
     assert!(
         all_files(work.path()).is_empty(),
@@ -1189,7 +1120,7 @@ fn bad_values_are_usage_errors_and_write_nothing() {
     );
     run(&["upload", "nowhere_meta.yaml", "--dst", "HOST//ns"])
         .assert_code(2)
-        .assert_stderr_names("HOST//ns");
+        .assert_stderr_has(&["HOST//ns"]);
 }
 
 /// An unreachable target fails the upload once, before any image or blob is
@@ -1201,7 +1132,7 @@ fn an_unreachable_target_fails_the_upload_once() {
     let work = tempfile::tempdir().unwrap();
     let meta = save_ok(&refs_of(&images), &work.path().join("out"), &[]);
     let up = upload(&meta, "127.0.0.1:1/x", &["--retries", "0"]);
-    up.assert_code(1).assert_stderr_names("127.0.0.1:1");
+    up.assert_code(1).assert_stderr_has(&["127.0.0.1:1"]);
     for img in &images {
         assert!(
             !up.stderr.contains(&format!("failed: {}", img.reference)),
@@ -1230,5 +1161,7 @@ fn verify_names_an_image_whose_manifest_is_missing() {
         format!("{head}{}", tail.replace(&fake, &images[0].digest)),
     )
     .unwrap();
-    verify(&meta, &[]).assert_code(1).assert_stderr_names(&fake);
+    verify(&meta, &[])
+        .assert_code(1)
+        .assert_stderr_has(&[&fake]);
 }

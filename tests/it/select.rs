@@ -34,18 +34,9 @@ fn seed(reg: &Registry, repo: &str, tags: &[&str]) {
     }
 }
 
-fn run_ok(cmd: &mut assert_cmd::Command) -> (String, String) {
-    let out = cmd.output().unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout).to_string(),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    );
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
-        out.status
-    );
-    (stdout, stderr)
+fn run_ok(cmd: &mut FerryCmd) -> (String, String) {
+    let out = cmd.ok();
+    (out.stdout, out.stderr)
 }
 
 fn meta_of(dir: &Path, stdout: &str) -> (PathBuf, Meta) {
@@ -78,7 +69,7 @@ fn selectors_expand_against_the_registry_and_are_recorded_in_the_meta() {
     )
     .unwrap();
     let (stdout, _) = run_ok(
-        ferry()
+        FerryCmd::new()
             .current_dir(work.path())
             .args(["save", "--list", "list.txt", "-o", "out"]),
     );
@@ -104,7 +95,7 @@ fn selectors_expand_against_the_registry_and_are_recorded_in_the_meta() {
         .any(|i| i.reference == format!("{h}/sel/app:1.3.0")));
 
     // A regular expression with an exclusion, and every tag, from arguments.
-    let (stdout, _) = run_ok(ferry().current_dir(work.path()).args([
+    let (stdout, _) = run_ok(FerryCmd::new().current_dir(work.path()).args([
         "save",
         "-o",
         "out2",
@@ -114,7 +105,7 @@ fn selectors_expand_against_the_registry_and_are_recorded_in_the_meta() {
     let (_, meta) = meta_of(work.path(), &stdout);
     assert_eq!(saved_tags(&meta), vec!["1.2.0", "1.2.1"]);
     assert_eq!(meta.selections[0].excluded, vec!["1.2.5-rc1"]);
-    let (stdout, _) = run_ok(ferry().current_dir(work.path()).args([
+    let (stdout, _) = run_ok(FerryCmd::new().current_dir(work.path()).args([
         "save",
         "-o",
         "out3",
@@ -122,7 +113,7 @@ fn selectors_expand_against_the_registry_and_are_recorded_in_the_meta() {
     ]));
     let (_, meta) = meta_of(work.path(), &stdout);
     assert_eq!(saved_tags(&meta), vec!["1.2.5-rc1", "1.3.0", "2.0.0"]);
-    let (stdout, _) = run_ok(ferry().current_dir(work.path()).args([
+    let (stdout, _) = run_ok(FerryCmd::new().current_dir(work.path()).args([
         "save",
         "-o",
         "out4",
@@ -186,7 +177,7 @@ fn sync_expands_selectors_from_cfg_images_with_renames() {
     )
     .unwrap();
     run_ok(
-        ferry()
+        FerryCmd::new()
             .current_dir(work.path())
             .args(["sync", "--dst", &dst.host()]),
     );
@@ -433,7 +424,7 @@ fn save_dry_run_writes_nothing_and_names_what_it_would_fetch() {
     seed(&src, "dry/app", &["1.0", "1.1", "2.0-rc"]);
     let work = tempfile::tempdir().unwrap();
     let h = src.host();
-    let (stdout, _) = run_ok(ferry().current_dir(work.path()).args([
+    let (stdout, _) = run_ok(FerryCmd::new().current_dir(work.path()).args([
         "save",
         "--dry-run",
         "-o",
@@ -460,7 +451,7 @@ fn save_dry_run_writes_nothing_and_names_what_it_would_fetch() {
     assert!(stdout.contains("4 to fetch"), "{stdout}");
 
     // The same as JSON.
-    let (stdout, _) = run_ok(ferry().current_dir(work.path()).args([
+    let (stdout, _) = run_ok(FerryCmd::new().current_dir(work.path()).args([
         "save",
         "--dry-run",
         "--json",
@@ -532,7 +523,7 @@ fn save_verify_ls_and_tags_print_json_documents() {
     );
 
     for command in ["ls", "verify"] {
-        let (stdout, _) = run_ok(ferry().args([command, "--json"]).arg(&meta));
+        let (stdout, _) = run_ok(FerryCmd::new().args([command, "--json"]).arg(&meta));
         let d = json_of(&stdout);
         assert_common_keys(&d, command);
         assert_eq!(d["ok"], true, "{d}");
@@ -567,7 +558,11 @@ fn save_verify_ls_and_tags_print_json_documents() {
         "{d}"
     );
 
-    let (stdout, _) = run_ok(ferry().args(["tags", "--json"]).arg(format!("{h}/js/app")));
+    let (stdout, _) = run_ok(
+        FerryCmd::new()
+            .args(["tags", "--json"])
+            .arg(format!("{h}/js/app")),
+    );
     let d = json_of(&stdout);
     assert_eq!(d["command"], "tags");
     let mut tags: Vec<&str> = d["tags"]
@@ -638,7 +633,7 @@ fn sync_dry_run_plans_against_the_target_and_pushes_nothing() {
         .map(|n| src.reference(&format!("dr/{n}"), "1"))
         .collect();
     let (stdout, _) = run_ok(
-        ferry()
+        FerryCmd::new()
             .current_dir(work.path())
             .args(["sync", "--dry-run", "--dst", &dst.host()])
             .args(&images),
@@ -652,7 +647,7 @@ fn sync_dry_run_plans_against_the_target_and_pushes_nothing() {
     assert!(dst.tags("dr/b").is_empty() && dst.tags("dr/c").is_empty());
 
     let (stdout, _) = run_ok(
-        ferry()
+        FerryCmd::new()
             .current_dir(work.path())
             .args(["sync", "--dry-run", "--json", "--dst", &dst.host()])
             .args(&images),
@@ -684,7 +679,7 @@ fn sync_dry_run_plans_against_the_target_and_pushes_nothing() {
 
     // For real, as JSON: what it did.
     let (stdout, _) = run_ok(
-        ferry()
+        FerryCmd::new()
             .current_dir(work.path())
             .args(["sync", "--json", "--dst", &dst.host()])
             .args(&images),
@@ -721,7 +716,7 @@ fn upload_and_copy_dry_runs_write_nothing_and_report_in_json() {
     seed_shared(&src, &dst);
     let work = tempfile::tempdir().unwrap();
     let (stdout, _) = run_ok(
-        ferry()
+        FerryCmd::new()
             .current_dir(work.path())
             .args(["save", "-o", "out", "--files", "1"])
             .arg(src.reference("dr/a", "1"))
@@ -729,7 +724,7 @@ fn upload_and_copy_dry_runs_write_nothing_and_report_in_json() {
     );
     let (meta, _) = meta_of(work.path(), &stdout);
     let (stdout, _) = run_ok(
-        ferry()
+        FerryCmd::new()
             .args(["upload", "--dry-run", "--json", "--dst", &dst.host()])
             .arg(&meta),
     );
@@ -746,7 +741,7 @@ fn upload_and_copy_dry_runs_write_nothing_and_report_in_json() {
     assert_eq!(doc["plan"]["push"]["blobs"], 3, "{doc}");
     assert!(dst.tags("dr/b").is_empty());
     let (stdout, _) = run_ok(
-        ferry()
+        FerryCmd::new()
             .args(["upload", "--dry-run", "--dst", &dst.host()])
             .arg(&meta),
     );
@@ -755,7 +750,7 @@ fn upload_and_copy_dry_runs_write_nothing_and_report_in_json() {
 
     // copy into an OCI layout that is not there: no folder appears.
     let layout = work.path().join("layout");
-    let (stdout, _) = run_ok(ferry().args([
+    let (stdout, _) = run_ok(FerryCmd::new().args([
         "copy",
         "--dry-run",
         "--json",
@@ -768,7 +763,7 @@ fn upload_and_copy_dry_runs_write_nothing_and_report_in_json() {
     assert_eq!(states(&doc), vec![("c:1".into(), "planned".into())]);
     assert_eq!(doc["plan"]["push"]["blobs"], 3, "{doc}");
     // ...and for real.
-    let (stdout, _) = run_ok(ferry().args([
+    let (stdout, _) = run_ok(FerryCmd::new().args([
         "copy",
         "--json",
         &format!("docker://{}", src.reference("dr/c", "1")),

@@ -7,40 +7,17 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A finished ferry run.
-struct Out {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl std::fmt::Display for Out {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "exit {:?}\n--- stdout:\n{}\n--- stderr:\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-}
+type Out = Output;
 
 /// Runs ferry in `dir` (so no cfg.yaml of the checkout is read), in English unless
 /// `env` says otherwise.
 fn run_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Out {
-    let mut cmd = ferry();
-    cmd.current_dir(dir)
-        .args(args)
-        .env("LANG", "C.UTF-8")
-        .env_remove("LC_ALL")
-        .timeout(Duration::from_secs(600));
+    let mut cmd = FerryCmd::new();
+    cmd.current_dir(dir).args(args);
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let out = cmd.output().expect("running ferry");
-    Out {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    cmd.output()
 }
 
 fn small_image(reg: &Registry, repo: &str, seed: &str) -> PushedImage {

@@ -6,11 +6,13 @@
 //!   independent client to check what ferry wrote.
 //! * corpus ([`seed_corpus`], [`push_image`], [`push_index`], [`layer`], ...):
 //!   deterministic images pushed with skopeo and verified byte-exact.
-//! * [`ferry`]: the binary under test.
+//! * [`FerryCmd`]: runs the binary under test (builder; assertions that print
+//!   everything it said); [`ferry`]: the bare `assert_cmd` command.
 //!
 //! Use from a test module with `use crate::common::*;`.
 #![allow(dead_code, unused_imports)]
 
+pub mod cmd;
 pub mod corpus;
 pub mod engines;
 pub mod http;
@@ -19,6 +21,7 @@ pub mod registry;
 pub mod skopeo;
 pub mod tls;
 
+pub use cmd::{save_bundle, FerryCmd, Output};
 pub use corpus::media_types;
 pub use corpus::{
     build_image, build_index, corpus_base_layers, gunzip, gzip, layer, pseudo_random, push_built,
