@@ -110,7 +110,8 @@ pub enum Command {
     Tags(TagsArgs),
     /// Store credentials for a registry in docker's config.json (shared with docker and skopeo).
     Login(LoginArgs),
-    /// Remove stored credentials for a registry from docker's config.json.
+    /// Remove stored credentials for a registry from docker's config.json and the containers
+    /// auth.json files (skopeo's, podman's) that ferry reads.
     Logout(LogoutArgs),
     /// Print a shell completion script: ferry completions bash > /etc/bash_completion.d/ferry
     Completions(CompletionsArgs),

@@ -396,7 +396,7 @@ const TEXTS: &[(&str, &str)] = &[
         "不向镜像仓库验证凭据就保存 (用于当前连不上的镜像仓库)",
     ),
     // logout
-    ("logout", "从 docker 的 config.json 中删除镜像仓库的凭据"),
+    ("logout", "从 docker 的 config.json 以及 ferry 读取的 containers auth.json 文件 (skopeo、podman 的) 中删除镜像仓库的凭据"),
     ("logout --registry", "镜像仓库 host[:port]"),
     // completions
     (

@@ -72,26 +72,16 @@ fn edit_distance(a: &str, b: &str) -> usize {
 /// Rewrites image-transmit arguments into ferry's; other command lines are returned
 /// unchanged. ferry's own global flags (`--config`, `-q`, `-v`...) may be mixed in.
 pub fn translate(args: Vec<String>) -> Result<Vec<String>, String> {
-    const SUBCOMMANDS: [&str; 14] = [
-        "save",
-        "upload",
-        "verify",
-        "sync",
-        "export",
-        "ls",
-        "serve",
-        "ui",
-        "inspect",
-        "tags",
-        "login",
-        "logout",
-        "completions",
-        "help",
-    ];
-    let modern = args
-        .iter()
-        .skip(1)
-        .any(|a| SUBCOMMANDS.contains(&a.as_str()));
+    // ferry's own subcommands (and their aliases) as clap knows them, so that a new
+    // one is never taken for an image-transmit command line.
+    let command = <super::args::Cli as clap::CommandFactory>::command();
+    let subcommand = |a: &str| {
+        a == "help"
+            || command
+                .get_subcommands()
+                .any(|c| c.get_name() == a || c.get_all_aliases().any(|alias| alias == a))
+    };
+    let modern = args.iter().skip(1).any(|a| subcommand(a));
     if modern {
         return Ok(args);
     }
@@ -218,6 +208,40 @@ mod tests {
         assert!(super::translate(args(&["ferry", "-src=hq", "-lst=-"])).is_ok());
         let modern = args(&["ferry", "ls", "m.yaml", "--opt", "lang=zh_CN"]);
         assert_eq!(super::translate(modern.clone()).unwrap(), modern);
+    }
+
+    #[test]
+    fn every_subcommand_is_left_to_clap() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        for line in [
+            &[
+                "ferry",
+                "copy",
+                "docker://h/a:1",
+                "oci:/tmp/x",
+                "--opt",
+                "lang=zh_CN",
+            ][..],
+            &["ferry", "sign", "m.yaml", "--opt", "lang=zh_CN"],
+            &["ferry", "ui", "--opt", "lang=zh_CN"],
+            &[
+                "ferry",
+                "-q",
+                "copy",
+                "bundle:m.yaml",
+                "docker://h/ns",
+                "-out=x",
+            ],
+        ] {
+            let line = args(line);
+            assert_eq!(super::translate(line.clone()).unwrap(), line);
+        }
+        // Every subcommand clap knows, help included.
+        let cli = <crate::cli::args::Cli as clap::CommandFactory>::command();
+        for name in cli.get_subcommands().map(|c| c.get_name().to_string()) {
+            let line = args(&["ferry", &name, "-src=x"]);
+            assert_eq!(super::translate(line.clone()).unwrap(), line, "{name}");
+        }
     }
 
     use super::*;

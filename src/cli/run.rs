@@ -114,11 +114,12 @@ pub async fn run_with(
                     .trim_start_matches("https://")
                     .trim_start_matches("http://"),
             )?;
-            reporter.warn(&if removed {
+            reporter.warn(&if !removed.is_empty() {
                 crate::tr!(
-                    "removed the credentials for {}",
-                    "已删除 {} 的凭据",
-                    args.registry
+                    "removed the credentials for {} from {}",
+                    "已从 {1} 删除 {0} 的凭据",
+                    args.registry,
+                    removed.join(", ")
                 )
             } else {
                 crate::tr!(

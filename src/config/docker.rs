@@ -4,7 +4,8 @@
 //! then docker's `config.json` (`$DOCKER_CONFIG`, else `~/.docker`); the first file
 //! with credentials for the registry wins, credential helpers included (parsed by
 //! the `docker_credential` crate). Writing (`ferry login`) goes to docker's
-//! `config.json`, so that docker, skopeo and ferry share logins.
+//! `config.json`, so that docker, skopeo and ferry share logins; `ferry logout`
+//! removes the registry from every one of those files.
 
 use crate::reference::{is_docker_hub, DOCKER_HUB_LOGIN_KEY};
 use base64::Engine as _;
@@ -121,7 +122,14 @@ fn json_error(e: &serde_json::Error) -> String {
 }
 
 fn read() -> Result<(PathBuf, serde_json::Map<String, serde_json::Value>), DockerConfigError> {
-    let path = config_path()?;
+    read_file(config_path()?)
+}
+
+/// A docker config.json or containers auth.json as a JSON object (empty when the
+/// file is missing or blank).
+fn read_file(
+    path: PathBuf,
+) -> Result<(PathBuf, serde_json::Map<String, serde_json::Value>), DockerConfigError> {
     let file_err = |detail: String| DockerConfigError::File {
         path: path.display().to_string(),
         detail,
@@ -275,33 +283,53 @@ pub fn store(registry: &str, username: &str, password: &str) -> Result<String, D
     Ok(path.display().to_string())
 }
 
-/// Removes stored credentials for `registry`; returns whether there were any.
-pub fn erase(registry: &str) -> Result<bool, DockerConfigError> {
-    let (path, mut map) = read()?;
+/// Removes stored credentials for `registry` wherever ferry reads them: docker's
+/// config.json (or its credential helper) and every containers auth.json of
+/// [`auth_files`] (skopeo's and podman's logins), so that no older login takes
+/// over after a logout. Returns where they were removed from (empty: nowhere).
+pub fn erase(registry: &str) -> Result<Vec<String>, DockerConfigError> {
+    let mut removed = Vec::new();
+    let (docker, mut map) = read()?;
     if let Some(helper) = helper_for(&map, docker_key(registry)) {
         run_helper(&helper, "erase", docker_key(registry))?;
-        return Ok(true);
+        removed.push(crate::tr!(
+            "credential helper docker-credential-{helper}",
+            "凭据助手 docker-credential-{helper}"
+        ));
+    } else if remove_auths(&mut map, registry) {
+        write(&docker, &map)?;
+        removed.push(docker.display().to_string());
     }
+    for file in auth_files() {
+        if file == docker || !file.is_file() {
+            continue;
+        }
+        let (path, mut map) = read_file(file)?;
+        if remove_auths(&mut map, registry) {
+            write(&path, &map)?;
+            removed.push(path.display().to_string());
+        }
+    }
+    Ok(removed)
+}
+
+/// Drops every `auths` entry of `map` for `registry` (with or without a scheme or
+/// trailing slash; any of Docker Hub's keys for Docker Hub); whether there was one.
+fn remove_auths(map: &mut serde_json::Map<String, serde_json::Value>, registry: &str) -> bool {
     let hub = is_docker_hub(registry);
-    let removed = map
-        .get_mut("auths")
-        .and_then(|a| a.as_object_mut())
-        .map(|a| {
-            let keys: Vec<String> = a
-                .keys()
-                .filter(|k| {
-                    let host = k
-                        .trim_start_matches("https://")
-                        .trim_start_matches("http://")
-                        .trim_end_matches('/');
-                    host == registry || hub && is_docker_hub(host)
-                })
-                .cloned()
-                .collect();
-            keys.iter().filter(|k| a.remove(*k).is_some()).count() > 0
-        });
-    if removed == Some(true) {
-        write(&path, &map)?;
-    }
-    Ok(removed == Some(true))
+    let Some(auths) = map.get_mut("auths").and_then(|a| a.as_object_mut()) else {
+        return false;
+    };
+    let keys: Vec<String> = auths
+        .keys()
+        .filter(|k| {
+            let host = k
+                .trim_start_matches("https://")
+                .trim_start_matches("http://")
+                .trim_end_matches('/');
+            host == registry || hub && is_docker_hub(host)
+        })
+        .cloned()
+        .collect();
+    keys.iter().filter(|k| auths.remove(*k).is_some()).count() > 0
 }

@@ -772,6 +772,71 @@ fn login_and_logout_share_docker_config_json() {
 /// alone (the meta's digest is the child's, the target's tag points at it);
 /// cfg `platform:` does the same; a platform the index lacks fails that image
 /// with a reason.
+/// `ferry logout` removes the login from every file ferry reads logins from:
+/// docker's config.json and the containers auth.json files that skopeo and podman
+/// write (`$REGISTRY_AUTH_FILE`, `$XDG_CONFIG_HOME/containers/auth.json`), whatever
+/// the key's scheme; other registries' logins stay, and no older login is left to
+/// take over.
+#[test]
+fn logout_removes_the_login_from_containers_auth_files_too() {
+    let work = Work::new();
+    let host = "127.0.0.1:5999";
+    let other = "registry.example:5000";
+    let entry =
+        serde_json::json!({ "auth": base64::engine::general_purpose::STANDARD.encode("u:pw") });
+    let runtime_auth = work.write(
+        "run/containers/auth.json",
+        &serde_json::json!({ "auths": { host: entry, other: entry } }).to_string(),
+    );
+    let config_auth = work.write(
+        "xdg/containers/auth.json",
+        &serde_json::json!({ "auths": { format!("https://{host}"): entry, other: entry } })
+            .to_string(),
+    );
+    let env = [
+        ("REGISTRY_AUTH_FILE", path_str(&runtime_auth).to_string()),
+        (
+            "XDG_CONFIG_HOME",
+            path_str(&work.path().join("xdg")).to_string(),
+        ),
+    ];
+    let run = |args: &[&str], stdin: Option<&str>| {
+        let mut cmd = work.command(args);
+        for (k, v) in &env {
+            cmd.env(k, v);
+        }
+        if let Some(input) = stdin {
+            cmd.stdin(input);
+        }
+        work.run(&mut cmd)
+    };
+    run(
+        &["login", host, "-u", "u", "--password-stdin", "--no-check"],
+        Some("pw\n"),
+    )
+    .assert_ok();
+    let config_json = work.docker_config().join("config.json");
+    let hosts = |file: &Path| -> Vec<String> {
+        let v: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(file).unwrap()).unwrap();
+        v["auths"].as_object().unwrap().keys().cloned().collect()
+    };
+    assert_eq!(hosts(&config_json), vec![host.to_string()]);
+
+    let out = run(&["logout", host], None);
+    out.assert_ok().assert_stderr_has(&[
+        path_str(&config_json),
+        path_str(&runtime_auth),
+        path_str(&config_auth),
+    ]);
+    assert!(hosts(&config_json).is_empty(), "{out}");
+    assert_eq!(hosts(&runtime_auth), vec![other.to_string()], "{out}");
+    assert_eq!(hosts(&config_auth), vec![other.to_string()], "{out}");
+    run(&["logout", host], None)
+        .assert_ok()
+        .assert_stderr_has(&["no stored credentials"]);
+}
+
 #[test]
 fn one_platform_of_an_oci_index() {
     let (src, dst) = std::thread::scope(|s| {
