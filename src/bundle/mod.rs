@@ -7,6 +7,7 @@ pub mod layout;
 pub mod meta;
 pub mod names;
 pub mod naming;
+pub mod plan;
 pub mod reader;
 pub mod space;
 pub mod transmit;

@@ -46,6 +46,10 @@ pub struct BundleWriter {
     journal: Mutex<File>,
     journal_path: PathBuf,
     resumed: HashSet<Digest>,
+    /// Blobs an interrupted run had begun: the bytes of their slot already written.
+    partial: HashMap<Digest, u64>,
+    /// The files are those of an interrupted run of the same save.
+    resuming: bool,
 }
 
 struct DataFileWriter {
@@ -55,6 +59,11 @@ struct DataFileWriter {
     layout: FileLayout,
 }
 
+/// The journal: a first line saying what the partial files were laid out for, then
+/// one line per blob complete (`sha256:<hex>`) and, now and then while a blob is
+/// written, how far it got (`sha256:<hex> <bytes>`), so that a save killed in the
+/// middle of a large blob resumes it after those bytes.
+///
 /// The journal's first line: what the partial files were laid out for.
 #[derive(serde::Serialize, serde::Deserialize, PartialEq)]
 struct JournalHeader {
@@ -117,7 +126,7 @@ impl BundleWriter {
         };
         let journal_path = dir.join(journal_file_name(name));
         let previous = read_journal(&mut journal);
-        let resume = matches!(&previous, Some((h, _)) if *h == header);
+        let resume = matches!(&previous, Some(j) if j.header == header);
         let mut files = Vec::new();
         let mut slots = HashMap::new();
         for (i, layout) in layouts.into_iter().enumerate() {
@@ -169,14 +178,18 @@ impl BundleWriter {
             });
         }
         let mut resumed = HashSet::new();
-        if resume {
-            if let Some((_, done)) = previous {
-                for d in done {
-                    if let Some(slot) = slots.get(&d) {
-                        if rehash(&files[slot.file].file, slot).ok() == Some(d.clone()) {
-                            resumed.insert(d);
-                        }
+        let mut partial = HashMap::new();
+        if let (true, Some(previous)) = (resume, previous) {
+            for d in previous.done {
+                if let Some(slot) = slots.get(&d) {
+                    if rehash(&files[slot.file].file, slot).ok() == Some(d.clone()) {
+                        resumed.insert(d);
                     }
+                }
+            }
+            for (d, n) in previous.partial {
+                if slots.get(&d).is_some_and(|s| n <= s.size) && !resumed.contains(&d) {
+                    partial.insert(d, n);
                 }
             }
         }
@@ -190,6 +203,9 @@ impl BundleWriter {
             text.push_str(d.as_str());
             text.push('\n');
         }
+        for (d, n) in &partial {
+            text.push_str(&format!("{d} {n}\n"));
+        }
         journal
             .write_all(text.as_bytes())
             .map_err(io_err(&journal_path))?;
@@ -201,12 +217,38 @@ impl BundleWriter {
             journal: Mutex::new(journal),
             journal_path,
             resumed,
+            partial,
+            resuming: resume,
         })
     }
 
     /// Blobs already complete from an interrupted run of the same save.
     pub fn resumed(&self) -> &HashSet<Digest> {
         &self.resumed
+    }
+
+    /// Whether the files are those of an interrupted run of the same save.
+    pub fn resuming(&self) -> bool {
+        self.resuming
+    }
+
+    /// Bytes of `digest` an interrupted run had written into its slot (unchecked:
+    /// the caller hashes them before going on), 0 when none.
+    pub fn partial(&self, digest: &Digest) -> u64 {
+        self.partial.get(digest).copied().unwrap_or(0)
+    }
+
+    /// How many blobs an interrupted run had begun without finishing.
+    pub fn partial_count(&self) -> usize {
+        self.partial.len()
+    }
+
+    /// Records that the first `bytes` of `digest` are in its slot (written before
+    /// this is called), so that a run killed now resumes the blob after them.
+    pub fn note_partial(&self, digest: &Digest, bytes: u64) -> Result<(), WriteError> {
+        let mut j = self.journal.lock().unwrap_or_else(|p| p.into_inner());
+        j.write_all(format!("{digest} {bytes}\n").as_bytes())
+            .map_err(io_err(&self.journal_path))
     }
 
     pub fn slot(&self, digest: &Digest) -> Option<Slot> {
@@ -350,15 +392,35 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
     Ok(())
 }
 
-fn read_journal(journal: &mut File) -> Option<(JournalHeader, Vec<Digest>)> {
+/// What a journal says: its header, the blobs complete, and how far each blob
+/// begun got (the last note of each).
+struct Journal {
+    header: JournalHeader,
+    done: Vec<Digest>,
+    partial: HashMap<Digest, u64>,
+}
+
+fn read_journal(journal: &mut File) -> Option<Journal> {
     journal.seek(std::io::SeekFrom::Start(0)).ok()?;
     let mut lines = BufReader::new(journal).lines();
     let header: JournalHeader = serde_json::from_str(&lines.next()?.ok()?).ok()?;
-    let done = lines
-        .map_while(Result::ok)
-        .filter_map(|l| l.trim().parse().ok())
-        .collect();
-    Some((header, done))
+    let mut done = Vec::new();
+    let mut partial = HashMap::new();
+    for line in lines.map_while(Result::ok) {
+        match line.trim().split_once(' ') {
+            None => done.extend(line.trim().parse::<Digest>().ok()),
+            Some((d, n)) => {
+                if let (Ok(d), Ok(n)) = (d.parse::<Digest>(), n.parse::<u64>()) {
+                    partial.insert(d, n);
+                }
+            }
+        }
+    }
+    Some(Journal {
+        header,
+        done,
+        partial,
+    })
 }
 
 fn rehash(file: &File, slot: &Slot) -> std::io::Result<Digest> {

@@ -158,10 +158,27 @@ impl BlobCache {
 }
 
 /// A source that serves the blobs the cache holds (verified) from it, and the
-/// rest from `inner`: sync pushes cached blobs without fetching them again.
+/// rest from `inner`: sync pushes cached blobs and save stores them without
+/// fetching them again.
 pub struct CachedSource {
     pub inner: crate::transport::SharedSource,
     pub cache: BlobCache,
+    /// Bytes served from the cache (shared by the sources of one run).
+    pub served: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl CachedSource {
+    pub fn new(
+        inner: crate::transport::SharedSource,
+        cache: BlobCache,
+        served: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    ) -> CachedSource {
+        CachedSource {
+            inner,
+            cache,
+            served,
+        }
+    }
 }
 
 #[async_trait::async_trait]
@@ -198,6 +215,8 @@ impl crate::transport::ImageSource for CachedSource {
             compressed: false,
         };
         let offset = offset.min(blob.size);
+        self.served
+            .fetch_add(blob.size - offset, std::sync::atomic::Ordering::Relaxed);
         let rx = loc.stream(offset, blob.size - offset);
         Ok(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx)))
     }

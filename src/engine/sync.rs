@@ -88,10 +88,11 @@ pub async fn sync(
                     retrying.clone(),
                 ));
                 let source: SharedSource = match &opts.cache {
-                    Some(cache) => Arc::new(super::cache::CachedSource {
-                        inner: endpoint,
-                        cache: cache.clone(),
-                    }),
+                    Some(cache) => Arc::new(super::cache::CachedSource::new(
+                        endpoint,
+                        cache.clone(),
+                        Default::default(),
+                    )),
                     None => endpoint,
                 };
                 sources.insert(host.clone(), source.clone());

@@ -81,8 +81,8 @@ impl Stream for CheckedStream {
                 if this.seen > this.size {
                     let (seen, size) = (this.seen, this.size);
                     return this.fail(crate::tr!(
-                        "more than the {size} bytes declared ({seen} so far)",
-                        "超过声明的 {size} 字节 (已收到 {seen})"
+                        "size does not match its descriptor: more than the {size} bytes declared ({seen} so far)",
+                        "大小与描述不符: 超过声明的 {size} 字节 (已收到 {seen})"
                     ));
                 }
                 if let Some(h) = this.hasher.as_mut() {
@@ -102,8 +102,8 @@ impl Stream for CheckedStream {
                     let (seen, size) = (this.seen, this.size);
                     this.hasher = Some(Hasher::new());
                     return this.fail(crate::tr!(
-                        "ended after {seen} of {size} bytes",
-                        "只收到 {size} 字节中的 {seen} 字节"
+                        "size does not match its descriptor: ended after {seen} of {size} bytes",
+                        "大小与描述不符: 只收到 {size} 字节中的 {seen} 字节"
                     ));
                 }
                 let actual = hasher.finish();

@@ -143,6 +143,15 @@ pub trait ImageSource: Send + Sync {
     }
 }
 
+/// How progress names the blobs going into a sink: the label of its bytes bar and
+/// the word for one blob done (`push`/`sent` for a registry, `save`/`saved` for a
+/// bundle).
+#[derive(Clone, Copy, Debug)]
+pub struct ProgressWords {
+    pub bar: &'static str,
+    pub blob_done: &'static str,
+}
+
 /// Where images go. The engine calls, per image: `has_blob` (and `mount_blob`)
 /// to skip what is there, `put_blob` for the rest, then `put_manifest` children
 /// first and the tagged top manifest last; `finish` once at the end of the run.
@@ -161,6 +170,14 @@ pub trait ImageSink: Send + Sync {
     /// stream (an archive), `None` to let the engine decide.
     fn concurrency_limit(&self) -> Option<usize> {
         None
+    }
+
+    /// The words progress uses for this sink's work.
+    fn progress_words(&self) -> ProgressWords {
+        ProgressWords {
+            bar: crate::i18n::t("push", "推送"),
+            blob_done: crate::i18n::t("sent", "已发送"),
+        }
     }
 
     /// Checks once, before any work, that the sink can be reached at all, so a dead

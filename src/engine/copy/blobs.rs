@@ -14,6 +14,30 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 type Needs = BTreeMap<Digest, (BlobRef, BTreeSet<String>)>;
 
+/// Where a blob can be read, for each repository that needs it: the source of an
+/// image aimed at that repository. A source that lacks the blob (or refuses it) so
+/// fails only its own repository's images, while the others read it from theirs.
+#[derive(Default)]
+pub(super) struct Origins {
+    by_repo: BTreeMap<String, (SharedSource, String)>,
+}
+
+impl Origins {
+    pub(super) fn add(&mut self, target_repo: &str, source: &SharedSource, source_repo: &str) {
+        self.by_repo
+            .entry(target_repo.to_string())
+            .or_insert_with(|| (source.clone(), source_repo.to_string()));
+    }
+
+    /// The source for `repo` (its own image's), else the first one known.
+    fn for_repo(&self, repo: &str) -> Option<(&SharedSource, &str)> {
+        self.by_repo
+            .get(repo)
+            .or_else(|| self.by_repo.values().next())
+            .map(|(s, r)| (s, r.as_str()))
+    }
+}
+
 /// Blobs left to a base bundle must already be in the sink: finds a repository
 /// holding each, or stops before anything is copied and names the bases to upload
 /// first.
@@ -114,6 +138,9 @@ pub(super) async fn check_bases(
 #[derive(Clone, Debug)]
 pub(super) struct BlobFailure {
     pub why: String,
+    /// Where the blob came in the order the blobs finished: an image's first
+    /// failure is the cause, later ones (a sink that gave up) its consequences.
+    pub seq: usize,
     /// The source's bytes failed their digest or size check (a damaged bundle).
     pub corrupt: bool,
 }
@@ -122,17 +149,19 @@ impl BlobFailure {
     fn of(e: &TransportError) -> BlobFailure {
         BlobFailure {
             why: e.to_string(),
+            seq: 0,
             corrupt: e.is_corrupt(),
         }
     }
 }
 
 /// Copies every needed blob; returns the failures by (blob, repository), so an
-/// image fails only for its own repository.
+/// image fails only for its own repository, each with its place in the order the
+/// blobs finished.
 pub(super) async fn copy_blobs(
     ctx: &CopyContext<'_>,
     needs: &Needs,
-    origin: &HashMap<Digest, (SharedSource, String)>,
+    origin: &HashMap<Digest, Origins>,
     known_in: &HashMap<Digest, String>,
     jobs: usize,
     outcome: &mut CopyOutcome,
@@ -142,26 +171,26 @@ pub(super) async fn copy_blobs(
         .filter(|(d, _)| origin.contains_key(*d))
         .map(|(_, (b, _))| b.size)
         .sum();
-    let bar = ctx
-        .reporter
-        .bytes_bar(total, crate::i18n::t("push", "推送"));
+    let words = ctx.sink.progress_words();
+    let bar = ctx.reporter.bytes_bar(total, words.bar);
+    // Largest first: the longest transfers start early instead of ending the run alone.
+    let mut order: Vec<(&Digest, &(BlobRef, BTreeSet<String>))> = needs.iter().collect();
+    order.sort_by(|a, b| b.1 .0.size.cmp(&a.1 .0.size).then_with(|| a.0.cmp(b.0)));
     // (blob, bytes sent, repositories where it failed with why)
     type Pushed = (Digest, u64, Vec<(String, BlobFailure)>);
-    let results: Vec<Pushed> = stream::iter(needs.iter())
+    let results: Vec<Pushed> = stream::iter(order)
         .map(|(digest, (blob, repos))| {
-            let source = origin
-                .get(digest)
-                .map(|(s, repo)| (Metered::wrap(s.clone(), bar.clone()), repo.as_str()));
+            let origins = origin.get(digest);
             let have = known_in.get(digest).cloned();
             let bar = &bar;
             async move {
-                let (sent, failed) = everywhere(ctx, blob, repos, source, have, bar).await;
+                let (sent, failed) = everywhere(ctx, blob, repos, origins, have, bar).await;
                 if failed.is_empty() {
                     ctx.reporter.debug(&if sent > 0 {
-                        let sent = indicatif::HumanBytes(sent);
+                        let (sent, done) = (indicatif::HumanBytes(sent), words.blob_done);
                         crate::tr!(
-                            "blob {digest} sent ({sent})",
-                            "数据块 {digest} 已发送 ({sent})"
+                            "blob {digest} {done} ({sent})",
+                            "数据块 {digest} {done} ({sent})"
                         )
                     } else {
                         crate::tr!(
@@ -177,10 +206,12 @@ pub(super) async fn copy_blobs(
         .collect()
         .await;
     bar.finish_and_clear();
+    // Results come in the order the blobs finished.
     let mut blob_errors = HashMap::new();
-    for (d, sent, failed) in results {
+    for (seq, (d, sent, failed)) in results.into_iter().enumerate() {
         outcome.bytes += sent;
-        for (repo, why) in failed {
+        for (repo, mut why) in failed {
+            why.seq = seq;
             blob_errors.insert((d.clone(), repo), why);
         }
     }
@@ -194,7 +225,7 @@ async fn everywhere(
     ctx: &CopyContext<'_>,
     blob: &BlobRef,
     repos: &BTreeSet<String>,
-    source: Option<(SharedSource, &str)>,
+    origins: Option<&Origins>,
     mut have: Option<String>,
     bar: &ProgressBar,
 ) -> (u64, Vec<(String, BlobFailure)>) {
@@ -208,7 +239,10 @@ async fn everywhere(
             failed.push((repo.clone(), BlobFailure::of(&TransportError::Cancelled)));
             continue;
         }
-        match one(ctx, blob, repo, source.clone(), have.as_deref()).await {
+        let source = origins
+            .and_then(|o| o.for_repo(repo))
+            .map(|(s, r)| (Metered::wrap(s.clone(), bar.clone()), r));
+        match one(ctx, blob, repo, source, have.as_deref()).await {
             Ok(n) => {
                 sent += n;
                 if have.is_none() || n > 0 {
@@ -218,7 +252,7 @@ async fn everywhere(
             Err(e) => failed.push((repo.clone(), BlobFailure::of(&e))),
         }
     }
-    if sent == 0 && source.is_some() {
+    if sent == 0 && origins.is_some() {
         bar.inc(blob.size);
     }
     (sent, failed)
@@ -261,7 +295,7 @@ async fn one(
 pub(super) async fn plan_blobs(
     ctx: &CopyContext<'_>,
     needs: &Needs,
-    origin: &HashMap<Digest, (SharedSource, String)>,
+    origin: &HashMap<Digest, Origins>,
     known_in: &HashMap<Digest, String>,
     jobs: usize,
 ) -> Plan {

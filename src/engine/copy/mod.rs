@@ -165,9 +165,9 @@ async fn copy(ctx: &CopyContext<'_>, images: Vec<CopyImage>) -> Result<CopyOutco
     }
     let todo = skip_present(ctx, images, jobs, &mut outcome).await;
 
-    // Which repositories need each blob, and where to read it.
+    // Which repositories need each blob, and where to read it for each.
     let mut needs: BTreeMap<Digest, (BlobRef, BTreeSet<String>)> = BTreeMap::new();
-    let mut origin: HashMap<Digest, (SharedSource, String)> = HashMap::new();
+    let mut origin: HashMap<Digest, blobs::Origins> = HashMap::new();
     for p in &todo {
         for b in &p.blobs {
             needs
@@ -176,9 +176,11 @@ async fn copy(ctx: &CopyContext<'_>, images: Vec<CopyImage>) -> Result<CopyOutco
                 .1
                 .insert(p.target_repo.clone());
             if !ctx.bases.contains_key(&b.digest) {
-                origin
-                    .entry(b.digest.clone())
-                    .or_insert_with(|| (p.source.clone(), p.source_repo.clone()));
+                origin.entry(b.digest.clone()).or_default().add(
+                    &p.target_repo,
+                    &p.source,
+                    &p.source_repo,
+                );
             }
         }
     }
@@ -231,11 +233,12 @@ async fn copy(ctx: &CopyContext<'_>, images: Vec<CopyImage>) -> Result<CopyOutco
             let blob_errors = &blob_errors;
             async move {
                 let rec = record(p, ImageState::Copied, None);
-                if let Some(e) = p
+                let first_error = p
                     .blobs
                     .iter()
-                    .find_map(|b| blob_errors.get(&(b.digest.clone(), p.target_repo.clone())))
-                {
+                    .filter_map(|b| blob_errors.get(&(b.digest.clone(), p.target_repo.clone())))
+                    .min_by_key(|f| f.seq);
+                if let Some(e) = first_error {
                     return (rec, Err(e.why.clone()));
                 }
                 let r = put_manifests(ctx.sink, p).await.map_err(|e| e.to_string());
