@@ -310,28 +310,43 @@ impl CorruptSlot {
 /// from the checked stream, one chunk behind: its last chunk goes out only once
 /// the stream has ended with the digest and size right, so the registry never gets
 /// the complete body of bytes that are not the blob's (the upload fails instead).
+/// The chunks of a chunked upload are hashed in turn (see [`RangeHashes`]), and the
+/// one that ends the blob is held back the same way.
 fn stream_body(
     source: SharedSource,
     source_repository: String,
     blob: BlobRef,
     corrupt: CorruptSlot,
 ) -> impl Fn(u64, u64) -> std::io::Result<reqwest::Body> + Send + Sync {
+    let hashes = RangeHashes::default();
     move |offset, len| {
         let (source, repo, blob) = (source.clone(), source_repository.clone(), blob.clone());
-        let corrupt = corrupt.clone();
+        let (corrupt, hashes) = (corrupt.clone(), hashes.clone());
         let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(4);
         tokio::spawn(async move {
-            let stream = match source.open_blob(&repo, &blob, offset).await {
+            let whole = offset == 0 && len == blob.size;
+            // A chunk is hashed on from the state the chunks before it left; with
+            // none (a chunk out of order), the blob is read again from its start.
+            let (open_at, from) = match hashes.at(offset) {
+                Some(h) => (offset, h),
+                None => (0, crate::digest::Hasher::new()),
+            };
+            let stream = match source.open_blob(&repo, &blob, open_at).await {
                 Ok(s) => s,
                 Err(e) => {
                     let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
                     return;
                 }
             };
-            let sent = if offset == 0 && len == blob.size {
+            let sent = if whole {
                 send_checked(stream, &tx).await
             } else {
-                send_range(stream, len, &blob.digest, &tx).await
+                let range = Range {
+                    skip: offset - open_at,
+                    offset,
+                    len,
+                };
+                send_range(stream, range, from, &blob, &*source, &hashes, &tx).await
             };
             if let Err(e) = sent {
                 corrupt.note(&e);
@@ -341,6 +356,28 @@ fn stream_body(
         Ok(reqwest::Body::wrap_stream(
             tokio_stream::wrappers::ReceiverStream::new(rx),
         ))
+    }
+}
+
+/// The hash of a blob's first N bytes, for each N where a chunk of a chunked
+/// upload ended: the next chunk goes on hashing from there, and the last one is
+/// checked against the digest before its last piece is sent. A chunk sent again (a
+/// retry, a smaller chunk after `413`) starts from the state its start recorded.
+#[derive(Clone, Default)]
+struct RangeHashes(Arc<std::sync::Mutex<std::collections::HashMap<u64, crate::digest::Hasher>>>);
+
+impl RangeHashes {
+    fn at(&self, offset: u64) -> Option<crate::digest::Hasher> {
+        if offset == 0 {
+            return Some(crate::digest::Hasher::new());
+        }
+        self.0.lock().ok()?.get(&offset).cloned()
+    }
+
+    fn record(&self, end: u64, hasher: &crate::digest::Hasher) {
+        if let Ok(mut m) = self.0.lock() {
+            m.insert(end, hasher.clone());
+        }
     }
 }
 
@@ -365,31 +402,103 @@ async fn send_checked(mut stream: BlobStream, tx: &BodyTx) -> std::io::Result<()
     Ok(())
 }
 
-/// Sends `len` bytes of an (unchecked, offset) blob stream.
+/// One chunk of a chunked upload: `len` bytes from `offset`, read from a stream
+/// that starts `skip` bytes before `offset` (hashed, not sent).
+struct Range {
+    skip: u64,
+    offset: u64,
+    len: u64,
+}
+
+/// Sends a chunk of a blob, hashing it on from `hasher` (the state at the stream's
+/// start). The chunk that ends the blob is sent one piece behind, its last piece
+/// only once the whole blob's digest is right; an earlier one records its end
+/// state for the next. `Ok` also when the request stopped reading.
 async fn send_range(
     mut stream: BlobStream,
-    len: u64,
-    digest: &Digest,
+    range: Range,
+    mut hasher: crate::digest::Hasher,
+    blob: &BlobRef,
+    source: &dyn ImageSource,
+    hashes: &RangeHashes,
     tx: &BodyTx,
 ) -> std::io::Result<()> {
-    let mut left = len;
+    let end = range
+        .offset
+        .checked_add(range.len)
+        .filter(|e| *e <= blob.size)
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                crate::tr!(
+                    "chunk past the end of {}",
+                    "分块超出了 {} 的末尾",
+                    blob.digest
+                ),
+            )
+        })?;
+    let last = end == blob.size;
+    let (mut skip, mut left) = (range.skip, range.len);
+    let mut held: Option<bytes::Bytes> = None;
     while left > 0 {
         let mut chunk = match stream.next().await {
             Some(c) => c?,
             None => {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::UnexpectedEof,
-                    crate::tr!("source of {} ended early", "{} 的源数据提前结束", digest),
+                    crate::tr!(
+                        "source of {} ended early",
+                        "{} 的源数据提前结束",
+                        blob.digest
+                    ),
                 ))
             }
         };
+        if skip > 0 {
+            let n = usize::try_from(skip).unwrap_or(usize::MAX).min(chunk.len());
+            hasher.update(chunk.get(..n).unwrap_or_default());
+            skip -= n as u64;
+            chunk = chunk.slice(n..);
+            if chunk.is_empty() {
+                continue;
+            }
+        }
         if chunk.len() as u64 > left {
             chunk.truncate(usize::try_from(left).unwrap_or(usize::MAX));
         }
         left -= chunk.len() as u64;
-        if tx.send(Ok(chunk)).await.is_err() {
+        hasher.update(&chunk);
+        let out = if last {
+            match held.replace(chunk) {
+                Some(prev) => prev,
+                None => continue,
+            }
+        } else {
+            chunk
+        };
+        if tx.send(Ok(out)).await.is_err() {
             return Ok(());
         }
+    }
+    if last {
+        let actual = hasher.finish();
+        if actual != blob.digest {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                super::checked::CheckFailed(crate::tr!(
+                    "blob {} from {}: bytes have digest {actual}, expected {} (corrupt or altered)",
+                    "来自 {1} 的数据块 {0}: 内容摘要为 {actual}, 应为 {2} (已损坏或被修改)",
+                    blob.digest,
+                    source.describe(),
+                    blob.digest
+                )),
+            ));
+        }
+    } else {
+        hashes.record(end, &hasher);
+    }
+    if let Some(last) = held {
+        let _ = tx.send(Ok(last)).await;
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! ferry's integration tests: one binary (one link) with the shared harness in `common`.
 
+mod attacks;
 mod batch;
 mod bundle_hardening;
 mod cache;

@@ -125,6 +125,11 @@ pub struct Faults {
     /// `413 Request Entity Too Large`, as nginx's `client_max_body_size`
     /// in front of a registry does. The request is not forwarded.
     pub max_request_body: Option<usize>,
+    /// With `max_request_body`: refuse by the announced `Content-Length`, before
+    /// the body is read, as nginx does (it answers `413` from the head, then reads
+    /// and drops the body). The answer goes out first, so the client may see it
+    /// before it has sent its whole body.
+    pub refuse_by_length: bool,
     /// Put bearer-token auth in front of the (anonymous) registry, as a token
     /// server does: `GET /token` (answered by the proxy, which is the realm)
     /// issues a token with `expires_in` of these whole seconds, and every
@@ -218,6 +223,12 @@ impl Faults {
 
     pub fn max_request_body(mut self, bytes: usize) -> Faults {
         self.max_request_body = Some(bytes);
+        self
+    }
+
+    /// See [`Faults::refuse_by_length`].
+    pub fn refuse_by_length(mut self) -> Faults {
+        self.refuse_by_length = true;
         self
     }
 }
@@ -658,6 +669,28 @@ fn handle(client: TcpStream, shared: &Shared) -> io::Result<()> {
         .unwrap_or(false)
     {
         writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+    }
+    let early = lock(&shared.faults).clone();
+    if let (Some(max), true) = (early.max_request_body, early.refuse_by_length) {
+        let len = content_length(&headers).unwrap_or(0);
+        if matches!(method.as_str(), "PUT" | "PATCH") && len > max as u64 {
+            let n = shared.sequence.fetch_add(1, Ordering::SeqCst) + 1;
+            shared.counters.requests.fetch_add(1, Ordering::SeqCst);
+            lock(&shared.log).push(format!(
+                "#{n} {method} {target} -> 413 too large ({len} bytes announced)"
+            ));
+            let body = b"<html><body><h1>413 Request Entity Too Large</h1></body></html>";
+            let head = format!(
+                "HTTP/1.1 413 Request Entity Too Large\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            writer.write_all(head.as_bytes())?;
+            writer.write_all(body)?;
+            let _ = writer.shutdown(Shutdown::Write);
+            // Lingering close: what the client still sends is read and dropped.
+            let _ = io::copy(&mut reader.take(len), &mut io::sink());
+            return Ok(());
+        }
     }
     let body = if is_chunked(&headers) {
         read_chunked(&mut reader)?
