@@ -1030,6 +1030,7 @@ async fn start_daemon(
 async fn upload_to_engine(
     args: &UploadArgs,
     meta_sha256: Option<&str>,
+    trust: Option<&crate::sign::Trust>,
     target: &crate::engine::docker_daemon::EngineTarget,
     reporter: &Reporter,
     cancel: &CancellationToken,
@@ -1045,7 +1046,9 @@ async fn upload_to_engine(
         retry: crate::engine::retry::RetryPolicy::default(),
         base_dirs: Vec::new(),
         dry_run: args.dry_run,
-        trust: None,
+        // The bases of an increment are read here (their layers go into the
+        // engine): under --trust they are checked like the bundle.
+        trust: trust.cloned(),
     };
     let registries = crate::engine::registries::Registries::default();
     let env = CopyEnv {
@@ -1134,8 +1137,15 @@ async fn run_upload(
             )));
         }
         let missing = partial_bundle(&args)?;
-        let loaded =
-            upload_to_engine(&args, meta_sha256.as_deref(), &target, reporter, cancel).await;
+        let loaded = upload_to_engine(
+            &args,
+            meta_sha256.as_deref(),
+            trust.as_ref(),
+            &target,
+            reporter,
+            cancel,
+        )
+        .await;
         if let Some(m) = &missing {
             reporter.warn(m);
         }

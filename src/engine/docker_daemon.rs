@@ -6,9 +6,10 @@
 
 use super::copy::endpoints::{copy_bundle_to_engine, CopyEnv, CopyOptions};
 use super::copy::CopyOutcome;
+use crate::bundle::reader::Bundle;
 use crate::transport::bundle::BundleSource;
 use crate::transport::ImageSink;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use std::sync::Arc;
 
 pub use crate::transport::containerd::{ContainerdOptions, ContainerdSink};
@@ -64,7 +65,8 @@ impl EngineTarget {
 /// `ferry upload META --dst docker|containerd[:NS]`: every image of the bundle
 /// (signatures and other referrers stay behind: an engine has no place for them)
 /// into the engine, the host's platform of multi-platform ones. `meta_sha256`:
-/// the meta's hash when its signature was checked. With `opts.dry_run` the engine
+/// the meta's hash when its signature was checked; `opts.trust`: the bases read
+/// must be vouched for (see `trusted::check_bases`). With `opts.dry_run` the engine
 /// is reached but given nothing. Returns what the copy did and the engine's name.
 pub async fn upload_to_engine(
     meta: &std::path::Path,
@@ -83,14 +85,19 @@ pub async fn upload_to_engine(
         )?),
     };
     let described = sink.describe();
-    let source = Arc::new(BundleSource::open(meta, &opts.base_dirs, env.reporter)?);
-    // A signed bundle: the meta read now must be the one whose signature was checked.
-    if meta_sha256.is_some_and(|s| s != source.bundle().meta_sha256) {
+    let bundle = Bundle::open(meta)
+        .with_context(|| crate::tr!("cannot open the bundle", "无法打开镜像包"))?;
+    // A signed bundle: the meta read now must be the one whose signature was
+    // checked, and under --trust its bases too, before any data file is read.
+    if meta_sha256.is_some_and(|s| s != bundle.meta_sha256) {
         return Err(crate::sign::SignError::MetaChanged {
             path: meta.to_path_buf(),
         }
         .into());
     }
+    super::trusted::check_bases(&bundle, &opts.base_dirs, opts.trust.as_ref(), env.reporter)?;
+    let index = super::export::locate_all(&bundle, &opts.base_dirs, env.reporter)?;
+    let source = Arc::new(BundleSource::new(bundle, index));
     let wanted: Vec<String> = source
         .images()
         .iter()

@@ -111,3 +111,149 @@ fn a_corrupt_blob_sent_in_chunks_tags_nothing() {
         assert_eq!(got.status, 404, "the corrupt blob is at the target");
     }
 }
+
+/// `ssh-keygen -t ed25519` into DIR/NAME, and an allowed_signers file trusting it.
+fn signing_key(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let key = dir.join("release");
+    let out = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "release", "-f"])
+        .arg(&key)
+        .output()
+        .expect("ssh-keygen runs");
+    assert!(out.status.success(), "ssh-keygen: {out:?}");
+    let public = std::fs::read_to_string(format!("{}.pub", key.display())).unwrap();
+    let allowed = dir.join("allowed_signers");
+    std::fs::write(
+        &allowed,
+        format!(
+            "release@example.com namespaces=\"ferry-bundle\" {}\n",
+            public.trim()
+        ),
+    )
+    .unwrap();
+    (key, allowed)
+}
+
+/// A signed full bundle and a signed increment on it, side by side in one folder
+/// (as they are carried). Returns (increment meta, base meta, allowed_signers, the
+/// increment's image).
+fn signed_increment(src: &Registry, w: &Path) -> (String, std::path::PathBuf, String, PushedImage) {
+    let shared = layer("trust-base", 40_000);
+    let v1 = push_image(
+        src,
+        "trust/app",
+        "1.0",
+        Format::Docker,
+        &[shared.clone(), layer("trust-v1", 10_000)],
+        "trust-v1",
+        false,
+    );
+    let v2 = push_image(
+        src,
+        "trust/app",
+        "2.0",
+        Format::Docker,
+        &[shared, layer("trust-v2", 10_000)],
+        "trust-v2",
+        false,
+    );
+    let (key, allowed) = signing_key(w);
+    let k = key.to_str().unwrap();
+    let out = w.join("carried");
+    let full = save_bundle(&[&v1.reference], &out, &["--sign", k]);
+    let inc = save_bundle(
+        &[&v2.reference],
+        &out,
+        &["--sign", k, "--inc", full.to_str().unwrap()],
+    );
+    assert_eq!(full.parent(), inc.parent(), "side by side");
+    (
+        inc.to_str().unwrap().to_string(),
+        full,
+        allowed.to_str().unwrap().to_string(),
+        v2,
+    )
+}
+
+/// Rewrites a base bundle's meta by one byte (no longer the one the increment's
+/// signed meta records) and removes its signature: nothing vouches for it.
+fn alter_base(full: &Path) {
+    let mut text = std::fs::read(full).unwrap();
+    let at = text.iter().position(|&b| b == b'\n').unwrap();
+    text.insert(at, b' ');
+    std::fs::write(full, text).unwrap();
+    std::fs::remove_file(format!("{}.sig", full.display())).unwrap();
+}
+
+/// `upload --dst docker --trust`: the increment's signature is checked, and so must
+/// be its base, which is read for the layers it carries (as export, serve and copy
+/// do): an altered, unsigned base beside it is refused and nothing is loaded. (It
+/// used to be read and loaded unchecked.)
+#[test]
+fn upload_to_docker_under_trust_refuses_an_untrusted_base() {
+    let Some(engine) = DockerEngine::start() else {
+        eprintln!("SKIPPED: dockerd cannot run here");
+        return;
+    };
+    let src = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let (inc, full, allowed, v2) = signed_increment(&src, work.path());
+    alter_base(&full);
+    let up = FerryCmd::new()
+        .env("DOCKER_HOST", engine.host())
+        .args(["upload", &inc, "--dst", "docker", "--trust", &allowed])
+        .fails();
+    up.assert_stderr_has(&["base bundle", "sha256 differs"]);
+    assert!(
+        engine.inspect(&v2.reference).is_none(),
+        "the image was loaded from an untrusted base\n{up}"
+    );
+    assert!(
+        engine.image_names().is_empty(),
+        "{:?}",
+        engine.image_names()
+    );
+}
+
+/// The same through containerd; the base as signed is accepted.
+#[test]
+fn upload_to_containerd_under_trust_refuses_an_untrusted_base() {
+    let Some(engine) = Containerd::start() else {
+        eprintln!("SKIPPED: containerd cannot run here");
+        return;
+    };
+    let src = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let (inc, full, allowed, v2) = signed_increment(&src, work.path());
+    let upload = |dst: &str| {
+        FerryCmd::new()
+            .env("CONTAINERD_ADDRESS", engine.socket())
+            .env(
+                "CONTAINERD_SNAPSHOTTER",
+                crate::common::engines::SNAPSHOTTER,
+            )
+            .env_remove("CONTAINERD_NAMESPACE")
+            .args(["upload", &inc, "--dst", dst, "--trust", &allowed])
+            .output()
+    };
+    upload("containerd:control")
+        .assert_ok()
+        .assert_stderr_has(&["its meta is the one the signed bundle records"]);
+    let loaded = engine.images("control");
+    assert!(
+        loaded
+            .iter()
+            .any(|(name, _)| name.ends_with("trust/app:2.0")),
+        "{loaded:?} ({})",
+        v2.reference
+    );
+    alter_base(&full);
+    let up = upload("containerd");
+    up.assert_failed();
+    up.assert_stderr_has(&["base bundle", "sha256 differs"]);
+    assert!(
+        engine.images("default").is_empty(),
+        "{:?}",
+        engine.images("default")
+    );
+}
