@@ -334,7 +334,14 @@ fn stream_body(
             let stream = match source.open_blob(&repo, &blob, open_at).await {
                 Ok(s) => s,
                 Err(e) => {
-                    let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+                    let e = if e.is_corrupt() {
+                        let failed = super::checked::CheckFailed(e.to_string());
+                        std::io::Error::new(std::io::ErrorKind::InvalidData, failed)
+                    } else {
+                        std::io::Error::other(e.to_string())
+                    };
+                    corrupt.note(&e);
+                    let _ = tx.send(Err(e)).await;
                     return;
                 }
             };

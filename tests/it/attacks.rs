@@ -257,3 +257,93 @@ fn upload_to_containerd_under_trust_refuses_an_untrusted_base() {
         engine.images("default")
     );
 }
+
+/// Makes the bundle's tar entry of `blob` (and its meta record) one byte longer
+/// than the blob, within the entry's padding, and updates the data file's size
+/// and sha256 in the meta: a bundle consistent with itself whose entry lies about
+/// the blob's size (the bytes of the blob are all there, plus one).
+fn lengthen_entry(meta: &Path, blob: &[u8]) {
+    assert!(!blob.len().is_multiple_of(512), "the entry has padding to grow into");
+    let digest = sha256_digest(blob);
+    let hex = digest.trim_start_matches("sha256:");
+    let name = format!("blobs/sha256/{hex}");
+    let (mut m, _) = ferry::bundle::meta::Meta::load(meta).unwrap();
+    let dir = meta.parent().unwrap();
+    let mut found = false;
+    for f in &mut m.files {
+        let path = dir.join(&f.name);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let Some(at) = bytes
+            .windows(name.len())
+            .enumerate()
+            .position(|(i, w)| i % 512 == 0 && w == name.as_bytes())
+        else {
+            continue;
+        };
+        let header = &mut bytes[at..at + 512];
+        header[124..136].copy_from_slice(format!("{:011o}\0", blob.len() + 1).as_bytes());
+        header[148..156].fill(b' ');
+        let sum: u32 = header.iter().map(|b| u32::from(*b)).sum();
+        header[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        bytes[at + 512 + blob.len()] = b'!';
+        std::fs::write(&path, &bytes).unwrap();
+        f.size = bytes.len() as u64;
+        f.sha256 = sha256_digest(&bytes)
+            .trim_start_matches("sha256:")
+            .to_string();
+        found = true;
+    }
+    assert!(found, "{digest} is in no data file");
+    for b in &mut m.blobs {
+        if b.digest.as_str() == digest {
+            b.size += 1;
+        }
+    }
+    std::fs::write(meta, m.to_yaml().unwrap()).unwrap();
+}
+
+/// A bundle whose tar entry and meta say a layer is one byte longer than its
+/// manifest does: upload refuses it as inconsistent before pushing anything,
+/// whatever `--verify` says. (It used to push and tag every other image, and
+/// retry the lying blob as if the network had failed.)
+#[test]
+fn an_entry_that_lies_about_its_size_is_refused_before_anything_is_pushed() {
+    let regs = start_registries(2);
+    let (src, dst) = (&regs[0], &regs[1]);
+    let layers: Vec<Vec<u8>> = (0..4)
+        .map(|i| {
+            let mut l = layer(&format!("size-lie-{i}"), 20_000);
+            if l.len().is_multiple_of(512) {
+                l = layer(&format!("size-lie-{i}-odd"), 20_001);
+            }
+            l
+        })
+        .collect();
+    let a = push_image(src, "lie/a", "1", Format::Oci, &layers[..2], "a", false);
+    let b = push_image(src, "lie/b", "1", Format::Docker, &layers[2..], "b", false);
+    let work = tempfile::tempdir().unwrap();
+    let meta = save_bundle(&[&a.reference, &b.reference], &work.path().join("out"), &[]);
+    lengthen_entry(&meta, &layers[3]);
+    FerryCmd::new()
+        .args(["verify", meta.to_str().unwrap()])
+        .fails()
+        .assert_stderr_has(&["corrupt"]);
+    for mode in ["full", "size"] {
+        let up = ferry_run(&[
+            "upload",
+            meta.to_str().unwrap(),
+            "--dst",
+            &dst.host(),
+            "--verify",
+            mode,
+        ]);
+        up.assert_failed();
+        up.assert_stderr_has(&[
+            "inconsistent",
+            "nothing was pushed",
+            &sha256_digest(&layers[3]),
+        ]);
+        assert!(!up.stderr.contains("retrying"), "{up}");
+        assert!(dst.catalog().is_empty(), "{mode}: {:?}", dst.catalog());
+    }
+}

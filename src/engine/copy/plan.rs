@@ -84,7 +84,8 @@ pub fn from_manifests(
 }
 
 /// An image of a bundle with its manifests read back and checked against their
-/// digests, to copy to `target_repo[:target_tag]`.
+/// digests, and its blobs' sizes in the bundle against them, to copy to
+/// `target_repo[:target_tag]`.
 pub fn from_bundle(
     source: &std::sync::Arc<BundleSource>,
     image: &Image,
@@ -101,6 +102,20 @@ pub fn from_bundle(
         manifests.push(raw);
     }
     manifests.push(top);
+    // The bundle's entry of a blob (its tar header, its meta record) must have the
+    // size the manifest gives it: a bundle that says otherwise is damaged, found
+    // before anything is pushed rather than when that blob's turn comes.
+    for b in &blobs {
+        if let Some(loc) = source.location(&b.digest).filter(|l| l.size != b.size) {
+            return Err(crate::tr!(
+                "blob {} has {} bytes in the bundle, its manifest says {}",
+                "数据块 {} 在镜像包中有 {} 字节, 清单记录为 {}",
+                b.digest,
+                loc.size,
+                b.size
+            ));
+        }
+    }
     blobs.sort_by(|a, b| a.digest.cmp(&b.digest));
     blobs.dedup_by(|a, b| a.digest == b.digest);
     let (source_repo, _) = crate::transport::bundle::source::image_name(image);

@@ -208,15 +208,19 @@ impl ImageSource for BundleSource {
                 endpoint: self.endpoint(),
                 what: crate::tr!("blob {}", "数据块 {}", blob.digest),
             })?;
+        // A damaged bundle (its entry is not the blob's size): never retried.
         if loc.size != blob.size {
-            return Err(TransportError::Invalid {
-                endpoint: self.endpoint(),
-                reason: crate::tr!(
-                    "blob {} has {} bytes in the bundle, its manifest says {}",
-                    "数据块 {} 在镜像包中有 {} 字节, 清单记录为 {}",
-                    blob.digest,
-                    loc.size,
-                    blob.size
+            return Err(TransportError::Corrupt {
+                detail: format!(
+                    "{}: {}",
+                    self.endpoint(),
+                    crate::tr!(
+                        "blob {} has {} bytes in the bundle, its manifest says {}",
+                        "数据块 {} 在镜像包中有 {} 字节, 清单记录为 {}",
+                        blob.digest,
+                        loc.size,
+                        blob.size
+                    )
                 ),
             });
         }
