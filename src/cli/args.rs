@@ -154,7 +154,8 @@ pub struct SyncArgs {
     pub dst: Option<String>,
     #[arg(long, value_name = "NAME", hide = true)]
     pub dst_name: Option<String>,
-    /// Number of concurrent blob copies [default: cfg `maxconn`, else 8].
+    /// Number of concurrent blob copies [default: cfg `maxconn`, else 8]; raised up to 8×N for
+    /// small blobs and requests while round trips are slow (a WAN), never for large transfers.
     #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub jobs: Option<u16>,
     /// Keep running: re-resolve the tags and copy what changed every DURATION (e.g. 30s, 5m, 1h; a bare
@@ -253,7 +254,8 @@ pub struct CopyArgs {
     /// Folder with the base bundles of an incremental bundle source (besides its own folder).
     #[arg(long = "base", value_name = "DIR")]
     pub base_dirs: Vec<PathBuf>,
-    /// Number of concurrent blob copies [default: cfg `maxconn`, else 8].
+    /// Number of concurrent blob copies [default: cfg `maxconn`, else 8]; raised up to 8×N for
+    /// small blobs and requests while round trips are slow (a WAN), never for large transfers.
     #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub jobs: Option<u16>,
     /// Plan only: print what would be read, written, skipped because the destination has it, and
@@ -522,7 +524,9 @@ pub struct UploadArgs {
     /// The name of a cfg.yaml target registry (what image-transmit's -dst=NAME means).
     #[arg(long, value_name = "NAME", hide = true)]
     pub dst_name: Option<String>,
-    /// Number of concurrent blob uploads [default: cfg `maxconn`, else 8].
+    /// Number of concurrent blob uploads [default: cfg `maxconn`, else 8]; raised up to 8×N for
+    /// small blobs and requests while the registry's round trips are slow (a WAN), never for large
+    /// transfers.
     #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub jobs: Option<u16>,
     /// How to check the bundle: its structure before pushing, every blob's digest as it is pushed.

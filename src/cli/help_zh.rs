@@ -170,7 +170,10 @@ const TEXTS: &[(&str, &str)] = &[
          带 NAMESPACE 时, app/web:1.0 会推送到 HOST/NAMESPACE/app/web:1.0。\
          回环地址 (loopback) 使用明文 HTTP, 除非写成 https://HOST",
     ),
-    ("upload --jobs", "数据块并发上传数 [默认: cfg 的 `maxconn`, 否则 8]"),
+    (
+        "upload --jobs",
+        "数据块并发上传数 [默认: cfg 的 `maxconn`, 否则 8]; 往返延迟高时 (广域网) 小数据块和请求的并发会自动提高, 最多到 8×N, 大文件传输不会",
+    ),
     (
         "upload --verify",
         "如何校验镜像包。推送前两者都检查文件、大小和 tar 结构是否与元数据相符; 每个推送的\
@@ -218,7 +221,10 @@ const TEXTS: &[(&str, &str)] = &[
     ),
     ("copy --with_referrers", "同时复制引用每个镜像的签名、证明和 SBOM"),
     ("copy --base_dirs", "增量镜像包源的基础包所在目录 (除其自身目录外)"),
-    ("copy --jobs", "数据块并发复制数 [默认: cfg 的 `maxconn`, 否则 8]"),
+    (
+        "copy --jobs",
+        "数据块并发复制数 [默认: cfg 的 `maxconn`, 否则 8]; 往返延迟高时 (广域网) 小数据块和请求的并发会自动提高, 最多到 8×N, 大文件传输不会",
+    ),
     // sync
     (
         "sync",
@@ -229,7 +235,10 @@ const TEXTS: &[(&str, &str)] = &[
         "目标: cfg.yaml 中目标的名称, 或 HOST[:PORT][/NAMESPACE] \
          [默认: cfg.yaml 中的第一个目标]",
     ),
-    ("sync --jobs", "数据块并发复制数 [默认: cfg 的 `maxconn`, 否则 8]"),
+    (
+        "sync --jobs",
+        "数据块并发复制数 [默认: cfg 的 `maxconn`, 否则 8]; 往返延迟高时 (广域网) 小数据块和请求的并发会自动提高, 最多到 8×N, 大文件传输不会",
+    ),
     (
         "sync --interval",
         "持续运行: 每隔 DURATION (例如 30s, 5m, 1h; 纯数字表示秒) 重新解析标签, \

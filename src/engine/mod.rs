@@ -7,6 +7,7 @@ pub mod docker_daemon;
 pub mod expand;
 pub mod export;
 pub mod notify;
+pub mod pace;
 pub mod platform;
 pub mod referrers;
 pub mod registries;

@@ -1,6 +1,7 @@
 //! Resolving a reference to everything it needs: the top manifest, child manifests
 //! of an index, and the configs and layers they name.
 
+use super::pace::{Pace, Side};
 use super::platform::PlatformFilter;
 use super::registries::Registries;
 use super::report::Reporter;
@@ -12,7 +13,7 @@ use crate::reference::Reference;
 use crate::registry::RegistryError;
 use crate::transport::registry::{RegistryEndpoint, Retrying};
 use crate::transport::{ImageSource, TransportError};
-use futures_util::{stream, StreamExt};
+use futures_util::{stream, StreamExt, TryStreamExt};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -90,6 +91,8 @@ pub fn image_blobs(parsed: &Parsed) -> Vec<BlobNeed> {
 }
 
 const MAX_INDEX_DEPTH: usize = 4;
+/// Child manifests of one index fetched at once.
+const MAX_CHILDREN_AT_ONCE: usize = 32;
 
 /// Fetches a reference and everything under it. With a platform filter, an index
 /// keeps only the matching children; with exactly one platform the image becomes that
@@ -186,9 +189,15 @@ pub async fn resolve_manifests(
                 ),
             });
         }
-        for desc in manifests {
-            let (raw, child) = source.get_manifest(repo, desc.digest.as_str()).await?;
-            check_size(&raw, &desc, what)?;
+        // An index's children at once (in order, a bounded number at a time): one
+        // round trip, not one each.
+        let fetched: Vec<(RawManifest, Parsed)> = stream::iter(manifests.iter())
+            .map(|desc| source.get_manifest(repo, desc.digest.as_str()))
+            .buffered(MAX_CHILDREN_AT_ONCE)
+            .try_collect()
+            .await?;
+        for (desc, (raw, child)) in manifests.iter().zip(fetched) {
+            check_size(&raw, desc, what)?;
             add_blobs(&child, &mut blobs);
             children.push(ChildManifest {
                 raw,
@@ -307,11 +316,15 @@ pub async fn resolve_requests(
         .await;
     let unreachable = &unreachable;
     let retrying = &Retrying::for_reporter(policy, cancel, reporter);
+    // `jobs` references at a time, more when the registries answer slowly.
+    let pace = &Pace::new(jobs, true);
     let mut results: Vec<(usize, Result<ResolvedImage, String>)> =
         stream::iter(parsed.iter().enumerate())
             .map(|(i, (input, reference, rename))| {
                 let bar = &bar;
                 async move {
+                    let _go = pace.enter(0).await;
+                    let started = std::time::Instant::now();
                     let r = match registries.client(&reference.registry) {
                         _ if unreachable.contains_key(reference.registry.as_str()) => {
                             Err(unreachable[reference.registry.as_str()].clone())
@@ -330,11 +343,14 @@ pub async fn resolve_requests(
                         .map_err(|e| e.to_string()),
                         Err(e) => Err(e.to_string()),
                     };
+                    if r.is_ok() {
+                        pace.observe(Side::Source, started.elapsed());
+                    }
                     bar.inc(1);
                     (i, r)
                 }
             })
-            .buffer_unordered(jobs.max(1))
+            .buffer_unordered(pace.max())
             .collect()
             .await;
     bar.finish_and_clear();

@@ -46,16 +46,25 @@ pub async fn sync(
     if requests.is_empty() {
         bail!(crate::tr!("no images to sync: give references as arguments, with --list FILE, or on standard input", "没有要同步的镜像: 请以参数、--list FILE 或标准输入给出镜像引用"));
     }
-    let resolved = resolve_requests(
-        requests,
-        &opts.platforms,
-        opts.jobs,
-        opts.retry,
-        registries,
-        reporter,
-        cancel,
-    )
-    .await;
+    let retrying = Retrying::for_reporter(opts.retry, cancel, reporter);
+    let sink = RegistryEndpoint::new(registries.client(&opts.destination.host)?, retrying.clone());
+    // The target is checked while the source resolves: its round trip is not
+    // waited for again (the engine's check finds it done).
+    let (resolved, ready) = tokio::join!(
+        resolve_requests(
+            requests,
+            &opts.platforms,
+            opts.jobs,
+            opts.retry,
+            registries,
+            reporter,
+            cancel,
+        ),
+        crate::transport::ImageSink::ready(&sink)
+    );
+    if !resolved.images.is_empty() {
+        ready?;
+    }
     if cancel.is_cancelled() {
         bail!(crate::tr!(
             "interrupted before anything was copied",
@@ -73,8 +82,6 @@ pub async fn sync(
     if let Some(key) = &opts.require_cosign {
         refused = cosign_policy(&mut resolved.images, key, registries).await;
     }
-    let retrying = Retrying::for_reporter(opts.retry, cancel, reporter);
-    let sink = RegistryEndpoint::new(registries.client(&opts.destination.host)?, retrying.clone());
     // One source per registry, reading through the cache where there is one.
     let mut sources: HashMap<String, SharedSource> = HashMap::new();
     let mut images = Vec::new();

@@ -83,11 +83,28 @@ pub struct Client {
     credentials_from: Option<String>,
     limits: Limits,
     auth: Mutex<AuthState>,
+    /// One token fetch at a time per scope (others of that scope wait for it and
+    /// use it); scopes do not wait for each other's token round trips.
+    fetching: std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<Mutex<()>>>>,
     /// Why the registry refused the credentials (or needs some and has none), once
     /// it did: its remaining work fails at once instead of collecting one 401 per
     /// request.
     refused: std::sync::OnceLock<String>,
+    /// Whether a small blob goes up in one POST with its digest (the distribution
+    /// spec's optional monolithic upload): unknown until tried, then remembered.
+    monolithic: std::sync::atomic::AtomicU8,
+    /// The shortest time a small request took to be answered, in microseconds
+    /// (`u64::MAX`: none yet): the round trip to the registry.
+    shortest: std::sync::atomic::AtomicU64,
 }
+
+/// [`Client::monolithic`] states.
+const MONOLITHIC_UNKNOWN: u8 = 0;
+const MONOLITHIC_YES: u8 = 1;
+const MONOLITHIC_NO: u8 = 2;
+/// Blobs up to this size are offered in one POST while the registry may take
+/// them so: a registry that does not is sent the bytes once more (once).
+const MONOLITHIC_MAX: u64 = 256 * 1024;
 
 #[derive(Default)]
 struct AuthState {
@@ -219,12 +236,23 @@ impl Client {
             credentials_from: opts.credentials_from.clone(),
             limits,
             auth: Mutex::new(AuthState::default()),
+            fetching: std::sync::Mutex::default(),
             refused: std::sync::OnceLock::new(),
+            monolithic: std::sync::atomic::AtomicU8::new(MONOLITHIC_UNKNOWN),
+            shortest: std::sync::atomic::AtomicU64::new(u64::MAX),
         })
     }
 
     pub fn host(&self) -> &str {
         &self.host
+    }
+
+    /// The shortest round trip of a small request so far (headers answered).
+    pub fn round_trip(&self) -> Option<Duration> {
+        match self.shortest.load(Ordering::Relaxed) {
+            u64::MAX => None,
+            micros => Some(Duration::from_micros(micros)),
+        }
     }
 
     /// `scheme://host[:port]` of the registry as it is reached now.
@@ -289,6 +317,7 @@ impl Client {
                 Kind::Blob => Some(self.limits.response_timeout),
                 _ => None,
             };
+            let sent = Instant::now();
             let resp = match self.follow(req, what, header_deadline).await {
                 Err(e)
                     if e.is_plain_http_answer() && self.fallback.is_some() && !tried_fallback =>
@@ -300,6 +329,10 @@ impl Client {
                 }
                 r => r?,
             };
+            if matches!(kind, Kind::Small) {
+                let micros = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX);
+                self.shortest.fetch_min(micros, Ordering::Relaxed);
+            }
             if resp.status() != StatusCode::UNAUTHORIZED {
                 return Ok(resp);
             }
@@ -439,18 +472,21 @@ impl Client {
         what: &str,
         scope: &str,
     ) -> Result<(Presented, Option<HeaderValue>), RegistryError> {
-        let mut state = self.auth.lock().await;
-        match state.challenge.clone() {
+        let (challenge, cached) = {
+            let state = self.auth.lock().await;
+            (state.challenge.clone(), state.tokens.get(scope))
+        };
+        match challenge {
             None => Ok((Presented::Nothing, None)),
             Some(Challenge::Basic) => Ok(match &self.credentials {
                 Some(c) => (Presented::Basic, Some(basic_header_value(what, c)?)),
                 None => (Presented::Nothing, None),
             }),
             Some(Challenge::Bearer { realm, service }) => {
-                let token = match state.tokens.get(scope) {
+                let token = match cached {
                     Some(t) => t,
                     None => {
-                        self.fetch_token(&mut state, what, scope, &realm, service.as_deref())
+                        self.token_for(what, scope, &realm, service.as_deref(), None)
                             .await?
                     }
                 };
@@ -468,8 +504,7 @@ impl Client {
         challenge: Challenge,
         presented: Option<&HeaderValue>,
     ) -> Result<(), RegistryError> {
-        let mut state = self.auth.lock().await;
-        state.challenge = Some(challenge.clone());
+        self.auth.lock().await.challenge = Some(challenge.clone());
         match challenge {
             Challenge::Basic => {
                 if self.credentials.is_none() {
@@ -477,26 +512,49 @@ impl Client {
                 }
                 Ok(())
             }
-            Challenge::Bearer { realm, service } => {
-                if let Some(t) = state.tokens.get(scope) {
-                    let fresh = bearer_value(what, &t).ok();
-                    if fresh.is_some() && fresh.as_ref() != presented {
-                        return Ok(());
-                    }
-                }
-                state.tokens.forget(scope);
-                self.fetch_token(&mut state, what, scope, &realm, service.as_deref())
-                    .await
-                    .map(|_| ())
-            }
+            Challenge::Bearer { realm, service } => self
+                .token_for(what, scope, &realm, service.as_deref(), presented)
+                .await
+                .map(|_| ()),
         }
+    }
+
+    /// The token for `scope`: the cached one unless it is the `stale` one a request
+    /// was refused with, else a new one. Concurrent requests of one scope share one
+    /// fetch; other scopes go on meanwhile.
+    async fn token_for(
+        &self,
+        what: &str,
+        scope: &str,
+        realm: &str,
+        service: Option<&str>,
+        stale: Option<&HeaderValue>,
+    ) -> Result<String, RegistryError> {
+        let gate = {
+            let mut fetching = self
+                .fetching
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            fetching.entry(scope.to_string()).or_default().clone()
+        };
+        let _one_at_a_time = gate.lock().await;
+        {
+            let mut state = self.auth.lock().await;
+            if let Some(t) = state.tokens.get(scope) {
+                let fresh = bearer_value(what, &t).ok();
+                if fresh.is_some() && fresh.as_ref() != stale {
+                    return Ok(t);
+                }
+            }
+            state.tokens.forget(scope);
+        }
+        self.fetch_token(what, scope, realm, service).await
     }
 
     /// Fetches a token for `scope` from the realm, by the realm rule of
     /// [`origin::realm_rule`], and caches it for its lifetime.
     async fn fetch_token(
         &self,
-        state: &mut AuthState,
         what: &str,
         scope: &str,
         realm: &str,
@@ -520,7 +578,7 @@ impl Client {
             .map_err(|detail| self.refuse(what, Some(detail)))?;
         let send_credentials = rule == RealmRule::SendCredentials && self.credentials.is_some();
         if rule == RealmRule::Anonymous && self.credentials.is_some() {
-            state.withheld_from = Some(shown_realm.clone());
+            self.auth.lock().await.withheld_from = Some(shown_realm.clone());
         }
         {
             let mut q = url.query_pairs_mut();
@@ -596,9 +654,12 @@ impl Client {
                 detail: crate::tr!("token server sent no token", "令牌服务没有返回令牌"),
             })?;
         bearer_value(what, &token)?;
-        state
-            .tokens
-            .put(scope, token.clone(), requested, lifetime_secs(t.expires_in));
+        self.auth.lock().await.tokens.put(
+            scope,
+            token.clone(),
+            requested,
+            lifetime_secs(t.expires_in),
+        );
         Ok(token)
     }
 
@@ -834,8 +895,9 @@ impl Client {
         Ok(UploadStart::Session(self.absolute(&location)))
     }
 
-    /// Pushes a blob the target lacks: one monolithic PUT, or chunked PATCHes when
-    /// the registry refuses a body that large.
+    /// Pushes a blob the target lacks: a small one in one POST where the registry
+    /// takes that (one round trip), else a session and one monolithic PUT, or
+    /// chunked PATCHes when the registry refuses a body that large.
     pub async fn push_blob(
         &self,
         repo: &str,
@@ -848,7 +910,16 @@ impl Client {
             "上传 {digest} 到 {}/{repo}",
             self.host
         );
-        let UploadStart::Session(location) = self.start_upload(repo, digest, None).await? else {
+        let session =
+            if size <= MONOLITHIC_MAX && self.monolithic.load(Ordering::Relaxed) != MONOLITHIC_NO {
+                match self.post_blob(repo, digest, size, body, &what).await? {
+                    None => return Ok(()),
+                    Some(started) => started,
+                }
+            } else {
+                self.start_upload(repo, digest, None).await?
+            };
+        let UploadStart::Session(location) = session else {
             return Ok(());
         };
         let url = with_digest(&location, digest);
@@ -871,6 +942,61 @@ impl Client {
             413 | 416 => self.push_blob_chunked(repo, digest, size, body).await,
             _ => self.check(resp, &what).await.map(|_| ()),
         }
+    }
+
+    /// Offers a small blob in one `POST ...?digest=` with its bytes. `None` when the
+    /// registry stored it; else the upload session it opened instead (a registry
+    /// without monolithic POST ignores the body), so nothing costs a round trip more.
+    async fn post_blob(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        size: u64,
+        body: &BodySource,
+        what: &str,
+    ) -> Result<Option<UploadStart>, RegistryError> {
+        let url = self.url(&format!("{repo}/blobs/uploads/?digest={digest}"));
+        let resp = self
+            .send(what, &push_scope(repo), Kind::Upload(size), &|| {
+                let b = body(0, size).map_err(|e| RegistryError::Io {
+                    what: what.to_string(),
+                    source: e,
+                })?;
+                Ok(self
+                    .http
+                    .post(&url)
+                    .header(CONTENT_TYPE, "application/octet-stream")
+                    .header(CONTENT_LENGTH, size)
+                    .body(b))
+            })
+            .await?;
+        let status = resp.status();
+        if status == StatusCode::CREATED {
+            self.monolithic.store(MONOLITHIC_YES, Ordering::Relaxed);
+            return Ok(None);
+        }
+        if status == StatusCode::ACCEPTED {
+            self.monolithic.store(MONOLITHIC_NO, Ordering::Relaxed);
+            let resp = self.check(resp, what).await?;
+            let location = header_str(resp.headers(), LOCATION.as_str()).ok_or_else(|| {
+                RegistryError::Protocol {
+                    what: what.to_string(),
+                    detail: crate::tr!(
+                        "upload started without a Location header",
+                        "上传已开始, 但响应没有 Location 头"
+                    ),
+                }
+            })?;
+            return Ok(Some(UploadStart::Session(self.absolute(&location))));
+        }
+        // Refused outright (a 4xx for a POST with a body): never again, the usual
+        // way now. Server errors are the caller's to retry.
+        if status.is_client_error() && self.monolithic.load(Ordering::Relaxed) != MONOLITHIC_YES {
+            self.monolithic.store(MONOLITHIC_NO, Ordering::Relaxed);
+            return Ok(Some(self.start_upload(repo, digest, None).await?));
+        }
+        self.check(resp, what).await?;
+        Ok(None)
     }
 
     async fn push_blob_chunked(
@@ -1352,6 +1478,7 @@ async fn read_limited(resp: Response, limit: usize, what: &str) -> Result<Vec<u8
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     /// A plain-HTTP server on loopback that answers a TLS handshake as Go's
     /// net/http does (400 in plain text) and `GET /v2/` with 200; counts requests.
@@ -1411,6 +1538,89 @@ mod tests {
         };
         let explicit = Client::with_http(&host, &opts, to_loopback).unwrap();
         assert!(explicit.ping().await.unwrap_err().is_plain_http_answer());
+    }
+
+    /// A registry's blob upload API on loopback, with or without monolithic POST;
+    /// records "METHOD PATH?QUERY BODY-BYTES" of each request.
+    async fn upload_registry(monolithic: bool) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+        use axum::http::{StatusCode as S, Uri};
+        let seen: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+        let log = seen.clone();
+        let app = axum::Router::new().fallback(
+            move |method: Method, uri: Uri, body: axum::body::Bytes| {
+                let log = log.clone();
+                async move {
+                    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("");
+                    log.lock()
+                        .unwrap()
+                        .push(format!("{method} {path} {}", body.len()));
+                    let with_digest = uri.query().is_some_and(|q| q.contains("digest="));
+                    match method.as_str() {
+                        "POST" if monolithic && with_digest => {
+                            (S::CREATED, [("location", "/v2/app/blobs/x")])
+                        }
+                        "POST" => (S::ACCEPTED, [("location", "/v2/app/blobs/uploads/u1")]),
+                        "PUT" => (S::CREATED, [("location", "/v2/app/blobs/x")]),
+                        _ => (S::NOT_FOUND, [("location", "")]),
+                    }
+                }
+            },
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (host, seen)
+    }
+
+    fn bytes_body(data: &'static [u8]) -> impl Fn(u64, u64) -> std::io::Result<reqwest::Body> {
+        move |offset, len| {
+            let (o, l) = (offset as usize, len as usize);
+            Ok(reqwest::Body::from(&data[o..o + l]))
+        }
+    }
+
+    #[tokio::test]
+    async fn small_blobs_go_up_in_one_post_where_the_registry_takes_that() {
+        let blob: &'static [u8] = b"small blob";
+        let digest = Digest::of(blob);
+        let (host, seen) = upload_registry(true).await;
+        let client = Client::new(&host, &RegistryOptions::default()).unwrap();
+        for _ in 0..2 {
+            client
+                .push_blob("app", &digest, blob.len() as u64, &bytes_body(blob))
+                .await
+                .unwrap();
+        }
+        let seen = seen.lock().unwrap().clone();
+        let one = format!("POST /v2/app/blobs/uploads/?digest={digest} {}", blob.len());
+        assert_eq!(seen, vec![one.clone(), one], "one request a blob");
+    }
+
+    #[tokio::test]
+    async fn a_registry_without_monolithic_post_costs_no_extra_round_trip() {
+        let blob: &'static [u8] = b"small blob";
+        let digest = Digest::of(blob);
+        let (host, seen) = upload_registry(false).await;
+        let client = Client::new(&host, &RegistryOptions::default()).unwrap();
+        for _ in 0..2 {
+            client
+                .push_blob("app", &digest, blob.len() as u64, &bytes_body(blob))
+                .await
+                .unwrap();
+        }
+        let n = blob.len();
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(
+            seen,
+            vec![
+                // Offered once: the session it opened instead takes the PUT.
+                format!("POST /v2/app/blobs/uploads/?digest={digest} {n}"),
+                format!("PUT /v2/app/blobs/uploads/u1?digest={digest} {n}"),
+                // Remembered: no bytes in the POST from then on.
+                "POST /v2/app/blobs/uploads/ 0".to_string(),
+                format!("PUT /v2/app/blobs/uploads/u1?digest={digest} {n}"),
+            ]
+        );
     }
 
     #[test]

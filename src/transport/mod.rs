@@ -141,6 +141,12 @@ pub trait ImageSource: Send + Sync {
     async fn referrers(&self, _repository: &str, _subject: &Digest) -> Result<Vec<Digest>> {
         Ok(Vec::new())
     }
+
+    /// The shortest round trip seen to this source so far (a remote one), so the
+    /// engine starts at the right pace (see `engine::pace`).
+    fn round_trip(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 /// How progress names the blobs going into a sink: the label of its bytes bar and
@@ -178,6 +184,11 @@ pub trait ImageSink: Send + Sync {
             bar: crate::i18n::t("push", "推送"),
             blob_done: crate::i18n::t("sent", "已发送"),
         }
+    }
+
+    /// The shortest round trip seen to this sink so far (a remote one).
+    fn round_trip(&self) -> Option<std::time::Duration> {
+        None
     }
 
     /// Checks once, before any work, that the sink can be reached at all, so a dead

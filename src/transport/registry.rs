@@ -66,11 +66,28 @@ impl Retrying {
 pub struct RegistryEndpoint {
     client: Arc<Client>,
     retrying: Retrying,
+    /// Whether it is a Harbor (asked once, beside the first ping).
+    harbor: Arc<tokio::sync::OnceCell<bool>>,
+    /// Set once it answered a ping: a front end that checked early (sync, while
+    /// the source resolves) makes the engine's check free.
+    ready: Arc<std::sync::OnceLock<()>>,
 }
 
 impl RegistryEndpoint {
     pub fn new(client: Arc<Client>, retrying: Retrying) -> RegistryEndpoint {
-        RegistryEndpoint { client, retrying }
+        RegistryEndpoint {
+            client,
+            retrying,
+            harbor: Arc::default(),
+            ready: Arc::default(),
+        }
+    }
+
+    async fn is_harbor(&self) -> bool {
+        *self
+            .harbor
+            .get_or_init(|| async { self.client.is_harbor().await })
+            .await
     }
 
     pub fn client(&self) -> &Arc<Client> {
@@ -141,6 +158,10 @@ impl ImageSource for RegistryEndpoint {
         Ok(body)
     }
 
+    fn round_trip(&self) -> Option<Duration> {
+        self.client.round_trip()
+    }
+
     async fn referrers(&self, repository: &str, subject: &Digest) -> Result<Vec<Digest>> {
         let found = self
             .retrying
@@ -160,24 +181,39 @@ impl ImageSink for RegistryEndpoint {
         self.client.host().to_string()
     }
 
+    fn round_trip(&self) -> Option<Duration> {
+        self.client.round_trip()
+    }
+
     async fn ready(&self) -> Result<()> {
+        if self.ready.get().is_some() {
+            return Ok(());
+        }
         let notice = self.retrying.notice.clone();
-        match crate::engine::retry::unreachable(
-            &self.client,
-            self.retrying.policy,
-            &self.retrying.cancel,
-            &move |e, d| notice(e, d),
-        )
-        .await
-        {
+        let on_retry = move |e: &RegistryError, d: Duration| notice(e, d);
+        // Whether it is a Harbor (for `prepare`) is asked meanwhile: no round trip
+        // of its own later.
+        let (unreachable, _) = tokio::join!(
+            crate::engine::retry::unreachable(
+                &self.client,
+                self.retrying.policy,
+                &self.retrying.cancel,
+                &on_retry,
+            ),
+            self.is_harbor()
+        );
+        match unreachable {
             Some(e) => Err(e.into()),
-            None => Ok(()),
+            None => {
+                let _ = self.ready.set(());
+                Ok(())
+            }
         }
     }
 
     /// Harbor refuses pushes into projects that do not exist: create them (private).
     async fn prepare(&self, repositories: &[String]) -> Result<Vec<String>> {
-        if repositories.is_empty() || !self.client.is_harbor().await {
+        if repositories.is_empty() || !self.is_harbor().await {
             return Ok(Vec::new());
         }
         let mut projects: Vec<String> = repositories

@@ -1125,3 +1125,88 @@ fn tokens_are_refreshed_before_they_expire_without_a_401() {
     );
     assert_eq!(stats.unauthorized, 1, "{:#?}", proxy.log());
 }
+
+/// The most tokens the proxy issued for one scope: 2 or more means that scope
+/// outlived a token and got a new one.
+fn most_tokens_for_one_scope(log: &[String]) -> usize {
+    let mut by_scope: std::collections::HashMap<&str, usize> = Default::default();
+    for line in log.iter().filter(|l| l.contains("-> token ")) {
+        // "#N GET /token?service=...&scope=... -> token ferry-test-token-N"
+        let target = line.split_whitespace().nth(2).unwrap_or_default();
+        let query = target.split_once('?').map(|(_, q)| q).unwrap_or_default();
+        *by_scope.entry(query).or_default() += 1;
+    }
+    by_scope.into_values().max().unwrap_or(0)
+}
+
+/// Upload and sync through token servers whose tokens live 2 s, over answers
+/// delayed 300 ms: every scope's token is replaced before it expires (at least
+/// one scope outlives a token), so the only 401 of each registry is the first
+/// request's, before its challenge is known (issue #21: one upload collected
+/// 101 of them).
+#[test]
+fn upload_and_sync_refresh_tokens_before_they_expire_without_a_401() {
+    let (src, dst) = (Registry::start(), Registry::start());
+    let refs: Vec<String> = (0..3)
+        .map(|i| {
+            let layers: Vec<Vec<u8>> = (0..4)
+                .map(|l| layer(&format!("rh-token-up-{i}-{l}"), 2048))
+                .collect();
+            push_image(
+                &src,
+                &format!("tokenup{i}"),
+                "v1",
+                Format::Oci,
+                &layers,
+                &format!("rh-token-up-{i}"),
+                false,
+            )
+            .reference
+        })
+        .collect();
+    let sb = Sandbox::new();
+    let out = sb.path().join("out");
+    let mut args: Vec<&str> = vec!["save", "-q", "--out", out.to_str().unwrap()];
+    args.extend(refs.iter().map(String::as_str));
+    let saved = sb.ferry(&args, &[]);
+    assert!(saved.status.success(), "{}", text(&saved));
+    let meta = String::from_utf8_lossy(&saved.stdout).trim().to_string();
+
+    let slow_tokens = || {
+        Faults::none()
+            .bearer_tokens(Duration::from_secs(2))
+            .delay_every(1, Duration::from_millis(300))
+    };
+    let target = Proxy::start_with(&dst.host(), slow_tokens());
+    let up = sb.ferry(
+        &["upload", &meta, "--dst", &target.host(), "--jobs", "1"],
+        &[],
+    );
+    assert!(up.status.success(), "{}", text(&up));
+    assert!(
+        most_tokens_for_one_scope(&target.log()) >= 2,
+        "the upload did not outlive a token: {:#?}",
+        target.log()
+    );
+    assert_eq!(target.stats().unauthorized, 1, "{:#?}", target.log());
+
+    // sync: both sides behind token servers.
+    let (from, to) = (
+        Proxy::start_with(&src.host(), slow_tokens()),
+        Proxy::start_with(&dst.host(), slow_tokens()),
+    );
+    let mut args: Vec<String> = vec!["sync".into(), "--jobs".into(), "1".into()];
+    args.extend((0..3).map(|i| format!("{}/tokenup{i}:v1", from.host())));
+    args.extend(["--dst".into(), format!("{}/synced", to.host())]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let synced = sb.ferry(&args, &[]);
+    assert!(synced.status.success(), "{}", text(&synced));
+    for proxy in [&from, &to] {
+        assert!(
+            most_tokens_for_one_scope(&proxy.log()) >= 2,
+            "the sync did not outlive a token: {:#?}",
+            proxy.log()
+        );
+        assert_eq!(proxy.stats().unauthorized, 1, "{:#?}", proxy.log());
+    }
+}

@@ -5,12 +5,14 @@
 use super::meter::Metered;
 use super::{CopyContext, CopyOutcome};
 use crate::digest::Digest;
+use crate::engine::pace::{Pace, Side};
 use crate::engine::report::Plan;
 use crate::transport::{BlobRef, SharedSource, TransportError};
 use anyhow::{bail, Result};
 use futures_util::{stream, StreamExt};
 use indicatif::ProgressBar;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 type Needs = BTreeMap<Digest, (BlobRef, BTreeSet<String>)>;
 
@@ -44,7 +46,7 @@ impl Origins {
 pub(super) async fn check_bases(
     ctx: &CopyContext<'_>,
     needs: &Needs,
-    jobs: usize,
+    pace: &Pace,
 ) -> Result<HashMap<Digest, String>> {
     let base_blobs: Vec<(&BlobRef, &BTreeSet<String>, &str, &str)> = needs
         .iter()
@@ -66,18 +68,19 @@ pub(super) async fn check_bases(
     ));
     let found: Vec<(Digest, Option<String>, &str)> = stream::iter(base_blobs)
         .map(|(blob, repos, bundle, hint)| async move {
+            let _go = pace.enter(0).await;
             let candidates = repos
                 .iter()
                 .map(String::as_str)
                 .chain(std::iter::once(hint));
             for repo in candidates {
-                if let Ok(true) = ctx.sink.has_blob(repo, blob).await {
+                if let Ok(true) = pace.timed(Side::Sink, ctx.sink.has_blob(repo, blob)).await {
                     return (blob.digest.clone(), Some(repo.to_string()), bundle);
                 }
             }
             (blob.digest.clone(), None, bundle)
         })
-        .buffer_unordered(jobs)
+        .buffer_unordered(pace.max())
         .collect()
         .await;
     if ctx.cancel.is_cancelled() {
@@ -163,7 +166,7 @@ pub(super) async fn copy_blobs(
     needs: &Needs,
     origin: &HashMap<Digest, Origins>,
     known_in: &HashMap<Digest, String>,
-    jobs: usize,
+    pace: &Arc<Pace>,
     outcome: &mut CopyOutcome,
 ) -> HashMap<(Digest, String), BlobFailure> {
     let total: u64 = needs
@@ -184,7 +187,8 @@ pub(super) async fn copy_blobs(
             let have = known_in.get(digest).cloned();
             let bar = &bar;
             async move {
-                let (sent, failed) = everywhere(ctx, blob, repos, origins, have, bar).await;
+                let _go = pace.enter(blob.size).await;
+                let (sent, failed) = everywhere(ctx, blob, repos, origins, have, bar, pace).await;
                 if failed.is_empty() {
                     ctx.reporter.debug(&if sent > 0 {
                         let (sent, done) = (indicatif::HumanBytes(sent), words.blob_done);
@@ -202,7 +206,9 @@ pub(super) async fn copy_blobs(
                 (digest.clone(), sent, failed)
             }
         })
-        .buffer_unordered(jobs)
+        // Every blob waits its turn at the pace, not in this buffer: small ones go
+        // around large ones that wait for a stream slot.
+        .buffer_unordered(needs.len().max(1))
         .collect()
         .await;
     bar.finish_and_clear();
@@ -218,9 +224,11 @@ pub(super) async fn copy_blobs(
     blob_errors
 }
 
-/// Makes one blob present in every repository that needs it. Returns the bytes
-/// sent and the repositories where it failed, with why: one refused repository does
-/// not keep the blob from the others.
+/// Makes one blob present in every repository that needs it: one repository at a
+/// time until one has it (the first push streams it), then the others at once
+/// (each a HEAD and a mount from it). Returns the bytes sent and the repositories
+/// where it failed, with why: one refused repository does not keep the blob from
+/// the others.
 async fn everywhere(
     ctx: &CopyContext<'_>,
     blob: &BlobRef,
@@ -228,27 +236,70 @@ async fn everywhere(
     origins: Option<&Origins>,
     mut have: Option<String>,
     bar: &ProgressBar,
+    pace: &Arc<Pace>,
 ) -> (u64, Vec<(String, BlobFailure)>) {
     let mut sent = 0;
     let mut failed = Vec::new();
-    for repo in repos {
-        if have.as_deref() == Some(repo.as_str()) {
-            continue;
+    let mut todo: Vec<&String> = repos
+        .iter()
+        .filter(|r| have.as_deref() != Some(r.as_str()))
+        .collect();
+    if ctx.cancel.is_cancelled() {
+        let cancelled = BlobFailure::of(&TransportError::Cancelled);
+        return (
+            0,
+            todo.iter()
+                .map(|r| (r.to_string(), cancelled.clone()))
+                .collect(),
+        );
+    }
+    // Several repositories: which have it is asked of all at once, not one after
+    // the other's push.
+    let asked = todo.len() > 1;
+    if asked {
+        let found = futures_util::future::join_all(
+            todo.iter()
+                .map(|r| pace.timed(Side::Sink, ctx.sink.has_blob(r, blob))),
+        )
+        .await;
+        let mut absent = Vec::new();
+        for (repo, found) in todo.into_iter().zip(found) {
+            match found {
+                Ok(true) => {
+                    have.get_or_insert_with(|| repo.clone());
+                }
+                _ => absent.push(repo),
+            }
         }
-        if ctx.cancel.is_cancelled() {
-            failed.push((repo.clone(), BlobFailure::of(&TransportError::Cancelled)));
-            continue;
-        }
-        let source = origins
+        todo = absent;
+    }
+    // Each repository reads the blob from its own image's source.
+    let source_for = |repo: &str| {
+        origins
             .and_then(|o| o.for_repo(repo))
-            .map(|(s, r)| (Metered::wrap(s.clone(), bar.clone()), r));
-        match one(ctx, blob, repo, source, have.as_deref()).await {
+            .map(|(s, r)| (Metered::wrap(s.clone(), bar.clone(), pace.clone()), r))
+    };
+    let mut todo = todo.into_iter();
+    while have.is_none() {
+        let Some(repo) = todo.next() else { break };
+        match one(ctx, blob, repo, source_for(repo), None, !asked, pace).await {
             Ok(n) => {
                 sent += n;
-                if have.is_none() || n > 0 {
-                    have = Some(repo.clone());
-                }
+                have = Some(repo.clone());
             }
+            Err(e) => failed.push((repo.clone(), BlobFailure::of(&e))),
+        }
+    }
+    let rest: Vec<&String> = todo.collect();
+    let results = futures_util::future::join_all(rest.iter().map(|repo| {
+        let source = source_for(repo);
+        let have = have.as_deref();
+        async move { one(ctx, blob, repo, source, have, !asked, pace).await }
+    }))
+    .await;
+    for (repo, r) in rest.into_iter().zip(results) {
+        match r {
+            Ok(n) => sent += n,
             Err(e) => failed.push((repo.clone(), BlobFailure::of(&e))),
         }
     }
@@ -258,7 +309,8 @@ async fn everywhere(
     (sent, failed)
 }
 
-/// Makes one blob present in one repository: HEAD, else mount from `have`, else
+/// Makes one blob present in one repository: HEAD (unless `head` is false: asked
+/// already, then after a mount that did not happen), else mount from `have`, else
 /// stream it from its source. Returns the bytes sent.
 async fn one(
     ctx: &CopyContext<'_>,
@@ -266,12 +318,23 @@ async fn one(
     repo: &str,
     source: Option<(SharedSource, &str)>,
     have: Option<&str>,
+    head: bool,
+    pace: &Pace,
 ) -> Result<u64, TransportError> {
-    if ctx.sink.has_blob(repo, blob).await? {
+    if head
+        && pace
+            .timed(Side::Sink, ctx.sink.has_blob(repo, blob))
+            .await?
+    {
         return Ok(0);
     }
     if let Some(from) = have {
         if ctx.sink.mount_blob(repo, blob, from).await? {
+            return Ok(0);
+        }
+        // Asked before `from` had it: a sink without mounts may keep one copy for
+        // all its repositories (a bundle, a layout), which has it now.
+        if !head && ctx.sink.has_blob(repo, blob).await? {
             return Ok(0);
         }
     }
@@ -297,10 +360,11 @@ pub(super) async fn plan_blobs(
     needs: &Needs,
     origin: &HashMap<Digest, Origins>,
     known_in: &HashMap<Digest, String>,
-    jobs: usize,
+    pace: &Pace,
 ) -> Plan {
     let plans: Vec<Plan> = stream::iter(needs.iter())
         .map(|(digest, (blob, repos))| async move {
+            let _go = pace.enter(0).await;
             let mut plan = Plan::default();
             if ctx.bases.contains_key(digest) {
                 plan.from_bases.add(blob.size);
@@ -308,7 +372,10 @@ pub(super) async fn plan_blobs(
             let mut have = known_in.get(digest).cloned();
             for repo in repos {
                 let there = have.as_deref() == Some(repo.as_str())
-                    || ctx.sink.has_blob(repo, blob).await.unwrap_or(false);
+                    || pace
+                        .timed(Side::Sink, ctx.sink.has_blob(repo, blob))
+                        .await
+                        .unwrap_or(false);
                 if there {
                     plan.present.add(blob.size);
                     have.get_or_insert_with(|| repo.clone());
@@ -322,7 +389,7 @@ pub(super) async fn plan_blobs(
             }
             plan
         })
-        .buffer_unordered(jobs)
+        .buffer_unordered(pace.max())
         .collect()
         .await;
     let mut total = Plan::default();

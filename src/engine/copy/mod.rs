@@ -13,6 +13,7 @@ pub mod endpoints;
 mod meter;
 pub mod plan;
 
+use super::pace::{Pace, Side};
 use super::report::{ImageRecord, ImageState, Plan, Reporter};
 use crate::digest::Digest;
 use crate::manifest::RawManifest;
@@ -20,6 +21,7 @@ use crate::transport::{BlobRef, ImageSink, SharedSource};
 use anyhow::{Context, Result};
 use futures_util::{stream, StreamExt};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 /// One image to copy, with everything it needs.
@@ -155,6 +157,12 @@ async fn copy(ctx: &CopyContext<'_>, images: Vec<CopyImage>) -> Result<CopyOutco
         .unwrap_or(ctx.jobs)
         .min(ctx.jobs)
         .max(1);
+    // `jobs` at first, more when round trips are slow (see `pace`), starting from
+    // the round trips the endpoints have seen (resolving, the target's ping).
+    let source_trip = images.iter().filter_map(|p| p.source.round_trip()).max();
+    let pace = Pace::new(jobs, ctx.sink.concurrency_limit().is_none())
+        .seeded(source_trip, ctx.sink.round_trip());
+    let pace = Arc::new(pace);
     let mut outcome = CopyOutcome {
         plan: ctx.dry_run.then(Plan::default),
         ..CopyOutcome::default()
@@ -163,7 +171,7 @@ async fn copy(ctx: &CopyContext<'_>, images: Vec<CopyImage>) -> Result<CopyOutco
     if images.is_empty() {
         return Ok(outcome);
     }
-    let todo = skip_present(ctx, images, jobs, &mut outcome).await;
+    let todo = skip_present(ctx, images, &pace, &mut outcome).await;
 
     // Which repositories need each blob, and where to read it for each.
     let mut needs: BTreeMap<Digest, (BlobRef, BTreeSet<String>)> = BTreeMap::new();
@@ -184,9 +192,9 @@ async fn copy(ctx: &CopyContext<'_>, images: Vec<CopyImage>) -> Result<CopyOutco
             }
         }
     }
-    let known_in = blobs::check_bases(ctx, &needs, jobs).await?;
+    let known_in = blobs::check_bases(ctx, &needs, &pace).await?;
     if ctx.dry_run {
-        let mut plan = blobs::plan_blobs(ctx, &needs, &origin, &known_in, jobs).await;
+        let mut plan = blobs::plan_blobs(ctx, &needs, &origin, &known_in, &pace).await;
         plan.manifests = todo.iter().map(|p| p.manifests.len()).sum();
         outcome.plan = Some(plan);
         outcome
@@ -208,7 +216,7 @@ async fn copy(ctx: &CopyContext<'_>, images: Vec<CopyImage>) -> Result<CopyOutco
         ctx.reporter.info(&note);
     }
 
-    let blob_errors = blobs::copy_blobs(ctx, &needs, &origin, &known_in, jobs, &mut outcome).await;
+    let blob_errors = blobs::copy_blobs(ctx, &needs, &origin, &known_in, &pace, &mut outcome).await;
     if ctx.cancel.is_cancelled() {
         return Err(interrupted());
     }
@@ -230,8 +238,9 @@ async fn copy(ctx: &CopyContext<'_>, images: Vec<CopyImage>) -> Result<CopyOutco
     // Manifests: children first, the tag last.
     let results: Vec<(ImageRecord, Result<(), String>)> = stream::iter(&todo)
         .map(|p| {
-            let blob_errors = &blob_errors;
+            let (blob_errors, pace) = (&blob_errors, &pace);
             async move {
+                let _go = pace.enter(0).await;
                 let rec = record(p, ImageState::Copied, None);
                 let first_error = p
                     .blobs
@@ -245,7 +254,7 @@ async fn copy(ctx: &CopyContext<'_>, images: Vec<CopyImage>) -> Result<CopyOutco
                 (rec, r)
             }
         })
-        .buffer_unordered(jobs)
+        .buffer_unordered(pace.max())
         .collect()
         .await;
     if ctx.cancel.is_cancelled() {
@@ -318,14 +327,16 @@ fn written_name(p: &CopyImage) -> String {
 async fn skip_present(
     ctx: &CopyContext<'_>,
     images: Vec<CopyImage>,
-    jobs: usize,
+    pace: &Pace,
     outcome: &mut CopyOutcome,
 ) -> Vec<CopyImage> {
     let present: Vec<Result<bool, crate::transport::TransportError>> = stream::iter(&images)
         .map(|p| async move {
+            let _go = pace.enter(0).await;
             // An image addressed by digest only is there when its manifest is.
             let reference = p.target_tag.as_deref().unwrap_or(p.digest.as_str());
-            match ctx.sink.manifest_digest(&p.target_repo, reference).await {
+            let found = ctx.sink.manifest_digest(&p.target_repo, reference);
+            match pace.timed(Side::Sink, found).await {
                 Ok(found) => Ok(found.as_ref() == Some(&p.digest)),
                 Err(
                     e @ crate::transport::TransportError::Registry(
@@ -335,7 +346,7 @@ async fn skip_present(
                 Err(_) => Ok(false),
             }
         })
-        .buffered(jobs)
+        .buffered(pace.max())
         .collect()
         .await;
     let mut todo = Vec::new();
@@ -385,7 +396,18 @@ async fn put_manifests(
             reason: crate::tr!("{}: no manifest", "{}: 没有清单", p.label),
         });
     };
-    for m in children {
+    // Image manifests at once (they name only blobs), then nested indexes deepest
+    // first, then the tagged top: nothing is written before what it names.
+    let (indexes, images): (Vec<&RawManifest>, Vec<&RawManifest>) = children
+        .iter()
+        .partition(|m| crate::manifest::is_index(&m.media_type));
+    futures_util::future::try_join_all(
+        images
+            .into_iter()
+            .map(|m| sink.put_manifest(&p.target_repo, None, m)),
+    )
+    .await?;
+    for m in indexes {
         sink.put_manifest(&p.target_repo, None, m).await?;
     }
     sink.put_manifest(&p.target_repo, p.target_tag.as_deref(), top)

@@ -1044,6 +1044,11 @@ fn bearer_auth(
         let _ = w.shutdown(Shutdown::Write);
         return Ok(true);
     }
+    // Only the distribution API is behind the tokens (a Harbor probe of
+    // `/api/v2.0/systeminfo` is answered by the registry: 404).
+    if !req.path().starts_with("/v2/") {
+        return Ok(false);
+    }
     let valid = req
         .header("authorization")
         .and_then(|v| v.strip_prefix("Bearer "))
