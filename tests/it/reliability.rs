@@ -1049,7 +1049,8 @@ fn journaled_digests(out: &Path) -> Vec<String> {
         .lines()
         .skip(1)
         .map(|l| l.trim().to_string())
-        .filter(|l| l.starts_with("sha256:"))
+        // `sha256:<hex> <bytes>` lines say how far a blob got, not that it is done.
+        .filter(|l| l.starts_with("sha256:") && !l.contains(' '))
         .collect()
 }
 
@@ -2088,4 +2089,133 @@ fn sigint_stops_verify_while_it_hashes() {
         !stderr.contains("sha256"),
         "verify reached a verdict:\n{stderr}"
     );
+}
+
+/// kill -9 in the middle of a large blob: the journal has noted how far the blob
+/// got, and the rerun hashes those bytes on disk and asks the registry only for
+/// the rest (a Range request starting past zero); the bundle then verifies and
+/// uploads byte-exact.
+#[test]
+fn a_save_killed_mid_blob_resumes_the_blob_from_the_bytes_on_disk() {
+    killed_mid_blob(64 * 1024 * 1024, false);
+}
+
+/// The same against a registry that ignores Range: the rerun asks for the rest,
+/// gets the whole blob, and the bundle is still byte-exact.
+#[test]
+fn a_save_killed_mid_blob_completes_when_the_registry_ignores_range() {
+    killed_mid_blob(24 * 1024 * 1024, true);
+}
+
+/// Saves one image with a layer of `size` bytes through a throttled proxy, kills
+/// the save with SIGKILL once the journal notes 8 MiB of the layer, reruns it
+/// (the proxy dropping Range headers when `ignore_range`), then verifies,
+/// uploads and compares digests with skopeo.
+fn killed_mid_blob(size: usize, ignore_range: bool) {
+    let src = Registry::start();
+    let repo = if ignore_range {
+        "killed/norange"
+    } else {
+        "killed/big"
+    };
+    let big = push_image(
+        &src,
+        repo,
+        "1",
+        Format::Oci,
+        &[layer(repo, size)],
+        repo,
+        false,
+    );
+    let layer_digest = big.layers()[0].digest.clone();
+    let layer_size = big.layers()[0].size;
+    let proxy = Proxy::start_with(&src.host(), Faults::none().throttle(8 * 1024 * 1024));
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("out");
+    let args: Vec<String> = vec![
+        "save".into(),
+        "--out".into(),
+        out.display().to_string(),
+        via(&proxy.host(), &big),
+    ];
+    // How far the journal says the layer got.
+    let noted = |out: &Path| -> u64 {
+        let files = files_under(out);
+        let Some(journal) = names_ending(&files, ".journal").into_iter().next() else {
+            return 0;
+        };
+        fs::read_to_string(journal)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().split_once(' '))
+            .filter(|(d, _)| *d == layer_digest)
+            .filter_map(|(_, n)| n.parse::<u64>().ok())
+            .max()
+            .unwrap_or(0)
+    };
+    let mut child = Background::spawn(&args, work.path());
+    child.wait_until(
+        "the journal notes 8 MiB of the layer",
+        Duration::from_secs(120),
+        || noted(&out) >= 8 * 1024 * 1024,
+    );
+    let status = child.signal_and_wait("KILL");
+    assert_eq!(status.code(), None, "killed by the signal: {status}");
+    let files = files_under(&out);
+    assert!(names_ending(&files, "_meta.yaml").is_empty(), "{files:?}");
+    assert!(
+        !names_ending(&files, ".tar.partial").is_empty(),
+        "{files:?}"
+    );
+    let resumed_from = noted(&out);
+    assert!(
+        resumed_from > 0 && resumed_from < layer_size,
+        "{resumed_from} of {layer_size}"
+    );
+
+    // The rerun: the layer's GET asks for the bytes after those on disk.
+    proxy.set_faults(if ignore_range {
+        Faults::none().ignore_range()
+    } else {
+        Faults::none()
+    });
+    proxy.reset_stats();
+    let before = proxy.log().len();
+    let run = ferry_run(&strs(&args));
+    run.assert_ok();
+    assert!(run.stderr.contains("resuming "), "{run}");
+    let log = proxy.log();
+    let layer_gets: Vec<&String> = log[before..]
+        .iter()
+        .filter(|l| l.contains(&format!("/blobs/{layer_digest}")))
+        .collect();
+    assert_eq!(layer_gets.len(), 1, "{log:#?}");
+    let range = layer_gets[0]
+        .split("[Range: bytes=")
+        .nth(1)
+        .and_then(|r| r.split('-').next())
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no Range in {}", layer_gets[0]));
+    assert!(range > 0, "{}", layer_gets[0]);
+    assert_eq!(
+        range, resumed_from,
+        "the rerun resumes right after the bytes the journal noted"
+    );
+    if ignore_range {
+        assert!(layer_gets[0].ends_with("-> 200"), "{}", layer_gets[0]);
+    } else {
+        assert!(layer_gets[0].ends_with("-> 206"), "{}", layer_gets[0]);
+        assert!(
+            proxy.stats().blob_bytes < layer_size,
+            "the rerun fetched {} bytes, the layer is {layer_size}",
+            proxy.stats().blob_bytes
+        );
+    }
+
+    let meta = run.meta();
+    verify(&meta).assert_ok();
+    let dst = Registry::start();
+    let up = ferry_run(&["upload", &meta.display().to_string(), "--dst", &dst.host()]);
+    up.assert_ok();
+    assert_target_has(&dst, std::slice::from_ref(&big));
 }

@@ -463,7 +463,8 @@ impl Proxy {
         }
     }
 
-    /// One line per request: `"#N METHOD TARGET -> STATUS [fault]"`.
+    /// One line per request: `"#N METHOD TARGET [Range: R] -> STATUS [fault]"`
+    /// (the Range part only when the request had one).
     pub fn log(&self) -> Vec<String> {
         lock(&self.shared.log).clone()
     }
@@ -755,8 +756,15 @@ fn handle(client: TcpStream, shared: &Shared) -> io::Result<()> {
             streaks.remove(&key);
         }
     };
-    let note =
-        |s: String| lock(&shared.log).push(format!("#{n} {} {} -> {s}", req.method, req.target));
+    // A Range asked for is part of the line: tests check where a resumed
+    // download started.
+    let range = req
+        .header("range")
+        .map(|r| format!(" [Range: {r}]"))
+        .unwrap_or_default();
+    let note = |s: String| {
+        lock(&shared.log).push(format!("#{n} {} {}{range} -> {s}", req.method, req.target))
+    };
 
     if let Some(lifetime) = faults.bearer_tokens {
         if bearer_auth(&mut writer, &req, lifetime, shared, &note)? {
