@@ -373,7 +373,7 @@ fn read_limited(path: &Path, p: &str) -> Result<Vec<u8>, MetaError> {
         source,
     };
     let mut bytes = Vec::new();
-    std::fs::File::open(path)
+    crate::transport::file_io::open_regular(path)
         .and_then(|f| f.take(MAX_META_BYTES + 1).read_to_end(&mut bytes))
         .map_err(read)?;
     if bytes.len() as u64 > MAX_META_BYTES {

@@ -28,6 +28,8 @@ pub enum BundleError {
     Meta(#[from] MetaError),
     #[error("{}", crate::tr!("data file {} is missing", "数据文件 {} 缺失", .file))]
     MissingFile { file: String },
+    #[error("{}", crate::tr!("data file {} is not a regular file (a FIFO, device or folder)", "数据文件 {} 不是普通文件 (而是 FIFO、设备或目录)", .file))]
+    NotRegular { file: String },
     #[error("{}", crate::tr!("data file {} has {} bytes, the meta records {} (truncated or altered)", "数据文件 {} 有 {} 字节, 元数据记录为 {} (被截断或已修改)", .file, .actual, .expected))]
     FileSize {
         file: String,
@@ -304,6 +306,12 @@ impl Bundle {
             source,
         };
         let actual = match std::fs::metadata(&path) {
+            // A FIFO would block every open, a device never end: regular files only.
+            Ok(m) if !m.is_file() => {
+                return Err(BundleError::NotRegular {
+                    file: f.name.clone(),
+                })
+            }
             Ok(m) => m.len(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(BundleError::MissingFile {

@@ -154,11 +154,29 @@ pub struct Verified {
     pub meta_sha256: String,
 }
 
+/// A meta's bytes, bounded as the meta reader bounds them (this is read before
+/// the signature is checked, so it is hostile).
 fn read_meta(path: &Path) -> Result<Vec<u8>, SignError> {
-    std::fs::read(path).map_err(|source| SignError::MetaRead {
-        path: path.to_path_buf(),
-        source,
-    })
+    use std::io::Read;
+    let limit = crate::bundle::meta::MAX_META_BYTES;
+    let mut bytes = Vec::new();
+    crate::transport::file_io::open_regular(path)
+        .and_then(|f| f.take(limit.saturating_add(1)).read_to_end(&mut bytes))
+        .and_then(|_| {
+            if bytes.len() as u64 > limit {
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    crate::tr!("larger than {} bytes", "超过 {} 字节", limit),
+                ))
+            } else {
+                Ok(())
+            }
+        })
+        .map_err(|source| SignError::MetaRead {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    Ok(bytes)
 }
 
 /// Checks `bytes` (a meta's content) against the signature at `sig` and the trust

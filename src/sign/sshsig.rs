@@ -205,7 +205,7 @@ fn read_passphrase(path: &Path, how: &Passphrase) -> Result<String, SignError> {
 pub fn read_signature(path: &Path) -> Result<SshSig, SignError> {
     use std::io::Read;
     const LIMIT: u64 = 64 * 1024;
-    let file = match std::fs::File::open(path) {
+    let file = match crate::transport::file_io::open_regular(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(SignError::Missing {

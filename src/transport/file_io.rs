@@ -120,11 +120,36 @@ impl Read for StreamRead {
     }
 }
 
+/// Opens a file that came with the input (a bundle's data file, meta or signature,
+/// a layout's blob) for reading, refusing anything but a regular file (a symlink
+/// to one is fine): opening a FIFO blocks until someone writes to it, and a device
+/// such as `/dev/zero` never ends, so either would hang the command past Ctrl-C.
+/// Opened without blocking, then checked, so the check is of what was opened.
+pub fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let nonblocking = i32::try_from(rustix::fs::OFlags::NONBLOCK.bits()).unwrap_or(0);
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nonblocking)
+        .open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            crate::tr!(
+                "{} is not a regular file",
+                "{} 不是普通文件",
+                path.display()
+            ),
+        ));
+    }
+    Ok(f)
+}
+
 /// `len` bytes of the file at `path` from `start` on, as a stream (unchecked:
 /// the caller wraps it in a `CheckedStream` when it is a whole blob).
 pub async fn region_stream(path: &Path, start: u64, len: u64) -> std::io::Result<BlobStream> {
     use tokio::io::{AsyncReadExt, AsyncSeekExt};
-    let mut f = tokio::fs::File::open(path).await?;
+    let mut f = tokio::fs::File::from_std(open_regular(path)?);
     f.seek(SeekFrom::Start(start)).await?;
     Ok(Box::pin(tokio_util::io::ReaderStream::with_capacity(
         f.take(len),
@@ -144,7 +169,7 @@ pub fn read_region(path: &Path, start: u64, len: u64, limit: u64) -> std::io::Re
             ),
         ));
     }
-    let mut f = std::fs::File::open(path)?;
+    let mut f = open_regular(path)?;
     f.seek(SeekFrom::Start(start))?;
     let mut out = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
     f.take(len).read_to_end(&mut out)?;
@@ -163,7 +188,7 @@ pub fn read_region(path: &Path, start: u64, len: u64, limit: u64) -> std::io::Re
 
 /// The sha256 of `len` bytes of `path` at `start`.
 pub fn hash_region(path: &Path, start: u64, len: u64) -> std::io::Result<Digest> {
-    let mut f = std::fs::File::open(path)?;
+    let mut f = open_regular(path)?;
     f.seek(SeekFrom::Start(start))?;
     let mut r = f.take(len);
     let mut h = Hasher::new();

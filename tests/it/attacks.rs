@@ -263,7 +263,10 @@ fn upload_to_containerd_under_trust_refuses_an_untrusted_base() {
 /// and sha256 in the meta: a bundle consistent with itself whose entry lies about
 /// the blob's size (the bytes of the blob are all there, plus one).
 fn lengthen_entry(meta: &Path, blob: &[u8]) {
-    assert!(!blob.len().is_multiple_of(512), "the entry has padding to grow into");
+    assert!(
+        !blob.len().is_multiple_of(512),
+        "the entry has padding to grow into"
+    );
     let digest = sha256_digest(blob);
     let hex = digest.trim_start_matches("sha256:");
     let name = format!("blobs/sha256/{hex}");
@@ -346,4 +349,110 @@ fn an_entry_that_lies_about_its_size_is_refused_before_anything_is_pushed() {
         assert!(!up.stderr.contains("retrying"), "{up}");
         assert!(dst.catalog().is_empty(), "{mode}: {:?}", dst.catalog());
     }
+}
+
+/// Adds a data file named `name` of 0 bytes holding no blob to the meta (a bundle
+/// consistent with itself, as far as the meta goes).
+fn add_empty_data_file(meta: &Path, name: &str) {
+    let (mut m, _) = ferry::bundle::meta::Meta::load(meta).unwrap();
+    m.files.push(ferry::bundle::meta::DataFile {
+        name: name.to_string(),
+        size: 0,
+        sha256: sha256_digest(b"").trim_start_matches("sha256:").to_string(),
+        blobs: 0,
+    });
+    std::fs::write(meta, m.to_yaml().unwrap()).unwrap();
+}
+
+fn mkfifo(path: &Path) {
+    let out = std::process::Command::new("mkfifo")
+        .arg(path)
+        .output()
+        .expect("mkfifo runs");
+    assert!(out.status.success(), "mkfifo: {out:?}");
+}
+
+/// A bundle from a stick whose files are not files: a data file that is a FIFO
+/// (opening it blocks until someone writes to it) or a symlink to `/dev/zero`
+/// (it never ends), a signature that is a FIFO. Every command refuses them at
+/// once; none hangs. (verify, upload, export and serve used to block forever in
+/// the FIFO's open, past Ctrl-C and SIGTERM, and a full verify read /dev/zero
+/// without end.)
+#[test]
+fn fifos_and_devices_in_a_bundle_are_refused_not_waited_on() {
+    let regs = start_registries(2);
+    let (src, dst) = (&regs[0], &regs[1]);
+    let img = push_image(
+        src,
+        "fifo/app",
+        "1",
+        Format::Oci,
+        &[layer("fifo", 10_000)],
+        "fifo",
+        false,
+    );
+    let work = tempfile::tempdir().unwrap();
+    let meta = save_bundle(&[&img.reference], &work.path().join("out"), &[]);
+    let dir = meta.parent().unwrap();
+    // Every command is killed after a minute (a hang guard, not a timing test).
+    let run = |args: &[&str]| {
+        FerryCmd::new()
+            .args(args)
+            .timeout(Duration::from_secs(60))
+            .output()
+    };
+    let m = meta.to_str().unwrap();
+    for (name, make) in [
+        ("evil_fifo.tar", &(|p: &Path| mkfifo(p)) as &dyn Fn(&Path)),
+        ("evil_zero.tar", &|p: &Path| {
+            std::os::unix::fs::symlink("/dev/zero", p).unwrap()
+        }),
+    ] {
+        let original = std::fs::read(&meta).unwrap();
+        add_empty_data_file(&meta, name);
+        make(&dir.join(name));
+        let oci = work.path().join(format!("oci-{name}"));
+        for args in [
+            vec!["verify", m],
+            vec!["verify", "--size-only", m],
+            vec!["upload", m, "--dst", &dst.host()],
+            vec!["export", m, "--oci", oci.to_str().unwrap()],
+            vec!["serve", m, "--listen", "127.0.0.1:0"],
+        ] {
+            let out = run(&args);
+            assert!(out.code.is_some_and(|c| c != 0), "{name}: {out}");
+            out.assert_stderr_has(&[name, "not a regular file"]);
+        }
+        assert!(dst.catalog().is_empty(), "{:?}", dst.catalog());
+        std::fs::remove_file(dir.join(name)).unwrap();
+        std::fs::write(&meta, original).unwrap();
+    }
+
+    // A signature that is a FIFO: read first under --trust, refused at once.
+    let key = work.path().join("key");
+    let out = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let public = std::fs::read_to_string(format!("{}.pub", key.display())).unwrap();
+    let allowed = work.path().join("allowed_signers");
+    std::fs::write(
+        &allowed,
+        format!("a@example.com namespaces=\"ferry-bundle\" {public}"),
+    )
+    .unwrap();
+    mkfifo(Path::new(&format!("{m}.sig")));
+    let out = run(&[
+        "upload",
+        m,
+        "--dst",
+        &dst.host(),
+        "--trust",
+        allowed.to_str().unwrap(),
+    ]);
+    assert!(out.code.is_some_and(|c| c != 0), "{out}");
+    out.assert_stderr_has(&["not a regular file"]);
+    assert!(dst.catalog().is_empty(), "{:?}", dst.catalog());
 }
