@@ -48,7 +48,9 @@ fn main() {
         &std::fs::read(&tmp).expect("read tar"),
     );
     let zst = tmp.with_extension("zst");
-    let offsets = ferry::bundle::compress::compress_tar(&tar, &plan, &zst).expect("zstd");
+    let offsets = ferry::bundle::compress::compress_tar(&tar, &plan, &zst)
+        .expect("zstd")
+        .offsets;
     put(
         dir,
         "zstd_frames",
@@ -71,6 +73,7 @@ fn main() {
             name: "img_full_202611300400_1.tar.zst".into(),
             size: plan.size,
             sha256: "00".repeat(32),
+            headers_sha256: None,
             blobs: 2,
         }],
         images: vec![Image {

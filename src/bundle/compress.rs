@@ -18,20 +18,29 @@ pub fn is_compressed(name: &str) -> bool {
     name.ends_with(EXTENSION)
 }
 
+/// A compressed data file as written.
+pub struct Compressed {
+    /// The offset of each blob's frame in the file.
+    pub offsets: HashMap<Digest, u64>,
+    pub size: u64,
+    /// Of the compressed bytes, hashed as they were written.
+    pub sha256: Digest,
+}
+
 /// Compresses the finished tar `tar` (laid out as `layout`) into `out`, one frame
-/// per entry. Returns the offset of each blob's frame in `out`.
-pub fn compress_tar(
-    tar: &File,
-    layout: &FileLayout,
-    out: &Path,
-) -> std::io::Result<HashMap<Digest, u64>> {
-    let mut file = std::io::BufWriter::with_capacity(1 << 20, File::create(out)?);
+/// per entry, and makes it durable.
+pub fn compress_tar(tar: &File, layout: &FileLayout, out: &Path) -> std::io::Result<Compressed> {
+    let hashing = HashingWriter {
+        inner: File::create(out)?,
+        hasher: crate::digest::Hasher::new(),
+    };
+    let mut file = std::io::BufWriter::with_capacity(1 << 20, hashing);
     let mut offsets = HashMap::new();
     let mut pos = 0u64;
     let mut buf = vec![0u8; 1 << 20];
     let mut entries: Vec<&layout::Entry> = layout.entries.iter().collect();
     entries.sort_by_key(|e| e.header_offset);
-    let mut frame = |file: &mut std::io::BufWriter<File>,
+    let mut frame = |file: &mut std::io::BufWriter<HashingWriter>,
                      start: u64,
                      len: u64,
                      pos: &mut u64|
@@ -69,8 +78,30 @@ pub fn compress_tar(
         layout::END_OF_ARCHIVE,
         &mut pos,
     )?;
-    file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-    Ok(offsets)
+    let hashing = file.into_inner().map_err(|e| e.into_error())?;
+    hashing.inner.sync_all()?;
+    Ok(Compressed {
+        offsets,
+        size: pos,
+        sha256: hashing.hasher.finish(),
+    })
+}
+
+/// Hashes what goes through to the file.
+struct HashingWriter {
+    inner: File,
+    hasher: crate::digest::Hasher,
+}
+
+impl Write for HashingWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(buf.get(..n).unwrap_or_default());
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 struct CountingWriter<'a, W> {
@@ -283,7 +314,11 @@ mod tests {
             tar.write_all_at(bytes, e.data_offset()).unwrap();
         }
         let out = dir.path().join("t.tar.zst");
-        let offsets = compress_tar(&tar, &plan, &out).unwrap();
+        let written = compress_tar(&tar, &plan, &out).unwrap();
+        let on_disk = std::fs::read(&out).unwrap();
+        assert_eq!(written.size, on_disk.len() as u64);
+        assert_eq!(written.sha256, Digest::of(&on_disk), "hashed as written");
+        let offsets = written.offsets;
         let whole = zstd::decode_all(File::open(&out).unwrap()).unwrap();
         assert_eq!(
             whole,

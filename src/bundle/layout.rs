@@ -139,6 +139,19 @@ pub fn header(digest: &Digest, size: u64, mtime: u64) -> std::io::Result<[u8; 51
     Ok(out)
 }
 
+/// The sha256 of a data file's tar headers, the 512-byte blocks in file order, as
+/// [`header`] writes them with `mtime`: what a meta records of a plain data file
+/// (see `meta::DataFile`), computed without reading the file.
+pub fn headers_digest(layout: &FileLayout, mtime: u64) -> std::io::Result<Digest> {
+    let mut entries: Vec<&Entry> = layout.entries.iter().collect();
+    entries.sort_by_key(|e| e.header_offset);
+    let mut h = crate::digest::Hasher::new();
+    for e in entries {
+        h.update(&header(&e.digest, e.size, mtime)?);
+    }
+    Ok(h.finish())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

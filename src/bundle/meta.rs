@@ -6,7 +6,12 @@ use std::path::Path;
 
 /// The value of `format:` in every ferry meta; anything else is not a ferry bundle.
 pub const FORMAT_NAME: &str = "ferry-bundle";
-pub const FORMAT_VERSION: u32 = 1;
+/// The newest format version this ferry reads and writes. Version 2 metas may
+/// record a plain data file by `headers_sha256` instead of its whole-file `sha256`;
+/// a meta that does not is written as version 1, which older ferry versions read.
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest format version this ferry reads.
+pub const OLDEST_FORMAT_VERSION: u32 = 1;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -81,12 +86,36 @@ pub struct BaseRef {
     pub meta_sha256: String,
 }
 
+/// One data file. Its checksum is one of two, so that save hashes every byte once:
+///
+/// - `sha256`: of the whole file. zstd files (hashed as they are compressed),
+///   image-transmit's files and the plain files of older ferry versions.
+/// - `headers_sha256`: of the file's tar headers, the 512-byte blocks in file
+///   order, for plain tar files: a blob is written at its offset while it
+///   downloads, so no whole-file hash can be had without reading it all again.
+///   Every other byte is pinned too: each entry's data by the digest its header
+///   names (checked whenever a blob is read out), padding and the end of the
+///   archive by being zeros, the length by `size`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DataFile {
     pub name: String,
     pub size: u64,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub sha256: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers_sha256: Option<String>,
     pub blobs: u64,
+}
+
+impl DataFile {
+    /// The format version a meta with this file needs.
+    pub fn version_needed(&self) -> u32 {
+        if self.headers_sha256.is_some() {
+            2
+        } else {
+            1
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -154,7 +183,7 @@ pub enum MetaError {
     Malformed { path: String, detail: String },
     #[error("{}", crate::tr!("{} is not a ferry bundle meta (format {:?}, expected {:?})", "{} 不是 ferry 镜像包的元数据 (格式为 {:?}, 应为 {:?})", .path, .found, FORMAT_NAME))]
     NotFerry { path: String, found: String },
-    #[error("{}", crate::tr!("{} has bundle format version {}; this ferry reads version {} (upgrade ferry)", "{} 的镜像包格式版本为 {}; 此版本的 ferry 只能读取版本 {} (请升级 ferry)", .path, .found, FORMAT_VERSION))]
+    #[error("{}", crate::tr!("{} has bundle format version {}; this ferry reads versions {} to {} (upgrade ferry)", "{} 的镜像包格式版本为 {}; 此版本的 ferry 只能读取版本 {} 至 {} (请升级 ferry)", .path, .found, OLDEST_FORMAT_VERSION, FORMAT_VERSION))]
     UnknownVersion { path: String, found: u32 },
     #[error("{}", crate::tr!("{} is refused: {}", "{} 被拒绝: {}", .path, .detail))]
     Unsafe { path: String, detail: String },
@@ -241,7 +270,10 @@ impl Meta {
                 detail: crate::tr!("duplicate top-level key `blobs`", "顶层键 `blobs` 重复"),
             });
         }
-        if head.version != Some(FORMAT_VERSION) {
+        if !head
+            .version
+            .is_some_and(|v| (OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&v))
+        {
             return Err(MetaError::UnknownVersion {
                 path: path.into(),
                 found: head.version.unwrap_or(0),
@@ -256,7 +288,44 @@ impl Meta {
         }
         meta.sanitize_text();
         meta.check_names(path)?;
+        meta.check_checksums(path)?;
         Ok(meta)
+    }
+
+    /// Every data file records a checksum (a whole-file `sha256`, or for a plain
+    /// tar file in a version 2 meta, `headers_sha256`), in hex.
+    fn check_checksums(&self, path: &str) -> Result<(), MetaError> {
+        let hex = |v: &str| v.len() == 64 && v.bytes().all(|c| c.is_ascii_hexdigit());
+        for f in &self.files {
+            let ok = match (&f.headers_sha256, f.sha256.is_empty()) {
+                (None, false) => hex(&f.sha256),
+                (Some(h), true) => {
+                    hex(h) && self.version >= 2 && !super::compress::is_compressed(&f.name)
+                }
+                _ => false,
+            };
+            if !ok {
+                return Err(MetaError::Malformed {
+                    path: path.into(),
+                    detail: crate::tr!(
+                        "data file {} records no usable checksum (sha256, or headers_sha256 for a plain tar file)",
+                        "数据文件 {} 没有可用的校验和 (sha256, 或普通 tar 文件的 headers_sha256)",
+                        f.name
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The format version this meta needs: 2 when a data file is recorded by its
+    /// headers' digest, else 1 (which older ferry versions read).
+    pub fn version_needed(&self) -> u32 {
+        self.files
+            .iter()
+            .map(DataFile::version_needed)
+            .max()
+            .unwrap_or(OLDEST_FORMAT_VERSION)
     }
 
     /// Refuses a meta whose names could reach outside the target namespace or the
@@ -501,6 +570,7 @@ mod tests {
                 name: "img_full_202611300400_1.tar".into(),
                 size: 2048,
                 sha256: "00".repeat(32),
+                headers_sha256: None,
                 blobs: 1,
             }],
             images: vec![Image {
@@ -703,6 +773,45 @@ mod tests {
         // Other keys were refused already, by the YAML parser.
         let twice = format!("{yaml}name: other\n");
         assert!(Meta::parse(twice.as_bytes(), "m").is_err());
+    }
+
+    #[test]
+    fn a_plain_file_recorded_by_its_headers_needs_version_2_and_one_checksum() {
+        let mut m = sample();
+        assert_eq!(m.version_needed(), 1, "whole-file sha256: version 1 still");
+        m.files[0].sha256 = String::new();
+        m.files[0].headers_sha256 = Some("ab".repeat(32));
+        assert_eq!(m.version_needed(), 2);
+        m.version = 2;
+        let yaml = m.to_yaml().unwrap();
+        assert!(
+            yaml.contains("headers_sha256:") && !yaml.contains("\n  sha256:"),
+            "{yaml}"
+        );
+        assert_eq!(Meta::parse(yaml.as_bytes(), "m").unwrap(), m);
+        // Refused: the new key in a version 1 meta, on a zstd file, beside a
+        // sha256, or no checksum at all.
+        let bad: [fn(&mut Meta); 4] = [
+            |m| m.version = 1,
+            |m| {
+                m.files[0].name = "x.tar.zst".into();
+                m.blobs[0].file = Some("x.tar.zst".into());
+            },
+            |m| m.files[0].sha256 = "00".repeat(32),
+            |m| m.files[0].headers_sha256 = None,
+        ];
+        for edit in bad {
+            let mut b = m.clone();
+            edit(&mut b);
+            let yaml = b.to_yaml().unwrap();
+            assert!(
+                matches!(
+                    Meta::parse(yaml.as_bytes(), "m"),
+                    Err(MetaError::Malformed { .. })
+                ),
+                "{yaml}"
+            );
+        }
     }
 
     #[test]

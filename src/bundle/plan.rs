@@ -5,6 +5,7 @@
 
 use super::base::{BaseBlob, BaseSet};
 use super::meta::{self, BlobKind, BlobRecord, DataFile, Failure, Meta};
+use super::writer::FinishedFile;
 use crate::digest::Digest;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -53,18 +54,6 @@ pub struct MetaDraft {
     /// References that failed before anything was resolved (list lines, malformed
     /// or unresolvable references), recorded ahead of the images that failed later.
     pub failed: Vec<Failure>,
-}
-
-/// A data file as the writer finished it.
-#[derive(Clone, Debug)]
-pub struct FinishedFile {
-    pub name: String,
-    pub size: u64,
-    pub blobs: u64,
-    /// sha256 of the whole file (zstd files, hashed as they were compressed).
-    pub sha256: Option<String>,
-    /// sha256 of the file's tar headers (plain tar files; see `DataFile`).
-    pub headers_sha256: Option<String>,
 }
 
 impl BundlePlan {
@@ -241,9 +230,9 @@ impl BundlePlan {
                 offset: offsets.get(d).copied(),
             })
             .collect();
-        Meta {
+        let mut meta = Meta {
             format: meta::FORMAT_NAME.into(),
-            version: meta::FORMAT_VERSION,
+            version: meta::OLDEST_FORMAT_VERSION,
             tool: concat!("ferry ", env!("CARGO_PKG_VERSION")).into(),
             created: draft.created.clone(),
             name: draft.name.clone(),
@@ -256,6 +245,7 @@ impl BundlePlan {
                     name: f.name.clone(),
                     size: f.size,
                     sha256: f.sha256.clone().unwrap_or_default(),
+                    headers_sha256: f.headers_sha256.clone(),
                     blobs: f.blobs,
                 })
                 .collect(),
@@ -263,7 +253,10 @@ impl BundlePlan {
             blobs,
             failed: failures,
             selections: draft.selections.clone(),
-        }
+        };
+        // Version 1 unless a file needs 2: older ferry versions read the rest.
+        meta.version = meta.version_needed();
+        meta
     }
 }
 

@@ -42,6 +42,12 @@ pub enum BundleError {
         expected: String,
         actual: String,
     },
+    #[error("{}", crate::tr!("data file {}: its tar headers have sha256 {}, the meta records {} (altered, or from another bundle)", "数据文件 {}: 其 tar 头部的 sha256 为 {}, 元数据记录为 {} (已被修改, 或来自另一个镜像包)", .file, .actual, .expected))]
+    HeadersDigest {
+        file: String,
+        expected: String,
+        actual: String,
+    },
     #[error("{}", crate::tr!("data file {}: entry {} holds bytes with digest {} (corrupt)", "数据文件 {}: 条目 {} 的内容摘要为 {} (已损坏)", .file, .entry, .actual))]
     EntryDigest {
         file: String,
@@ -344,22 +350,44 @@ impl Bundle {
             transmit: self.transmit,
             limit,
         };
+        // A plain file recorded by its headers' digest (see `meta::DataFile`).
+        let by_headers = match (&f.headers_sha256, self.transmit || compressed) {
+            (Some(h), false) if f.sha256.is_empty() => Some(h),
+            _ => None,
+        };
         let entries = match level {
             VerifyLevel::Size if compressed => scan.frames(&path)?,
-            VerifyLevel::Size => scan.headers(&path)?,
-            VerifyLevel::File | VerifyLevel::Full => {
-                // image-transmit bundles record no file digest: their entries are the check.
-                let per_entry = level == VerifyLevel::Full || self.transmit;
-                let (entries, sha) = scan.full(&path, per_entry, progress)?;
-                if !self.transmit && sha != f.sha256 {
-                    return Err(BundleError::FileDigest {
-                        file: f.name.clone(),
-                        expected: f.sha256.clone(),
-                        actual: sha,
-                    });
+            VerifyLevel::Size => match by_headers {
+                Some(expected) => {
+                    let (entries, headers) = scan.structure(&path)?;
+                    check_headers(f, expected, headers)?;
+                    entries
                 }
-                entries
-            }
+                None => scan.headers(&path)?,
+            },
+            // Each byte read once: the entries against their names, the headers
+            // against the meta, padding and the end checked to be zeros.
+            VerifyLevel::File | VerifyLevel::Full => match by_headers {
+                Some(expected) => {
+                    let (entries, headers) = scan.full_structure(&path, progress)?;
+                    check_headers(f, expected, headers)?;
+                    entries
+                }
+                None => {
+                    // image-transmit bundles record no file digest: their entries
+                    // are the check.
+                    let per_entry = level == VerifyLevel::Full || self.transmit;
+                    let (entries, sha) = scan.full(&path, per_entry, progress)?;
+                    if !self.transmit && sha != f.sha256 {
+                        return Err(BundleError::FileDigest {
+                            file: f.name.clone(),
+                            expected: f.sha256.clone(),
+                            actual: sha,
+                        });
+                    }
+                    entries
+                }
+            },
         };
         if level == VerifyLevel::Size {
             let _ = progress(f.size);
@@ -437,6 +465,22 @@ impl Bundle {
         }
         Ok(seen.into_iter().collect())
     }
+}
+
+/// The headers' digest of a data file read is the one its meta records.
+fn check_headers(
+    f: &super::meta::DataFile,
+    expected: &str,
+    actual: String,
+) -> Result<(), BundleError> {
+    if actual != expected {
+        return Err(BundleError::HeadersDigest {
+            file: f.name.clone(),
+            expected: expected.to_string(),
+            actual,
+        });
+    }
+    Ok(())
 }
 
 fn parse_header(
@@ -535,6 +579,13 @@ impl Scan<'_> {
         )
     }
 
+    /// The structure check of a plain tar file (see [`Scan::structure_in`]).
+    fn structure(&self, path: &Path) -> Result<(Vec<ScannedEntry>, String), BundleError> {
+        let mut f = File::open(path).map_err(self.io())?;
+        let len = f.metadata().map_err(self.io())?.len();
+        self.structure_in(&mut f, len)
+    }
+
     /// Reads only the headers of a plain tar, seeking over the data.
     fn headers(&self, path: &Path) -> Result<Vec<ScannedEntry>, BundleError> {
         let mut f = File::open(path).map_err(self.io())?;
@@ -550,6 +601,30 @@ impl Scan<'_> {
         f: &mut R,
         len: u64,
     ) -> Result<Vec<ScannedEntry>, BundleError> {
+        self.walk_headers(f, len, None)
+    }
+
+    /// [`Scan::headers_in`] with the structure check of a plain data file recorded
+    /// by its headers' digest (see `meta::DataFile`): returns the entries and the
+    /// sha256 (hex) of the header blocks, after checking that every entry's padding
+    /// and the end of the archive (two blocks, then the end of the file) are zeros.
+    /// Reads the headers and the padding only, never the blobs.
+    pub fn structure_in<R: Read + Seek>(
+        &self,
+        f: &mut R,
+        len: u64,
+    ) -> Result<(Vec<ScannedEntry>, String), BundleError> {
+        let mut headers = Hasher::new();
+        let entries = self.walk_headers(f, len, Some(&mut headers))?;
+        Ok((entries, headers.finish().hex().to_string()))
+    }
+
+    fn walk_headers<R: Read + Seek>(
+        &self,
+        f: &mut R,
+        len: u64,
+        mut structure: Option<&mut Hasher>,
+    ) -> Result<Vec<ScannedEntry>, BundleError> {
         let mut out = Vec::new();
         let mut pos = 0u64;
         let mut block = [0u8; 512];
@@ -557,7 +632,10 @@ impl Scan<'_> {
             f.seek(SeekFrom::Start(pos)).map_err(self.io())?;
             f.read_exact(&mut block).map_err(self.io())?;
             let Some((digest, size)) = parse_header(&block, self.file, pos, self.transmit)? else {
-                break;
+                if structure.is_some() {
+                    self.end_of_archive(f, pos, len)?;
+                }
+                return Ok(out);
             };
             if data_offset.checked_add(size).is_none_or(|end| end > len) {
                 return Err(self.past_end(pos));
@@ -565,17 +643,83 @@ impl Scan<'_> {
             if out.len() >= self.limit {
                 return Err(self.too_many(pos));
             }
+            let next = layout::checked_padded(size)
+                .and_then(|p| data_offset.checked_add(p))
+                .ok_or_else(|| self.past_end(pos))?;
+            if let Some(h) = structure.as_deref_mut() {
+                h.update(&block);
+                // Checked above: data_offset + size <= len, and next fits.
+                let end = data_offset + size;
+                self.zeros_at(f, end, next.saturating_sub(end), &digest)?;
+            }
             out.push(ScannedEntry {
                 digest,
                 data_offset,
                 size,
                 frame: None,
             });
-            pos = layout::checked_padded(size)
-                .and_then(|p| data_offset.checked_add(p))
-                .ok_or_else(|| self.past_end(pos))?;
+            pos = next;
+        }
+        if structure.is_some() {
+            return Err(self.bad(pos, crate::tr!("no end of archive", "缺少归档结束标记")));
         }
         Ok(out)
+    }
+
+    /// The `n` bytes at `at` (an entry's padding, under 512) are zeros.
+    fn zeros_at<R: Read + Seek>(
+        &self,
+        f: &mut R,
+        at: u64,
+        n: u64,
+        digest: &Digest,
+    ) -> Result<(), BundleError> {
+        if n == 0 {
+            return Ok(());
+        }
+        let mut pad = [0u8; 512];
+        let pad = pad
+            .get_mut(..usize::try_from(n).unwrap_or(512).min(512))
+            .unwrap_or_default();
+        f.seek(SeekFrom::Start(at)).map_err(self.io())?;
+        f.read_exact(pad).map_err(self.io())?;
+        if pad.iter().any(|b| *b != 0) {
+            return Err(self.nonzero_padding(at, digest));
+        }
+        Ok(())
+    }
+
+    fn nonzero_padding(&self, at: u64, digest: &Digest) -> BundleError {
+        self.bad(
+            at,
+            crate::tr!(
+                "the padding after {} is not zeros (altered)",
+                "{} 之后的填充不全为零 (已被修改)",
+                digest.blob_path()
+            ),
+        )
+    }
+
+    /// The end of the archive at `pos`: two zero blocks, and the end of the file.
+    fn end_of_archive<R: Read + Seek>(
+        &self,
+        f: &mut R,
+        pos: u64,
+        len: u64,
+    ) -> Result<(), BundleError> {
+        let mut tail = [0u8; layout::END_OF_ARCHIVE as usize];
+        let exact = pos.checked_add(layout::END_OF_ARCHIVE) == Some(len);
+        f.seek(SeekFrom::Start(pos)).map_err(self.io())?;
+        if !exact || f.read_exact(&mut tail).is_err() || tail.iter().any(|b| *b != 0) {
+            return Err(self.bad(
+                pos,
+                crate::tr!(
+                    "the end of the archive is not two zero blocks ending the file (altered)",
+                    "归档结束处不是恰好位于文件末尾的两个零块 (已被修改)"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// The entries of a `.tar.zst` from its frames, without decompressing their
@@ -650,7 +794,7 @@ impl Scan<'_> {
             1 << 20,
             HashingReader {
                 inner: file,
-                hash: Hasher::new(),
+                hash: Some(Hasher::new()),
                 count: 0,
                 progress,
             },
@@ -660,7 +804,8 @@ impl Scan<'_> {
             let entries = self.tar(&mut hashing, per_entry)?;
             std::io::copy(&mut hashing, &mut std::io::sink()).map_err(self.io())?;
             let rest = hashing.into_inner();
-            return Ok((entries, rest.hash.finish().hex().to_string()));
+            let sum = rest.hash.unwrap_or_default().finish();
+            return Ok((entries, sum.hex().to_string()));
         }
         let mut frames = Frames {
             decoder: None,
@@ -698,13 +843,65 @@ impl Scan<'_> {
             (None, Some(r)) => r,
             (None, None) => return Err(self.bad(0, "internal: reader lost".into())),
         };
-        Ok((entries, raw.into_inner().hash.finish().hex().to_string()))
+        let sum = raw.into_inner().hash.unwrap_or_default().finish();
+        Ok((entries, sum.hex().to_string()))
+    }
+
+    /// Reads a plain data file recorded by its headers' digest once: every entry
+    /// hashed against its name, the headers hashed, padding and the end of the
+    /// archive checked to be zeros. Returns the entries and the headers' sha256.
+    fn full_structure(
+        &self,
+        path: &Path,
+        progress: &(dyn Fn(u64) -> bool + Sync),
+    ) -> Result<(Vec<ScannedEntry>, String), BundleError> {
+        let file = File::open(path).map_err(self.io())?;
+        let mut r = BufReader::with_capacity(
+            1 << 20,
+            HashingReader {
+                inner: file,
+                hash: None,
+                count: 0,
+                progress,
+            },
+        );
+        let mut headers = Hasher::new();
+        let entries = self.walk_tar(&mut r, true, Some(&mut headers))?;
+        // `walk_tar` stopped after the first zero block: one more, then the end.
+        let pos = r.get_ref().count.saturating_sub(r.buffer().len() as u64);
+        let mut rest = Vec::new();
+        (&mut r)
+            .take(layout::BLOCK + 1)
+            .read_to_end(&mut rest)
+            .map_err(self.io())?;
+        if rest.len() as u64 != layout::BLOCK || rest.iter().any(|b| *b != 0) {
+            return Err(self.bad(
+                pos.saturating_sub(layout::BLOCK),
+                crate::tr!(
+                    "the end of the archive is not two zero blocks ending the file (altered)",
+                    "归档结束处不是恰好位于文件末尾的两个零块 (已被修改)"
+                ),
+            ));
+        }
+        Ok((entries, headers.finish().hex().to_string()))
     }
 
     /// Walks a tar stream, checking every entry's bytes against the digest in its
     /// name (when `per_entry`). Offsets are checked arithmetic; the stream's own end
     /// bounds the walk.
     pub fn tar(&self, r: &mut dyn Read, per_entry: bool) -> Result<Vec<ScannedEntry>, BundleError> {
+        self.walk_tar(r, per_entry, None)
+    }
+
+    /// [`Scan::tar`] that also hashes the header blocks into `structure` and
+    /// refuses padding that is not zeros (the structure check, see
+    /// [`Scan::structure_in`]); the caller checks the end of the archive.
+    fn walk_tar(
+        &self,
+        r: &mut dyn Read,
+        per_entry: bool,
+        mut structure: Option<&mut Hasher>,
+    ) -> Result<Vec<ScannedEntry>, BundleError> {
         let mut out = Vec::new();
         let mut pos = 0u64;
         let mut block = [0u8; 512];
@@ -737,6 +934,9 @@ impl Scan<'_> {
             if out.len() >= self.limit {
                 return Err(self.too_many(pos));
             }
+            if let Some(h) = structure.as_deref_mut() {
+                h.update(&block);
+            }
             let mut entry_hash = Hasher::new();
             let mut left = span;
             let mut data_left = size;
@@ -747,6 +947,11 @@ impl Scan<'_> {
                 let data = usize::try_from(data_left).unwrap_or(usize::MAX).min(n);
                 if per_entry {
                     entry_hash.update(chunk.get(..data).unwrap_or_default());
+                }
+                if structure.is_some()
+                    && chunk.get(data..).is_some_and(|p| p.iter().any(|b| *b != 0))
+                {
+                    return Err(self.nonzero_padding(data_offset.saturating_add(size), &digest));
                 }
                 data_left -= data as u64;
                 left -= n as u64;
@@ -775,7 +980,8 @@ impl Scan<'_> {
 /// own sha256 is computed in the same read as the entries' digests.
 struct HashingReader<'a, R> {
     inner: R,
-    hash: Hasher,
+    /// None: count and report only.
+    hash: Option<Hasher>,
     /// Bytes read so far: where in the file the reader stands.
     count: u64,
     progress: &'a (dyn Fn(u64) -> bool + Sync),
@@ -784,7 +990,9 @@ struct HashingReader<'a, R> {
 impl<R: Read> Read for HashingReader<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.hash.update(buf.get(..n).unwrap_or_default());
+        if let Some(h) = self.hash.as_mut() {
+            h.update(buf.get(..n).unwrap_or_default());
+        }
         self.count = self.count.saturating_add(n as u64);
         if !(self.progress)(n as u64) {
             // Not ErrorKind::Interrupted: std's readers retry those (EINTR).
@@ -993,6 +1201,81 @@ mod tests {
         assert!(scan(2).tar(&mut Cursor::new(&tar), true).is_err());
     }
 
+    /// A plain data file of `blobs` as the writer lays it out (mtime 7), and the
+    /// sha256 of its headers as the writer records it.
+    fn plain_file(blobs: &[&[u8]]) -> (Vec<u8>, String) {
+        let list: Vec<(Digest, u64)> = blobs
+            .iter()
+            .map(|b| (Digest::of(b), b.len() as u64))
+            .collect();
+        let plan = layout::plan(&list, 1).unwrap().pop().unwrap();
+        let mut file = vec![0u8; plan.size as usize];
+        for e in &plan.entries {
+            let h = layout::header(&e.digest, e.size, 7).unwrap();
+            let at = e.header_offset as usize;
+            file[at..at + 512].copy_from_slice(&h);
+            let data = blobs.iter().find(|b| Digest::of(b) == e.digest).unwrap();
+            file[at + 512..at + 512 + data.len()].copy_from_slice(data);
+        }
+        let headers = layout::headers_digest(&plan, 7).unwrap();
+        (file, headers.hex().to_string())
+    }
+
+    #[test]
+    fn the_structure_check_pins_every_byte_but_the_blobs_and_full_adds_them() {
+        let (file, headers) = plain_file(&[b"hello", &[9u8; 700]]);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.tar");
+        let check = |bytes: &[u8]| {
+            std::fs::write(&path, bytes).unwrap();
+            let len = bytes.len() as u64;
+            let quick = scan(2)
+                .structure_in(&mut Cursor::new(bytes), len)
+                .map(|(_, h)| h);
+            let full = scan(2).full_structure(&path, &|_| true).map(|(_, h)| h);
+            (quick, full)
+        };
+        let (quick, full) = check(&file);
+        assert_eq!(
+            quick.unwrap(),
+            headers,
+            "computed from the layout, as written"
+        );
+        assert_eq!(full.unwrap(), headers);
+        // Where a byte is flipped: a header, an entry's padding, the end of the
+        // archive, a byte appended; each is caught without the blobs' digests.
+        // Largest first: the 700-byte blob at 512..1212, padding to 1536, then
+        // "hello" with its header at 1536 and its data at 2048.
+        for (what, at) in [
+            ("header", 3usize),
+            ("padding", 1222),
+            ("end", file.len() - 1),
+        ] {
+            let mut bad = file.clone();
+            bad[at] ^= 0x20;
+            let (quick, full) = check(&bad);
+            let caught =
+                |r: &Result<String, BundleError>| r.as_ref().map_or(true, |h| *h != headers);
+            assert!(
+                caught(&quick) && caught(&full),
+                "{what}: {quick:?} {full:?}"
+            );
+        }
+        let mut longer = file.clone();
+        longer.push(0);
+        let (quick, full) = check(&longer);
+        assert!(quick.is_err() && full.is_err(), "a byte appended");
+        // A flipped blob byte: the structure holds, the entry's digest does not.
+        let mut bad = file.clone();
+        bad[2048 + 1] ^= 1;
+        let (quick, full) = check(&bad);
+        assert_eq!(quick.unwrap(), headers);
+        assert!(
+            matches!(full, Err(BundleError::EntryDigest { .. })),
+            "{full:?}"
+        );
+    }
+
     /// A one-file zstd bundle of `blobs` in `dir`; returns its meta path.
     fn zstd_bundle(dir: &Path, blobs: &[Vec<u8>]) -> PathBuf {
         let sized: Vec<(Digest, u64)> = blobs
@@ -1019,7 +1302,9 @@ mod tests {
             tar.write_all_at(bytes, e.data_offset()).unwrap();
         }
         let zst = dir.join("b_1.tar.zst");
-        let offsets = super::super::compress::compress_tar(&tar, &plan, &zst).unwrap();
+        let offsets = super::super::compress::compress_tar(&tar, &plan, &zst)
+            .unwrap()
+            .offsets;
         std::fs::remove_file(&tar_path).unwrap();
         let (size, sha256) = super::super::writer::hash_file(&zst).unwrap();
         let manifest = blobs[0].clone();
@@ -1036,6 +1321,7 @@ mod tests {
                 name: "b_1.tar.zst".into(),
                 size,
                 sha256,
+                headers_sha256: None,
                 blobs: blobs.len() as u64,
             }],
             images: vec![Image {

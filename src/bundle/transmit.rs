@@ -186,6 +186,7 @@ pub fn convert(text: &str, path: &str) -> Result<Converted, MetaError> {
                 name: n.clone(),
                 size: *s,
                 sha256: String::new(),
+                headers_sha256: None,
                 blobs: 0,
             })
             .collect(),

@@ -46,6 +46,8 @@ pub struct BundleWriter {
     journal: Mutex<File>,
     journal_path: PathBuf,
     resumed: HashSet<Digest>,
+    /// The mtime of every tar entry (so the headers' digest can be computed).
+    mtime: u64,
     /// Blobs an interrupted run had begun: the bytes of their slot already written.
     partial: HashMap<Digest, u64>,
     /// The files are those of an interrupted run of the same save.
@@ -217,6 +219,7 @@ impl BundleWriter {
             journal: Mutex::new(journal),
             journal_path,
             resumed,
+            mtime,
             partial,
             resuming: resume,
         })
@@ -302,33 +305,26 @@ impl BundleWriter {
             .collect()
     }
 
-    /// Flushes (and with zstd, compresses) and hashes every data file, renames them
-    /// to their final names, then writes the meta atomically and removes the journal.
-    /// `fill_meta` gets (size, sha256) of each data file in order, and the zstd frame
-    /// offset of each blob, before the meta is written.
+    /// Makes every data file durable (one fsync per file, all files at once; with
+    /// zstd, compressed first and hashed as the compressed bytes are written),
+    /// renames them to their final names, then writes the meta atomically and
+    /// removes the journal. No byte is read back to be hashed: a plain file is
+    /// recorded by its headers' digest, computed from the layout (see
+    /// [`super::meta::DataFile`]). `fill_meta` gets the finished files in order
+    /// and the zstd frame offset of each blob.
     pub fn finish(
         self,
-        fill_meta: impl FnOnce(&[(u64, String)], &HashMap<Digest, u64>) -> Meta,
+        fill_meta: impl FnOnce(&[FinishedFile], &HashMap<Digest, u64>) -> Meta,
     ) -> Result<PathBuf, WriteError> {
         let offsets: Mutex<HashMap<Digest, u64>> = Mutex::new(HashMap::new());
-        let sums: Vec<Result<(u64, String), WriteError>> = std::thread::scope(|s| {
+        let mtime = self.mtime;
+        let finished: Vec<Result<FinishedFile, WriteError>> = std::thread::scope(|s| {
             let handles: Vec<_> = self
                 .files
                 .iter()
                 .map(|f| {
                     let offsets = &offsets;
-                    s.spawn(move || -> Result<(u64, String), WriteError> {
-                        if !super::compress::is_compressed(&f.final_path.to_string_lossy()) {
-                            return sync_and_hash(&f.file, &f.partial).map_err(io_err(&f.partial));
-                        }
-                        // The plain tar is only read from here on, and then removed.
-                        let zst = f.final_path.with_extension("zst.partial");
-                        let o = super::compress::compress_tar(&f.file, &f.layout, &zst)
-                            .map_err(io_err(&zst))?;
-                        offsets.lock().unwrap_or_else(|p| p.into_inner()).extend(o);
-                        let written = File::open(&zst).map_err(io_err(&zst))?;
-                        sync_and_hash(&written, &zst).map_err(io_err(&zst))
-                    })
+                    s.spawn(move || f.finish(mtime, offsets))
                 })
                 .collect();
             handles
@@ -337,13 +333,13 @@ impl BundleWriter {
                     h.join().unwrap_or_else(|_| {
                         Err(WriteError::Io {
                             path: crate::tr!("data file", "数据文件"),
-                            source: std::io::Error::other("hashing thread panicked"),
+                            source: std::io::Error::other("finishing thread panicked"),
                         })
                     })
                 })
                 .collect()
         });
-        let sums: Vec<(u64, String)> = sums.into_iter().collect::<Result<_, _>>()?;
+        let finished: Vec<FinishedFile> = finished.into_iter().collect::<Result<_, _>>()?;
         for f in &self.files {
             if super::compress::is_compressed(&f.final_path.to_string_lossy()) {
                 let zst = f.final_path.with_extension("zst.partial");
@@ -354,11 +350,70 @@ impl BundleWriter {
             }
         }
         let offsets = offsets.into_inner().unwrap_or_else(|p| p.into_inner());
-        let meta = fill_meta(&sums, &offsets);
+        let meta = fill_meta(&finished, &offsets);
         let meta_path = self.dir.join(meta_file_name(&self.name));
         write_atomically(&meta_path, meta.to_yaml()?.as_bytes())?;
         let _ = std::fs::remove_file(&self.journal_path);
         Ok(meta_path)
+    }
+}
+
+/// A data file as the writer finished it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FinishedFile {
+    /// Its final name (`..._1.tar` or `..._1.tar.zst`).
+    pub name: String,
+    pub size: u64,
+    pub blobs: u64,
+    /// sha256 (hex) of the whole file: zstd files, hashed as they were written.
+    pub sha256: Option<String>,
+    /// sha256 (hex) of the tar headers: plain files.
+    pub headers_sha256: Option<String>,
+}
+
+impl DataFileWriter {
+    fn name(&self) -> String {
+        self.final_path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Makes the file durable; a zstd file is compressed first, its frame offsets
+    /// added to `offsets`.
+    fn finish(
+        &self,
+        mtime: u64,
+        offsets: &Mutex<HashMap<Digest, u64>>,
+    ) -> Result<FinishedFile, WriteError> {
+        let (name, blobs) = (self.name(), self.layout.entries.len() as u64);
+        if !super::compress::is_compressed(&name) {
+            let headers =
+                layout::headers_digest(&self.layout, mtime).map_err(io_err(&self.partial))?;
+            self.file.sync_all().map_err(io_err(&self.partial))?;
+            return Ok(FinishedFile {
+                name,
+                size: self.layout.size,
+                blobs,
+                sha256: None,
+                headers_sha256: Some(headers.hex().to_string()),
+            });
+        }
+        // The plain tar is only read from here on, and then removed.
+        let zst = self.final_path.with_extension("zst.partial");
+        let written =
+            super::compress::compress_tar(&self.file, &self.layout, &zst).map_err(io_err(&zst))?;
+        offsets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(written.offsets);
+        Ok(FinishedFile {
+            name,
+            size: written.size,
+            blobs,
+            sha256: Some(written.sha256.hex().to_string()),
+            headers_sha256: None,
+        })
     }
 }
 
@@ -438,20 +493,6 @@ fn rehash(file: &File, slot: &Slot) -> std::io::Result<Digest> {
 }
 
 /// Size and sha256 (hex) of a whole file.
-/// Makes a data file durable and hashes it at the same time: the hash reads the
-/// page cache while the disk writes, so finishing takes the longer of the two
-/// instead of their sum.
-fn sync_and_hash(file: &File, path: &Path) -> std::io::Result<(u64, String)> {
-    std::thread::scope(|s| {
-        let syncing = s.spawn(|| file.sync_all());
-        let sum = hash_file(path);
-        syncing
-            .join()
-            .unwrap_or_else(|_| Err(std::io::Error::other("fsync thread panicked")))?;
-        sum
-    })
-}
-
 pub fn hash_file(path: &Path) -> std::io::Result<(u64, String)> {
     let mut f = File::open(path)?;
     let mut h = Hasher::new();

@@ -291,9 +291,14 @@ fn lengthen_entry(meta: &Path, blob: &[u8]) {
         bytes[at + 512 + blob.len()] = b'!';
         std::fs::write(&path, &bytes).unwrap();
         f.size = bytes.len() as u64;
-        f.sha256 = sha256_digest(&bytes)
-            .trim_start_matches("sha256:")
-            .to_string();
+        // The attacker makes the file's checksum match, whichever kind it is.
+        if f.headers_sha256.is_some() {
+            f.headers_sha256 = Some(headers_sha256_hex(&bytes));
+        } else {
+            f.sha256 = sha256_digest(&bytes)
+                .trim_start_matches("sha256:")
+                .to_string();
+        }
         found = true;
     }
     assert!(found, "{digest} is in no data file");
@@ -359,6 +364,7 @@ fn add_empty_data_file(meta: &Path, name: &str) {
         name: name.to_string(),
         size: 0,
         sha256: sha256_digest(b"").trim_start_matches("sha256:").to_string(),
+        headers_sha256: None,
         blobs: 0,
     });
     std::fs::write(meta, m.to_yaml().unwrap()).unwrap();

@@ -777,12 +777,7 @@ fn increment_size_is_new_blobs_plus_tar_framing() {
     for (f, p) in s2.meta.files.iter().zip(s2.data_paths()) {
         let bytes = std::fs::read(&p).unwrap();
         assert_eq!(f.size, bytes.len() as u64, "{}", f.name);
-        assert_eq!(
-            format!("sha256:{}", f.sha256),
-            sha256_digest(&bytes),
-            "{}",
-            f.name
-        );
+        assert_data_file_checksum(&f.name, &f.sha256, f.headers_sha256.as_deref(), &bytes);
         assert_eq!(f.blobs as usize, tar_entries(&p).len(), "{}", f.name);
     }
     // Far smaller than the full bundle of the same images would be.
@@ -1349,7 +1344,7 @@ fn bad_base_metas_fail_before_any_download() {
         .lines()
         .find(|l| l.starts_with("version:"))
         .expect("meta has a top-level version line");
-    let future = good_text.replacen(version_line, "version: 2", 1);
+    let future = good_text.replacen(version_line, "version: 3", 1);
     assert_ne!(future, good_text);
     let no_version = good_text.replacen(&format!("{version_line}\n"), "", 1);
     assert_ne!(no_version, good_text);

@@ -141,6 +141,7 @@ fn meta() -> impl Strategy<Value = Meta> {
                         name,
                         size,
                         sha256,
+                        headers_sha256: None,
                         blobs,
                     })
                     .collect();

@@ -1539,8 +1539,8 @@ fn broken_bundles_are_refused_before_anything_is_pushed() {
     // version: 99
     let m = copy_bundle(&meta_a, &cases, "version99");
     let text = fs::read_to_string(&m).unwrap();
-    assert!(text.contains("version: 1\n"), "{text}");
-    fs::write(&m, text.replacen("version: 1\n", "version: 99\n", 1)).unwrap();
+    assert!(text.contains("version: 2\n"), "{text}");
+    fs::write(&m, text.replacen("version: 2\n", "version: 99\n", 1)).unwrap();
     broken.push(("version 99", m, vec!["99"]));
 
     // Malformed: the meta cut in the middle.

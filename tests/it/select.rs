@@ -518,7 +518,7 @@ fn save_verify_ls_and_tags_print_json_documents() {
     assert!(meta.is_file(), "{doc}");
     assert_eq!(doc["files"].as_array().unwrap().len(), 2, "{doc}");
     assert!(
-        doc["files"][0]["sha256"].as_str().unwrap().len() == 64,
+        doc["files"][0]["headers_sha256"].as_str().unwrap().len() == 64,
         "{doc}"
     );
 

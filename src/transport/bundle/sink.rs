@@ -7,7 +7,7 @@
 
 use super::fill::{fill, FillError, FillRun, SlotTarget};
 use crate::bundle::layout::FileLayout;
-use crate::bundle::plan::{BundlePlan, FinishedFile, MetaDraft};
+use crate::bundle::plan::{BundlePlan, MetaDraft};
 use crate::bundle::writer::{BundleWriter, WriteError};
 use crate::digest::Digest;
 use crate::engine::cache::BlobCache;
@@ -425,19 +425,8 @@ fn complete(
             Some((d.clone(), names.get(slot.file)?.0.clone()))
         })
         .collect();
-    writer.finish(|sums, offsets| {
-        let files: Vec<FinishedFile> = names
-            .iter()
-            .zip(sums)
-            .map(|((name, count), (size, sha))| FinishedFile {
-                name: name.clone(),
-                size: *size,
-                blobs: *count as u64,
-                sha256: Some(sha.clone()),
-                headers_sha256: None,
-            })
-            .collect();
-        plan.meta(draft, failed, &files, &|d| file_of.get(d).cloned(), offsets)
+    writer.finish(|files, offsets| {
+        plan.meta(draft, failed, files, &|d| file_of.get(d).cloned(), offsets)
     })
 }
 

@@ -65,3 +65,44 @@ pub fn corrupt_blob_in_bundle(meta: &str, blob: &[u8]) {
     }
     assert!(flipped, "blob not found in the data files of {meta}");
 }
+
+/// Checks a data file against the checksum its meta records, computed here
+/// independently: the sha256 of the whole file, or for a plain tar recorded by
+/// `headers_sha256` (version 2 metas), the sha256 of its tar header blocks in file
+/// order, found with the tar crate.
+pub fn assert_data_file_checksum(
+    name: &str,
+    sha256: &str,
+    headers_sha256: Option<&str>,
+    bytes: &[u8],
+) {
+    match headers_sha256 {
+        Some(expected) => {
+            assert!(sha256.is_empty(), "{name}: both sha256 and headers_sha256");
+            assert_eq!(
+                headers_sha256_hex(bytes),
+                expected,
+                "{name}: headers_sha256 differs"
+            );
+        }
+        None => assert_eq!(
+            sha256_digest(bytes).strip_prefix("sha256:"),
+            Some(sha256),
+            "{name}: sha256 differs"
+        ),
+    }
+}
+
+/// The sha256 (hex) of a tar's header blocks in file order, found with the tar
+/// crate: what a version 2 meta records of a plain data file as `headers_sha256`.
+pub fn headers_sha256_hex(tar_bytes: &[u8]) -> String {
+    let mut headers = Vec::new();
+    let mut archive = tar::Archive::new(tar_bytes);
+    for entry in archive.entries().expect("a tar") {
+        let at = entry.expect("a tar entry").raw_header_position() as usize;
+        headers.extend_from_slice(&tar_bytes[at..at + 512]);
+    }
+    sha256_digest(&headers)
+        .trim_start_matches("sha256:")
+        .to_string()
+}
