@@ -1,6 +1,6 @@
 //! The accept loop: at most `max_connections` at once (when full, the connection
-//! idle longest makes room for a new client), EMFILE survived, one task per
-//! connection, TLS optional.
+//! idle longest makes room for a new client, else one whose client stalls it),
+//! EMFILE survived, one task per connection, TLS optional.
 
 use super::pool::{Member, Pool};
 use super::{IdleTimeout, Limits};
@@ -82,7 +82,8 @@ pub(super) async fn run(
 }
 
 /// A slot for a new connection: a free one, else the one an idle connection gives
-/// back when asked to close (the idle longest first), else the first to end.
+/// back when asked to close (the idle longest first), else one a busy connection
+/// stalled by its client gives back, else the first to end.
 /// `None` once `cancel` fires.
 async fn make_room(
     slots: &Arc<Semaphore>,
@@ -101,6 +102,8 @@ async fn make_room(
             p = slots.clone().acquire_owned() => return p.ok(),
             // A busy connection became idle: ask again.
             _ = pool.became_idle() => {}
+            // Or one may have stalled on its client since.
+            _ = tokio::time::sleep(EVICT_GRACE) => {}
         }
     }
 }
@@ -125,7 +128,7 @@ async fn connection(
     let _ = stream.set_nodelay(true);
     let member = Arc::new(member);
     let Some(acceptor) = tls else {
-        let io = IdleTimeout::new(stream, limits.idle_timeout);
+        let io = IdleTimeout::new(member.watch(stream), limits.idle_timeout);
         let _ = http1(io, app, &limits, member).await;
         return;
     };
@@ -141,7 +144,7 @@ async fn connection(
             }
             _ => return None,
         }
-        let io = IdleTimeout::new(stream, limits.idle_timeout);
+        let io = IdleTimeout::new(member.watch(stream), limits.idle_timeout);
         match tokio::time::timeout(limits.header_timeout, acceptor.accept(io)).await {
             Ok(Ok(tls_stream)) => Some(tls_stream),
             _ => None,
@@ -159,7 +162,8 @@ async fn connection(
 
 /// HTTP/1.1 over `io` with the head limits; hyper answers a head it cannot parse
 /// (garbage, a TLS ClientHello) with `400` and one too large with `431`. Asked to
-/// make room, the connection closes when idle, or after the request in service.
+/// make room, the connection closes when idle or stalled by its client, or after
+/// the request in service.
 async fn http1<I>(
     io: I,
     app: Router,
@@ -205,7 +209,7 @@ where
         tokio::select! {
             r = conn.as_mut() => return r,
             _ = tokio::time::sleep(EVICT_GRACE) => {
-                if member.is_idle() {
+                if member.can_go() {
                     return Ok(());
                 }
             }

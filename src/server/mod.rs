@@ -9,8 +9,10 @@
 //! [`Limits::idle_timeout`] is closed (a client that stops reading a blob), and at
 //! most [`Limits::max_connections`] are served at once: when all are taken, the
 //! connection idle longest (no request in service) is closed to make room for a
-//! new client, so idle keep-alive connections cannot lock clients out; with every
-//! connection busy, new clients wait in the kernel's backlog. Running out of file descriptors (EMFILE) slows accepting down
+//! new client, so idle keep-alive connections cannot lock clients out; with none
+//! idle, a busy one whose client has kept the server waiting to write for 10 s (a
+//! slow reader) is; with every connection busy and flowing, new clients wait in
+//! the kernel's backlog. Running out of file descriptors (EMFILE) slows accepting down
 //! instead of ending the process. Anything that is not HTTP, a TLS ClientHello on a
 //! plain port included, gets a `400` answer, so docker's https-then-http fallback
 //! works; a plain-HTTP request to a TLS port gets a `400` too.
@@ -36,8 +38,9 @@ pub use idle::IdleTimeout;
 /// What one client may cost the server.
 #[derive(Clone, Debug)]
 pub struct Limits {
-    /// Connections served at once; past it the one idle longest is closed for a
-    /// new client, or the client waits while all are busy.
+    /// Connections served at once; past it the one idle longest (else one whose
+    /// client stalls its answer) is closed for a new client, or the client waits
+    /// while all are busy.
     pub max_connections: usize,
     /// The request line and headers must arrive within this, measured from the
     /// first byte awaited (so it also closes idle keep-alive connections).

@@ -7,13 +7,26 @@
 //! A connection is idle while no request of it is in the service or has its
 //! response still being sent: a fresh one that has sent nothing yet, one between
 //! keep-alive requests, one still dripping a request head.
+//!
+//! With none idle, a busy connection whose client has kept the server waiting to
+//! write for [`STALLED`] (it takes its answer a few bytes at a time, often enough
+//! that `--idle-timeout` never fires: a slow-read attack) is closed instead, the
+//! one stalled longest first. A client that reads as fast as the network goes is
+//! never stalled that long; one that is can resume with a `Range` request.
 
 use std::collections::HashMap;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+
+/// How long a busy connection's client may keep the server waiting to write
+/// before the connection may be closed to make room for a new client.
+pub(super) const STALLED: Duration = Duration::from_secs(10);
 
 #[derive(Default)]
 pub(super) struct Pool {
@@ -35,11 +48,38 @@ struct Conn {
     idle_since: Mutex<Instant>,
     /// Fired to ask the connection to close for a new client.
     evict: CancellationToken,
+    /// Since when the server has been waiting to write to the client (the
+    /// client does not take what it asked for); `None` while writes go through.
+    write_blocked_since: Mutex<Option<Instant>>,
 }
 
 impl Conn {
     fn is_idle(&self) -> bool {
         self.in_service.load(Ordering::SeqCst) == 0
+    }
+
+    /// How long a busy connection has been waiting on its client to take its
+    /// answer, when that is [`STALLED`] or more.
+    fn stalled(&self, now: Instant) -> Option<Duration> {
+        if self.is_idle() {
+            return None;
+        }
+        let since = (*lock(&self.write_blocked_since))?;
+        Some(now.saturating_duration_since(since)).filter(|d| *d >= STALLED)
+    }
+
+    /// Whether it may be closed for a new client: idle, or stalled by its client.
+    fn can_go(&self, now: Instant) -> bool {
+        self.is_idle() || self.stalled(now).is_some()
+    }
+
+    fn wrote(&self, blocked: bool) {
+        let mut since = lock(&self.write_blocked_since);
+        match (blocked, since.is_some()) {
+            (true, false) => *since = Some(Instant::now()),
+            (false, true) => *since = None,
+            _ => {}
+        }
     }
 }
 
@@ -54,6 +94,7 @@ impl Pool {
             in_service: AtomicUsize::new(0),
             idle_since: Mutex::new(Instant::now()),
             evict: CancellationToken::new(),
+            write_blocked_since: Mutex::new(None),
         });
         let mut members = lock(&self.members);
         let id = members.next;
@@ -66,18 +107,25 @@ impl Pool {
         }
     }
 
-    /// Asks the connection idle longest to close, unless an idle one asked before
-    /// is still closing. Returns whether one is on its way out.
+    /// Asks the connection idle longest to close, else the busy one stalled longest
+    /// by its client (see [`STALLED`]), unless one asked before is still closing.
+    /// Returns whether one is on its way out.
     pub(super) fn evict_oldest_idle(&self) -> bool {
         let members = lock(&self.members);
-        let idle = || members.all.values().filter(|c| c.is_idle());
-        if idle().any(|c| c.evict.is_cancelled()) {
+        let now = Instant::now();
+        if members
+            .all
+            .values()
+            .any(|c| c.evict.is_cancelled() && c.can_go(now))
+        {
             return true;
         }
-        let oldest = idle()
-            .filter(|c| !c.evict.is_cancelled())
+        let candidates = || members.all.values().filter(|c| !c.evict.is_cancelled());
+        let oldest_idle = candidates()
+            .filter(|c| c.is_idle())
             .min_by_key(|c| *lock(&c.idle_since));
-        match oldest {
+        let chosen = oldest_idle.or_else(|| candidates().max_by_key(|c| c.stalled(now)));
+        match chosen.filter(|c| c.can_go(now)) {
             Some(c) => {
                 c.evict.cancel();
                 true
@@ -110,13 +158,83 @@ impl Member {
         }
     }
 
-    pub(super) fn is_idle(&self) -> bool {
-        self.conn.is_idle()
+    /// Whether it may close now that it was asked to: idle, or stalled by its
+    /// client (see [`STALLED`]).
+    pub(super) fn can_go(&self) -> bool {
+        self.conn.can_go(Instant::now())
+    }
+
+    /// `io` with its writes watched: a write the client makes wait counts towards
+    /// [`STALLED`].
+    pub(super) fn watch<T>(&self, io: T) -> Watched<T> {
+        Watched {
+            inner: io,
+            conn: self.conn.clone(),
+        }
     }
 
     /// Completes when the connection is asked to close for a new client.
     pub(super) async fn evicted(&self) {
         self.conn.evict.cancelled().await
+    }
+}
+
+/// A connection's socket, noting when the client keeps the server waiting to write
+/// (see [`Member::watch`]).
+pub(super) struct Watched<T> {
+    inner: T,
+    conn: Arc<Conn>,
+}
+
+impl<T> Watched<T> {
+    fn note<R>(&self, poll: &Poll<std::io::Result<R>>) {
+        self.conn.wrote(poll.is_pending());
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.note(&poll);
+        poll
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.note(&poll);
+        poll
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let poll = Pin::new(&mut self.inner).poll_flush(cx);
+        self.note(&poll);
+        poll
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 
@@ -174,5 +292,25 @@ mod tests {
         drop(request);
         assert!(pool.evict_oldest_idle());
         assert!(busy.conn.evict.is_cancelled());
+    }
+
+    #[test]
+    fn a_busy_connection_stalled_by_its_client_makes_room_and_a_flowing_one_never() {
+        let pool = Arc::new(Pool::default());
+        let flowing = pool.join();
+        let stalled = pool.join();
+        let _a = flowing.busy();
+        let _b = stalled.busy();
+        let long_ago = Instant::now() - STALLED - Duration::from_secs(1);
+        // Blocked only just now: not yet stalled.
+        flowing.conn.wrote(true);
+        assert!(!pool.evict_oldest_idle(), "nothing may go yet");
+        *lock(&stalled.conn.write_blocked_since) = Some(long_ago);
+        assert!(pool.evict_oldest_idle());
+        assert!(stalled.conn.evict.is_cancelled());
+        assert!(!flowing.conn.evict.is_cancelled());
+        // A write that goes through clears the stall.
+        stalled.conn.wrote(false);
+        assert!(!stalled.can_go());
     }
 }

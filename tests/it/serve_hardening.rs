@@ -346,6 +346,119 @@ fn a_full_server_closes_the_connection_idle_longest_for_a_new_client() {
     assert_eq!(keep_alive_request(last, &manifest), 200);
 }
 
+/// A slow reader: asks for `path` on a connection of its own with a small receive
+/// buffer, reads the answer's head, then takes `bytes` of the body every `every`
+/// until `stop` is set, so the connection stays busy (a response in service)
+/// without ever idling long enough for `--idle-timeout`. Then it reads on to the
+/// end of the connection: returns the body bytes it got in all.
+fn slow_reader(
+    addr: &str,
+    path: &str,
+    bytes: usize,
+    every: Duration,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<usize> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut stream = rt.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let s = socket.connect(addr.parse().unwrap()).await.unwrap();
+        let s = s.into_std().unwrap();
+        s.set_nonblocking(false).unwrap();
+        s
+    });
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(stream.read(&mut byte).unwrap(), 1, "the answer's head");
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; bytes];
+        let mut total = 0;
+        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            match stream.read(&mut buf) {
+                Ok(0) | Err(_) => return total,
+                Ok(n) => {
+                    total += n;
+                    std::thread::sleep(every);
+                }
+            }
+        }
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            match stream.read(&mut buf) {
+                Ok(0) | Err(_) => return total,
+                Ok(n) => total += n,
+            }
+        }
+    })
+}
+
+/// The slow-read attack: every slot taken by a client that asked for a large
+/// blob and takes it a few KiB a second, often enough that `--idle-timeout` never
+/// fires; each connection stays busy (its response in service) for hours. A new
+/// client must still be served: when no connection is idle, a busy one whose
+/// client has kept the server waiting to write for a while is closed for it.
+/// (It used to wait for a slot until the attackers gave up.)
+#[test]
+fn slow_readers_holding_every_slot_do_not_lock_new_clients_out() {
+    let work = tempfile::tempdir().unwrap();
+    let src = Registry::start();
+    let big = layer("slow-read", 8 * 1024 * 1024);
+    let img = push_image(
+        &src,
+        "hard/slow",
+        "1",
+        Format::Oci,
+        std::slice::from_ref(&big),
+        "hard-slow",
+        false,
+    );
+    let meta = save(&[&img.reference], work.path());
+    let served = Served::start(&meta, &["--max-connections", "2"], &[], None);
+    let blob = format!("/v2/{}/blobs/{}", img.repo, sha256_digest(&big));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            slow_reader(
+                &served.addr(),
+                &blob,
+                4096,
+                Duration::from_secs(1),
+                stop.clone(),
+            )
+        })
+        .collect();
+    let manifest = format!("/v2/{}/manifests/1", img.repo);
+    let r = served
+        .get_with(&manifest, Duration::from_secs(90))
+        .expect("a new client is served while slow readers hold every slot");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, img.manifest);
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let got: Vec<usize> = readers.into_iter().map(|h| h.join().unwrap()).collect();
+    assert!(
+        got.iter().any(|n| *n < big.len()),
+        "a slow reader's answer was cut to make room: {got:?} of {}",
+        big.len()
+    );
+}
+
 #[test]
 fn tls_hellos_and_garbage_get_a_400_answer() {
     let work = tempfile::tempdir().unwrap();
