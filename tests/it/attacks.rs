@@ -462,3 +462,58 @@ fn fifos_and_devices_in_a_bundle_are_refused_not_waited_on() {
     out.assert_stderr_has(&["not a regular file"]);
     assert!(dst.catalog().is_empty(), "{:?}", dst.catalog());
 }
+
+/// A bundle saved `--with-referrers` whose signature is corrupt: `--verify full`
+/// refuses the bundle as a whole, so the signed image is not tagged either, and
+/// the error's "no tag was set" is true. (Signatures went up after their images
+/// were tagged, so the image was tagged and the error said it was not.)
+#[test]
+fn a_corrupt_signature_leaves_its_image_untagged_too() {
+    use crate::referrers::{cosign_manifest, push_raw};
+    let regs = start_registries(2);
+    let (src, dst) = (&regs[0], &regs[1]);
+    let image = push_image(
+        src,
+        "signed/app",
+        "1",
+        Format::Oci,
+        &[layer("signed-app", 20_000)],
+        "signed",
+        false,
+    );
+    let hex = image.digest.trim_start_matches("sha256:");
+    let payload = format!(
+        "{{\"critical\":{{\"image\":{{\"docker-manifest-digest\":\"{}\"}}}},\"optional\":{{\"note\":\"{}\"}}}}",
+        image.digest,
+        "x".repeat(200)
+    )
+    .into_bytes();
+    let (sig, config) = cosign_manifest(
+        "application/vnd.dev.cosign.simplesigning.v1+json",
+        &payload,
+        "MEUCIQ==",
+    );
+    push_raw(
+        src,
+        &image.repo,
+        &format!("sha256-{hex}.sig"),
+        "application/vnd.oci.image.manifest.v1+json",
+        &sig,
+        &[&config, &payload],
+    );
+    let work = tempfile::tempdir().unwrap();
+    let meta = save_bundle(
+        &[&image.reference],
+        &work.path().join("out"),
+        &["--with-referrers"],
+    );
+    corrupt_blob_in_bundle(meta.to_str().unwrap(), &payload);
+    let up = ferry_run(&["upload", meta.to_str().unwrap(), "--dst", &dst.host()]);
+    assert_eq!(up.code, Some(1), "{up}");
+    up.assert_stderr_has(&["failed verification", &sha256_digest(&payload)]);
+    assert!(
+        dst.tags(&image.repo).is_empty(),
+        "tagged: {:?}\n{up}",
+        dst.tags(&image.repo)
+    );
+}

@@ -118,7 +118,14 @@ pub async fn copy_in_order(ctx: &CopyContext<'_>, images: Vec<CopyImage>) -> Res
         ctx.sink.ready().await?;
     }
     let (referrers, images): (Vec<_>, Vec<_>) = images.into_iter().partition(|p| p.referrer);
-    let mut outcome = copy(ctx, images).await?;
+    // Refusing a damaged source as a whole: the referrers' blobs are read (and
+    // checked) with the images', before any image is tagged.
+    let early: &[CopyImage] = if ctx.refuse_corrupt && !ctx.dry_run {
+        &referrers
+    } else {
+        &[]
+    };
+    let mut outcome = copy(ctx, images, early).await?;
     if ctx.refuse_corrupt && !outcome.corrupt.is_empty() {
         // Nothing of a damaged source is tagged, signatures included.
         let why = refused_reason();
@@ -131,7 +138,7 @@ pub async fn copy_in_order(ctx: &CopyContext<'_>, images: Vec<CopyImage>) -> Res
         return Ok(outcome);
     }
     if !referrers.is_empty() {
-        let r = copy(ctx, referrers).await?;
+        let r = copy(ctx, referrers, &[]).await?;
         outcome.failed.extend(r.failed);
         outcome.bytes += r.bytes;
         outcome.written.extend(r.written);
@@ -150,7 +157,13 @@ pub async fn copy_in_order(ctx: &CopyContext<'_>, images: Vec<CopyImage>) -> Res
     Ok(outcome)
 }
 
-async fn copy(ctx: &CopyContext<'_>, images: Vec<CopyImage>) -> Result<CopyOutcome> {
+/// Copies `images`: blobs, then manifests. The blobs of `early` (referrers, whose
+/// manifests go in a later pass) are copied along with theirs.
+async fn copy(
+    ctx: &CopyContext<'_>,
+    images: Vec<CopyImage>,
+    early: &[CopyImage],
+) -> Result<CopyOutcome> {
     let jobs = ctx
         .sink
         .concurrency_limit()
@@ -176,7 +189,7 @@ async fn copy(ctx: &CopyContext<'_>, images: Vec<CopyImage>) -> Result<CopyOutco
     // Which repositories need each blob, and where to read it for each.
     let mut needs: BTreeMap<Digest, (BlobRef, BTreeSet<String>)> = BTreeMap::new();
     let mut origin: HashMap<Digest, blobs::Origins> = HashMap::new();
-    for p in &todo {
+    for p in todo.iter().chain(early) {
         for b in &p.blobs {
             needs
                 .entry(b.digest.clone())
