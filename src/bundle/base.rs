@@ -8,7 +8,7 @@ use std::path::PathBuf;
 #[derive(Clone, Debug)]
 pub struct BaseBlob {
     /// The bundle whose data files hold the blob.
-    pub bundle: String,
+    pub bundle: std::sync::Arc<str>,
     pub repository: String,
 }
 
@@ -25,9 +25,33 @@ impl BaseSet {
         let mut set = BaseSet::default();
         for path in paths {
             let loaded = Meta::load_any(path)?;
-            set.add(&loaded.meta, loaded.sha256);
+            set.add_owned(loaded.meta, loaded.sha256);
         }
         Ok(set)
+    }
+
+    /// [`BaseSet::add`], taking the records instead of copying them (a base of
+    /// 20,000 blobs is read on every increment).
+    pub fn add_owned(&mut self, meta: Meta, meta_sha256: String) {
+        let bundle: std::sync::Arc<str> = meta.name.as_str().into();
+        self.blobs.reserve(meta.blobs.len());
+        for b in meta.blobs {
+            if b.kind == BlobKind::Manifest {
+                continue;
+            }
+            let bundle = match b.base {
+                Some(base) => base.into(),
+                None => bundle.clone(),
+            };
+            self.blobs.entry(b.digest).or_insert(BaseBlob {
+                bundle,
+                repository: b.repository,
+            });
+        }
+        self.refs.push(BaseRef {
+            name: meta.name,
+            meta_sha256,
+        });
     }
 
     pub fn add(&mut self, meta: &Meta, meta_sha256: String) {
@@ -39,7 +63,7 @@ impl BaseSet {
             }
             // A blob with no base lives in this bundle's data files (image-transmit
             // metas do not say which file).
-            let bundle = b.base.clone().unwrap_or_else(|| meta.name.clone());
+            let bundle = b.base.as_deref().unwrap_or(&meta.name).into();
             self.blobs.entry(b.digest.clone()).or_insert(BaseBlob {
                 bundle,
                 repository: b.repository.clone(),

@@ -244,45 +244,41 @@ impl Meta {
         // The blob list is most of a large meta and is written in one regular shape:
         // read it with a fast line reader, and everything else with the YAML parser
         // (falling back to it for the whole file if the list is not in that shape).
-        let (rest, fast_blobs) = match split_blobs(text)
-            .and_then(|(rest, list)| parse_blob_list(list).map(|b| (rest, b)))
-        {
+        let (rest, fast_blobs) = match read_blob_list(text) {
             Some((rest, blobs)) => (std::borrow::Cow::Owned(rest), Some(blobs)),
             None => (std::borrow::Cow::Borrowed(text), None),
         };
         let text: &str = &rest;
-        let head: Head = serde_saphyr::from_str(text).map_err(|e| MetaError::Malformed {
-            path: path.into(),
-            detail: crate::i18n::yaml_error(&e.to_string()),
-        })?;
-        match head.format.as_deref() {
-            Some(FORMAT_NAME) => {}
-            other => {
-                return Err(MetaError::NotFerry {
+        // One YAML pass when all is well (a 20,000-blob base is read on every
+        // increment); the head alone is read to say what is wrong when it is not.
+        let head_error = |e: &dyn std::fmt::Display| -> MetaError {
+            let malformed = MetaError::Malformed {
+                path: path.into(),
+                detail: crate::i18n::yaml_error(&e.to_string()),
+            };
+            let head: Head = match serde_saphyr::from_str(text) {
+                Ok(h) => h,
+                Err(_) => return malformed,
+            };
+            match check_head(head.format.as_deref(), head.version, path) {
+                Err(e) => e,
+                Ok(()) => malformed,
+            }
+        };
+        let mut meta: Meta = serde_saphyr::from_str(text).map_err(|e| head_error(&e))?;
+        check_head(Some(&meta.format), Some(meta.version), path)?;
+        // The fast reader took one `blobs:` list out; a second one beside it would
+        // have been a duplicate key. The YAML parser looks when any top-level line
+        // is not a plain key other than `blobs` (a quoted or escaped key, `? `...).
+        if fast_blobs.is_some() && !plain_top_keys_without_blobs(text) {
+            let head: Head = serde_saphyr::from_str(text).map_err(|e| head_error(&e))?;
+            if head.blobs.is_some() {
+                return Err(MetaError::Malformed {
                     path: path.into(),
-                    found: other.unwrap_or("none").into(),
-                })
+                    detail: crate::tr!("duplicate top-level key `blobs`", "顶层键 `blobs` 重复"),
+                });
             }
         }
-        if fast_blobs.is_some() && head.blobs.is_some() {
-            return Err(MetaError::Malformed {
-                path: path.into(),
-                detail: crate::tr!("duplicate top-level key `blobs`", "顶层键 `blobs` 重复"),
-            });
-        }
-        if !head
-            .version
-            .is_some_and(|v| (OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&v))
-        {
-            return Err(MetaError::UnknownVersion {
-                path: path.into(),
-                found: head.version.unwrap_or(0),
-            });
-        }
-        let mut meta: Meta = serde_saphyr::from_str(text).map_err(|e| MetaError::Malformed {
-            path: path.into(),
-            detail: crate::i18n::yaml_error(&e.to_string()),
-        })?;
         if let Some(blobs) = fast_blobs {
             meta.blobs = blobs;
         }
@@ -441,9 +437,12 @@ fn read_limited(path: &Path, p: &str) -> Result<Vec<u8>, MetaError> {
         path: p.into(),
         source,
     };
-    let mut bytes = Vec::new();
-    crate::transport::file_io::open_regular(path)
-        .and_then(|f| f.take(MAX_META_BYTES + 1).read_to_end(&mut bytes))
+    let file = crate::transport::file_io::open_regular(path).map_err(read)?;
+    // Sized once from the file's length (bounded): no regrowing a large meta.
+    let hint = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut bytes = Vec::with_capacity(usize::try_from(hint.min(MAX_META_BYTES + 1)).unwrap_or(0));
+    file.take(MAX_META_BYTES + 1)
+        .read_to_end(&mut bytes)
         .map_err(read)?;
     if bytes.len() as u64 > MAX_META_BYTES {
         return Err(MetaError::Malformed {
@@ -464,6 +463,57 @@ pub struct Loaded {
 }
 
 /// Cuts the top-level `blobs:` list out of a meta: (the text without it, the list).
+/// Whether every line at column 0 is a plain `key:` other than `blobs:` (or a
+/// comment or document marker): then no second top-level `blobs` key hides there.
+fn plain_top_keys_without_blobs(text: &str) -> bool {
+    text.lines()
+        .filter(|l| !l.is_empty() && !l.starts_with([' ', '-', '#']))
+        .all(|l| {
+            l == "---"
+                || l.split_once(':').is_some_and(|(key, _)| {
+                    key != "blobs"
+                        && !key.is_empty()
+                        && key.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+                })
+        })
+}
+
+/// A meta's `format` and `version` must be ferry's.
+fn check_head(format: Option<&str>, version: Option<u32>, path: &str) -> Result<(), MetaError> {
+    match format {
+        Some(FORMAT_NAME) => {}
+        other => {
+            return Err(MetaError::NotFerry {
+                path: path.into(),
+                found: other.unwrap_or("none").into(),
+            })
+        }
+    }
+    if !version.is_some_and(|v| (OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&v)) {
+        return Err(MetaError::UnknownVersion {
+            path: path.into(),
+            found: version.unwrap_or(0),
+        });
+    }
+    Ok(())
+}
+
+/// The top-level blob list read by [`blob_list_prefix`] in one pass, and the text
+/// without it; `None` when there is none or it is not in ferry's shape.
+fn read_blob_list(text: &str) -> Option<(String, Vec<BlobRecord>)> {
+    let start = if text.starts_with("blobs:\n") {
+        0
+    } else {
+        text.find("\nblobs:\n")? + 1
+    };
+    let body = start + "blobs:\n".len();
+    let (blobs, len) = blob_list_prefix(text.get(body..)?)?;
+    let end = body + len;
+    Some((format!("{}{}", &text[..start], &text[end..]), blobs))
+}
+
+/// The text without its top-level blob list, and the list's text (for tests).
+#[cfg(test)]
 fn split_blobs(text: &str) -> Option<(String, &str)> {
     let start = if text.starts_with("blobs:\n") {
         0
@@ -489,59 +539,109 @@ fn split_blobs(text: &str) -> Option<(String, &str)> {
 
 /// Reads a blob list in the shape ferry writes it (`- digest: ...` then `  key:
 /// value` lines with plain or double-quoted scalars); `None` for anything else.
+#[cfg(test)]
 fn parse_blob_list(list: &str) -> Option<Vec<BlobRecord>> {
-    let mut out = Vec::new();
-    let mut current: Option<BlobRecord> = None;
-    for line in list.lines() {
+    match blob_list_prefix(list)? {
+        (blobs, len) if len == list.len() => Some(blobs),
+        _ => None,
+    }
+}
+
+/// Reads blob records from the start of `text` up to the first line that is not
+/// part of the list (one at column 0 other than `- `); returns them and the length
+/// of the list's text.
+fn blob_list_prefix(text: &str) -> Option<(Vec<BlobRecord>, usize)> {
+    /// A record being read: every key at most once, the required ones present.
+    #[derive(Default)]
+    struct Fields<'a> {
+        digest: Option<&'a str>,
+        size: Option<&'a str>,
+        kind: Option<&'a str>,
+        file: Option<&'a str>,
+        base: Option<&'a str>,
+        repository: Option<&'a str>,
+        offset: Option<&'a str>,
+    }
+    impl Fields<'_> {
+        fn record(&self) -> Option<BlobRecord> {
+            Some(BlobRecord {
+                digest: self.digest?.parse().ok()?,
+                size: self.size?.parse().ok()?,
+                kind: match self.kind? {
+                    "manifest" => BlobKind::Manifest,
+                    "config" => BlobKind::Config,
+                    "layer" => BlobKind::Layer,
+                    _ => return None,
+                },
+                file: self.file.map(str::to_string),
+                base: self.base.map(str::to_string),
+                repository: self.repository?.to_string(),
+                offset: match self.offset {
+                    Some(o) => Some(o.parse().ok()?),
+                    None => None,
+                },
+            })
+        }
+    }
+    // A rough count of records, so the list is allocated once.
+    let mut out = Vec::with_capacity(text.len() / 150);
+    let mut current: Option<Fields> = None;
+    let mut end = 0;
+    while end < text.len() {
+        let rest = &text[end..];
+        if !rest.starts_with([' ', '-']) {
+            break;
+        }
+        let line_len = rest.find('\n').map_or(rest.len(), |n| n + 1);
+        let line = rest[..line_len]
+            .strip_suffix('\n')
+            .unwrap_or(&rest[..line_len]);
+        end += line_len;
+        let line = line.strip_suffix('\r').unwrap_or(line);
         let (item_start, body) = match line.strip_prefix("- ") {
             Some(b) => (true, b),
             None => (false, line.strip_prefix("  ")?),
         };
         if item_start {
-            out.extend(current.take());
-            current = Some(BlobRecord {
-                digest: Digest::of(b""),
-                size: 0,
-                kind: BlobKind::Layer,
-                file: None,
-                base: None,
-                repository: String::new(),
-                offset: None,
-            });
+            if let Some(done) = current.take() {
+                out.push(done.record()?);
+            }
+            current = Some(Fields::default());
         }
         let rec = current.as_mut()?;
-        let (key, value) = body.split_once(": ")?;
+        // Keys are short: look for the colon from the start.
+        let colon = body.bytes().position(|b| b == b':')?;
+        let (key, value) = (&body[..colon], body[colon..].strip_prefix(": ")?);
         let value = scalar(value)?;
-        match key {
-            "digest" => rec.digest = value.parse().ok()?,
-            "size" => rec.size = value.parse().ok()?,
-            "kind" => {
-                rec.kind = match value.as_str() {
-                    "manifest" => BlobKind::Manifest,
-                    "config" => BlobKind::Config,
-                    "layer" => BlobKind::Layer,
-                    _ => return None,
-                }
-            }
-            "file" => rec.file = Some(value),
-            "base" => rec.base = Some(value),
-            "repository" => rec.repository = value,
-            "offset" => rec.offset = Some(value.parse().ok()?),
+        let slot = match key {
+            "digest" => &mut rec.digest,
+            "size" => &mut rec.size,
+            "kind" => &mut rec.kind,
+            "file" => &mut rec.file,
+            "base" => &mut rec.base,
+            "repository" => &mut rec.repository,
+            "offset" => &mut rec.offset,
             _ => return None,
+        };
+        // A key twice: not the shape ferry writes; the YAML parser decides.
+        if slot.replace(value).is_some() {
+            return None;
         }
     }
-    out.extend(current);
-    Some(out)
+    if let Some(done) = current {
+        out.push(done.record()?);
+    }
+    Some((out, end))
 }
 
 /// A plain or double-quoted YAML scalar on one line.
-fn scalar(v: &str) -> Option<String> {
+fn scalar(v: &str) -> Option<&str> {
     let v = v.trim();
     if let Some(inner) = v.strip_prefix('"').and_then(|x| x.strip_suffix('"')) {
         if inner.contains('\\') {
             return None;
         }
-        return Some(inner.to_string());
+        return Some(inner);
     }
     if v.is_empty()
         || v.starts_with(['\'', '{', '[', '&', '*', '!', '|', '>', '#'])
@@ -549,7 +649,7 @@ fn scalar(v: &str) -> Option<String> {
     {
         return None;
     }
-    Some(v.to_string())
+    Some(v)
 }
 
 #[cfg(test)]

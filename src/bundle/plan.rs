@@ -217,7 +217,7 @@ impl BundlePlan {
                 size: b.size,
                 kind: b.kind,
                 file: if b.base.is_none() { file_of(d) } else { None },
-                base: b.base.as_ref().map(|x| x.bundle.clone()),
+                base: b.base.as_ref().map(|x| x.bundle.to_string()),
                 repository: match &b.base {
                     Some(x) => x.repository.clone(),
                     None => b
