@@ -84,7 +84,8 @@ pub enum LogFormat {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Pull images from a registry into a bundle: N tar data files plus a meta.yaml.
+    /// Pull images from registries (or OCI layouts, docker archives, bundles) into a bundle: N tar
+    /// data files plus a meta.yaml.
     Save(SaveArgs),
     /// Verify a bundle, then push it byte-exact into a registry.
     Upload(UploadArgs),
@@ -416,6 +417,10 @@ pub struct SourceArgs {
     /// Or tag selectors: REPO:* (every tag), REPO:~REGEX, REPO:semver(>=1.2 <2), each
     /// optionally followed by |newest(N) (only the N newest); !REPO:SELECTOR excludes
     /// (see README, "Tag selection").
+    ///
+    /// save also reads local images, in `ferry copy`'s syntax: oci:DIR[:REF],
+    /// docker-archive:FILE[:REF], docker-daemon:REF, bundle:META[:REF] (a plain reference
+    /// is a registry's).
     #[arg(value_name = "IMAGE")]
     pub images: Vec<String>,
     /// Read references from FILE, one a line (blank lines and # comments ignored; `SOURCE -> TARGET`

@@ -85,13 +85,15 @@ const TEXTS: &[(&str, &str)] = &[
     // save
     (
         "save",
-        "从镜像仓库拉取镜像, 生成镜像包: N 个 tar 数据文件加一个 meta.yaml",
+        "从镜像仓库 (或 OCI 布局、docker 归档、镜像包) 拉取镜像, 生成镜像包: N 个 tar 数据文件加一个 meta.yaml",
     ),
     (
         "* --images",
         "镜像引用, 例如 nginx:1.27, registry.example.com:5000/team/app@sha256:...\n\
          也可以是标签选择器: REPO:* (全部标签), REPO:~正则, REPO:semver(>=1.2 <2), \
-         其后可加 |newest(N) (只取最新的 N 个); !REPO:选择器 表示排除 (见 README 的 Tag selection)",
+         其后可加 |newest(N) (只取最新的 N 个); !REPO:选择器 表示排除 (见 README 的 Tag selection)\n\
+         save 还能读取本地镜像, 写法与 `ferry copy` 相同: oci:DIR[:REF], \
+         docker-archive:FILE[:REF], docker-daemon:REF, bundle:META[:REF] (普通引用指镜像仓库中的镜像)",
     ),
     (
         "* --list",

@@ -362,6 +362,7 @@ async fn run_save(
             || cfg.and_then(|c| c.file.referrers).unwrap_or(false),
         expansion,
         dry_run: args.dry_run,
+        trust,
     };
     let started = chrono::Utc::now();
     // Where the images come from, for `--json`: the --src registry, else the one
@@ -455,6 +456,12 @@ fn list_lines<'c>(
 /// The registry every request fetches from, when they share one.
 fn one_registry(requests: &[ImageRequest]) -> Option<String> {
     let mut hosts = requests.iter().map(|r| {
+        // A file or engine (`oci:DIR`, ...) is in no registry.
+        if let Ok(Some(spec)) = crate::transport::parse_transport(&r.fetch) {
+            if !matches!(spec, crate::transport::TransportSpec::Registry { .. }) {
+                return None;
+            }
+        }
         crate::reference::Reference::parse(&r.fetch)
             .ok()
             .map(|r| r.registry)

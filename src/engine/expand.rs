@@ -86,6 +86,28 @@ pub fn classify(line: &str, entry: ListEntry, at_source: &dyn Fn(&str) -> String
         line: line.to_string(),
         why,
     };
+    // A transport (`oci:DIR[:REF]`, `docker-archive:FILE[:REF]`, `bundle:META[:REF]`,
+    // `docker-daemon:REF`) names a local image, not a repository at the source
+    // (`save` reads it); `docker://REF` is a registry reference like a plain line.
+    match crate::transport::parse_transport(&entry.source) {
+        Ok(Some(crate::transport::TransportSpec::Registry { reference })) => {
+            return ListLine::Image(ImageRequest {
+                fetch: at_source(&reference),
+                input: entry.source,
+                rename: entry.rename,
+            })
+        }
+        Ok(Some(_)) => {
+            return ListLine::Image(ImageRequest {
+                fetch: entry.source.clone(),
+                input: entry.source,
+                rename: entry.rename,
+            })
+        }
+        // Not a transport as written (`docker:24-dind` is the image `docker`): a
+        // plain line stays a registry reference.
+        Ok(None) | Err(_) => {}
+    }
     let (selector, exclude) = match select::parse(&entry.source) {
         Ok(Parsed::Plain) => {
             return ListLine::Image(ImageRequest {

@@ -253,7 +253,7 @@ pub struct Resolved {
 /// `repository:tag` at the target for a list line's `-> TARGET`. A bare name stays
 /// as written: Docker Hub's `library/` applies to Docker Hub, not to a private
 /// target (`-> nginx:1` goes to `TARGET/nginx:1`).
-fn rename_target(text: &str) -> Result<String, crate::reference::ReferenceError> {
+pub(crate) fn rename_target(text: &str) -> Result<String, crate::reference::ReferenceError> {
     let parsed = Reference::parse(text)?;
     let short = parsed.short();
     let names_host = text.split_once('/').is_some_and(|(first, _)| {
@@ -293,6 +293,21 @@ pub async fn resolve_requests(
             }
             None => None,
         };
+        // A file or engine (`oci:DIR`, ...) is not a registry: `save` reads those
+        // itself; here (sync) it is a reference that cannot be used.
+        if let Ok(Some(spec)) = crate::transport::parse_transport(&request.fetch) {
+            if !matches!(spec, crate::transport::TransportSpec::Registry { .. }) {
+                invalid.push((
+                    request.input.clone(),
+                    crate::tr!(
+                        "{} is not a registry: this command copies between registries (ferry save and ferry copy read it)",
+                        "{} 不是镜像仓库: 此命令只在镜像仓库之间复制 (ferry save 和 ferry copy 可以读取它)",
+                        spec.transport()
+                    ),
+                ));
+                continue;
+            }
+        }
         match Reference::parse(&request.fetch) {
             Ok(r) => parsed.push((request.input.clone(), r, rename)),
             Err(e) => invalid.push((request.input.clone(), e.to_string())),

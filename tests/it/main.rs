@@ -18,6 +18,7 @@ mod properties;
 mod referrers;
 mod registry_hardening;
 mod reliability;
+mod save_sources;
 mod save_upload;
 mod select;
 mod serve_hardening;

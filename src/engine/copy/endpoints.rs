@@ -275,6 +275,35 @@ async fn open_source(
             let wanted: Vec<String> = reference.iter().cloned().collect();
             found_in_bundle(&source, &wanted, platforms)
         }
+        TransportSpec::OciLayout { .. }
+        | TransportSpec::DockerArchive { .. }
+        | TransportSpec::DockerDaemon { .. } => {
+            let (source, wanted) = file_images(spec)
+                .await?
+                .ok_or_else(|| unsupported(spec, crate::i18n::t("source", "源")))?;
+            // A layout keeps its indexes whole unless --platform says otherwise.
+            let platforms = match spec {
+                TransportSpec::OciLayout { .. } => &opts.platforms,
+                _ => platforms,
+            };
+            let mut found = Vec::new();
+            for (name, reference) in wanted {
+                found.push(found_in_file(&source, name.as_deref(), &reference, platforms).await?);
+            }
+            Ok((found, HashMap::new()))
+        }
+        other => Err(unsupported(other, crate::i18n::t("source", "源"))),
+    }
+}
+
+/// The images a layout, an archive or a docker engine's export offers: the source,
+/// and for each image the name the file gives it (if any) and the reference to
+/// look it up by (`oci:DIR:REF` and `docker-archive:FILE:REF` name one image;
+/// without REF, every image, by digest). `None` for other transports.
+pub(crate) async fn file_images(
+    spec: &TransportSpec,
+) -> Result<Option<(SharedSource, Vec<(Option<String>, String)>)>> {
+    match spec {
         TransportSpec::DockerDaemon { reference } => {
             let engine = DockerEngine::from_env().map_err(TransportError::from)?;
             let spool = std::env::temp_dir();
@@ -285,10 +314,8 @@ async fn open_source(
             let (raw, _) = archive
                 .image_manifest(archive.selected().unwrap_or(0))
                 .await?;
-            let source: SharedSource = Arc::new(exported);
-            let found =
-                found_in_file(&source, Some(reference), raw.digest.as_str(), platforms).await?;
-            Ok((vec![found], HashMap::new()))
+            let wanted = vec![(Some(reference.clone()), raw.digest.to_string())];
+            Ok(Some((Arc::new(exported), wanted)))
         }
         TransportSpec::DockerArchive { file, reference } => {
             let archive = DockerArchiveSource::open(file, reference.as_deref())?;
@@ -305,12 +332,7 @@ async fn open_source(
                     .and_then(|e| e.names().first().cloned());
                 wanted.push((name, raw.digest.to_string()));
             }
-            let source: SharedSource = Arc::new(archive);
-            let mut found = Vec::new();
-            for (name, digest) in wanted {
-                found.push(found_in_file(&source, name.as_deref(), &digest, platforms).await?);
-            }
-            Ok((found, HashMap::new()))
+            Ok(Some((Arc::new(archive), wanted)))
         }
         TransportSpec::OciLayout { dir, reference } => {
             let layout = OciLayoutSource::open(dir)?;
@@ -322,16 +344,37 @@ async fn open_source(
                     .map(|e| (e.name.clone(), e.digest.to_string()))
                     .collect(),
             };
-            let source: SharedSource = Arc::new(layout);
-            let mut found = Vec::new();
-            for (name, reference) in wanted {
-                found.push(
-                    found_in_file(&source, name.as_deref(), &reference, &opts.platforms).await?,
-                );
-            }
-            Ok((found, HashMap::new()))
+            Ok(Some((Arc::new(layout), wanted)))
         }
-        other => Err(unsupported(other, crate::i18n::t("source", "源"))),
+        _ => Ok(None),
+    }
+}
+
+/// How an image of a file is named and looked up: the repository and tag its
+/// name gives (none for a digest; no repository for a bare tag), and the
+/// reference `resolve_manifests` finds it by.
+pub(crate) struct FileName {
+    pub repository: Option<String>,
+    pub tag: Option<String>,
+    pub lookup: String,
+}
+
+/// See [`FileName`]: `name` as the file gives it, `reference` as listed or asked.
+pub(crate) fn file_name(name: Option<&str>, reference: &str) -> FileName {
+    let named = name.unwrap_or(reference);
+    let (repo, tag) = if named.parse::<Digest>().is_ok() {
+        (None, None)
+    } else {
+        split_name(named)
+    };
+    let lookup = match (name, tag) {
+        (None, Some(tag)) => tag,
+        _ => reference,
+    };
+    FileName {
+        repository: repo.map(str::to_string),
+        tag: tag.map(str::to_string),
+        lookup: lookup.to_string(),
     }
 }
 
@@ -402,20 +445,12 @@ async fn found_in_file(
     platforms: &PlatformFilter,
 ) -> Result<Found> {
     let label = format!("{}:{}", source.describe(), name.unwrap_or(reference));
-    let named = name.unwrap_or(reference);
-    let (repo, tag) = if named.parse::<Digest>().is_ok() {
-        (None, None)
-    } else {
-        split_name(named)
-    };
-    let lookup = match (name, tag) {
-        (None, Some(tag)) => tag,
-        _ => reference,
-    };
+    let named = file_name(name, reference);
+    let (repo, tag) = (named.repository.as_deref(), named.tag.as_deref());
     let found = resolve_manifests(
         source.as_ref(),
         repo.unwrap_or(""),
-        lookup,
+        &named.lookup,
         &label,
         platforms,
     )

@@ -136,6 +136,7 @@ mod tests {
             retry: Default::default(),
             expansion: Default::default(),
             dry_run: false,
+            trust: None,
         }
     }
 

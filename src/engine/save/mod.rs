@@ -7,6 +7,7 @@
 //! writes the meta last).
 
 mod layout;
+mod local;
 mod outcome;
 mod plan;
 
@@ -53,6 +54,9 @@ pub struct SaveOptions {
     pub expansion: super::expand::Expanded,
     /// Resolve and plan only: return the plan, write nothing.
     pub dry_run: bool,
+    /// `--trust`: a `bundle:` source must carry a good signature by one of these
+    /// keys (its bases too), checked before anything of it is read.
+    pub trust: Option<crate::sign::Trust>,
 }
 
 pub struct SaveOutcome {

@@ -21,6 +21,10 @@ use std::sync::Arc;
 pub(super) struct SaveImage {
     pub resolved: ResolvedImage,
     pub source: SharedSource,
+    /// The repository the copy engine writes it to inside the bundle: where it
+    /// lives (a registry's repository, or a file's), so that its blobs are read
+    /// from its own source.
+    pub target: String,
 }
 
 /// What the plan stage found.
@@ -39,8 +43,10 @@ impl Found {
     }
 }
 
-/// Resolves every request and the referrers of what it found; one source per
-/// registry, reading through the local cache when there is one.
+/// Resolves every request (registry references, and files or engines named by
+/// their transport) and the referrers of what the registries gave; one source per
+/// registry, reading through the local cache when there is one. Images stay in
+/// the order of their lines.
 pub(super) async fn find(run: &Run<'_>, inputs: &[ImageRequest]) -> Result<Found> {
     let Run {
         opts,
@@ -48,8 +54,16 @@ pub(super) async fn find(run: &Run<'_>, inputs: &[ImageRequest]) -> Result<Found
         reporter,
         cancel,
     } = *run;
+    let mut remote = Vec::new();
+    let mut local_lines = Vec::new();
+    for (i, request) in inputs.iter().enumerate() {
+        match super::local::local_spec(request) {
+            Some(spec) => local_lines.push((i, request, spec)),
+            None => remote.push(request.clone()),
+        }
+    }
     let resolved = resolve_requests(
-        inputs,
+        &remote,
         &opts.platforms,
         opts.jobs,
         opts.retry,
@@ -58,6 +72,7 @@ pub(super) async fn find(run: &Run<'_>, inputs: &[ImageRequest]) -> Result<Found
         cancel,
     )
     .await;
+    let local = super::local::resolve(run, local_lines).await;
     if cancel.is_cancelled() {
         bail!(crate::tr!(
             "interrupted before any download; nothing was written",
@@ -73,11 +88,16 @@ pub(super) async fn find(run: &Run<'_>, inputs: &[ImageRequest]) -> Result<Found
             .cloned()
             .chain(resolved.invalid)
             .collect(),
-        failed: list_failed.iter().cloned().chain(resolved.failed).collect(),
+        failed: list_failed
+            .iter()
+            .cloned()
+            .chain(resolved.failed)
+            .chain(local.failed)
+            .collect(),
         ..Summary::default()
     };
     let mut images = resolved.images;
-    if images.is_empty() {
+    if images.is_empty() && local.images.is_empty() {
         return Err(outcome::nothing_saved(&outcome::early_failures(&summary)));
     }
     if opts.with_referrers {
@@ -87,7 +107,41 @@ pub(super) async fn find(run: &Run<'_>, inputs: &[ImageRequest]) -> Result<Found
         images.extend(found);
     }
     let cached = Arc::new(AtomicU64::new(0));
-    let retrying = Retrying::for_reporter(opts.retry, cancel, reporter);
+    let line: HashMap<&str, usize> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.input.as_str(), i))
+        .collect();
+    let mut ordered: Vec<(usize, SaveImage)> = from_registries(run, images, &cached)?
+        .into_iter()
+        .map(|img| {
+            // Referrers (not lines of their own) go after every line's images.
+            let at = line
+                .get(img.resolved.input.as_str())
+                .copied()
+                .unwrap_or(usize::MAX);
+            (at, img)
+        })
+        .chain(local.images)
+        .collect();
+    ordered.sort_by_key(|(at, _)| *at);
+    Ok(Found {
+        images: ordered.into_iter().map(|(_, img)| img).collect(),
+        summary,
+        cached,
+    })
+}
+
+/// Registry images with their sources: one per registry, through the local
+/// cache when there is one. Each goes to its own repository in the bundle, so
+/// its blobs are read where it lives and a repository that refuses a blob fails
+/// only its own images.
+fn from_registries(
+    run: &Run<'_>,
+    images: Vec<ResolvedImage>,
+    cached: &Arc<AtomicU64>,
+) -> Result<Vec<SaveImage>> {
+    let retrying = Retrying::for_reporter(run.opts.retry, run.cancel, run.reporter);
     let mut sources: HashMap<String, SharedSource> = HashMap::new();
     let mut out = Vec::new();
     for resolved in images {
@@ -96,10 +150,10 @@ pub(super) async fn find(run: &Run<'_>, inputs: &[ImageRequest]) -> Result<Found
             Some(s) => s.clone(),
             None => {
                 let endpoint: SharedSource = Arc::new(RegistryEndpoint::new(
-                    registries.client(&host)?,
+                    run.registries.client(&host)?,
                     retrying.clone(),
                 ));
-                let source: SharedSource = match &opts.cache {
+                let source: SharedSource = match &run.opts.cache {
                     Some(cache) => Arc::new(crate::engine::cache::CachedSource::new(
                         endpoint,
                         cache.clone(),
@@ -111,26 +165,28 @@ pub(super) async fn find(run: &Run<'_>, inputs: &[ImageRequest]) -> Result<Found
                 source
             }
         };
-        out.push(SaveImage { resolved, source });
+        let target = format!(
+            "{}/{}",
+            resolved.reference.registry, resolved.reference.repository
+        );
+        out.push(SaveImage {
+            resolved,
+            source,
+            target,
+        });
     }
-    Ok(Found {
-        images: out,
-        summary,
-        cached,
-    })
-}
-
-/// The repository an image is copied to inside the bundle: its own source
-/// repository, so each image's blobs are read where that image lives and a
-/// repository that refuses a blob fails only its own images.
-fn target_of(img: &ResolvedImage) -> String {
-    format!("{}/{}", img.reference.registry, img.reference.repository)
+    Ok(out)
 }
 
 /// The bundle's images and blobs, blobs left to a base bundle marked as such.
 pub(super) fn bundle_plan(images: &[SaveImage], bases: &BaseSet) -> BundlePlan {
     let mut plan = BundlePlan::default();
-    for SaveImage { resolved: img, .. } in images {
+    for SaveImage {
+        resolved: img,
+        target,
+        ..
+    } in images
+    {
         let manifests: Vec<&crate::manifest::RawManifest> = img.manifests().collect();
         let sizes: Vec<u64> = manifests.iter().map(|m| m.bytes.len() as u64).collect();
         let blobs: Vec<_> = img
@@ -141,7 +197,7 @@ pub(super) fn bundle_plan(images: &[SaveImage], bases: &BaseSet) -> BundlePlan {
         plan.add_image(
             PlannedImage {
                 record: image_record(img),
-                target: target_of(img),
+                target: target.clone(),
                 manifests: manifests.iter().map(|m| m.digest.clone()).collect(),
                 blobs: img.blobs.iter().map(|b| b.digest.clone()).collect(),
             },
@@ -158,8 +214,9 @@ pub(super) fn bundle_plan(images: &[SaveImage], bases: &BaseSet) -> BundlePlan {
 pub(super) fn copy_images(images: &[SaveImage], plan: &BundlePlan) -> Vec<CopyImage> {
     images
         .iter()
-        .map(|SaveImage { resolved, source }| {
-            let mut copy = from_resolved(resolved, source.clone(), target_of(resolved), None);
+        .map(|img| {
+            let mut copy =
+                from_resolved(&img.resolved, img.source.clone(), img.target.clone(), None);
             copy.blobs.retain(|b| plan.is_stored(&b.digest));
             copy
         })
