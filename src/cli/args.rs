@@ -201,8 +201,9 @@ pub struct SyncArgs {
 #[derive(Args, Debug, Clone)]
 pub struct HttpArgs {
     /// Most connections served at once; past it the connection idle longest (kept alive between
-    /// requests), else one whose client has not taken its answer for 10s, is closed for the new
-    /// client, which waits only while all are busy.
+    /// requests), else one whose client has kept it waiting 10s (not taking its answer, or still
+    /// dripping its request body), is closed for the new client, which waits only while all are
+    /// busy.
     #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub max_connections: u32,
     /// Time a client has to send a request's headers (also how long a kept-alive connection may sit

@@ -157,7 +157,13 @@ fn authorized(secret: Option<&str>, headers: &HeaderMap) -> bool {
     plain | with_scheme
 }
 
-async fn events_route(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+/// The secret is checked on the head, before any of the body is read: a client
+/// without it cannot make the server wait for a body it drips.
+async fn events_route(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Response {
     if !authorized(s.secret.as_deref(), &headers) {
         s.metrics.event(EventResult::Refused, 1);
         s.reporter.warn(crate::i18n::t(
@@ -170,6 +176,20 @@ async fn events_route(State(s): State<Arc<Shared>>, headers: HeaderMap, body: By
             "wrong or missing secret",
         );
     }
+    let body: Bytes = match axum::body::to_bytes(body, MAX_EVENT_BODY).await {
+        Ok(b) => b,
+        Err(_) => {
+            s.metrics.event(EventResult::Refused, 1);
+            return error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "INVALID",
+                crate::i18n::t(
+                    "the notification could not be read whole (too large, or cut off)",
+                    "无法完整读取通知 (过大, 或被截断)",
+                ),
+            );
+        }
+    };
     let pushed = match events::parse(&body) {
         Ok(p) => p,
         Err(e) => {

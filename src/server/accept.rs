@@ -183,9 +183,9 @@ where
             // body has been sent (or dropped).
             let inner = hyper_util::service::TowerToHyperService::new(app);
             let member = member.clone();
-            hyper::service::service_fn(move |req| {
+            hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                 let busy = member.busy();
-                let answer = hyper::service::Service::call(&inner, req);
+                let answer = hyper::service::Service::call(&inner, member.receiving(req));
                 async move {
                     let response = answer.await?;
                     Ok::<_, std::convert::Infallible>(response.map(|body| {

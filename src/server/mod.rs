@@ -10,9 +10,9 @@
 //! most [`Limits::max_connections`] are served at once: when all are taken, the
 //! connection idle longest (no request in service) is closed to make room for a
 //! new client, so idle keep-alive connections cannot lock clients out; with none
-//! idle, a busy one whose client has kept the server waiting to write for 10 s (a
-//! slow reader) is; with every connection busy and flowing, new clients wait in
-//! the kernel's backlog. Running out of file descriptors (EMFILE) slows accepting down
+//! idle, a busy one whose client has kept the server waiting for 10 s (a slow
+//! reader, or a request body dripped in) is; with every connection busy and
+//! flowing, new clients wait in the kernel's backlog. Running out of file descriptors (EMFILE) slows accepting down
 //! instead of ending the process. Anything that is not HTTP, a TLS ClientHello on a
 //! plain port included, gets a `400` answer, so docker's https-then-http fallback
 //! works; a plain-HTTP request to a TLS port gets a `400` too.

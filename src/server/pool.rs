@@ -8,11 +8,13 @@
 //! response still being sent: a fresh one that has sent nothing yet, one between
 //! keep-alive requests, one still dripping a request head.
 //!
-//! With none idle, a busy connection whose client has kept the server waiting to
-//! write for [`STALLED`] (it takes its answer a few bytes at a time, often enough
-//! that `--idle-timeout` never fires: a slow-read attack) is closed instead, the
-//! one stalled longest first. A client that reads as fast as the network goes is
-//! never stalled that long; one that is can resume with a `Range` request.
+//! With none idle, a busy connection whose client has kept the server waiting
+//! for [`STALLED`] is closed instead, the one stalled longest first: waiting to
+//! write (the client takes its answer a few bytes at a time, often enough that
+//! `--idle-timeout` never fires: a slow-read attack), or waiting for the rest of a
+//! request body (dripped a byte at a time). A client that reads and sends as fast
+//! as the network goes is never stalled that long; a reader that is can resume
+//! with a `Range` request.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -51,6 +53,9 @@ struct Conn {
     /// Since when the server has been waiting to write to the client (the
     /// client does not take what it asked for); `None` while writes go through.
     write_blocked_since: Mutex<Option<Instant>>,
+    /// Since when the request in service has been receiving its body; `None`
+    /// once it is whole (or was dropped), and for a request without one.
+    receiving_since: Mutex<Option<Instant>>,
 }
 
 impl Conn {
@@ -64,7 +69,13 @@ impl Conn {
         if self.is_idle() {
             return None;
         }
-        let since = (*lock(&self.write_blocked_since))?;
+        let since = [
+            *lock(&self.write_blocked_since),
+            *lock(&self.receiving_since),
+        ]
+        .into_iter()
+        .flatten()
+        .min()?;
         Some(now.saturating_duration_since(since)).filter(|d| *d >= STALLED)
     }
 
@@ -95,6 +106,7 @@ impl Pool {
             idle_since: Mutex::new(Instant::now()),
             evict: CancellationToken::new(),
             write_blocked_since: Mutex::new(None),
+            receiving_since: Mutex::new(None),
         });
         let mut members = lock(&self.members);
         let id = members.next;
@@ -164,6 +176,22 @@ impl Member {
         self.conn.can_go(Instant::now())
     }
 
+    /// A request in service with its body watched: while the body is still
+    /// arriving, the time counts towards [`STALLED`].
+    pub(super) fn receiving<B: hyper::body::Body>(
+        &self,
+        req: hyper::Request<B>,
+    ) -> hyper::Request<Receiving<B>> {
+        let conn = self.conn.clone();
+        req.map(|inner| {
+            let guard = (!inner.is_end_stream()).then(|| {
+                *lock(&conn.receiving_since) = Some(Instant::now());
+                ReceivingGuard { conn }
+            });
+            Receiving { inner, guard }
+        })
+    }
+
     /// `io` with its writes watched: a write the client makes wait counts towards
     /// [`STALLED`].
     pub(super) fn watch<T>(&self, io: T) -> Watched<T> {
@@ -176,6 +204,48 @@ impl Member {
     /// Completes when the connection is asked to close for a new client.
     pub(super) async fn evicted(&self) {
         self.conn.evict.cancelled().await
+    }
+}
+
+/// A request body that notes on its connection when it has all arrived (see
+/// [`Member::receiving`]).
+pub(super) struct Receiving<B> {
+    inner: B,
+    guard: Option<ReceivingGuard>,
+}
+
+/// Clears the connection's `receiving_since` when the body is whole or dropped.
+struct ReceivingGuard {
+    conn: Arc<Conn>,
+}
+
+impl Drop for ReceivingGuard {
+    fn drop(&mut self) {
+        *lock(&self.conn.receiving_since) = None;
+    }
+}
+
+impl<B: hyper::body::Body + Unpin> hyper::body::Body for Receiving<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let poll = Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(poll, Poll::Ready(None | Some(Err(_)))) || self.inner.is_end_stream() {
+            self.guard = None;
+        }
+        poll
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -312,5 +382,26 @@ mod tests {
         // A write that goes through clears the stall.
         stalled.conn.wrote(false);
         assert!(!stalled.can_go());
+    }
+
+    #[test]
+    fn a_request_body_still_arriving_counts_towards_the_stall_until_it_is_whole() {
+        let pool = Arc::new(Pool::default());
+        let member = pool.join();
+        let _busy = member.busy();
+        let body = http_body_util::Full::new(bytes::Bytes::from_static(b"x"));
+        let req = member.receiving(hyper::Request::new(body));
+        assert!(lock(&member.conn.receiving_since).is_some());
+        *lock(&member.conn.receiving_since) = Some(Instant::now() - STALLED);
+        assert!(member.can_go(), "dripping its body for too long");
+        drop(req);
+        assert!(lock(&member.conn.receiving_since).is_none());
+        assert!(!member.can_go());
+        // No body: nothing to wait for.
+        let empty = member.receiving(hyper::Request::new(
+            http_body_util::Empty::<bytes::Bytes>::new(),
+        ));
+        assert!(lock(&member.conn.receiving_since).is_none());
+        drop(empty);
     }
 }

@@ -289,3 +289,118 @@ fn chrono_now() -> f64 {
         .unwrap()
         .as_secs_f64()
 }
+
+/// Starts `ferry sync --listen` (an hour between rounds) with `extra` options and
+/// `FERRY_EVENTS_SECRET` when given; waits until `/healthz` answers.
+fn start_daemon(work: &std::path::Path, extra: &[&str], secret: Option<&str>) -> Daemon {
+    let port = free_port();
+    let log = work.join("sync.log");
+    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("ferry"));
+    cmd.current_dir(work)
+        .args(["sync", "127.0.0.1:1/none/app:1", "--dst", "127.0.0.1:2"])
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--interval", "1h"])
+        .args(extra)
+        .env_remove("FERRY_EVENTS_SECRET")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+    if let Some(s) = secret {
+        cmd.env("FERRY_EVENTS_SECRET", s);
+    }
+    let child = cmd.spawn().unwrap();
+    let daemon = Daemon { child, port, log };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while http_request(
+        "GET",
+        &daemon.url("/healthz"),
+        None,
+        &[],
+        None,
+        Duration::from_secs(5),
+    )
+    .is_err()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no answer:\n{}",
+            daemon.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    daemon
+}
+
+/// A client that sends the head of a `POST /events` announcing `length` body
+/// bytes, then one byte every `every` until `stop` is set.
+fn trickled_post(
+    port: u16,
+    length: usize,
+    every: Duration,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(
+        format!(
+            "POST /events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    std::thread::spawn(move || {
+        for _ in 0..length {
+            if stop.load(std::sync::atomic::Ordering::SeqCst) || s.write_all(b" ").is_err() {
+                return;
+            }
+            std::thread::sleep(every);
+        }
+    })
+}
+
+/// Trickled bodies: every slot of `sync --listen` taken by a `POST /events` whose
+/// body comes a byte a second (often enough that `--idle-timeout` never fires).
+/// The registry's next notification must still get through: a request whose body
+/// has been arriving for a while is closed for a new client when the server is
+/// full. With a secret, a request without it is refused before its body is read.
+/// (The body was read whole before the secret was even looked at, and a trickling
+/// client kept its slot for as long as it liked.)
+#[test]
+fn trickled_event_bodies_do_not_lock_the_registry_out() {
+    let work = tempfile::tempdir().unwrap();
+    let daemon = start_daemon(work.path(), &["--max-connections", "2"], None);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let tricklers: Vec<_> = (0..2)
+        .map(|_| trickled_post(daemon.port, 10_000, Duration::from_secs(1), stop.clone()))
+        .collect();
+    // Both slots are taken (their heads are in), then a real notification comes.
+    std::thread::sleep(Duration::from_secs(1));
+    let body = r#"{"events":[]}"#;
+    let answer = http_request(
+        "POST",
+        &daemon.url("/events"),
+        None,
+        &[("Content-Type", "application/json")],
+        Some(body.as_bytes().to_vec()),
+        Duration::from_secs(90),
+    )
+    .expect("a notification gets through while trickling clients hold every slot");
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for t in tricklers {
+        t.join().unwrap();
+    }
+    drop(daemon);
+
+    // With a secret: a head without it is answered at once, its body never waited for.
+    let work = tempfile::tempdir().unwrap();
+    let daemon = start_daemon(work.path(), &[], Some(SECRET));
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", daemon.port)).unwrap();
+    s.write_all(b"POST /events HTTP/1.1\r\nHost: x\r\nContent-Length: 10000\r\n\r\n")
+        .unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut got = [0u8; 12];
+    s.read_exact(&mut got)
+        .expect("answered before the body was sent");
+    assert_eq!(&got, b"HTTP/1.1 401");
+}
