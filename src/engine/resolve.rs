@@ -97,7 +97,6 @@ const MAX_CHILDREN_AT_ONCE: usize = 32;
 /// Fetches a reference and everything under it. With a platform filter, an index
 /// keeps only the matching children; with exactly one platform the image becomes that
 /// platform's own manifest (what `docker pull --platform` gives).
-#[allow(clippy::too_many_arguments)]
 pub async fn resolve(
     source: &dyn ImageSource,
     reference: &Reference,
@@ -267,18 +266,47 @@ pub(crate) fn rename_target(text: &str) -> Result<String, crate::reference::Refe
     Ok(short)
 }
 
+/// What resolving a list runs with: the platform filter, how many references at
+/// once, retries, the registries, who hears of progress, and Ctrl-C.
+pub struct ResolveContext<'a> {
+    pub platforms: &'a PlatformFilter,
+    pub jobs: usize,
+    pub policy: RetryPolicy,
+    pub registries: &'a Registries,
+    pub reporter: &'a Reporter,
+    pub cancel: &'a CancellationToken,
+}
+
+/// A request that parsed: the input, the reference, the rename target.
+type ParsedRequest = (String, Reference, Option<String>);
+
 /// Parses and resolves every request concurrently (manifests only), keeping the
 /// input order. One bad reference does not stop the others.
-#[allow(clippy::too_many_arguments)]
-pub async fn resolve_requests(
-    requests: &[ImageRequest],
-    platforms: &PlatformFilter,
-    jobs: usize,
-    policy: RetryPolicy,
-    registries: &Registries,
-    reporter: &Reporter,
-    cancel: &CancellationToken,
-) -> Resolved {
+pub async fn resolve_requests(requests: &[ImageRequest], ctx: &ResolveContext<'_>) -> Resolved {
+    let (parsed, invalid) = parse_requests(requests);
+    let unreachable = unreachable_hosts(&parsed, ctx).await;
+    let results = resolve_parsed(&parsed, &unreachable, ctx).await;
+    let mut images = Vec::new();
+    let mut failed = Vec::new();
+    for (i, r) in results {
+        match r {
+            Ok(img) => images.push(img),
+            Err(why) => {
+                let input = parsed.get(i).map(|p| p.0.clone()).unwrap_or_default();
+                ctx.reporter.warn(&format!("{input}: {why}"));
+                failed.push((input, why));
+            }
+        }
+    }
+    Resolved {
+        images,
+        invalid,
+        failed,
+    }
+}
+
+/// The requests that parse, and those that do not (invalid), with why.
+fn parse_requests(requests: &[ImageRequest]) -> (Vec<ParsedRequest>, Vec<(String, String)>) {
     let mut invalid = Vec::new();
     let mut parsed = Vec::new();
     for request in requests {
@@ -313,26 +341,42 @@ pub async fn resolve_requests(
             Err(e) => invalid.push((request.input.clone(), e.to_string())),
         }
     }
-    let bar = reporter.count_bar(parsed.len() as u64, crate::i18n::t("resolve", "解析"));
-    let on_retry = |e: &RegistryError, d: Duration| reporter.retrying(e, d);
+    (parsed, invalid)
+}
+
+/// The registries that cannot be reached, with why: they fail their images at
+/// once, instead of each image retrying on its own.
+async fn unreachable_hosts<'p>(
+    parsed: &'p [ParsedRequest],
+    ctx: &ResolveContext<'_>,
+) -> HashMap<&'p str, String> {
+    let on_retry = |e: &RegistryError, d: Duration| ctx.reporter.retrying(e, d);
     let on_retry = &on_retry;
-    // A registry that cannot be reached fails its images at once, instead of each
-    // image retrying on its own.
     let hosts: BTreeSet<&str> = parsed.iter().map(|(_, r, _)| r.registry.as_str()).collect();
-    let unreachable: HashMap<&str, String> = stream::iter(hosts)
+    stream::iter(hosts)
         .map(|host| async move {
-            let client = registries.client(host).ok()?;
-            let e = unreachable(&client, policy, cancel, on_retry).await?;
+            let client = ctx.registries.client(host).ok()?;
+            let e = unreachable(&client, ctx.policy, ctx.cancel, on_retry).await?;
             Some((host, e.to_string()))
         })
-        .buffer_unordered(jobs.max(1))
+        .buffer_unordered(ctx.jobs.max(1))
         .filter_map(|x| async move { x })
         .collect()
-        .await;
-    let unreachable = &unreachable;
-    let retrying = &Retrying::for_reporter(policy, cancel, reporter);
-    // `jobs` references at a time, more when the registries answer slowly.
-    let pace = &Pace::new(jobs, true);
+        .await
+}
+
+/// Resolves the parsed requests, `jobs` at a time (more when the registries
+/// answer slowly); results by index, in input order.
+async fn resolve_parsed(
+    parsed: &[ParsedRequest],
+    unreachable: &HashMap<&str, String>,
+    ctx: &ResolveContext<'_>,
+) -> Vec<(usize, Result<ResolvedImage, String>)> {
+    let bar = ctx
+        .reporter
+        .count_bar(parsed.len() as u64, crate::i18n::t("resolve", "解析"));
+    let retrying = &Retrying::for_reporter(ctx.policy, ctx.cancel, ctx.reporter);
+    let pace = &Pace::new(ctx.jobs, true);
     let mut results: Vec<(usize, Result<ResolvedImage, String>)> =
         stream::iter(parsed.iter().enumerate())
             .map(|(i, (input, reference, rename))| {
@@ -340,15 +384,18 @@ pub async fn resolve_requests(
                 async move {
                     let _go = pace.enter(0).await;
                     let started = std::time::Instant::now();
-                    let r = match registries.client(&reference.registry) {
+                    let r = match ctx.registries.client(&reference.registry) {
                         _ if unreachable.contains_key(reference.registry.as_str()) => {
-                            Err(unreachable[reference.registry.as_str()].clone())
+                            Err(unreachable
+                                .get(reference.registry.as_str())
+                                .cloned()
+                                .unwrap_or_default())
                         }
                         Ok(client) => resolve(
                             &RegistryEndpoint::new(client, retrying.clone()),
                             reference,
                             input,
-                            platforms,
+                            ctx.platforms,
                         )
                         .await
                         .map(|mut img| {
@@ -370,23 +417,7 @@ pub async fn resolve_requests(
             .await;
     bar.finish_and_clear();
     results.sort_by_key(|(i, _)| *i);
-    let mut images = Vec::new();
-    let mut failed = Vec::new();
-    for (i, r) in results {
-        match r {
-            Ok(img) => images.push(img),
-            Err(why) => {
-                let input = parsed[i].0.clone();
-                reporter.warn(&format!("{input}: {why}"));
-                failed.push((input, why));
-            }
-        }
-    }
-    Resolved {
-        images,
-        invalid,
-        failed,
-    }
+    results
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use super::copy::{copy_in_order, plan, CopyContext, CopyImage};
 use super::platform::PlatformFilter;
 use super::registries::Registries;
 use super::report::{Reporter, Summary};
-use super::resolve::{resolve_requests, ImageRequest, ResolvedImage};
+use super::resolve::{resolve_requests, ImageRequest, ResolveContext, ResolvedImage};
 use super::retry::RetryPolicy;
 use super::upload::Destination;
 use crate::transport::registry::{RegistryEndpoint, Retrying};
@@ -50,16 +50,16 @@ pub async fn sync(
     let sink = RegistryEndpoint::new(registries.client(&opts.destination.host)?, retrying.clone());
     // The target is checked while the source resolves: its round trip is not
     // waited for again (the engine's check finds it done).
+    let context = ResolveContext {
+        platforms: &opts.platforms,
+        jobs: opts.jobs,
+        policy: opts.retry,
+        registries,
+        reporter,
+        cancel,
+    };
     let (resolved, ready) = tokio::join!(
-        resolve_requests(
-            requests,
-            &opts.platforms,
-            opts.jobs,
-            opts.retry,
-            registries,
-            reporter,
-            cancel,
-        ),
+        resolve_requests(requests, &context),
         crate::transport::ImageSink::ready(&sink)
     );
     if !resolved.images.is_empty() {

@@ -186,25 +186,7 @@ async fn copy(
     }
     let todo = skip_present(ctx, images, &pace, &mut outcome).await;
 
-    // Which repositories need each blob, and where to read it for each.
-    let mut needs: BTreeMap<Digest, (BlobRef, BTreeSet<String>)> = BTreeMap::new();
-    let mut origin: HashMap<Digest, blobs::Origins> = HashMap::new();
-    for p in todo.iter().chain(early) {
-        for b in &p.blobs {
-            needs
-                .entry(b.digest.clone())
-                .or_insert_with(|| (b.clone(), BTreeSet::new()))
-                .1
-                .insert(p.target_repo.clone());
-            if !ctx.bases.contains_key(&b.digest) {
-                origin.entry(b.digest.clone()).or_default().add(
-                    &p.target_repo,
-                    &p.source,
-                    &p.source_repo,
-                );
-            }
-        }
-    }
+    let (needs, origin) = blob_needs(ctx, todo.iter().chain(early));
     let known_in = blobs::check_bases(ctx, &needs, &pace).await?;
     if ctx.dry_run {
         let mut plan = blobs::plan_blobs(ctx, &needs, &origin, &known_in, &pace).await;
@@ -248,24 +230,63 @@ async fn copy(
         }
     }
 
-    // Manifests: children first, the tag last.
-    let results: Vec<(ImageRecord, Result<(), String>)> = stream::iter(&todo)
-        .map(|p| {
-            let (blob_errors, pace) = (&blob_errors, &pace);
-            async move {
-                let _go = pace.enter(0).await;
-                let rec = record(p, ImageState::Copied, None);
-                let first_error = p
-                    .blobs
-                    .iter()
-                    .filter_map(|b| blob_errors.get(&(b.digest.clone(), p.target_repo.clone())))
-                    .min_by_key(|f| f.seq);
-                if let Some(e) = first_error {
-                    return (rec, Err(e.why.clone()));
-                }
-                let r = put_manifests(ctx.sink, p).await.map_err(|e| e.to_string());
-                (rec, r)
+    write_manifests(ctx, &todo, &blob_errors, &pace, &mut outcome).await?;
+    Ok(outcome)
+}
+
+type BlobNeeds = (
+    BTreeMap<Digest, (BlobRef, BTreeSet<String>)>,
+    HashMap<Digest, blobs::Origins>,
+);
+
+/// Which repositories need each blob, and where to read it for each (blobs left
+/// to a base bundle have no source).
+fn blob_needs<'a>(ctx: &CopyContext<'_>, images: impl Iterator<Item = &'a CopyImage>) -> BlobNeeds {
+    let mut needs: BTreeMap<Digest, (BlobRef, BTreeSet<String>)> = BTreeMap::new();
+    let mut origin: HashMap<Digest, blobs::Origins> = HashMap::new();
+    for p in images {
+        for b in &p.blobs {
+            needs
+                .entry(b.digest.clone())
+                .or_insert_with(|| (b.clone(), BTreeSet::new()))
+                .1
+                .insert(p.target_repo.clone());
+            if !ctx.bases.contains_key(&b.digest) {
+                origin.entry(b.digest.clone()).or_default().add(
+                    &p.target_repo,
+                    &p.source,
+                    &p.source_repo,
+                );
             }
+        }
+    }
+    (needs, origin)
+}
+
+/// Writes the manifests of every image whose blobs all made it, children first and
+/// the tag last; an image with a failed blob fails with its first blob error.
+async fn write_manifests(
+    ctx: &CopyContext<'_>,
+    todo: &[CopyImage],
+    blob_errors: &HashMap<(Digest, String), blobs::BlobFailure>,
+    pace: &Arc<Pace>,
+    outcome: &mut CopyOutcome,
+) -> Result<()> {
+    // Manifests: children first, the tag last.
+    let results: Vec<(ImageRecord, Result<(), String>)> = stream::iter(todo)
+        .map(|p| async move {
+            let _go = pace.enter(0).await;
+            let rec = record(p, ImageState::Copied, None);
+            let first_error = p
+                .blobs
+                .iter()
+                .filter_map(|b| blob_errors.get(&(b.digest.clone(), p.target_repo.clone())))
+                .min_by_key(|f| f.seq);
+            if let Some(e) = first_error {
+                return (rec, Err(e.why.clone()));
+            }
+            let r = put_manifests(ctx.sink, p).await.map_err(|e| e.to_string());
+            (rec, r)
         })
         .buffer_unordered(pace.max())
         .collect()
@@ -293,7 +314,7 @@ async fn copy(
         }
         outcome.images.push(rec);
     }
-    Ok(outcome)
+    Ok(())
 }
 
 /// The reason given to images held back because the source is damaged.

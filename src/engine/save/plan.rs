@@ -9,7 +9,7 @@ use crate::bundle::meta;
 use crate::bundle::plan::{BundlePlan, PlannedImage};
 use crate::engine::copy::{plan::from_resolved, CopyImage};
 use crate::engine::report::Summary;
-use crate::engine::resolve::{resolve_requests, ImageRequest, ResolvedImage};
+use crate::engine::resolve::{resolve_requests, ImageRequest, ResolveContext, ResolvedImage};
 use crate::transport::registry::{RegistryEndpoint, Retrying};
 use crate::transport::SharedSource;
 use anyhow::{bail, Result};
@@ -62,16 +62,15 @@ pub(super) async fn find(run: &Run<'_>, inputs: &[ImageRequest]) -> Result<Found
             None => remote.push(request.clone()),
         }
     }
-    let resolved = resolve_requests(
-        &remote,
-        &opts.platforms,
-        opts.jobs,
-        opts.retry,
+    let context = ResolveContext {
+        platforms: &opts.platforms,
+        jobs: opts.jobs,
+        policy: opts.retry,
         registries,
         reporter,
         cancel,
-    )
-    .await;
+    };
+    let resolved = resolve_requests(&remote, &context).await;
     let local = super::local::resolve(run, local_lines).await;
     if cancel.is_cancelled() {
         bail!(crate::tr!(
