@@ -93,6 +93,8 @@ pub struct Client {
     /// Whether a small blob goes up in one POST with its digest (the distribution
     /// spec's optional monolithic upload): unknown until tried, then remembered.
     monolithic: std::sync::atomic::AtomicU8,
+    /// A blob is being offered in one POST while `monolithic` is unknown.
+    monolithic_probing: AtomicBool,
     /// The shortest time a small request took to be answered, in microseconds
     /// (`u64::MAX`: none yet): the round trip to the registry.
     shortest: std::sync::atomic::AtomicU64,
@@ -239,6 +241,7 @@ impl Client {
             fetching: std::sync::Mutex::default(),
             refused: std::sync::OnceLock::new(),
             monolithic: std::sync::atomic::AtomicU8::new(MONOLITHIC_UNKNOWN),
+            monolithic_probing: AtomicBool::new(false),
             shortest: std::sync::atomic::AtomicU64::new(u64::MAX),
         })
     }
@@ -910,15 +913,16 @@ impl Client {
             "上传 {digest} 到 {}/{repo}",
             self.host
         );
-        let session =
-            if size <= MONOLITHIC_MAX && self.monolithic.load(Ordering::Relaxed) != MONOLITHIC_NO {
-                match self.post_blob(repo, digest, size, body, &what).await? {
-                    None => return Ok(()),
-                    Some(started) => started,
-                }
-            } else {
-                self.start_upload(repo, digest, None).await?
-            };
+        let session = if size <= MONOLITHIC_MAX && self.may_post_blob() {
+            let posted = self.post_blob(repo, digest, size, body, &what).await;
+            self.monolithic_probing.store(false, Ordering::Relaxed);
+            match posted? {
+                None => return Ok(()),
+                Some(started) => started,
+            }
+        } else {
+            self.start_upload(repo, digest, None).await?
+        };
         let UploadStart::Session(location) = session else {
             return Ok(());
         };
@@ -941,6 +945,17 @@ impl Client {
             201 | 204 => Ok(()),
             413 | 416 => self.push_blob_chunked(repo, digest, size, body).await,
             _ => self.check(resp, &what).await.map(|_| ()),
+        }
+    }
+
+    /// Whether to offer this blob in one POST: yes once the registry took one so;
+    /// while that is unknown, one blob at a time (a registry that does not would
+    /// have every blob in flight read and sent twice).
+    fn may_post_blob(&self) -> bool {
+        match self.monolithic.load(Ordering::Relaxed) {
+            MONOLITHIC_YES => true,
+            MONOLITHIC_NO => false,
+            _ => !self.monolithic_probing.swap(true, Ordering::Relaxed),
         }
     }
 
@@ -1621,6 +1636,25 @@ mod tests {
                 format!("PUT /v2/app/blobs/uploads/u1?digest={digest} {n}"),
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn while_unknown_one_blob_at_a_time_is_offered_in_a_post() {
+        let blob: &'static [u8] = b"small blob";
+        let digest = Digest::of(blob);
+        let (host, seen) = upload_registry(false).await;
+        let client = Client::new(&host, &RegistryOptions::default()).unwrap();
+        let body = bytes_body(blob);
+        let pushes = (0..4).map(|_| client.push_blob("app", &digest, blob.len() as u64, &body));
+        for r in futures_util::future::join_all(pushes).await {
+            r.unwrap();
+        }
+        let seen = seen.lock().unwrap().clone();
+        let offered = seen
+            .iter()
+            .filter(|l| l.starts_with("POST") && !l.ends_with(" 0"))
+            .count();
+        assert_eq!(offered, 1, "the bytes went up twice once only: {seen:#?}");
     }
 
     #[test]
