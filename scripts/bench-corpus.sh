@@ -4,6 +4,8 @@
 #
 #   scripts/bench-corpus.sh REGISTRY WORKDIR COPY     # COPY = 0, 1, 2, ...
 #   scripts/bench-corpus.sh REGISTRY WORKDIR huge     # one image with a 1 GiB layer
+#   scripts/bench-corpus.sh REGISTRY WORKDIR slow     # the test corpus's shape (slow-link rows)
+#   scripts/bench-corpus.sh REGISTRY WORKDIR small    # 301 small images (fixed costs per image)
 #
 # Prints the references it pushed, one a line. Copy K puts its images under the
 # repository prefix cK/ and draws every layer from seeds that contain K, so copies
@@ -22,6 +24,11 @@
 #   cK/many/layers:40         OCI, 40 layers of 512 KiB
 #   cK/tiny/hello:1.0         OCI, one 64 KiB layer
 # Shared layers: base-os 24 MiB, base-runtime 16 MiB, base-tools 8 MiB, arm-base 8 MiB.
+#
+# `slow` has the shape of the integration tests' corpus (tests/it/common/corpus.rs,
+# 7 references, ~60 blobs, ~1.3 MB), where round trips, not bytes, are the cost:
+#   slow/docker/v2s2:1.0  slow/oci/image:latest  slow/multi/oci-index:v1
+#   slow/multi/docker-list:v1  slow/team/sub/app:v0.1-rc.1_x (+ :latest)  slow/many/layers:42
 #
 # Layers are real gzip'd tars (GNU tar, fixed mtime/owner) of one file of
 # pseudo-random bytes (an AES-CTR keystream keyed by the seed), so they do not
@@ -91,6 +98,25 @@ specs=()
 if [ "$copy" = huge ]; then
   specs+=("huge/one-gib:1.0|docker|linux/amd64|huge-base:$((4 * MiB)) huge-gib:$((1024 * MiB))")
   jobs_layers=1
+elif [ "$copy" = small ]; then
+  for i in $(seq 0 300); do
+    nnn="$(printf %03d "$i")"
+    specs+=("small/img-$nnn:1.0|oci|linux/amd64|small-$nnn:4096")
+  done
+  jobs_layers="$jobs"
+elif [ "$copy" = slow ]; then
+  k=slow
+  specs+=("slow/docker/v2s2:1.0|docker|linux/amd64|slow-base-0:65536 slow-base-1:16384 slow-docker-app:$MiB")
+  specs+=("slow/oci/image:latest|oci|linux/amd64|slow-base-0:65536 slow-base-1:16384 slow-oci-app:32768")
+  specs+=("slow/team/sub/app:v0.1-rc.1_x|docker|linux/amd64|slow-base-0:65536 slow-team-app:4096")
+  many=""
+  for i in $(seq 0 41); do many+=" slow-many-$i:1536"; done
+  specs+=("slow/many/layers:42|oci|linux/amd64|${many# }")
+  specs+=("@|oci|linux/amd64|slow-base-0:65536 slow-base-1:16384 slow-idx-amd64:8192")
+  specs+=("@|oci|linux/arm64|slow-idx-arm64:8192")
+  specs+=("@|docker|linux/amd64|slow-list-amd64:8192")
+  specs+=("@|docker|linux/arm64/v8|slow-list-arm64:8192")
+  jobs_layers="$jobs"
 else
   specs+=("c$k/big/model:1.0|docker|linux/amd64|c$k-base-os:$((24 * MiB)) c$k-big:$((110 * MiB))")
   for i in $(seq 0 15); do
@@ -175,7 +201,9 @@ for s in "${specs[@]}"; do
 done
 
 # 3. The OCI index and the docker manifest list (children from the "@" specs).
-if [ "$copy" != huge ]; then
+pre="c$k"
+[ "$copy" = slow ] && pre=slow
+if [ "$copy" != huge ] && [ "$copy" != small ]; then
   idx=0
   for kind in oci docker; do
     n=$((n + 1))
@@ -187,7 +215,7 @@ if [ "$copy" != huge ]; then
       [ "$name" = "@" ] && [ "$format" = "$kind" ] || continue
       idx=$((idx + 1))
       # shellcheck disable=SC2086
-      read -r hex size < <(build_image "$dir" "$format" "$platform" "c$k/multi/$kind/$platform" $layers)
+      read -r hex size < <(build_image "$dir" "$format" "$platform" "$pre/multi/$kind/$platform" $layers)
       mv "$dir/.manifest" "$dir/$hex.manifest.json"
       os="${platform%%/*}" rest="${platform#*/}"
       arch="${rest%%/*}" variant=""
@@ -198,16 +226,17 @@ if [ "$copy" != huge ]; then
     done
     if [ "$kind" = oci ]; then
       printf '{"schemaVersion":2,"mediaType":"%s","manifests":[%s]}' "$OCI_INDEX" "$entries" > "$dir/manifest.json"
-      refs+=("c$k/multi/oci-index:v1 $dir")
+      refs+=("$pre/multi/oci-index:v1 $dir")
     else
       printf '{"schemaVersion":2,"mediaType":"%s","manifests":[%s]}' "$DOCKER_LIST" "$entries" > "$dir/manifest.json"
-      refs+=("c$k/multi/docker-list:v1 $dir")
+      refs+=("$pre/multi/docker-list:v1 $dir")
     fi
     echo "Directory Transport Version: 1.1" > "$dir/version"
   done
-  # A second tag on svc-00's manifest.
+  # A second tag on svc-00's (slow: team/sub/app's) manifest.
   for r in "${refs[@]}"; do
     if [ "${r%% *}" = "c$k/apps/svc-00:1.0" ]; then refs+=("c$k/apps/svc-00:latest ${r#* }"); fi
+    if [ "${r%% *}" = "slow/team/sub/app:v0.1-rc.1_x" ]; then refs+=("slow/team/sub/app:latest ${r#* }"); fi
   done
 fi
 

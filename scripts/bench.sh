@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # ferry's benchmark: builds a corpus in a throwaway docker-registry, then times
-# `ferry save` / `ferry upload` against skopeo and against plain curl (the practical
-# limit: every unique blob moved once, 4 in parallel), and writes BENCHMARKS.md.
+# `ferry save` / `ferry upload` / `ferry sync` against skopeo, against plain curl (the
+# honest limit: one process moving every unique blob once, in parallel, `curl
+# --parallel`) and against the release build of the last commit before the engine
+# refactor (#15), over loopback and over a link that adds 100 ms to every round trip
+# (a delaying proxy, examples/delay_proxy.rs), and writes BENCHMARKS.md.
 #
-#   bash scripts/bench.sh            # ~10 minutes on 2 cores
+#   bash scripts/bench.sh            # ~20 minutes on 2 cores (+ ~15 to build the old binary once)
 #   BENCH_RUNS=5 bash scripts/bench.sh
+#   BENCH_OLD_COMMIT=e54269e BENCH_OLD_DIR=/tmp/ferry-old bash scripts/bench.sh
+#       # the old binary: built from `git archive` of the commit into DIR/target (kept)
 #
 # Everything (registries, corpus, bundles) lives in a temporary folder under /tmp,
 # removed on exit. Targets are reported as PASS/MISS, never asserted.
@@ -27,12 +32,30 @@ fi
 
 # shellcheck source=lib.sh
 source scripts/lib.sh
+echo "bench: building ferry and the delay proxy (release)" >&2
+cargo build --release --quiet --bin ferry --example delay_proxy
 ferry="$root/target/release/ferry"
+delay_proxy="$root/target/release/examples/delay_proxy"
+# The last commit before the engine refactor (#15): the parent of 4b4fe62, the first
+# commit of the transport/engine refactor.
+OLD_COMMIT="${BENCH_OLD_COMMIT:-e54269e}"
+OLD_DIR="${BENCH_OLD_DIR:-/tmp/ferry-bench-old-$OLD_COMMIT}"
+old="$OLD_DIR/target/release/ferry"
+if [ ! -x "$old" ]; then
+  echo "bench: building the release binary of $OLD_COMMIT into $OLD_DIR (once)" >&2
+  rm -rf "$OLD_DIR/src"
+  mkdir -p "$OLD_DIR/src"
+  git -C "$root" archive "$OLD_COMMIT" | tar -x -C "$OLD_DIR/src"
+  (cd "$OLD_DIR/src" && CARGO_TARGET_DIR="$OLD_DIR/target" cargo build --release --quiet --offline --bin ferry)
+fi
 RUNS="${BENCH_RUNS:-3}"
+RTT_MS="${BENCH_RTT_MS:-100}"
 W="$(mktemp -d /tmp/ferry-bench.XXXXXX)"
 regs=()
+bg=()
 cleanup() {
-  local d
+  local d p
+  for p in "${bg[@]}"; do kill "$p" 2>/dev/null || true; done
   for d in "${regs[@]}"; do stop_registry "$d"; done
   rm -rf "$W"
 }
@@ -90,6 +113,8 @@ timed() {
   if ! /usr/bin/time -f '%M %U %S' -o "$W/time.out" "$@" > "$W/cmd.out" 2> "$W/cmd.err"; then
     echo "bench: '$label' failed: $*" >&2
     tail -20 "$W/cmd.err" >&2
+    # The old binary may lack what a row needs: its row says n/a instead.
+    case "$label" in old.*) return 0 ;; esac
     exit 1
   fi
   t1="$(date +%s%N)"
@@ -151,19 +176,38 @@ count_kind() { awk -v k="$2" '$4 == k || (k == "blob" && $4 != "manifest") || k 
 curl_lists() { # curl_lists BLOBS HOST DIR PREFIX
   awk -v h="$2" -v dir="$3" '$4 != "manifest" {d = $2; sub("sha256:", "", d); print dir "/" d, "http://" h "/v2/" $1 "/blobs/" $2}' "$1" > "$4.get"
   awk -v dir="$3" '$4 != "manifest" {d = $2; sub("sha256:", "", d); print $1, $2, dir "/" d}' "$1" > "$4.put"
+  get_cfg "$4.get" "$4.get.cfg"
 }
-cat > "$W/push1.sh" <<'EOF'
+# get_cfg LIST.get OUT: a curl config that fetches every "FILE URL" of LIST.
+get_cfg() {
+  awk 'NR > 1 {print "next"} {printf "url = \"%s\"\noutput = \"%s\"\nsilent\nshow-error\nfail\n", $2, $1}' "$1" > "$2"
+}
+cat > "$W/push_par.sh" <<'EOF'
 #!/usr/bin/env bash
-# push1.sh HOST:PORT REPO DIGEST FILE: one monolithic blob upload (POST, then PUT ?digest=)
+# push_par.sh HOST:PORT LIST MAX: every "REPO DIGEST FILE" of LIST pushed once, by one
+# curl --parallel that starts every upload session (POST), then one that sends every
+# blob (PUT ?digest=): the fewest processes and round trips a monolithic upload needs.
 set -euo pipefail
-loc="$(curl -sSf -X POST -o /dev/null -D - "http://$1/v2/$2/blobs/uploads/" | tr -d '\r' | awk 'tolower($1) == "location:" {print $2}')"
-case "$loc" in http*) ;; *) loc="http://$1$loc" ;; esac
-case "$loc" in *\?*) sep='&' ;; *) sep='?' ;; esac
-curl -sSf -o /dev/null -H 'Content-Type: application/octet-stream' -T "$4" "$loc${sep}digest=$3"
+h="$1" list="$2" max="$3"
+d="$(mktemp -d)"
+trap 'rm -rf "$d"' EXIT
+awk -v h="$h" -v d="$d" 'NR > 1 {print "next"}
+  {printf "url = \"http://%s/v2/%s/blobs/uploads/\"\nrequest = \"POST\"\noutput = \"/dev/null\"\ndump-header = \"%s/h%d\"\nsilent\nshow-error\nfail\n", h, $1, d, NR}' "$list" > "$d/post.cfg"
+curl --parallel --parallel-max "$max" -K "$d/post.cfg"
+n=0
+while read -r _repo digest file; do
+  n=$((n + 1))
+  loc="$(tr -d '\r' < "$d/h$n" | awk 'tolower($1) == "location:" {print $2}')"
+  case "$loc" in http*) ;; *) loc="http://$h$loc" ;; esac
+  case "$loc" in *\?*) sep='&' ;; *) sep='?' ;; esac
+  if [ "$n" -gt 1 ]; then echo next; fi
+  printf 'url = "%s%sdigest=%s"\nupload-file = "%s"\nheader = "Content-Type: application/octet-stream"\noutput = "/dev/null"\nsilent\nshow-error\nfail\n' "$loc" "$sep" "$digest" "$file"
+done < "$list" > "$d/put.cfg"
+curl --parallel --parallel-max "$max" -K "$d/put.cfg"
 EOF
 # (arrays, not functions: /usr/bin/time runs programs)
-CURL_GET=(xargs -P4 -n2 -a)        # + LIST curl -sSf -o
-CURL_PUT=(xargs -P4 -L1 -a)        # + LIST bash push1.sh HOST
+CURL_GET=(curl --parallel --parallel-max 8 -K)     # + CONFIG (see get_cfg)
+CURL_PUT=(bash "$W/push_par.sh")                  # + HOST LIST MAX
 
 # skopeo sync YAML for a list of references (all on one registry).
 sync_yaml() { # sync_yaml LIST OUT
@@ -194,21 +238,24 @@ check_copy() { # check_copy LIST DST NS
 log "workdir $W"
 new_registry src
 SRC="$REG" SRCDIR="$REGDIR"
-log "source registry $SRC; building the corpus (4 copies of ~300 MiB + a 1 GiB-layer image)"
+log "source registry $SRC; building the corpus (4 copies of ~300 MiB, a 1 GiB-layer image, the slow-link corpus, 301 small images)"
 tc0="$(date +%s)"
 scripts/bench-corpus.sh "$SRC" "$W/corpus" 0 > "$W/copy0.lst"
 tc1="$(date +%s)"
 for k in 1 2 3; do scripts/bench-corpus.sh "$SRC" "$W/corpus" "$k" > "$W/copy$k.lst"; done
 scripts/bench-corpus.sh "$SRC" "$W/corpus" huge > "$W/huge.lst"
+scripts/bench-corpus.sh "$SRC" "$W/corpus" slow > "$W/slow.lst"
+scripts/bench-corpus.sh "$SRC" "$W/corpus" small > "$W/small.lst"
 tc2="$(date +%s)"
 rm -rf "$W/corpus"
 log "corpus pushed: copy 0 in $((tc1 - tc0))s, all in $((tc2 - tc0))s"
 cp "$W/copy0.lst" "$W/s1.lst"
 cat "$W/copy0.lst" "$W/copy1.lst" > "$W/s2.lst"
 cat "$W/copy"{0,1,2,3}.lst > "$W/s4.lst"
-for s in s1 s2 s4 huge; do blobs_of "$W/$s.lst" "$W/$s.blobs"; done
+for s in s1 s2 s4 huge slow; do blobs_of "$W/$s.lst" "$W/$s.blobs"; done
 sync_yaml "$W/s1.lst" "$W/s1.yaml"
 sync_yaml "$W/huge.lst" "$W/huge.yaml"
+sync_yaml "$W/small.lst" "$W/small.yaml"
 n_images="$(wc -l < "$W/s1.lst")"
 u_blob="$(sum_bytes "$W/s1.blobs" blob)"
 u_all="$(sum_bytes "$W/s1.blobs" all)"
@@ -225,7 +272,7 @@ find "$SRCDIR/storage" -type f -name data -exec cat {} + > /dev/null
 mkdir -p "$W/save"
 curl_lists "$W/s1.blobs" "$SRC" "$W/save/curl" "$W/s1"
 for run in $(seq 1 "$RUNS"); do
-  for tool in $(rotate $((run - 1)) ferry skopeo ferry-j4 curl); do
+  for tool in $(rotate $((run - 1)) ferry skopeo ferry-j4 curl old); do
     rm -rf "$W/save/$tool"
     case "$tool" in
       ferry)
@@ -235,7 +282,11 @@ for run in $(seq 1 "$RUNS"); do
         ;;
       ferry-j4) timed save.ferry.j4 "$SRCDIR" "$ferry" save -q --list "$W/s1.lst" --out "$W/save/ferry-j4" --files 4 --jobs 4 ;;
       skopeo) timed save.skopeo "$SRCDIR" "${SKOPEO_SAVE[@]}" "$W/s1.yaml" "$W/save/skopeo" ;;
-      curl) mkdir -p "$W/save/curl"; timed save.curl "$SRCDIR" "${CURL_GET[@]}" "$W/s1.get" curl -sSf -o ;;
+      curl) mkdir -p "$W/save/curl"; timed save.curl "$SRCDIR" "${CURL_GET[@]}" "$W/s1.get.cfg" ;;
+      old)
+        timed old.save "$SRCDIR" "$old" save -q --list "$W/s1.lst" --out "$W/save/old" --files 4 --jobs 8
+        OMETA1="$(tail -1 "$W/cmd.out")"
+        ;;
     esac
   done
 done
@@ -262,7 +313,7 @@ curl_bytes="$(du -sb --apparent-size "$W/save/curl" | cut -f1)"
 # ---------------------------------------------------------------------------
 # 3. upload: ferry vs skopeo sync vs curl, each into a fresh empty registry
 for run in $(seq 1 "$RUNS"); do
-  for tool in $(rotate $((run - 1)) ferry skopeo ferry-j4 curl); do
+  for tool in $(rotate $((run - 1)) ferry skopeo ferry-j4 curl old); do
     new_registry "up-$tool"
     case "$tool" in
       ferry-j4) timed upload.ferry.j4 "$REGDIR" "$ferry" upload -q "$META1" --dst "$REG" --jobs 4 ;;
@@ -271,7 +322,8 @@ for run in $(seq 1 "$RUNS"); do
         if [ "$run" -eq 1 ]; then check_copy "$W/s1.lst" "$REG" ""; fi
         ;;
       skopeo) timed upload.skopeo "$REGDIR" "${SKOPEO_UPLOAD[@]}" "$W/save/skopeo" "$REG/bench" ;;
-      curl) timed upload.curl "$REGDIR" "${CURL_PUT[@]}" "$W/s1.put" bash "$W/push1.sh" "$REG" ;;
+      curl) timed upload.curl "$REGDIR" "${CURL_PUT[@]}" "$REG" "$W/s1.put" 8 ;;
+      old) timed old.upload "$REGDIR" "$old" upload -q "$OMETA1" --dst "$REG" ;;
     esac
     drop_registry "$REGDIR"
   done
@@ -281,34 +333,164 @@ new_registry up-size
 timed upload.ferry.size "$REGDIR" "$ferry" upload -q "$META1" --dst "$REG" --verify size
 drop_registry "$REGDIR"
 timed verify.ferry "$SRCDIR" "$ferry" verify "$META1"
+timed old.verify "$SRCDIR" "$old" verify "$OMETA1"
 rm -rf "$W/save"
 
 # ---------------------------------------------------------------------------
-# 4. One image with a 1 GiB layer: memory must stay flat.
+# 4. One image with a 1 GiB layer: save against one curl download of it, upload
+# against one `curl -T`; memory must stay flat. (Alternating, RUNS each.)
 huge_bytes="$(sum_bytes "$W/huge.blobs" blob)"
 mkdir -p "$W/huge"
-timed huge.save.ferry "$SRCDIR" "$ferry" save -q --list "$W/huge.lst" --out "$W/huge/ferry" --files 4 --jobs 8
-HMETA="$(tail -1 "$W/cmd.out")"
+curl_lists "$W/huge.blobs" "$SRC" "$W/huge/curl" "$W/huge"
+for run in $(seq 1 "$RUNS"); do
+  for tool in $(rotate $((run - 1)) ferry skopeo curl old); do
+    rm -rf "$W/huge/$tool"
+    case "$tool" in
+      ferry)
+        timed huge.save.ferry "$SRCDIR" "$ferry" save -q --list "$W/huge.lst" --out "$W/huge/ferry" --files 4 --jobs 8
+        HMETA="$(tail -1 "$W/cmd.out")"
+        ;;
+      skopeo) timed huge.save.skopeo "$SRCDIR" "${SKOPEO_SAVE[@]}" "$W/huge.yaml" "$W/huge/skopeo" ;;
+      curl) mkdir -p "$W/huge/curl"; timed huge.save.curl "$SRCDIR" "${CURL_GET[@]}" "$W/huge.get.cfg" ;;
+      old)
+        timed old.huge.save "$SRCDIR" "$old" save -q --list "$W/huge.lst" --out "$W/huge/old" --files 4 --jobs 8
+        OHMETA="$(tail -1 "$W/cmd.out")"
+        ;;
+    esac
+  done
+done
 timed huge.verify.ferry "$SRCDIR" "$ferry" verify "$HMETA"
 sync
 read -r phh_plan phh_dl phh_fin < <(save_phases "$W/huge.lst" "$W/huge/phases")
-new_registry huge-ferry
-timed huge.upload.ferry "$REGDIR" "$ferry" upload -q "$HMETA" --dst "$REG"
-check_copy "$W/huge.lst" "$REG" ""
-drop_registry "$REGDIR"
-rm -rf "$W/huge/ferry"
-timed huge.save.skopeo "$SRCDIR" "${SKOPEO_SAVE[@]}" "$W/huge.yaml" "$W/huge/skopeo"
-new_registry huge-skopeo
-timed huge.upload.skopeo "$REGDIR" "${SKOPEO_UPLOAD[@]}" "$W/huge/skopeo" "$REG/bench"
-drop_registry "$REGDIR"
-rm -rf "$W/huge/skopeo"
-curl_lists "$W/huge.blobs" "$SRC" "$W/huge/curl" "$W/huge"
-mkdir -p "$W/huge/curl"
-timed huge.save.curl "$SRCDIR" "${CURL_GET[@]}" "$W/huge.get" curl -sSf -o
-new_registry huge-curl
-timed huge.upload.curl "$REGDIR" "${CURL_PUT[@]}" "$W/huge.put" bash "$W/push1.sh" "$REG"
-drop_registry "$REGDIR"
+for run in $(seq 1 "$RUNS"); do
+  for tool in $(rotate $((run - 1)) ferry skopeo curl old); do
+    new_registry "huge-$tool"
+    case "$tool" in
+      ferry)
+        timed huge.upload.ferry "$REGDIR" "$ferry" upload -q "$HMETA" --dst "$REG"
+        if [ "$run" -eq 1 ]; then check_copy "$W/huge.lst" "$REG" ""; fi
+        ;;
+      skopeo) timed huge.upload.skopeo "$REGDIR" "${SKOPEO_UPLOAD[@]}" "$W/huge/skopeo" "$REG/bench" ;;
+      curl) timed huge.upload.curl "$REGDIR" "${CURL_PUT[@]}" "$REG" "$W/huge.put" 8 ;;
+      old) timed old.huge.upload "$REGDIR" "$old" upload -q "$OHMETA" --dst "$REG" ;;
+    esac
+    drop_registry "$REGDIR"
+  done
+done
 rm -rf "$W/huge"
+
+# ---------------------------------------------------------------------------
+# 4b. Slow links: RTT_MS more on every round trip (a delaying proxy in front of
+# each registry; a new connection costs one more). The test corpus's shape: 7
+# references, ~60 small blobs, where round trips, not bytes, are the cost.
+# start_delay UPSTREAM: starts a delay proxy in front of UPSTREAM; sets DP (its
+# host:port) and DPPID.
+start_delay() {
+  rm -f "$W/dp.out"
+  "$delay_proxy" "$1" "$RTT_MS" > "$W/dp.out" &
+  DPPID=$!
+  bg+=("$DPPID")
+  local i
+  for i in $(seq 1 100); do
+    [ -s "$W/dp.out" ] && break
+    sleep 0.05
+  done
+  DP="$(head -1 "$W/dp.out")"
+}
+start_delay "$SRC"
+PSRC="$DP"
+sed "s#^$SRC/#$PSRC/#" "$W/slow.lst" > "$W/pslow.lst"
+sync_yaml "$W/pslow.lst" "$W/pslow.yaml"
+mkdir -p "$W/slow"
+curl_lists "$W/slow.blobs" "$PSRC" "$W/slow/curl" "$W/pslow"
+CURL_GET_WIDE=(curl --parallel --parallel-max 64 -K)
+SKOPEO_SYNC=(skopeo --insecure-policy sync --all --preserve-digests --src yaml --dest docker --dest-tls-verify=false)  # + YAML HOST/NS
+for run in $(seq 1 "$RUNS"); do
+  for tool in $(rotate $((run - 1)) ferry skopeo curl old); do
+    rm -rf "$W/slow/$tool"
+    case "$tool" in
+      ferry)
+        timed slow.save.ferry "$SRCDIR" "$ferry" save -q --list "$W/pslow.lst" --out "$W/slow/ferry"
+        SLMETA="$(tail -1 "$W/cmd.out")"
+        ;;
+      skopeo) timed slow.save.skopeo "$SRCDIR" "${SKOPEO_SAVE[@]}" "$W/pslow.yaml" "$W/slow/skopeo" ;;
+      curl) mkdir -p "$W/slow/curl"; timed slow.save.curl "$SRCDIR" "${CURL_GET_WIDE[@]}" "$W/pslow.get.cfg" ;;
+      old)
+        timed old.slow.save "$SRCDIR" "$old" save -q --list "$W/pslow.lst" --out "$W/slow/old"
+        OSLMETA="$(tail -1 "$W/cmd.out")"
+        ;;
+    esac
+  done
+done
+for run in $(seq 1 "$RUNS"); do
+  for tool in $(rotate $((run - 1)) ferry skopeo curl old); do
+    new_registry "slow-up-$tool"
+    start_delay "$REG"
+    case "$tool" in
+      ferry)
+        timed slow.upload.ferry "$REGDIR" "$ferry" upload -q "$SLMETA" --dst "$DP"
+        if [ "$run" -eq 1 ]; then check_copy "$W/slow.lst" "$REG" ""; fi
+        ;;
+      skopeo) timed slow.upload.skopeo "$REGDIR" "${SKOPEO_UPLOAD[@]}" "$W/slow/skopeo" "$DP/bench" ;;
+      curl) timed slow.upload.curl "$REGDIR" "${CURL_PUT[@]}" "$DP" "$W/pslow.put" 64 ;;
+      old) timed old.slow.upload "$REGDIR" "$old" upload -q "$OSLMETA" --dst "$DP" ;;
+    esac
+    kill "$DPPID" 2>/dev/null || true
+    drop_registry "$REGDIR"
+  done
+done
+for run in $(seq 1 "$RUNS"); do
+  for tool in $(rotate $((run - 1)) ferry skopeo old); do
+    new_registry "slow-sync-$tool"
+    start_delay "$REG"
+    case "$tool" in
+      ferry)
+        timed slow.sync.ferry "$REGDIR" "$ferry" sync -q --list "$W/pslow.lst" --dst "$DP"
+        if [ "$run" -eq 1 ]; then check_copy "$W/slow.lst" "$REG" ""; fi
+        ;;
+      skopeo) timed slow.sync.skopeo "$REGDIR" "${SKOPEO_SYNC[@]}" "$W/pslow.yaml" "$DP/bench" ;;
+      old) timed old.slow.sync "$REGDIR" "$old" sync -q --list "$W/pslow.lst" --dst "$DP" ;;
+    esac
+    kill "$DPPID" 2>/dev/null || true
+    drop_registry "$REGDIR"
+  done
+done
+rm -rf "$W/slow"
+
+# ---------------------------------------------------------------------------
+# 4c. 301 small images (one 4 KiB layer each): the fixed cost of an image.
+# skopeo takes about a minute a run: one run of it, RUNS of ferry.
+mkdir -p "$W/small"
+for run in $(seq 1 "$RUNS"); do
+  for tool in $(rotate $((run - 1)) ferry skopeo old); do
+    [ "$tool" = skopeo ] && [ "$run" -gt 1 ] && continue
+    rm -rf "$W/small/$tool"
+    case "$tool" in
+      ferry)
+        timed small.save.ferry "$SRCDIR" "$ferry" save -q --list "$W/small.lst" --out "$W/small/ferry"
+        SMMETA="$(tail -1 "$W/cmd.out")"
+        ;;
+      skopeo) timed small.save.skopeo "$SRCDIR" "${SKOPEO_SAVE[@]}" "$W/small.yaml" "$W/small/skopeo" ;;
+      old)
+        timed old.small.save "$SRCDIR" "$old" save -q --list "$W/small.lst" --out "$W/small/old"
+        OSMMETA="$(tail -1 "$W/cmd.out")"
+        ;;
+    esac
+  done
+done
+for run in $(seq 1 "$RUNS"); do
+  for tool in $(rotate $((run - 1)) ferry skopeo old); do
+    [ "$tool" = skopeo ] && [ "$run" -gt 1 ] && continue
+    new_registry "small-$tool"
+    case "$tool" in
+      ferry) timed small.upload.ferry "$REGDIR" "$ferry" upload -q "$SMMETA" --dst "$REG" ;;
+      skopeo) timed small.upload.skopeo "$REGDIR" "${SKOPEO_UPLOAD[@]}" "$W/small/skopeo" "$REG/bench" ;;
+      old) timed old.small.upload "$REGDIR" "$old" upload -q "$OSMMETA" --dst "$REG" ;;
+    esac
+    drop_registry "$REGDIR"
+  done
+done
+rm -rf "$W/small"
 
 # ---------------------------------------------------------------------------
 # 5. Scaling: 1x, 2x, 4x the corpus (different bytes in each copy), ferry and curl.
@@ -319,12 +501,12 @@ for s in 1 2 4; do
   echo "$s $(bundle_dir_bytes "$SMETA")" >> "$W/scale.bytes"
   curl_lists "$W/s$s.blobs" "$SRC" "$W/scale/curl" "$W/scale$s"
   mkdir -p "$W/scale/curl"
-  timed "scale$s.save.curl" "$SRCDIR" "${CURL_GET[@]}" "$W/scale$s.get" curl -sSf -o
+  timed "scale$s.save.curl" "$SRCDIR" "${CURL_GET[@]}" "$W/scale$s.get.cfg"
   new_registry "scale-ferry"
   timed "scale$s.upload.ferry" "$REGDIR" "$ferry" upload -q "$SMETA" --dst "$REG"
   drop_registry "$REGDIR"
   new_registry "scale-curl"
-  timed "scale$s.upload.curl" "$REGDIR" "${CURL_PUT[@]}" "$W/scale$s.put" bash "$W/push1.sh" "$REG"
+  timed "scale$s.upload.curl" "$REGDIR" "${CURL_PUT[@]}" "$REG" "$W/scale$s.put" 8
   drop_registry "$REGDIR"
   rm -rf "$W/scale"
 done
@@ -419,6 +601,29 @@ inc_with="$(calc "%.0f" "$(med inc.with 2) * 1000")"
 inc_without="$(calc "%.0f" "$(med inc.without 2) * 1000")"
 inc_delta=$((inc_with - inc_without))
 rss_inc="$(pick inc.with 3 max)"
+hsf="$(med huge.save.ferry 2)" hsc="$(med huge.save.curl 2)" hss="$(med huge.save.skopeo 2)"
+huf="$(med huge.upload.ferry 2)" huc="$(med huge.upload.curl 2)" hus="$(med huge.upload.skopeo 2)"
+lsf="$(med slow.save.ferry 2)" lss="$(med slow.save.skopeo 2)"
+luf="$(med slow.upload.ferry 2)" lus="$(med slow.upload.skopeo 2)"
+lyf="$(med slow.sync.ferry 2)" lys="$(med slow.sync.skopeo 2)"
+# nan-safe numbers for the report: a missing row (an old binary that failed) says n/a.
+num() { awk -v v="$1" 'BEGIN {if (v == "nan" || v == "") print "n/a"; else printf "%.2f", v}'; }
+rat() { awk -v a="$1" -v b="$2" 'BEGIN {if (a == "nan" || b == "nan" || b == 0) print "n/a"; else printf "%.2f×", a / b}'; }
+verdict_na() { awk -v a="$1" -v b="$2" -v m="$3" 'BEGIN {if (a == "nan" || b == "nan") print "n/a"; else print (a <= b * m) ? "PASS" : "MISS"}'; }
+# lrow NAME SAVE UPLOAD SYNC: a slow-link row (labels; "-" for none)
+lrow() {
+  local out="| $1 |" l
+  for l in "$2" "$3" "$4"; do
+    if [ "$l" = - ]; then out+=" – |"; else out+=" $(num "$(med "$l" 2)") |"; fi
+  done
+  echo "$out"
+}
+# orow WHAT NEW OLD: a row of the comparison with the release before the engine refactor
+orow() {
+  local n o
+  n="$(med "$2" 2)" o="$(med "$3" 2)"
+  echo "| $1 | $(num "$n") | $(num "$o") | $(rat "$n" "$o") | $(verdict_na "$n" "$o" 1.05) |"
+}
 row() { # row NAME LABEL
   local w rss="–"
   w="$(med "$2" 2)"
@@ -482,17 +687,25 @@ in $((tc1 - tc0)) s for the 1× corpus and $((tc2 - tc0)) s for everything (4 co
 - \`many/layers:40\`: OCI image with 40 layers of 512 KiB. \`tiny/hello:1.0\`: one 64 KiB layer.
 - Scaling copies 2×/4× repeat the corpus under \`c1/\`…\`c3/\` with different bytes.
 - \`huge/one-gib:1.0\`: a 4 MiB base + one 1 GiB layer ($(mib "$huge_bytes") MiB).
+- Slow-link corpus (\`slow/...\`): the integration tests' shape, 7 references (a docker v2s2 image with a
+  1 MiB layer, an OCI image, an OCI index and a docker list of two platforms, two tags of one image, 42
+  layers of 1.5 KiB), shared base layers.
+- 301 small images (\`small/img-000..300:1.0\`): one 4 KiB layer and a config each.
 
 ## How each tool is run
 
 - **ferry save**: \`ferry save -q --list LIST --out DIR --files 4 --jobs 8\` (all $n_images references).
 - **skopeo save**: \`skopeo sync --all --preserve-digests --src yaml --dest dir\` with the same images (\`tls-verify: false\`).
-- **curl limit (save)**: every unique config and layer fetched once, \`xargs -P4 curl -sSf -o FILE URL\`
-  (the URL list is read from the registry's manifests beforehand, not timed).
+- **curl limit (save)**: every unique config and layer fetched once by one process,
+  \`curl --parallel --parallel-max 8 -K CONFIG\` (the URL list is read from the registry's manifests
+  beforehand, not timed).
 - **ferry upload**: \`ferry upload -q META --dst HOST:PORT\` (default \`--verify full\`, \`--jobs 8\`), into a fresh empty registry each run.
 - **skopeo upload**: \`skopeo sync --all --preserve-digests --src dir --dest docker\` of skopeo's own copy, into a fresh empty registry.
-- **curl limit (upload)**: every unique config and layer pushed once (POST \`/v2/<repo>/blobs/uploads/\`,
-  then PUT \`?digest=\`), 4 in parallel, no manifests, no mounts, into a fresh empty registry.
+- **curl limit (upload)**: every unique config and layer pushed once: one \`curl --parallel\` starts every
+  upload session (POST \`/v2/<repo>/blobs/uploads/\`), one more sends every blob (PUT \`?digest=\`), 8 at a
+  time, no manifests, no mounts, into a fresh empty registry.
+- **old ferry**: the release build of $OLD_COMMIT (the last commit before the engine refactor, #15),
+  the same command lines; it uploads the bundle it saved itself.
 - Every run starts with \`sync\` and a warm page cache for the source registry. \`flush\` is the time of the
   \`sync\` right after the run (not counted): dirty pages the tool left for the kernel to write. ferry
   fsyncs its data files before writing the meta; skopeo and curl do not.
@@ -509,7 +722,8 @@ in $((tc1 - tc0)) s for the 1× corpus and $((tc2 - tc0)) s for everything (4 co
 $(row "ferry save" save.ferry)
 $(row "ferry save --jobs 4" save.ferry.j4)
 $(row "skopeo sync → dir" save.skopeo)
-$(row "curl ×4 (limit)" save.curl)
+$(row "curl --parallel (limit)" save.curl)
+$(row "old ferry save ($OLD_COMMIT)" old.save)
 
 ferry save phases (one extra run under strace): planning $ph1_plan s, downloads $ph1_dl s,
 finishing (fsync + sha256 of each data file for the meta) $ph1_fin s.
@@ -522,8 +736,10 @@ $(row "ferry upload (--verify full)" upload.ferry)
 $(row "ferry upload --jobs 4" upload.ferry.j4)
 $(row "ferry upload --verify size" upload.ferry.size)
 $(row "skopeo sync dir → docker" upload.skopeo)
-$(row "curl ×4 (limit)" upload.curl)
+$(row "curl --parallel (limit)" upload.curl)
+$(row "old ferry upload ($OLD_COMMIT)" old.upload)
 $(row "ferry verify (full, alone)" verify.ferry)
+$(row "old ferry verify ($OLD_COMMIT)" old.verify)
 
 ### Targets
 
@@ -538,7 +754,12 @@ $(row "ferry verify (full, alone)" verify.ferry)
 | peak RSS, ferry save, 1 GiB layer | $(calc "%.1f" "$rss_hsf / 1024") MiB (skopeo $(calc "%.1f" "$rss_hss / 1024") MiB) | < 64 MiB | $(verdict "$rss_hsf < 65536") |
 | peak RSS, ferry upload, 1 GiB layer | $(calc "%.1f" "$rss_huf / 1024") MiB (skopeo $(calc "%.1f" "$rss_hus / 1024") MiB) | < 64 MiB | $(verdict "$rss_huf < 65536") |
 | bundle bytes / unique bytes | $bundle_all / $u_all (+$bundle_over %) | within 1 % | $(verdict "$bundle_all <= $u_all * 1.01 && $bundle_all >= $u_all * 0.99") |
-| increment planning, 20,000-blob base | $inc_delta ms over a plain save (total $inc_with ms) | < 200 ms | $(verdict "$inc_delta < 200") |
+| increment planning, 20,000-blob base | $inc_delta ms over a plain save (total $inc_with ms) | ≤ 50 ms | $(verdict "$inc_delta <= 50") |
+| 1 GiB layer: save / one curl download | $(rat "$hsf" "$hsc") (best runs: $(rat "$(pick huge.save.ferry 2 min)" "$(pick huge.save.curl 2 min)")) | ≤ 1.1× | $(verdict_na "$hsf" "$hsc" 1.1) |
+| 1 GiB layer: upload / one curl -T | $(rat "$huf" "$huc") (best runs: $(rat "$(pick huge.upload.ferry 2 min)" "$(pick huge.upload.curl 2 min)")) | ≤ 1.1× | $(verdict_na "$huf" "$huc" 1.1) |
+| ${RTT_MS} ms per round trip: save of the test corpus | $(num "$lsf") s (skopeo $(num "$lss") s) | ≤ 1.5 s | $(verdict "$lsf <= 1.5") |
+| ${RTT_MS} ms per round trip: upload | $(num "$luf") s (skopeo $(num "$lus") s) | ≤ 2.0 s | $(verdict "$luf <= 2.0") |
+| ${RTT_MS} ms per round trip: sync | $(num "$lyf") s (skopeo $(num "$lys") s) | ≤ 2.0 s | $(verdict "$lyf <= 2.0") |
 
 Verdicts use the medians; "best runs" compares the fastest run of each tool (least disturbed by other load).
 Peak RSS is the maximum over the runs. Bundle bytes are the whole bundle folder ($bundle_tars bytes of
@@ -552,13 +773,60 @@ folder per image, shared layers repeated), and curl's blob store $curl_bytes byt
 |---|---|---|---|---|---|---|---|
 $(hrow "ferry save" huge.save.ferry)
 $(hrow "skopeo sync → dir" huge.save.skopeo)
-$(hrow "curl (limit)" huge.save.curl)
+$(hrow "curl (limit: one download)" huge.save.curl)
+$(hrow "old ferry save ($OLD_COMMIT)" old.huge.save)
 $(hrow "ferry verify (full, alone)" huge.verify.ferry)
 $(hrow "ferry upload (--verify full)" huge.upload.ferry)
 $(hrow "skopeo sync dir → docker" huge.upload.skopeo)
-$(hrow "curl (limit)" huge.upload.curl)
+$(hrow "curl (limit: one curl -T)" huge.upload.curl)
+$(hrow "old ferry upload ($OLD_COMMIT)" old.huge.upload)
+
+Save: ferry / curl $(rat "$hsf" "$hsc"), ferry / skopeo $(rat "$hsf" "$hss"). Upload: ferry / curl -T $(rat "$huf" "$huc"),
+ferry / skopeo $(rat "$huf" "$hus"). ferry hashes each byte once on the way in (as it streams to its data
+file) and once on the way out (as it streams out of it); the registry hashes it too, on the same cores.
 
 ferry save phases (strace): planning $phh_plan s, download $phh_dl s, finishing (fsync + sha256 of each data file) $phh_fin s.
+
+## Slow links: ${RTT_MS} ms more on every round trip
+
+A delaying proxy (\`examples/delay_proxy.rs\`) in front of every registry adds ${RTT_MS} ms to each round trip
+(half each way, bandwidth unlimited) and one more round trip to each new connection. The corpus has the
+integration tests' shape (\`scripts/bench-corpus.sh slow\`: $(wc -l < "$W/slow.lst") references, $(count_kind "$W/slow.blobs" blob) configs
+and layers, $(mib "$(sum_bytes "$W/slow.blobs" all)") MiB). Default flags; wall seconds, median of $RUNS.
+
+| tool | save s | upload s | sync s |
+|---|---|---|---|
+$(lrow "ferry" slow.save.ferry slow.upload.ferry slow.sync.ferry)
+$(lrow "skopeo sync" slow.save.skopeo slow.upload.skopeo slow.sync.skopeo)
+$(lrow "curl --parallel, 64 at a time (limit: blobs only)" slow.save.curl slow.upload.curl -)
+$(lrow "old ferry ($OLD_COMMIT)" old.slow.save old.slow.upload old.slow.sync)
+
+ferry / skopeo: save $(rat "$lsf" "$lss"), upload $(rat "$luf" "$lus"), sync $(rat "$lyf" "$lys").
+
+## 301 small images (one 4 KiB layer each)
+
+| tool | save s | upload s |
+|---|---|---|
+| ferry | $(num "$(med small.save.ferry 2)") | $(num "$(med small.upload.ferry 2)") |
+| skopeo sync (1 run) | $(num "$(med small.save.skopeo 2)") | $(num "$(med small.upload.skopeo 2)") |
+| old ferry ($OLD_COMMIT) | $(num "$(med old.small.save 2)") | $(num "$(med old.small.upload 2)") |
+
+## Against the release before the engine refactor ($OLD_COMMIT)
+
+The same commands with the release build of $OLD_COMMIT (#15: no command slower than before by more than 5 %).
+
+| command | now s | before s | now / before | ≤ 1.05× |
+|---|---|---|---|---|
+$(orow "save, 1× corpus" save.ferry old.save)
+$(orow "upload, 1× corpus" upload.ferry old.upload)
+$(orow "verify, 1× corpus" verify.ferry old.verify)
+$(orow "save, 1 GiB layer" huge.save.ferry old.huge.save)
+$(orow "upload, 1 GiB layer" huge.upload.ferry old.huge.upload)
+$(orow "save, ${RTT_MS} ms round trips" slow.save.ferry old.slow.save)
+$(orow "upload, ${RTT_MS} ms round trips" slow.upload.ferry old.slow.upload)
+$(orow "sync, ${RTT_MS} ms round trips" slow.sync.ferry old.slow.sync)
+$(orow "save, 301 small images" small.save.ferry old.small.save)
+$(orow "upload, 301 small images" small.upload.ferry old.small.upload)
 
 ## Scaling (ferry, 1 run each; curl limit alongside)
 
