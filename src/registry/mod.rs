@@ -781,11 +781,7 @@ impl Client {
         digest: &Digest,
         offset: u64,
     ) -> Result<(BlobResponse, u64), RegistryError> {
-        let what = crate::tr!(
-            "blob {digest} in {}/{repo}",
-            "{}/{repo} 中的数据块 {digest}",
-            self.host
-        );
+        let what = self.blob_what(repo, digest);
         let url = self.url(&format!("{repo}/blobs/{digest}"));
         let resp = self
             .send(&what, &pull_scope(repo), Kind::Blob, &|| {
@@ -812,21 +808,11 @@ impl Client {
         repo: &str,
         digest: &Digest,
     ) -> Result<Option<u64>, RegistryError> {
-        let what = crate::tr!(
-            "blob {digest} in {}/{repo}",
-            "{}/{repo} 中的数据块 {digest}",
-            self.host
-        );
-        let url = self.url(&format!("{repo}/blobs/{digest}"));
-        let resp = self
-            .send(&what, &pull_scope(repo), Kind::Small, &|| {
-                Ok(self.http.head(&url))
-            })
-            .await?;
-        if resp.status() == StatusCode::NOT_FOUND {
+        let what = self.blob_what(repo, digest);
+        let path = format!("{repo}/blobs/{digest}");
+        let Some(resp) = self.head_if_present(&what, repo, &path, None).await? else {
             return Ok(None);
-        }
-        let resp = self.check(resp, &what).await?;
+        };
         Ok(Some(
             header_str(resp.headers(), CONTENT_LENGTH.as_str())
                 .and_then(|v| v.parse().ok())
@@ -841,16 +827,11 @@ impl Client {
         reference: &str,
     ) -> Result<Option<Digest>, RegistryError> {
         let what = self.manifest_what(repo, reference);
-        let url = self.url(&format!("{repo}/manifests/{reference}"));
-        let resp = self
-            .send(&what, &pull_scope(repo), Kind::Small, &|| {
-                Ok(self.http.head(&url).header(ACCEPT, ACCEPT_MANIFESTS))
-            })
-            .await?;
-        if resp.status() == StatusCode::NOT_FOUND {
+        let path = format!("{repo}/manifests/{reference}");
+        let accept = Some(ACCEPT_MANIFESTS);
+        let Some(resp) = self.head_if_present(&what, repo, &path, accept).await? else {
             return Ok(None);
-        }
-        let resp = self.check(resp, &what).await?;
+        };
         Ok(header_str(resp.headers(), "docker-content-digest").and_then(|d| d.parse().ok()))
     }
 
@@ -862,11 +843,7 @@ impl Client {
         digest: &Digest,
         mount_from: Option<&str>,
     ) -> Result<UploadStart, RegistryError> {
-        let what = crate::tr!(
-            "upload of {digest} to {}/{repo}",
-            "上传 {digest} 到 {}/{repo}",
-            self.host
-        );
+        let what = self.upload_what(repo, digest);
         let (url, scope) = match mount_from {
             Some(from) => (
                 self.url(&format!("{repo}/blobs/uploads/?mount={digest}&from={from}")),
@@ -886,16 +863,7 @@ impl Client {
         if resp.status() == StatusCode::CREATED && mount_from.is_some() {
             return Ok(UploadStart::Mounted);
         }
-        let location = header_str(resp.headers(), LOCATION.as_str()).ok_or_else(|| {
-            RegistryError::Protocol {
-                what: what.clone(),
-                detail: crate::tr!(
-                    "upload started without a Location header",
-                    "上传已开始, 但响应没有 Location 头"
-                ),
-            }
-        })?;
-        Ok(UploadStart::Session(self.absolute(&location)))
+        self.upload_session(&resp, &what)
     }
 
     /// Pushes a blob the target lacks: a small one in one POST where the registry
@@ -908,11 +876,7 @@ impl Client {
         size: u64,
         body: &BodySource,
     ) -> Result<(), RegistryError> {
-        let what = crate::tr!(
-            "upload of {digest} to {}/{repo}",
-            "上传 {digest} 到 {}/{repo}",
-            self.host
-        );
+        let what = self.upload_what(repo, digest);
         let session = if size <= MONOLITHIC_MAX && self.may_post_blob() {
             let posted = self.post_blob(repo, digest, size, body, &what).await;
             self.monolithic_probing.store(false, Ordering::Relaxed);
@@ -929,16 +893,7 @@ impl Client {
         let url = with_digest(&location, digest);
         let resp = self
             .send(&what, &push_scope(repo), Kind::Upload(size), &|| {
-                let b = body(0, size).map_err(|e| RegistryError::Io {
-                    what: what.clone(),
-                    source: e,
-                })?;
-                Ok(self
-                    .http
-                    .put(&url)
-                    .header(CONTENT_TYPE, "application/octet-stream")
-                    .header(CONTENT_LENGTH, size)
-                    .body(b))
+                with_blob_bytes(self.http.put(&url), body, 0, size, &what)
             })
             .await?;
         match resp.status().as_u16() {
@@ -973,16 +928,7 @@ impl Client {
         let url = self.url(&format!("{repo}/blobs/uploads/?digest={digest}"));
         let resp = self
             .send(what, &push_scope(repo), Kind::Upload(size), &|| {
-                let b = body(0, size).map_err(|e| RegistryError::Io {
-                    what: what.to_string(),
-                    source: e,
-                })?;
-                Ok(self
-                    .http
-                    .post(&url)
-                    .header(CONTENT_TYPE, "application/octet-stream")
-                    .header(CONTENT_LENGTH, size)
-                    .body(b))
+                with_blob_bytes(self.http.post(&url), body, 0, size, what)
             })
             .await?;
         let status = resp.status();
@@ -993,16 +939,7 @@ impl Client {
         if status == StatusCode::ACCEPTED {
             self.monolithic.store(MONOLITHIC_NO, Ordering::Relaxed);
             let resp = self.check(resp, what).await?;
-            let location = header_str(resp.headers(), LOCATION.as_str()).ok_or_else(|| {
-                RegistryError::Protocol {
-                    what: what.to_string(),
-                    detail: crate::tr!(
-                        "upload started without a Location header",
-                        "上传已开始, 但响应没有 Location 头"
-                    ),
-                }
-            })?;
-            return Ok(Some(UploadStart::Session(self.absolute(&location))));
+            return self.upload_session(&resp, what).map(Some);
         }
         // Refused outright (a 4xx for a POST with a body): never again, the usual
         // way now. Server errors are the caller's to retry.
@@ -1037,17 +974,9 @@ impl Client {
             let url = location.clone();
             let resp = self
                 .send(&what, &push_scope(repo), Kind::Upload(len), &|| {
-                    let b = body(offset, len).map_err(|e| RegistryError::Io {
-                        what: what.clone(),
-                        source: e,
-                    })?;
-                    Ok(self
-                        .http
-                        .patch(&url)
-                        .header(CONTENT_TYPE, "application/octet-stream")
-                        .header(CONTENT_LENGTH, len)
-                        .header("content-range", format!("{}-{}", offset, offset + len - 1))
-                        .body(b))
+                    let range = format!("{}-{}", offset, offset + len - 1);
+                    let patch = self.http.patch(&url).header("content-range", range);
+                    with_blob_bytes(patch, body, offset, len, &what)
                 })
                 .await?;
             // A proxy's body limit (nginx's client_max_body_size is 1 MiB by
@@ -1272,6 +1201,65 @@ impl Client {
         )
     }
 
+    /// "blob DIGEST in host/repo": one wording for every read of a blob.
+    fn blob_what(&self, repo: &str, digest: &Digest) -> String {
+        crate::tr!(
+            "blob {digest} in {}/{repo}",
+            "{}/{repo} 中的数据块 {digest}",
+            self.host
+        )
+    }
+
+    /// "upload of DIGEST to host/repo": one wording for every push of a blob.
+    fn upload_what(&self, repo: &str, digest: &Digest) -> String {
+        crate::tr!(
+            "upload of {digest} to {}/{repo}",
+            "上传 {digest} 到 {}/{repo}",
+            self.host
+        )
+    }
+
+    /// A HEAD of `path` (below `/v2/`) where a 404 means "not there" (`None`), not a
+    /// failure: the one existence check behind [`Client::blob_exists`] and
+    /// [`Client::manifest_digest`].
+    async fn head_if_present(
+        &self,
+        what: &str,
+        repo: &str,
+        path: &str,
+        accept: Option<&str>,
+    ) -> Result<Option<Response>, RegistryError> {
+        let url = self.url(path);
+        let resp = self
+            .send(what, &pull_scope(repo), Kind::Small, &|| {
+                let head = self.http.head(&url);
+                Ok(match accept {
+                    Some(accept) => head.header(ACCEPT, accept),
+                    None => head,
+                })
+            })
+            .await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        self.check(resp, what).await.map(Some)
+    }
+
+    /// The upload session a registry opened (its `Location`, made absolute): the
+    /// answer to a POST that starts an upload, whether it carried bytes or not.
+    fn upload_session(&self, resp: &Response, what: &str) -> Result<UploadStart, RegistryError> {
+        let location = header_str(resp.headers(), LOCATION.as_str()).ok_or_else(|| {
+            RegistryError::Protocol {
+                what: what.to_string(),
+                detail: crate::tr!(
+                    "upload started without a Location header",
+                    "上传已开始, 但响应没有 Location 头"
+                ),
+            }
+        })?;
+        Ok(UploadStart::Session(self.absolute(&location)))
+    }
+
     /// An upload `Location`, made absolute against the registry's URL.
     fn absolute(&self, location: &str) -> String {
         match Url::parse(self.base()).and_then(|b| b.join(location)) {
@@ -1420,6 +1408,26 @@ pub fn pull_scope(repo: &str) -> String {
 
 pub fn push_scope(repo: &str) -> String {
     format!("repository:{repo}:pull,push")
+}
+
+/// `request` carrying bytes `offset..offset + len` of a blob as an octet stream:
+/// the one shape of every request that sends blob bytes (POST, PUT, PATCH). A body
+/// that cannot be read is an I/O error of `what`.
+fn with_blob_bytes(
+    request: RequestBuilder,
+    body: &BodySource,
+    offset: u64,
+    len: u64,
+    what: &str,
+) -> Result<RequestBuilder, RegistryError> {
+    let bytes = body(offset, len).map_err(|e| RegistryError::Io {
+        what: what.to_string(),
+        source: e,
+    })?;
+    Ok(request
+        .header(CONTENT_TYPE, "application/octet-stream")
+        .header(CONTENT_LENGTH, len)
+        .body(bytes))
 }
 
 fn with_digest(location: &str, digest: &Digest) -> String {
@@ -1594,37 +1602,37 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn small_blobs_go_up_in_one_post_where_the_registry_takes_that() {
-        let blob: &'static [u8] = b"small blob";
-        let digest = Digest::of(blob);
-        let (host, seen) = upload_registry(true).await;
+    const SMALL_BLOB: &[u8] = b"small blob";
+
+    /// Pushes [`SMALL_BLOB`] twice, one after the other, to an [`upload_registry`]:
+    /// its digest and the requests the registry saw.
+    async fn push_small_blob_twice(monolithic: bool) -> (Digest, Vec<String>) {
+        let digest = Digest::of(SMALL_BLOB);
+        let (host, seen) = upload_registry(monolithic).await;
         let client = Client::new(&host, &RegistryOptions::default()).unwrap();
         for _ in 0..2 {
-            client
-                .push_blob("app", &digest, blob.len() as u64, &bytes_body(blob))
-                .await
-                .unwrap();
+            let body = bytes_body(SMALL_BLOB);
+            let size = SMALL_BLOB.len() as u64;
+            client.push_blob("app", &digest, size, &body).await.unwrap();
         }
         let seen = seen.lock().unwrap().clone();
-        let one = format!("POST /v2/app/blobs/uploads/?digest={digest} {}", blob.len());
+        (digest, seen)
+    }
+
+    #[tokio::test]
+    async fn small_blobs_go_up_in_one_post_where_the_registry_takes_that() {
+        let (digest, seen) = push_small_blob_twice(true).await;
+        let one = format!(
+            "POST /v2/app/blobs/uploads/?digest={digest} {}",
+            SMALL_BLOB.len()
+        );
         assert_eq!(seen, vec![one.clone(), one], "one request a blob");
     }
 
     #[tokio::test]
     async fn a_registry_without_monolithic_post_costs_no_extra_round_trip() {
-        let blob: &'static [u8] = b"small blob";
-        let digest = Digest::of(blob);
-        let (host, seen) = upload_registry(false).await;
-        let client = Client::new(&host, &RegistryOptions::default()).unwrap();
-        for _ in 0..2 {
-            client
-                .push_blob("app", &digest, blob.len() as u64, &bytes_body(blob))
-                .await
-                .unwrap();
-        }
-        let n = blob.len();
-        let seen = seen.lock().unwrap().clone();
+        let (digest, seen) = push_small_blob_twice(false).await;
+        let n = SMALL_BLOB.len();
         assert_eq!(
             seen,
             vec![
@@ -1640,12 +1648,12 @@ mod tests {
 
     #[tokio::test]
     async fn while_unknown_one_blob_at_a_time_is_offered_in_a_post() {
-        let blob: &'static [u8] = b"small blob";
-        let digest = Digest::of(blob);
+        let digest = Digest::of(SMALL_BLOB);
         let (host, seen) = upload_registry(false).await;
         let client = Client::new(&host, &RegistryOptions::default()).unwrap();
-        let body = bytes_body(blob);
-        let pushes = (0..4).map(|_| client.push_blob("app", &digest, blob.len() as u64, &body));
+        let body = bytes_body(SMALL_BLOB);
+        let size = SMALL_BLOB.len() as u64;
+        let pushes = (0..4).map(|_| client.push_blob("app", &digest, size, &body));
         for r in futures_util::future::join_all(pushes).await {
             r.unwrap();
         }
