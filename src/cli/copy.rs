@@ -4,7 +4,7 @@ use super::args::{CopyArgs, GlobalArgs};
 use super::run::{jobs, load_config, registries, retry_policy, usage, Outcome};
 use crate::engine::copy::endpoints::{copy, CopyEnv, CopyOptions};
 use crate::engine::platform::PlatformFilter;
-use crate::engine::report::{Reporter, Summary};
+use crate::engine::report::Reporter;
 use crate::transport::{parse_transport, TransportSpec};
 use anyhow::Result;
 use std::time::Instant;
@@ -69,17 +69,7 @@ pub async fn run_copy(
     for name in &outcome.written {
         reporter.debug(&crate::tr!("copied {name}", "已复制 {name}"));
     }
-    let summary = Summary {
-        action: "copy",
-        total: outcome.succeeded + outcome.unchanged + outcome.failed.len(),
-        succeeded: outcome.succeeded + outcome.unchanged,
-        invalid: Vec::new(),
-        failed: outcome.failed,
-        bytes: outcome.bytes,
-        elapsed: started.elapsed(),
-        images: outcome.images,
-        plan: outcome.plan,
-    };
+    let summary = outcome.into_summary("copy", started.elapsed());
     if !args.dry_run {
         summary.print(reporter);
     }
@@ -93,9 +83,5 @@ pub async fn run_copy(
         args.json,
         false,
     )?;
-    Ok(if summary.is_success() {
-        Outcome::Success
-    } else {
-        Outcome::Failed
-    })
+    Ok(Outcome::of(&summary))
 }

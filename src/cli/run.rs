@@ -59,6 +59,17 @@ pub enum Outcome {
     Stopped,
 }
 
+impl Outcome {
+    /// A command's outcome by its summary: failed when any image (or check) did.
+    pub fn of(summary: &crate::engine::report::Summary) -> Outcome {
+        if summary.is_success() {
+            Outcome::Success
+        } else {
+            Outcome::Failed
+        }
+    }
+}
+
 pub async fn run(cli: Cli, cancel: CancellationToken) -> Result<Outcome> {
     crate::engine::report::set_json_logs(cli.global.log_format == super::args::LogFormat::Json);
     let reporter = Reporter::new(verbosity(&cli.global))
@@ -266,6 +277,11 @@ fn read_stdin() -> Result<String> {
 }
 
 /// The platform filter of save and sync: `--platform`, else cfg `platform`, else all.
+/// `--with-referrers`, else cfg `referrers`: for save and sync alike.
+fn with_referrers(source: &SourceArgs, cfg: Option<&Config>) -> bool {
+    source.with_referrers || cfg.and_then(|c| c.file.referrers).unwrap_or(false)
+}
+
 fn platforms(source: &SourceArgs, cfg: Option<&Config>) -> Result<PlatformFilter> {
     let platform = source
         .platform
@@ -283,13 +299,7 @@ async fn run_save(
 ) -> Result<Outcome> {
     let cfg = load_config(g, reporter)?;
     let cfg = cfg.as_ref();
-    let (lines, source) = list_lines(
-        &args.source.images,
-        args.source.list.as_deref(),
-        args.source.src.as_deref(),
-        cfg,
-        reporter,
-    )?;
+    let (lines, source) = list_lines(&args.source, cfg, reporter)?;
     let source_name = source.map(|s| s.host.clone());
     let registries = registries(g, cfg, &source.into_iter().collect::<Vec<_>>(), None)?;
     let mut expansion = expand::expand(
@@ -358,8 +368,7 @@ async fn run_save(
         max_file_size,
         compress,
         cache: blob_cache(args.source.cache.as_deref(), cfg, args.dry_run)?,
-        with_referrers: args.source.with_referrers
-            || cfg.and_then(|c| c.file.referrers).unwrap_or(false),
+        with_referrers: with_referrers(&args.source, cfg),
         expansion,
         dry_run: args.dry_run,
         trust,
@@ -382,24 +391,19 @@ async fn run_save(
     }
     println!("{}", outcome.meta_path.display());
     notifier(cfg).send(&outcome.summary, reporter).await;
-    Ok(if outcome.summary.is_success() {
-        Outcome::Success
-    } else {
-        Outcome::Failed
-    })
+    Ok(Outcome::of(&outcome.summary))
 }
 
 /// The lines a save or sync works on: arguments, then the list (`-` or a pipe on
 /// stdin), else cfg `images:`; each line pointed at the chosen cfg source when there
 /// is one, and tag selectors (`repo:~REGEX`, `repo:semver(...)`) told apart.
 fn list_lines<'c>(
-    images: &[String],
-    list: Option<&Path>,
-    src: Option<&str>,
+    args: &SourceArgs,
     cfg: Option<&'c Config>,
     reporter: &Reporter,
 ) -> Result<(Vec<ListLine>, Option<&'c NamedRegistry>)> {
-    let mut lines = images.to_vec();
+    let (list, src) = (args.list.as_deref(), args.src.as_deref());
+    let mut lines = args.images.to_vec();
     match list {
         Some(path) => lines.extend(read_list(path)?),
         None if lines.is_empty() && !std::io::stdin().is_terminal() => {
@@ -822,19 +826,12 @@ async fn run_sync(
 ) -> Result<Outcome> {
     let cfg = load_config(g, reporter)?;
     let cfg = cfg.as_ref();
-    let (lines, source) = list_lines(
-        &args.source.images,
-        args.source.list.as_deref(),
-        args.source.src.as_deref(),
-        cfg,
-        reporter,
-    )?;
+    let (lines, source) = list_lines(&args.source, cfg, reporter)?;
     let (destination, named, extra) =
         destination(args.dst.as_deref(), args.dst_name.as_deref(), cfg)?;
     let opts = SyncOptions {
         cache: blob_cache(args.source.cache.as_deref(), cfg, false)?,
-        with_referrers: args.source.with_referrers
-            || cfg.and_then(|c| c.file.referrers).unwrap_or(false),
+        with_referrers: with_referrers(&args.source, cfg),
         destination,
         jobs: jobs(args.jobs, cfg),
         retry: retry_policy(g, cfg),
@@ -843,9 +840,7 @@ async fn run_sync(
         dry_run: args.dry_run,
     };
     let source_name = source.map(|s| s.host.clone());
-    let target_name = format!("{}/{}", opts.destination.host, opts.destination.namespace)
-        .trim_end_matches('/')
-        .to_string();
+    let target_name = opts.destination.name();
     let used: Vec<&NamedRegistry> = source.into_iter().chain(named).collect();
     let registries = registries(g, cfg, &used, extra)?;
     let interval = match (&args.interval, args.watch) {
@@ -883,11 +878,7 @@ async fn run_sync(
         if !args.dry_run {
             notifier.send(&summary, reporter).await;
         }
-        return Ok(if summary.is_success() {
-            Outcome::Success
-        } else {
-            Outcome::Failed
-        });
+        return Ok(Outcome::of(&summary));
     }
     // Daemon: every round re-resolves the tags and copies what changed; errors of
     // single images, or a registry being down, are reported and the next round runs.
@@ -901,9 +892,6 @@ async fn run_sync(
         Some(addr) => Some(start_daemon(addr, &args, &lines, reporter, cancel).await?),
         None => None,
     };
-    let target = format!("{}/{}", opts.destination.host, opts.destination.namespace)
-        .trim_end_matches('/')
-        .to_string();
     // None: a full round (selectors listed again: new tags are picked up); Some:
     // the images that events announced.
     let mut due: Option<Vec<expand::Due>> = None;
@@ -961,7 +949,7 @@ async fn run_sync(
                 if let Some(d) = &daemon {
                     let inputs: Vec<String> =
                         round_requests.iter().map(|r| r.input.clone()).collect();
-                    d.metrics().round(&target, &inputs, &summary);
+                    d.metrics().round(&target_name, &inputs, &summary);
                 }
                 if summary.bytes > 0 || !summary.is_success() || summary.succeeded > 0 && round == 1
                 {
@@ -1071,17 +1059,7 @@ async fn upload_to_engine(
         &env,
     )
     .await?;
-    let summary = crate::engine::report::Summary {
-        action: "upload",
-        total: outcome.succeeded + outcome.unchanged + outcome.failed.len(),
-        succeeded: outcome.succeeded + outcome.unchanged,
-        invalid: Vec::new(),
-        failed: outcome.failed,
-        bytes: outcome.bytes,
-        elapsed: started.elapsed(),
-        images: outcome.images,
-        plan: outcome.plan,
-    };
+    let summary = outcome.into_summary("upload", started.elapsed());
     if !args.dry_run {
         let n = summary.succeeded;
         let loaded = crate::i18n::plural(n as u64, "image", "images");
@@ -1103,11 +1081,7 @@ async fn upload_to_engine(
         args.json,
         false,
     )?;
-    Ok(if summary.is_success() {
-        Outcome::Success
-    } else {
-        Outcome::Failed
-    })
+    Ok(Outcome::of(&summary))
 }
 
 async fn run_upload(
@@ -1173,9 +1147,7 @@ async fn run_upload(
         require_cosign,
         dry_run: args.dry_run,
     };
-    let target_name = format!("{}/{}", opts.destination.host, opts.destination.namespace)
-        .trim_end_matches('/')
-        .to_string();
+    let target_name = opts.destination.name();
     let started = chrono::Utc::now();
     let summary = upload(
         &args.meta,
@@ -1205,11 +1177,7 @@ async fn run_upload(
     if !args.dry_run {
         notifier(cfg).send(&summary, reporter).await;
     }
-    Ok(if summary.is_success() {
-        Outcome::Success
-    } else {
-        Outcome::Failed
-    })
+    Ok(Outcome::of(&summary))
 }
 
 /// Nothing is silently lost: a bundle that lacks images which failed at save time

@@ -70,6 +70,14 @@ impl Destination {
         })
     }
 
+    /// `host/namespace` (no trailing `/` without a namespace): how reports and
+    /// `--json` name the target of an upload or sync.
+    pub fn name(&self) -> String {
+        format!("{}/{}", self.host, self.namespace)
+            .trim_end_matches('/')
+            .to_string()
+    }
+
     pub fn repository(&self, source_repository: &str) -> String {
         crate::config::rewrite::target_repository(
             source_repository,

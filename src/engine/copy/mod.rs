@@ -14,7 +14,7 @@ mod meter;
 pub mod plan;
 
 use super::pace::{Pace, Side};
-use super::report::{ImageRecord, ImageState, Plan, Reporter};
+use super::report::{ImageRecord, ImageState, Plan, Reporter, Summary};
 use crate::digest::Digest;
 use crate::manifest::RawManifest;
 use crate::transport::{BlobRef, ImageSink, SharedSource};
@@ -22,6 +22,7 @@ use anyhow::{Context, Result};
 use futures_util::{stream, StreamExt};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// One image to copy, with everything it needs.
@@ -90,6 +91,24 @@ pub struct CopyOutcome {
     /// Blobs whose source bytes failed their check (why, naming the blob), when
     /// `refuse_corrupt` kept every manifest back.
     pub corrupt: Vec<String>,
+}
+
+impl CopyOutcome {
+    /// The summary of a command whose whole work was this copy (`copy`, an upload
+    /// into an engine): every image it was given counts, none was refused before.
+    pub fn into_summary(self, action: &'static str, elapsed: Duration) -> Summary {
+        Summary {
+            action,
+            total: self.succeeded + self.unchanged + self.failed.len(),
+            succeeded: self.succeeded + self.unchanged,
+            invalid: Vec::new(),
+            failed: self.failed,
+            bytes: self.bytes,
+            elapsed,
+            images: self.images,
+            plan: self.plan,
+        }
+    }
 }
 
 /// The record of an image in a given state.
