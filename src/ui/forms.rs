@@ -142,11 +142,50 @@ fn image_list(text: &str) -> Result<(String, Vec<String>), String> {
     Ok((text, images))
 }
 
-fn with_config(argv: &mut Vec<String>, ctx: &Context) {
+/// `ferry COMMAND [--config FILE]`: how every job that reads cfg.yaml starts.
+fn command(name: &str, ctx: &Context) -> Vec<String> {
+    let mut argv = vec![s("ferry"), s(name)];
     if let Some(c) = ctx.config {
         argv.push("--config".into());
         argv.push(c.display().to_string());
     }
+    argv
+}
+
+/// `FLAG VALUE` when the field has a value, checked by [`value`] (named `what` in
+/// its error); nothing for an empty field.
+fn push_value(
+    argv: &mut Vec<String>,
+    flag: &str,
+    v: &Option<String>,
+    what: &str,
+) -> Result<(), String> {
+    push(argv, flag, value(v, what)?);
+    Ok(())
+}
+
+/// `--platform LIST` and `--with-referrers`: the image filters save, sync and copy
+/// jobs share.
+fn push_image_filters(
+    argv: &mut Vec<String>,
+    platform: &Option<String>,
+    referrers: bool,
+) -> Result<(), String> {
+    push_value(
+        argv,
+        "--platform",
+        platform,
+        crate::i18n::t("platforms", "平台"),
+    )?;
+    if referrers {
+        argv.push(s("--with-referrers"));
+    }
+    Ok(())
+}
+
+/// The target a job's title names: the one given, else cfg.yaml's first.
+fn target_or_first(dst: Option<String>) -> String {
+    dst.unwrap_or_else(|| crate::i18n::t("the first cfg target", "cfg 中的第一个目标").into())
 }
 
 fn push(argv: &mut Vec<String>, flag: &str, v: Option<String>) {
@@ -178,59 +217,38 @@ pub fn build(form: &JobForm, ctx: &Context, id: u64) -> Result<Built, String> {
             sign,
         } => {
             let (text, images) = image_list(list)?;
-            let mut argv = vec![s("ferry"), s("save")];
-            with_config(&mut argv, ctx);
+            let mut argv = command("save", ctx);
             argv.extend([
                 s("--list"),
                 list_path.display().to_string(),
                 s("--out"),
                 ctx.out.display().to_string(),
             ]);
-            push(
-                &mut argv,
-                "--src",
-                value(src, t("source registry", "源镜像仓库"))?,
-            );
+            push_value(&mut argv, "--src", src, t("source registry", "源镜像仓库"))?;
             for b in bases {
-                push(
-                    &mut argv,
-                    "--inc",
-                    value(&Some(b.clone()), t("base bundle", "基础包"))?,
-                );
+                let base = Some(b.clone());
+                push_value(&mut argv, "--inc", &base, t("base bundle", "基础包"))?;
             }
-            push(
-                &mut argv,
-                "--files",
-                value(files, t("data files", "数据文件数"))?,
-            );
-            push(
+            push_value(&mut argv, "--files", files, t("data files", "数据文件数"))?;
+            push_value(
                 &mut argv,
                 "--max-file-size",
-                value(max_file_size, t("largest data file", "数据文件大小上限"))?,
-            );
+                max_file_size,
+                t("largest data file", "数据文件大小上限"),
+            )?;
             push(
                 &mut argv,
                 "--compress",
                 value(compress, t("compression", "压缩"))?.filter(|c| c != "none"),
             );
-            push(
-                &mut argv,
-                "--platform",
-                value(platform, t("platforms", "平台"))?,
-            );
-            if *referrers {
-                argv.push(s("--with-referrers"));
-            }
-            push(
+            push_image_filters(&mut argv, platform, *referrers)?;
+            push_value(
                 &mut argv,
                 "--prefix",
-                value(prefix, t("file name prefix", "文件名前缀"))?,
-            );
-            push(
-                &mut argv,
-                "--sign",
-                value(sign, t("signing key", "签名密钥"))?,
-            );
+                prefix,
+                t("file name prefix", "文件名前缀"),
+            )?;
+            push_value(&mut argv, "--sign", sign, t("signing key", "签名密钥"))?;
             let kind = if bases.is_empty() {
                 t("full", "完整")
             } else {
@@ -255,8 +273,7 @@ pub fn build(form: &JobForm, ctx: &Context, id: u64) -> Result<Built, String> {
             allow_partial,
         } => {
             let meta = required(meta, t("bundle", "镜像包"))?;
-            let mut argv = vec![s("ferry"), s("upload")];
-            with_config(&mut argv, ctx);
+            let mut argv = command("upload", ctx);
             argv.push(meta.clone());
             let dst = value(dst, t("target", "目标"))?;
             push(&mut argv, "--dst", dst.clone());
@@ -274,7 +291,7 @@ pub fn build(form: &JobForm, ctx: &Context, id: u64) -> Result<Built, String> {
                     "upload {} to {}",
                     "上传 {} 到 {}",
                     file_name(&meta),
-                    dst.unwrap_or_else(|| t("the first cfg target", "cfg 中的第一个目标").into())
+                    target_or_first(dst)
                 ),
                 images: bundle_images(Path::new(&meta)),
                 argv,
@@ -289,31 +306,19 @@ pub fn build(form: &JobForm, ctx: &Context, id: u64) -> Result<Built, String> {
             referrers,
         } => {
             let (text, images) = image_list(list)?;
-            let mut argv = vec![s("ferry"), s("sync")];
-            with_config(&mut argv, ctx);
+            let mut argv = command("sync", ctx);
             argv.extend([s("--list"), list_path.display().to_string()]);
-            push(
-                &mut argv,
-                "--src",
-                value(src, t("source registry", "源镜像仓库"))?,
-            );
+            push_value(&mut argv, "--src", src, t("source registry", "源镜像仓库"))?;
             let dst = value(dst, t("target", "目标"))?;
             push(&mut argv, "--dst", dst.clone());
-            push(
-                &mut argv,
-                "--platform",
-                value(platform, t("platforms", "平台"))?,
-            );
-            if *referrers {
-                argv.push(s("--with-referrers"));
-            }
+            push_image_filters(&mut argv, platform, *referrers)?;
             Built {
                 kind: "sync",
                 title: crate::tr!(
                     "sync {} images to {}",
                     "同步 {} 个镜像到 {}",
                     images.len(),
-                    dst.unwrap_or_else(|| t("the first cfg target", "cfg 中的第一个目标").into())
+                    target_or_first(dst)
                 ),
                 argv,
                 images,
@@ -342,17 +347,9 @@ pub fn build(form: &JobForm, ctx: &Context, id: u64) -> Result<Built, String> {
         } => {
             let src = required(src, t("source", "源"))?;
             let dst = required(dst, t("destination", "目的地"))?;
-            let mut argv = vec![s("ferry"), s("copy")];
-            with_config(&mut argv, ctx);
+            let mut argv = command("copy", ctx);
             argv.extend([src.clone(), dst.clone()]);
-            push(
-                &mut argv,
-                "--platform",
-                value(platform, t("platforms", "平台"))?,
-            );
-            if *referrers {
-                argv.push(s("--with-referrers"));
-            }
+            push_image_filters(&mut argv, platform, *referrers)?;
             Built {
                 kind: "copy",
                 title: crate::tr!("copy {src} to {dst}", "复制 {src} 到 {dst}"),
@@ -363,14 +360,9 @@ pub fn build(form: &JobForm, ctx: &Context, id: u64) -> Result<Built, String> {
         }
         JobForm::Sign { meta, key } => {
             let meta = required(meta, t("bundle", "镜像包"))?;
-            let mut argv = vec![s("ferry"), s("sign")];
-            with_config(&mut argv, ctx);
+            let mut argv = command("sign", ctx);
             argv.push(meta.clone());
-            push(
-                &mut argv,
-                "--key",
-                value(key, t("signing key", "签名密钥"))?,
-            );
+            push_value(&mut argv, "--key", key, t("signing key", "签名密钥"))?;
             Built {
                 kind: "sign",
                 title: crate::tr!("sign {}", "签名 {}", file_name(&meta)),
