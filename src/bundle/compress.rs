@@ -282,37 +282,9 @@ mod tests {
     #[test]
     fn frames_decode_as_one_tar_and_one_by_one() {
         let dir = tempfile::tempdir().unwrap();
-        let blobs: Vec<(Digest, Vec<u8>)> = [b"first blob".to_vec(), vec![7u8; 5000]]
-            .into_iter()
-            .map(|b| (Digest::of(&b), b))
-            .collect();
-        let plan = layout::plan(
-            &blobs
-                .iter()
-                .map(|(d, b)| (d.clone(), b.len() as u64))
-                .collect::<Vec<_>>(),
-            1,
-        )
-        .unwrap()
-        .remove(0);
+        let blobs = [b"first blob".to_vec(), vec![7u8; 5000]];
         let tar_path = dir.path().join("t.tar");
-        let tar = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tar_path)
-            .unwrap();
-        tar.set_len(plan.size).unwrap();
-        for e in &plan.entries {
-            tar.write_all_at(
-                &layout::header(&e.digest, e.size, 0).unwrap(),
-                e.header_offset,
-            )
-            .unwrap();
-            let bytes = &blobs.iter().find(|(d, _)| *d == e.digest).unwrap().1;
-            tar.write_all_at(bytes, e.data_offset()).unwrap();
-        }
+        let (tar, plan) = layout::write_test_tar(&tar_path, &blobs);
         let out = dir.path().join("t.tar.zst");
         let written = compress_tar(&tar, &plan, &out).unwrap();
         let on_disk = std::fs::read(&out).unwrap();
@@ -325,9 +297,9 @@ mod tests {
             std::fs::read(&tar_path).unwrap(),
             "the frames decode to the plain tar"
         );
-        for (d, bytes) in &blobs {
+        for bytes in &blobs {
             let mut got = Vec::new();
-            open_entry(&out, offsets[d], bytes.len() as u64)
+            open_entry(&out, offsets[&Digest::of(bytes)], bytes.len() as u64)
                 .unwrap()
                 .read_to_end(&mut got)
                 .unwrap();

@@ -152,6 +152,36 @@ pub fn headers_digest(layout: &FileLayout, mtime: u64) -> std::io::Result<Digest
     Ok(h.finish())
 }
 
+/// Tests of the data-file formats start from a plain tar of `blobs` laid out as
+/// the writer lays them: one file of them at `path`, open for reading, and its plan.
+#[cfg(test)]
+pub(crate) fn write_test_tar(
+    path: &std::path::Path,
+    blobs: &[Vec<u8>],
+) -> (std::fs::File, FileLayout) {
+    use std::os::unix::fs::FileExt;
+    let sized: Vec<(Digest, u64)> = blobs
+        .iter()
+        .map(|b| (Digest::of(b), b.len() as u64))
+        .collect();
+    let plan = plan(&sized, 1).unwrap().remove(0);
+    let tar = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .unwrap();
+    tar.set_len(plan.size).unwrap();
+    for e in &plan.entries {
+        tar.write_all_at(&header(&e.digest, e.size, 0).unwrap(), e.header_offset)
+            .unwrap();
+        let bytes = blobs.iter().find(|b| Digest::of(b) == e.digest).unwrap();
+        tar.write_all_at(bytes, e.data_offset()).unwrap();
+    }
+    (tar, plan)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

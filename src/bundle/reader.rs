@@ -1121,7 +1121,6 @@ mod tests {
     use super::*;
     use crate::bundle::meta::{BlobKind, BlobRecord, DataFile, Image, Kind};
     use std::io::Cursor;
-    use std::os::unix::fs::FileExt;
 
     /// A tar header for `digest` whose size field says `size` (base-256 when it
     /// does not fit in octal), with a correct checksum: a forged header.
@@ -1282,25 +1281,8 @@ mod tests {
             .iter()
             .map(|b| (Digest::of(b), b.len() as u64))
             .collect();
-        let plan = layout::plan(&sized, 1).unwrap().remove(0);
         let tar_path = dir.join("b_1.tar");
-        let tar = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tar_path)
-            .unwrap();
-        tar.set_len(plan.size).unwrap();
-        for e in &plan.entries {
-            tar.write_all_at(
-                &layout::header(&e.digest, e.size, 0).unwrap(),
-                e.header_offset,
-            )
-            .unwrap();
-            let bytes = blobs.iter().find(|b| Digest::of(b) == e.digest).unwrap();
-            tar.write_all_at(bytes, e.data_offset()).unwrap();
-        }
+        let (tar, plan) = layout::write_test_tar(&tar_path, blobs);
         let zst = dir.join("b_1.tar.zst");
         let offsets = super::super::compress::compress_tar(&tar, &plan, &zst)
             .unwrap()
@@ -1357,6 +1339,25 @@ mod tests {
 
     const LEVELS: [VerifyLevel; 3] = [VerifyLevel::Size, VerifyLevel::File, VerifyLevel::Full];
 
+    /// The frame offset a zstd bundle's meta records for blob `d`.
+    fn recorded_offset(meta: &Meta, d: &Digest) -> u64 {
+        let record = meta.blobs.iter().find(|r| &r.digest == d).unwrap();
+        record.offset.unwrap()
+    }
+
+    /// Every verify level refuses the bundle for an offset that names no frame of
+    /// its own entry: how each forged-offset test ends.
+    fn assert_offsets_refused(meta_path: &Path) {
+        for level in LEVELS {
+            let bundle = Bundle::open(meta_path).unwrap();
+            let problems = bundle.verify(level, &|_| true).unwrap_err();
+            assert!(
+                matches!(problems[0], BundleError::FrameOffset { .. }),
+                "{level:?}: {problems:?}"
+            );
+        }
+    }
+
     #[test]
     fn zstd_offsets_must_name_the_frame_of_their_own_entry() {
         let dir = tempfile::tempdir().unwrap();
@@ -1379,29 +1380,14 @@ mod tests {
         let text = std::fs::read_to_string(&meta_path).unwrap();
         let (a, b) = (Digest::of(&blobs[1]), Digest::of(&blobs[2]));
         let m = Meta::parse(text.as_bytes(), "m").unwrap();
-        let off = |d: &Digest| {
-            m.blobs
-                .iter()
-                .find(|r| &r.digest == d)
-                .unwrap()
-                .offset
-                .unwrap()
-        };
-        let (oa, ob) = (off(&a), off(&b));
+        let (oa, ob) = (recorded_offset(&m, &a), recorded_offset(&m, &b));
         let forged = text
             .replace(&format!("offset: {oa}\n"), "offset: A\n")
             .replace(&format!("offset: {ob}\n"), &format!("offset: {oa}\n"))
             .replace("offset: A\n", &format!("offset: {ob}\n"));
         assert_ne!(forged, text);
         std::fs::write(&meta_path, forged).unwrap();
-        for level in LEVELS {
-            let bundle = Bundle::open(&meta_path).unwrap();
-            let problems = bundle.verify(level, &|_| true).unwrap_err();
-            assert!(
-                matches!(problems[0], BundleError::FrameOffset { .. }),
-                "{level:?}: {problems:?}"
-            );
-        }
+        assert_offsets_refused(&meta_path);
     }
 
     #[test]
@@ -1424,14 +1410,7 @@ mod tests {
         let meta_path = zstd_bundle(dir.path(), &blobs);
         let text = std::fs::read_to_string(&meta_path).unwrap();
         let m = Meta::parse(text.as_bytes(), "m").unwrap();
-        let rec = |d: &Digest| {
-            m.blobs
-                .iter()
-                .find(|r| &r.digest == d)
-                .unwrap()
-                .offset
-                .unwrap()
-        };
+        let rec = |d: &Digest| recorded_offset(&m, d);
         let file = std::fs::read(dir.path().join("b_1.tar.zst")).unwrap();
         let carrier_frame = rec(&Digest::of(&carrier)) as usize;
         // zstd stores incompressible data raw: the inner frame is in the file as is.
@@ -1451,13 +1430,6 @@ mod tests {
             &format!("offset: {hidden}\n"),
         );
         std::fs::write(&meta_path, forged).unwrap();
-        for level in LEVELS {
-            let bundle = Bundle::open(&meta_path).unwrap();
-            let problems = bundle.verify(level, &|_| true).unwrap_err();
-            assert!(
-                matches!(problems[0], BundleError::FrameOffset { .. }),
-                "{level:?}: {problems:?}"
-            );
-        }
+        assert_offsets_refused(&meta_path);
     }
 }
