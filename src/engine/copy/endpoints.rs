@@ -495,43 +495,18 @@ async fn open_target(
             })
         }
         TransportSpec::OciLayout { dir, reference } => {
-            let naming = match reference {
-                Some(_) => RefNaming::Verbatim,
-                None => RefNaming::RepositoryTag,
-            };
             // A dry run creates no folder: a layout not there yet has nothing.
-            let sink: Box<dyn ImageSink> = if dry_run && !dir.join("blobs/sha256").is_dir() {
-                Box::new(super::EmptySink {
-                    name: format!("oci:{}", dir.display()),
-                })
-            } else {
-                Box::new(OciLayoutSink::create(dir, naming)?)
-            };
-            Ok(Target::Local {
-                sink,
-                reference: reference.clone(),
-                with_host: false,
-                split_reference: false,
+            let new = dry_run && !dir.join("blobs/sha256").is_dir();
+            let empty = new.then(|| format!("oci:{}", dir.display()));
+            file_target(reference, empty, false, |naming| {
+                Ok(Box::new(OciLayoutSink::create(dir, naming)?))
             })
         }
         TransportSpec::DockerArchive { file, reference } => {
-            let naming = match reference {
-                Some(_) => RefNaming::Verbatim,
-                None => RefNaming::RepositoryTag,
-            };
             // A dry run writes no file: the archive would be new.
-            let sink: Box<dyn ImageSink> = if dry_run {
-                Box::new(super::EmptySink {
-                    name: format!("docker-archive:{}", file.display()),
-                })
-            } else {
-                Box::new(DockerArchiveSink::create(file, naming)?)
-            };
-            Ok(Target::Local {
-                sink,
-                reference: reference.clone(),
-                with_host: true,
-                split_reference: false,
+            let empty = dry_run.then(|| format!("docker-archive:{}", file.display()));
+            file_target(reference, empty, true, |naming| {
+                Ok(Box::new(DockerArchiveSink::create(file, naming)?))
             })
         }
         TransportSpec::DockerDaemon { reference } => {
@@ -553,6 +528,33 @@ async fn open_target(
         }),
         other => Err(unsupported(other, crate::i18n::t("destination", "目标"))),
     }
+}
+
+/// The target of a file sink (an OCI layout, a docker archive): the image named by
+/// the spec's reference when it gives one, else each by its repository and tag
+/// (`with_host`: with its registry host, as `docker save` names images). `empty`
+/// names a sink that has nothing, for a dry run where the file would be new;
+/// otherwise `create` makes the sink.
+fn file_target(
+    reference: &Option<String>,
+    empty: Option<String>,
+    with_host: bool,
+    create: impl FnOnce(RefNaming) -> Result<Box<dyn ImageSink>>,
+) -> Result<Target> {
+    let naming = match reference {
+        Some(_) => RefNaming::Verbatim,
+        None => RefNaming::RepositoryTag,
+    };
+    let sink = match empty {
+        Some(name) => Box::new(super::EmptySink { name }),
+        None => create(naming)?,
+    };
+    Ok(Target::Local {
+        sink,
+        reference: reference.clone(),
+        with_host,
+        split_reference: false,
+    })
 }
 
 /// Names images in a file or engine. `oci:DIR:REF` names one image REF; without
