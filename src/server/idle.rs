@@ -51,6 +51,34 @@ impl<T> IdleTimeout<T> {
             Poll::Pending => Ok(()),
         }
     }
+
+    /// What every poll of the inner stream goes through: a ready one that moved
+    /// bytes (`moved`) restarts the idle clock; a pending one (the peer makes us
+    /// wait) fails once the connection has been idle too long.
+    fn watch<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<std::io::Result<R>>,
+        moved: bool,
+    ) -> Poll<std::io::Result<R>> {
+        match polled {
+            Poll::Ready(r) => {
+                if moved {
+                    self.moved();
+                }
+                Poll::Ready(r)
+            }
+            Poll::Pending => match self.check(cx) {
+                Ok(()) => Poll::Pending,
+                Err(e) => Poll::Ready(Err(e)),
+            },
+        }
+    }
+}
+
+/// A write that moved bytes.
+fn wrote(polled: &Poll<std::io::Result<usize>>) -> bool {
+    matches!(polled, Poll::Ready(Ok(n)) if *n > 0)
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for IdleTimeout<T> {
@@ -61,18 +89,9 @@ impl<T: AsyncRead + Unpin> AsyncRead for IdleTimeout<T> {
     ) -> Poll<std::io::Result<()>> {
         let this = &mut *self;
         let before = buf.filled().len();
-        match Pin::new(&mut this.inner).poll_read(cx, buf) {
-            Poll::Ready(r) => {
-                if buf.filled().len() > before {
-                    this.moved();
-                }
-                Poll::Ready(r)
-            }
-            Poll::Pending => match this.check(cx) {
-                Ok(()) => Poll::Pending,
-                Err(e) => Poll::Ready(Err(e)),
-            },
-        }
+        let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
+        let read = buf.filled().len() > before;
+        this.watch(cx, polled, read)
     }
 }
 
@@ -83,18 +102,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for IdleTimeout<T> {
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_write(cx, buf) {
-            Poll::Ready(r) => {
-                if matches!(r, Ok(n) if n > 0) {
-                    this.moved();
-                }
-                Poll::Ready(r)
-            }
-            Poll::Pending => match this.check(cx) {
-                Ok(()) => Poll::Pending,
-                Err(e) => Poll::Ready(Err(e)),
-            },
-        }
+        let polled = Pin::new(&mut this.inner).poll_write(cx, buf);
+        let moved = wrote(&polled);
+        this.watch(cx, polled, moved)
     }
 
     fn poll_write_vectored(
@@ -103,18 +113,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for IdleTimeout<T> {
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_write_vectored(cx, bufs) {
-            Poll::Ready(r) => {
-                if matches!(r, Ok(n) if n > 0) {
-                    this.moved();
-                }
-                Poll::Ready(r)
-            }
-            Poll::Pending => match this.check(cx) {
-                Ok(()) => Poll::Pending,
-                Err(e) => Poll::Ready(Err(e)),
-            },
-        }
+        let polled = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        let moved = wrote(&polled);
+        this.watch(cx, polled, moved)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -123,13 +124,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for IdleTimeout<T> {
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_flush(cx) {
-            Poll::Ready(r) => Poll::Ready(r),
-            Poll::Pending => match this.check(cx) {
-                Ok(()) => Poll::Pending,
-                Err(e) => Poll::Ready(Err(e)),
-            },
-        }
+        let polled = Pin::new(&mut this.inner).poll_flush(cx);
+        this.watch(cx, polled, false)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
