@@ -63,6 +63,27 @@ pub fn split_name(name: &str) -> (Option<&str>, Option<&str>) {
     (Some(repo), if name.contains('@') { None } else { tag })
 }
 
+/// The repositories that stored names carry, sorted, each once: what a file
+/// source (a layout, an archive) lists as its repositories.
+pub fn repositories<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let repos: std::collections::BTreeSet<&str> =
+        names.into_iter().filter_map(|n| split_name(n).0).collect();
+    repos.into_iter().map(str::to_string).collect()
+}
+
+/// The tags under which a lookup in `repository` finds one of the stored names
+/// (see [`match_name`]), sorted, each once: a file source's tag list.
+pub fn tags_in<'a>(names: impl IntoIterator<Item = &'a str>, repository: &str) -> Vec<String> {
+    let tags: std::collections::BTreeSet<&str> = names
+        .into_iter()
+        .filter_map(|n| {
+            let tag = split_name(n).1?;
+            match_name(n, repository, tag).map(|_| tag)
+        })
+        .collect();
+    tags.into_iter().map(str::to_string).collect()
+}
+
 /// How `name` matches the lookup of `tag` in `repository`, if at all.
 pub fn match_name(name: &str, repository: &str, tag: &str) -> Option<Match> {
     if is_bare_tag(name) {

@@ -18,10 +18,10 @@ use super::scan::{Region, TarIndex};
 use crate::digest::Digest;
 use crate::manifest::{Parsed, RawManifest, DOCKER_MANIFEST, MAX_MANIFEST_BYTES};
 use crate::transport::file_io::{hash_region, read_region, region_stream};
-use crate::transport::image_names::{best_match, match_name, split_name};
+use crate::transport::image_names::{best_match, repositories, tags_in};
 use crate::transport::oci_layout::{parse_index, LayoutEntry, MAX_INDEX_BYTES};
 use crate::transport::{BlobRef, BlobStream, CheckedStream, ImageSource, Result, TransportError};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -78,6 +78,14 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Inner {
+    /// Every name the archive's images carry (RepoTags), as stored.
+    fn names(&self) -> impl Iterator<Item = &str> {
+        self.images
+            .iter()
+            .flat_map(|e| e.names())
+            .map(String::as_str)
+    }
+
     fn endpoint(&self) -> String {
         format!("docker-archive:{}", self.file.display())
     }
@@ -413,28 +421,11 @@ impl ImageSource for DockerArchiveSource {
     }
 
     async fn repositories(&self) -> Result<Option<Vec<String>>> {
-        let repos: BTreeSet<String> = self
-            .inner
-            .images
-            .iter()
-            .flat_map(|e| e.names())
-            .filter_map(|n| split_name(n).0.map(str::to_string))
-            .collect();
-        Ok(Some(repos.into_iter().collect()))
+        Ok(Some(repositories(self.inner.names())))
     }
 
     async fn list_tags(&self, repository: &str) -> Result<Vec<String>> {
-        let tags: BTreeSet<String> = self
-            .inner
-            .images
-            .iter()
-            .flat_map(|e| e.names())
-            .filter_map(|n| {
-                let tag = split_name(n).1?;
-                match_name(n, repository, tag).map(|_| tag.to_string())
-            })
-            .collect();
-        Ok(tags.into_iter().collect())
+        Ok(tags_in(self.inner.names(), repository))
     }
 
     async fn get_manifest(

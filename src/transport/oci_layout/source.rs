@@ -4,9 +4,8 @@ use super::{parse_index, LayoutEntry, MAX_INDEX_BYTES};
 use crate::digest::Digest;
 use crate::manifest::{Parsed, RawManifest, MAX_MANIFEST_BYTES};
 use crate::transport::file_io::{read_region, region_stream};
-use crate::transport::image_names::{best_match, split_name};
+use crate::transport::image_names::{best_match, repositories, tags_in};
 use crate::transport::{BlobRef, BlobStream, CheckedStream, ImageSource, Result, TransportError};
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 /// An OCI layout as a source. Tag lookups go through the `ref.name` of the
@@ -22,6 +21,11 @@ pub struct OciLayoutSource {
 }
 
 impl OciLayoutSource {
+    /// Every name the layout's index gives an entry (`org.opencontainers.image.ref.name`).
+    fn names(&self) -> impl Iterator<Item = &str> {
+        self.entries.iter().filter_map(|e| e.name.as_deref())
+    }
+
     /// Opens the layout at `dir`: reads `oci-layout` and `index.json` (small files;
     /// blocking).
     pub fn open(dir: &Path) -> Result<OciLayoutSource> {
@@ -179,26 +183,11 @@ impl ImageSource for OciLayoutSource {
     /// The repositories of entries named `repository:tag`; entries named by a bare
     /// tag have no repository and are listed by `list_tags` of any repository.
     async fn repositories(&self) -> Result<Option<Vec<String>>> {
-        let repos: BTreeSet<String> = self
-            .entries
-            .iter()
-            .filter_map(|e| split_name(e.name.as_deref()?).0.map(str::to_string))
-            .collect();
-        Ok(Some(repos.into_iter().collect()))
+        Ok(Some(repositories(self.names())))
     }
 
     async fn list_tags(&self, repository: &str) -> Result<Vec<String>> {
-        let tags: BTreeSet<String> = self
-            .entries
-            .iter()
-            .filter_map(|e| {
-                let name = e.name.as_deref()?;
-                let tag = split_name(name).1?;
-                crate::transport::image_names::match_name(name, repository, tag)
-                    .map(|_| tag.to_string())
-            })
-            .collect();
-        Ok(tags.into_iter().collect())
+        Ok(tags_in(self.names(), repository))
     }
 
     async fn get_manifest(
