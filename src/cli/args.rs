@@ -221,6 +221,15 @@ pub struct HttpArgs {
     pub tls_key: Option<PathBuf>,
 }
 
+/// `--json` of the commands that print one document of what they found (ls, tags,
+/// verify): one help text for all three.
+#[derive(Args, Debug, Clone, Copy)]
+pub struct JsonArg {
+    /// Print one JSON document on standard output instead of text (schema: README, "JSON output").
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// `--require-cosign KEY.pub`: the image policy of upload and sync.
 #[derive(Args, Debug, Clone)]
 pub struct CosignArg {
@@ -352,9 +361,8 @@ pub struct LsArgs {
     /// [default: cfg `trust`].
     #[arg(long, value_name = "FILE")]
     pub trust: Option<PathBuf>,
-    /// Print one JSON document on standard output instead of text (schema: README, "JSON output").
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub output: JsonArg,
 }
 
 #[derive(Args, Debug)]
@@ -375,9 +383,8 @@ pub struct TagsArgs {
     /// Repository, e.g. registry.example.com:5000/team/app
     #[arg(value_name = "REPOSITORY")]
     pub repository: String,
-    /// Print one JSON document on standard output instead of text (schema: README, "JSON output").
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub output: JsonArg,
 }
 
 #[derive(Args, Debug)]
@@ -568,7 +575,6 @@ pub struct VerifyArgs {
     pub size_only: bool,
     #[command(flatten)]
     pub trust: TrustArg,
-    /// Print one JSON document on standard output instead of text (schema: README, "JSON output").
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub output: JsonArg,
 }

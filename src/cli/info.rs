@@ -19,7 +19,7 @@ pub fn run_ls(args: LsArgs, trust: Option<&crate::sign::Trust>) -> Result<Outcom
     let started = chrono::Utc::now();
     let bundle = Bundle::open(&args.meta)
         .with_context(|| crate::tr!("cannot open the bundle", "无法打开镜像包"))?;
-    if args.json {
+    if args.output.json {
         let mut doc = bundle_document("ls", &bundle, started);
         // Listing succeeded; failed images of the save are in `images`.
         doc.ok = true;
@@ -317,7 +317,7 @@ pub async fn run_tags(args: TagsArgs, registries: &Registries) -> Result<Outcome
     let started = chrono::Utc::now();
     let client = registries.client(&r.registry)?;
     let tags = client.tags(&r.repository).await?;
-    if args.json {
+    if args.output.json {
         let mut doc = super::output::Document::new("tags", started);
         doc.source = Some(format!("{}/{}", r.registry, r.repository));
         doc.tags = Some(tags);

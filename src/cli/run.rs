@@ -1277,7 +1277,7 @@ fn run_verify(
         VerifyLevel::Full
     };
     let result = crate::engine::upload::verify_bundle(&bundle, level, reporter, cancel);
-    if args.json && !(result.is_err() && cancel.is_cancelled()) {
+    if args.output.json && !(result.is_err() && cancel.is_cancelled()) {
         let mut doc = super::info::bundle_document("verify", &bundle, started);
         doc.ok = result.is_ok();
         if let Err(e) = &result {
